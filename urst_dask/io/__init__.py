@@ -1,0 +1,1 @@
+"""All file and network I/O: images, output stores, weights.  Compute code imports none of it."""

@@ -1,0 +1,174 @@
+"""Finding, verifying, loading and fetching pretrained weights.
+
+Resolution order for the weights folder: an explicit path (``--weights``), the
+``URST_DASK_WEIGHTS`` environment variable, then the per-user cache
+(``$XDG_CACHE_HOME/urst-dask/weights``, default ``~/.cache/urst-dask/weights``).
+Inside it each network has a subfolder (``wct16x/e1.pth``...), as in ``shared/weights``.
+Every file is checked against its recorded sha256 before ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+from urllib.parse import urlsplit
+
+import torch
+
+from ..errors import WeightsError
+
+ENV_VAR = "URST_DASK_WEIGHTS"
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One checkpoint file: where it sits under the weights folder, its hash and origin."""
+
+    relpath: str  # e.g. "wct16x/e1.pth"
+    sha256: str
+    url: str | None = None  # public upstream download, if there is one
+    what: str = ""  # human description for messages
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "urst-dask" / "weights"
+
+
+def resolve_weights_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The weights folder to use (explicit > ``URST_DASK_WEIGHTS`` > user cache)."""
+    if explicit is not None:
+        p = Path(explicit).expanduser()
+        if not p.is_dir():
+            raise WeightsError(f"weights={str(explicit)!r}: not a directory")
+        return p
+    env = os.environ.get(ENV_VAR)
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_dir():
+            raise WeightsError(f"{ENV_VAR}={env!r}: not a directory")
+        return p
+    return default_cache_dir()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_verified: dict[tuple[str, int, int], str] = {}
+_verified_lock = threading.Lock()
+
+
+def verify_file(path: Path, wf: WeightFile) -> None:
+    """Raise :class:`WeightsError` unless ``path`` exists and matches ``wf.sha256``."""
+    if not path.is_file():
+        how = (
+            f"run `urst-dask weights fetch` to download it"
+            if wf.url
+            else "it has no public download: copy it there by hand"
+        )
+        raise WeightsError(
+            f"weights file missing: {path} ({wf.what or wf.relpath}); {how}, "
+            f"or point --weights / {ENV_VAR} at a folder that has {wf.relpath}"
+        )
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _verified_lock:
+        known = _verified.get(key)
+    digest = known or sha256_file(path)
+    if digest != wf.sha256:
+        raise WeightsError(
+            f"weights file {path}: sha256 {digest} does not match the expected {wf.sha256} "
+            f"(corrupt or a different file; delete it and fetch again)"
+        )
+    with _verified_lock:
+        _verified[key] = digest
+
+
+def load_state_dict(root: Path, wf: WeightFile, *, verify: bool = True) -> dict[str, torch.Tensor]:
+    """Verify and load one checkpoint as a flat state dict on the CPU.
+
+    Files wrapped as ``{"epoch": ..., "model": state_dict}`` are unwrapped.
+    """
+    path = Path(root) / wf.relpath
+    if verify:
+        verify_file(path, wf)
+    elif not path.is_file():
+        raise WeightsError(f"weights file missing: {path} ({wf.what or wf.relpath})")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
+        raise WeightsError(f"weights file {path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict):
+        raise WeightsError(f"weights file {path}: expected a state dict, got {type(obj).__name__}")
+    return obj
+
+
+def file_status(root: Path, wf: WeightFile) -> str:
+    """'ok', 'missing' or 'bad-hash' for a catalogue entry (used by ``urst-dask methods``)."""
+    path = Path(root) / wf.relpath
+    if not path.is_file():
+        return "missing"
+    try:
+        verify_file(path, wf)
+    except WeightsError:
+        return "bad-hash"
+    return "ok"
+
+
+def fetch(
+    files: Iterable[WeightFile],
+    dest: Path,
+    *,
+    mirror: str | None = None,
+    timeout: float = 60.0,
+    log: Callable[[str], None] = lambda s: None,
+) -> list[Path]:
+    """Download each file with a URL into ``dest``, verifying sha256; skip files already good.
+
+    ``mirror`` (``http://host:port``) replaces the scheme and host of every upstream URL,
+    keeping its path (for mirrors and for tests against a local server).  A download is
+    written to a temporary file and renamed into place only after its hash matches.
+    """
+    done: list[Path] = []
+    for wf in files:
+        target = Path(dest) / wf.relpath
+        if target.is_file() and file_status(Path(dest), wf) == "ok":
+            log(f"ok       {wf.relpath}")
+            done.append(target)
+            continue
+        if not wf.url:
+            raise WeightsError(f"{wf.relpath} has no public download; copy it into {target.parent} by hand")
+        url = wf.url if mirror is None else mirror.rstrip("/") + urlsplit(wf.url).path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        log(f"fetch    {wf.relpath} <- {url}")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=target.suffix)
+        try:
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                shutil.copyfileobj(resp, out)
+            digest = sha256_file(Path(tmp))
+            if digest != wf.sha256:
+                raise WeightsError(f"download of {wf.relpath} from {url}: sha256 {digest} != expected {wf.sha256}")
+            os.replace(tmp, target)
+        except WeightsError:
+            raise
+        except OSError as exc:
+            raise WeightsError(f"download of {wf.relpath} from {url} failed: {exc}") from exc
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        done.append(target)
+    return done

@@ -1,0 +1,112 @@
+"""Pure normalization kernels on tensors.
+
+No I/O, no global device state, no layer state.  Feature maps are NCHW float tensors on
+any device; statistics are per channel.  Whitening/colouring matrices are computed in
+float64 for stability and applied in the feature dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+IN_EPS = 1e-5  # nn.InstanceNorm2d's default
+EIG_EPS = 1e-5  # eigenvalues below this are dropped (reference WCT)
+
+
+def calc_mean_std(feat: Tensor, eps: float = IN_EPS, *, unbiased: bool = False) -> tuple[Tensor, Tensor]:
+    """Per-sample, per-channel mean and std of an NCHW feature map.
+
+    Returns two ``(N, C)`` tensors in float32 (or the input's wider dtype).  ``std`` is
+    ``sqrt(var + eps)``; ``unbiased=False`` matches ``nn.InstanceNorm2d``, ``True`` matches
+    pytorch-AdaIN's ``calc_mean_std``.
+    """
+    if feat.dim() != 4:
+        raise ValueError(f"feat: expected NCHW, got shape {tuple(feat.shape)}")
+    flat = feat.flatten(2).to(torch.promote_types(feat.dtype, torch.float32))
+    var, mean = torch.var_mean(flat, dim=2, correction=1 if unbiased else 0)
+    return mean, (var + eps).sqrt()
+
+
+def tin(x: Tensor, mean: Tensor, std: Tensor, weight: Tensor | None = None, bias: Tensor | None = None) -> Tensor:
+    """Thumbnail instance normalization: ``weight * (x - mean) / std + bias``.
+
+    ``x`` is NCHW; ``mean``/``std`` are ``(C,)`` or ``(N, C)`` statistics taken elsewhere
+    (the thumbnail), ``weight``/``bias`` the optional ``(C,)`` affine parameters.  With
+    ``mean, std = calc_mean_std(x)`` this is exactly instance normalization.
+    """
+    shape = (-1, x.shape[1], 1, 1)
+    y = (x - mean.reshape(shape).to(x.dtype)) / std.reshape(shape).to(x.dtype)
+    if weight is not None:
+        y = y * weight.reshape(shape).to(x.dtype)
+    if bias is not None:
+        y = y + bias.reshape(shape).to(x.dtype)
+    return y
+
+
+def adain(x: Tensor, content_mean: Tensor, content_std: Tensor, style_mean: Tensor, style_std: Tensor) -> Tensor:
+    """AdaIN with explicit statistics: ``style_std * (x - content_mean) / content_std + style_mean``."""
+    return tin(x, content_mean, content_std, style_std, style_mean)
+
+
+def feature_covariance(feat: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean ``(C,)`` and covariance ``(C, C)`` (divided by M-1) of a ``(1, C, H, W)`` map, float64."""
+    if feat.dim() != 4 or feat.shape[0] != 1:
+        raise ValueError(f"feat: expected (1, C, H, W), got shape {tuple(feat.shape)}")
+    f = feat[0].flatten(1).double()
+    mean = f.mean(dim=1)
+    fc = f - mean[:, None]
+    m = max(fc.shape[1] - 1, 1)
+    return mean, fc @ fc.T / m
+
+
+def _eig_power(cov: Tensor, power: float, eps: float) -> Tensor:
+    evals, evecs = torch.linalg.eigh(cov)
+    keep = evals >= eps
+    evals = torch.where(keep, evals, torch.ones_like(evals)).pow(power) * keep
+    return (evecs * evals[None, :]) @ evecs.T
+
+
+def whitening_matrix(cov: Tensor, *, ridge: float = 1.0, eps: float = EIG_EPS) -> Tensor:
+    """``(cov + ridge * I)^(-1/2)``, eigenvalues below ``eps`` dropped (reference WCT)."""
+    eye = torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
+    return _eig_power(cov + ridge * eye, -0.5, eps)
+
+
+def colouring_matrix(cov: Tensor, *, eps: float = EIG_EPS) -> Tensor:
+    """``cov^(1/2)`` with eigenvalues below ``eps`` dropped (reference WCT style side)."""
+    return _eig_power(cov, 0.5, eps)
+
+
+def wct_affine(
+    content_mean: Tensor, whiten: Tensor, style_mean: Tensor, colour: Tensor, alpha: float
+) -> tuple[Tensor, Tensor]:
+    """Fold whitening, colouring and the alpha blend into one affine map ``y = A x + b``.
+
+    ``alpha * (colour @ whiten @ (x - content_mean) + style_mean) + (1 - alpha) * x``.
+    Returns ``A (C, C)`` and ``b (C,)`` in float64.
+    """
+    c = content_mean.shape[0]
+    m = colour.double() @ whiten.double()
+    eye = torch.eye(c, dtype=torch.float64, device=m.device)
+    a = alpha * m + (1.0 - alpha) * eye
+    b = alpha * (style_mean.double() - m @ content_mean.double())
+    return a, b
+
+
+def apply_channel_affine(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """Apply ``y[n, :, i, j] = a @ x[n, :, i, j] + b`` to an NCHW map (a 1x1 convolution)."""
+    w = a.to(device=x.device, dtype=x.dtype)[:, :, None, None]
+    return torch.nn.functional.conv2d(x, w, b.to(device=x.device, dtype=x.dtype))
+
+
+def whiten_colour(
+    x: Tensor, content_mean: Tensor, whiten: Tensor, style_mean: Tensor, colour: Tensor, alpha: float = 1.0
+) -> Tensor:
+    """Whitening/colouring transform with explicit content statistics (TIN for WCT).
+
+    ``x`` is NCHW; ``content_mean``/``whiten`` come from the thumbnail (or from ``x`` itself
+    for plain WCT), ``style_mean``/``colour`` from the style features.
+    """
+    a, b = wct_affine(content_mean, whiten, style_mean, colour, alpha)
+    return apply_channel_affine(x, a, b)

@@ -1,0 +1,70 @@
+"""Registry of style networks.
+
+Each network is one module exposing ``WEIGHTS`` (its checkpoint files) and
+``build(state_dicts, variant)``.  :func:`load_model` resolves, verifies and loads the files
+and returns a frozen :class:`~urst_dask.models.base.StyleModel`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+from ..errors import ParameterError
+from ..io.weights import WeightFile, file_status, load_state_dict
+from .base import ModelInfo, StyleModel
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    name: str
+    module: str
+    summary: str
+
+    def load_module(self) -> ModuleType:
+        return importlib.import_module(f"{__name__}.{self.module}")
+
+    def weights(self, variant: str | None = None) -> tuple[WeightFile, ...]:
+        mod = self.load_module()
+        chooser: Callable[[str | None], tuple[WeightFile, ...]] | None = getattr(mod, "weights_for", None)
+        return chooser(variant) if chooser else mod.WEIGHTS
+
+
+METHODS: dict[str, MethodEntry] = {
+    e.name: e
+    for e in (
+        MethodEntry("wct16x", "wct16x", "16x-compressed VGG-19 WCT (Collaborative Distillation), 5 levels"),
+    )
+}
+
+
+def method_entry(name: str) -> MethodEntry:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ParameterError(f"method={name!r}: must be one of {', '.join(METHODS)}") from None
+
+
+def load_model(name: str, weights_dir: Path, variant: str | None = None) -> StyleModel:
+    """Load network ``name`` (and style ``variant`` for baked-in-style networks) on the CPU."""
+    entry = method_entry(name)
+    mod = entry.load_module()
+    files = entry.weights(variant)
+    dicts = {wf.relpath: load_state_dict(weights_dir, wf) for wf in files}
+    return mod.build(dicts, variant)
+
+
+def weights_report(weights_dir: Path) -> dict[str, dict[str, str]]:
+    """``{method: {relpath: 'ok'|'missing'|'bad-hash'}}`` for every registered method."""
+    out = {}
+    for name, entry in METHODS.items():
+        mod = entry.load_module()
+        files = getattr(mod, "ALL_WEIGHTS", None) or mod.WEIGHTS
+        out[name] = {wf.relpath: file_status(weights_dir, wf) for wf in files}
+    return out
+
+
+__all__ = ["METHODS", "MethodEntry", "ModelInfo", "StyleModel", "load_model", "method_entry", "weights_report"]

@@ -1,0 +1,86 @@
+"""The one interface every style network implements.
+
+A :class:`StyleModel` is an ``nn.Module`` whose forward pass is a pure function of its
+inputs: ``forward(x, style, stats)``.  Normalization statistics never live on layers; the
+forward pass asks a :class:`~urst_dask.stats.StatsSource` for them at each normalization
+point, so the same frozen module is safe to share between threads.
+
+Images are NCHW float RGB in [0, 1] on the model's device, in and out; a network trained
+on another range (Johnson's [0, 255]) converts inside.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from ..stats import FrozenSource, InstanceSource, NormStats, RecordingSource, StatsSource, StyleCode
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the pipeline needs to know about a network."""
+
+    name: str
+    size_multiple: int  # input H and W must be multiples of this (2 ** number of poolings)
+    receptive_field: int  # rough receptive field of one output pixel, in input pixels
+    takes_style_image: bool  # False: the style is baked into the weights (Johnson)
+    supports_alpha: bool
+    input_range: float = 1.0  # the range the original network was trained on (1 or 255)
+    styles: tuple[str, ...] = field(default_factory=tuple)  # named built-in styles, if any
+
+
+class StyleModel(nn.Module, abc.ABC):
+    """Base class: subclasses implement :meth:`prepare_style` and :meth:`run`."""
+
+    info: ModelInfo
+
+    def freeze(self) -> "StyleModel":
+        """Inference only: eval mode and no gradients for any parameter."""
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+    @abc.abstractmethod
+    def prepare_style(self, style: Tensor | None) -> StyleCode:
+        """Encode a style image once per run.
+
+        ``style`` is ``(1, 3, S, S)`` float RGB in [0, 1] on the model's device, or ``None``
+        for networks whose style is baked in.  Returns a device-independent StyleCode.
+        """
+
+    @abc.abstractmethod
+    def run(self, x: Tensor, style: StyleCode, source: StatsSource, alpha: float) -> Tensor:
+        """Stylize ``x`` (NCHW, [0, 1]), asking ``source`` for statistics at each point."""
+
+    def forward(self, x: Tensor, style: StyleCode, stats: NormStats | None = None, alpha: float = 1.0) -> Tensor:
+        """Stylize a window.  ``stats=None`` uses the window's own statistics (plain IN)."""
+        source: StatsSource = InstanceSource() if stats is None else FrozenSource(stats)
+        return self.run(x, style, source, alpha)
+
+    def collect_stats(self, thumb: Tensor, style: StyleCode, alpha: float = 1.0) -> tuple[Tensor, NormStats]:
+        """Run the thumbnail through the whole network, recording every point's statistics.
+
+        Returns the stylized thumbnail and the :class:`NormStats`.
+        """
+        rec = RecordingSource()
+        out = self.run(thumb, style, rec, alpha)
+        return out, rec.result(self.info.name)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+class ConvReLU(nn.Sequential):
+    """Reflection-padded 3x3 (or kxk) convolution followed by ReLU (optional)."""
+
+    def __init__(self, cin: int, cout: int, k: int = 3, relu: bool = True) -> None:
+        layers: list[nn.Module] = [nn.ReflectionPad2d(k // 2), nn.Conv2d(cin, cout, k)]
+        if relu:
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)

@@ -1,0 +1,163 @@
+"""Frozen, validated settings for a run.
+
+Option strings are enums; constructing a setting with a bad value raises
+:class:`~urst_dask.errors.ParameterError` naming the argument and the value, and listing
+the valid choices for enums.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from .errors import ParameterError, ParameterTypeError, bad_value
+
+
+class _Choice(str, enum.Enum):
+    """A string enum whose ``parse`` gives a helpful error listing valid values."""
+
+    @classmethod
+    def parse(cls, value: "str | _Choice", arg: str) -> "_Choice":
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            for member in cls:
+                if member.value == value.lower():
+                    return member
+        valid = ", ".join(m.value for m in cls)
+        raise ParameterError(f"{arg}={value!r}: must be one of {valid}")
+
+    def __str__(self) -> str:  # pragma: no cover - cosmetic
+        return self.value
+
+
+class NormMode(_Choice):
+    """Where normalization statistics come from."""
+
+    TIN = "tin"  # thumbnail statistics, frozen for every window (URST)
+    IN = "in"  # each window's own statistics: the paper's inconsistent baseline
+
+
+class DeviceKind(_Choice):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class Precision(_Choice):
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"  # autocast; statistics stay float32/float64
+    FLOAT16 = "float16"  # autocast on CUDA only
+
+
+class Boundary(_Choice):
+    REFLECT = "reflect"  # numpy 'symmetric' (edge pixel repeated), as dask implements it
+
+
+def _int(arg: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
+        isinstance(value, float) and value.is_integer()
+    ):
+        raise ParameterTypeError(f"{arg}={value!r}: must be an integer")
+    return int(value)
+
+
+def _positive_float(arg: str, value: object, *, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterTypeError(f"{arg}={value!r}: must be a number")
+    v = float(value)
+    if not math.isfinite(v) or not lo <= v <= hi:
+        raise bad_value(arg, value, f"must be in [{lo}, {hi}]")
+    return v
+
+
+MIN_STRIDE = 16
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """How the image is cut into windows.
+
+    Each window is ``stride + 2 * margin`` pixels on a side (1064 by default); only its
+    centre ``stride x stride`` is kept.  Output chunks are ``stride`` pixels, so every task
+    writes whole output chunks.
+    """
+
+    stride: int = 1000
+    margin: int = 32
+    boundary: Boundary = Boundary.REFLECT
+
+    def __post_init__(self) -> None:
+        stride = _int("stride", self.stride)
+        margin = _int("margin", self.margin)
+        if stride < MIN_STRIDE:
+            raise bad_value("stride", self.stride, f"must be >= {MIN_STRIDE}")
+        if margin < 0:
+            raise bad_value("margin", self.margin, "must be >= 0")
+        if 2 * margin >= stride:
+            raise bad_value("margin", self.margin, f"must be < stride/2 = {stride / 2:g}")
+        object.__setattr__(self, "stride", stride)
+        object.__setattr__(self, "margin", margin)
+        object.__setattr__(self, "boundary", Boundary.parse(self.boundary, "boundary"))
+
+    @property
+    def window(self) -> int:
+        """Nominal window side in pixels (``stride + 2 * margin``)."""
+        return self.stride + 2 * self.margin
+
+    def axis_chunks(self, length: int) -> tuple[int, ...]:
+        """Chunk sizes along one axis of ``length`` pixels.
+
+        Chunks are ``stride`` long; a last chunk shorter than ``margin`` is merged into its
+        neighbour so that every chunk can lend a full margin to its neighbours.
+        """
+        if length < 1:
+            raise bad_value("length", length, "must be >= 1")
+        n = -(-length // self.stride)
+        chunks = [self.stride] * (n - 1) + [length - self.stride * (n - 1)]
+        if n > 1 and chunks[-1] < self.margin:
+            tail = chunks.pop()
+            chunks[-1] += tail
+        return tuple(chunks)
+
+    def axis_depth(self, length: int) -> int:
+        """Overlap depth for an axis: the margin, or 0 if the axis is shorter than it."""
+        return self.margin if length >= self.margin else 0
+
+
+@dataclass(frozen=True)
+class StyleOptions:
+    """How the style image becomes a style code, and how strongly it is applied."""
+
+    alpha: float = 1.0
+    style_size: int = 1024
+    thumb_size: int = 1024
+    norm: NormMode = NormMode.TIN
+    preserve_color: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", _positive_float("alpha", self.alpha, lo=0.0, hi=1.0))
+        for name in ("style_size", "thumb_size"):
+            v = _int(name, getattr(self, name))
+            if v < 16:
+                raise bad_value(name, getattr(self, name), "must be >= 16")
+            object.__setattr__(self, name, v)
+        object.__setattr__(self, "norm", NormMode.parse(self.norm, "norm"))
+        if not isinstance(self.preserve_color, bool):
+            raise ParameterTypeError(f"preserve_color={self.preserve_color!r}: must be a bool")
+
+
+@dataclass(frozen=True)
+class ComputeOptions:
+    """Where and how each worker runs the network."""
+
+    device: DeviceKind = DeviceKind.AUTO
+    precision: Precision = Precision.FLOAT32
+    whole: bool = False  # no tiling: the whole image is one window
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "device", DeviceKind.parse(self.device, "device"))
+        object.__setattr__(self, "precision", Precision.parse(self.precision, "precision"))
+        if not isinstance(self.whole, bool):
+            raise ParameterTypeError(f"whole={self.whole!r}: must be a bool")

@@ -1,0 +1,154 @@
+"""Explicit, frozen, serializable statistics passed into every forward pass.
+
+:class:`NormStats` holds the normalization statistics collected from the thumbnail, one
+entry per normalization point (``"level5"``, ``"in1"``...), each a few named float arrays
+(``mean``, ``std``, ``whiten``...).  :class:`StyleCode` holds a prepared style the same way.
+Both are immutable (read-only numpy arrays in tuples), picklable, hash to a stable token,
+and flatten to ``{"point/field": array}`` for storage next to the output.
+
+A forward pass asks a *source* for the statistics at each normalization point:
+:class:`FrozenSource` returns the thumbnail's, :class:`InstanceSource` computes the
+window's own (plain IN), and :class:`RecordingSource` computes and records them (the
+thumbnail pass).  Sources live for one call, so nothing is mutated on layers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Callable, Iterator, Mapping, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+Fields = Mapping[str, np.ndarray]
+
+
+def _freeze(a: object) -> np.ndarray:
+    arr = np.array(a, copy=True)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"statistics must be numeric arrays, got dtype {arr.dtype}")
+    arr.setflags(write=False)
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class _Table:
+    method: str
+    entries: tuple[tuple[str, tuple[tuple[str, np.ndarray], ...]], ...]
+
+    @classmethod
+    def build(cls, method: str, mapping: Mapping[str, Fields]):
+        """Make a table from ``{point: {field: array}}`` (arrays are copied and frozen)."""
+        entries = tuple(
+            (str(point), tuple((str(f), _freeze(v)) for f, v in sorted(fields.items())))
+            for point, fields in mapping.items()
+        )
+        return cls(method=method, entries=entries)
+
+    def __getitem__(self, point: str) -> dict[str, np.ndarray]:
+        for name, fields in self.entries:
+            if name == point:
+                return dict(fields)
+        raise KeyError(f"{type(self).__name__} for {self.method!r} has no point {point!r}; has {self.points()}")
+
+    def __contains__(self, point: object) -> bool:
+        return any(name == point for name, _ in self.entries)
+
+    def points(self) -> list[str]:
+        return [name for name, _ in self.entries]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.points())
+
+    def tensors(self, point: str, device: torch.device | str = "cpu") -> dict[str, Tensor]:
+        """The fields of one point as tensors on ``device`` (dtype kept)."""
+        return {k: torch.from_numpy(np.array(v)).to(device) for k, v in self[point].items()}
+
+    def to_flat(self) -> dict[str, np.ndarray]:
+        """``{"point/field": array}``, for storage in Zarr arrays."""
+        return {f"{p}/{f}": v for p, fields in self.entries for f, v in fields}
+
+    @classmethod
+    def from_flat(cls, method: str, flat: Mapping[str, np.ndarray]):
+        grouped: dict[str, dict[str, np.ndarray]] = {}
+        for key, value in flat.items():
+            point, _, field = key.partition("/")
+            if not field:
+                raise ValueError(f"statistics key {key!r} is not of the form 'point/field'")
+            grouped.setdefault(point, {})[field] = np.asarray(value)
+        return cls.build(method, grouped)
+
+    def token(self) -> str:
+        """A stable sha256 of the contents (method, names, dtypes, shapes, bytes)."""
+        h = hashlib.sha256(self.method.encode())
+        for point, fields in self.entries:
+            h.update(point.encode())
+            for f, v in fields:
+                h.update(f"{f}{v.dtype.str}{v.shape}".encode())
+                h.update(np.ascontiguousarray(v).tobytes())
+        return h.hexdigest()
+
+    def __dask_tokenize__(self) -> str:
+        return f"{type(self).__name__}-{self.token()}"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.token() == self.token()  # type: ignore[union-attr]
+
+    def __hash__(self) -> int:
+        return hash(self.token())
+
+    def nbytes(self) -> int:
+        return sum(v.nbytes for _, fields in self.entries for _, v in fields)
+
+
+class NormStats(_Table):
+    """Normalization statistics of every normalization point, from the thumbnail."""
+
+
+class StyleCode(_Table):
+    """A prepared style (features' statistics of the style image), shared by all windows."""
+
+
+Compute = Callable[[Tensor], dict[str, Tensor]]
+
+
+class StatsSource(Protocol):
+    def get(self, point: str, feat: Tensor, compute: Compute) -> dict[str, Tensor]:
+        """Statistics for normalization point ``point`` whose input feature map is ``feat``."""
+        ...
+
+
+class FrozenSource:
+    """Statistics fixed in advance (TIN): the window's own features are ignored."""
+
+    def __init__(self, stats: NormStats) -> None:
+        self.stats = stats
+
+    def get(self, point: str, feat: Tensor, compute: Compute) -> dict[str, Tensor]:
+        return self.stats.tensors(point, feat.device)
+
+
+class InstanceSource:
+    """Each window's own statistics (plain instance normalization)."""
+
+    def get(self, point: str, feat: Tensor, compute: Compute) -> dict[str, Tensor]:
+        return compute(feat)
+
+
+class RecordingSource:
+    """Computes the statistics of the input (the thumbnail) and records them, in order."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, dict[str, np.ndarray]] = {}
+
+    def get(self, point: str, feat: Tensor, compute: Compute) -> dict[str, Tensor]:
+        if point in self._seen:
+            raise RuntimeError(f"normalization point {point!r} visited twice in one pass")
+        out = compute(feat)
+        self._seen[point] = {k: v.detach().cpu().numpy() for k, v in out.items()}
+        return out
+
+    def result(self, method: str) -> NormStats:
+        return NormStats.build(method, self._seen)
