@@ -23,9 +23,11 @@ class MethodEntry:
     name: str
     module: str
     summary: str
+    takes_style_image: bool = True
 
     def load_module(self) -> ModuleType:
-        return importlib.import_module(f"{__name__}.{self.module}")
+        """The network's module (``module`` is an absolute module name)."""
+        return importlib.import_module(self.module)
 
     def weights(self, variant: str | None = None) -> tuple[WeightFile, ...]:
         mod = self.load_module()
@@ -36,9 +38,18 @@ class MethodEntry:
 METHODS: dict[str, MethodEntry] = {
     e.name: e
     for e in (
-        MethodEntry("wct16x", "wct16x", "16x-compressed VGG-19 WCT (Collaborative Distillation), 5 levels"),
+        MethodEntry("wct16x", f"{__name__}.wct16x", "16x-compressed VGG-19 WCT (Collaborative Distillation), 5 levels"),
     )
 }
+
+
+def register_method(entry: MethodEntry) -> None:
+    """Add a network (a module with ``WEIGHTS`` and ``build``) under ``entry.name``.
+
+    Workers must be able to import ``entry.module`` and must register it too (for instance
+    in a worker plugin); the built-in networks are always registered.
+    """
+    METHODS[entry.name] = entry
 
 
 def method_entry(name: str) -> MethodEntry:
@@ -67,4 +78,4 @@ def weights_report(weights_dir: Path) -> dict[str, dict[str, str]]:
     return out
 
 
-__all__ = ["METHODS", "MethodEntry", "ModelInfo", "StyleModel", "load_model", "method_entry", "weights_report"]
+__all__ = ["METHODS", "MethodEntry", "register_method", "ModelInfo", "StyleModel", "load_model", "method_entry", "weights_report"]

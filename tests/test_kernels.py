@@ -1,0 +1,66 @@
+import torch
+import torch.nn.functional as F
+
+from urst_dask import kernels
+
+
+def _feat(seed=0, c=8, h=20, w=24):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, c, h, w, generator=g) * torch.rand(1, c, 1, 1, generator=g) * 3 + 1
+
+
+def test_tin_with_own_stats_is_instance_norm():
+    x = _feat()
+    weight, bias = torch.rand(8), torch.randn(8)
+    mean, std = kernels.calc_mean_std(x)
+    ours = kernels.tin(x, mean, std, weight, bias)
+    ref = F.instance_norm(x, weight=weight, bias=bias, eps=kernels.IN_EPS)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_tin_uses_given_stats_not_the_inputs():
+    x, t = _feat(0), _feat(1)
+    mean, std = kernels.calc_mean_std(t)
+    y = kernels.tin(x, mean, std)
+    assert not torch.allclose(y, F.instance_norm(x, eps=kernels.IN_EPS), atol=1e-3)
+
+
+def test_adain_moves_statistics_to_the_style():
+    x, s = _feat(0), _feat(2)
+    cm, cs = kernels.calc_mean_std(x)
+    sm, ss = kernels.calc_mean_std(s)
+    y = kernels.adain(x, cm, cs, sm, ss)
+    ym, ys = kernels.calc_mean_std(y)
+    torch.testing.assert_close(ym, sm, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ys, ss, atol=1e-3, rtol=1e-3)
+
+
+def test_whitening_matrix_inverts_the_square_root():
+    _, cov = kernels.feature_covariance(_feat())
+    w = kernels.whitening_matrix(cov, ridge=1.0)
+    eye = torch.eye(8, dtype=torch.float64)
+    torch.testing.assert_close(w @ (cov + eye) @ w, eye, atol=1e-8, rtol=1e-8)
+
+
+def test_whiten_colour_gives_the_style_covariance():
+    x, s = _feat(0, h=40, w=40), _feat(3, h=40, w=40)
+    cm, ccov = kernels.feature_covariance(x)
+    sm, scov = kernels.feature_covariance(s)
+    y = kernels.whiten_colour(x, cm, kernels.whitening_matrix(ccov, ridge=0.0), sm, kernels.colouring_matrix(scov))
+    ym, ycov = kernels.feature_covariance(y)
+    torch.testing.assert_close(ym, sm, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ycov, scov, atol=1e-3, rtol=1e-3)
+
+
+def test_alpha_zero_is_identity():
+    x, s = _feat(0), _feat(3)
+    cm, ccov = kernels.feature_covariance(x)
+    sm, scov = kernels.feature_covariance(s)
+    y = kernels.whiten_colour(x, cm, kernels.whitening_matrix(ccov), sm, kernels.colouring_matrix(scov), alpha=0.0)
+    torch.testing.assert_close(y, x, atol=1e-5, rtol=1e-5)
+
+
+def test_small_eigenvalues_dropped():
+    cov = torch.diag(torch.tensor([4.0, 1e-9], dtype=torch.float64))
+    c = kernels.colouring_matrix(cov)
+    torch.testing.assert_close(c, torch.diag(torch.tensor([2.0, 0.0], dtype=torch.float64)))

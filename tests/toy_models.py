@@ -1,0 +1,70 @@
+"""Weightless test networks that go through the real registry, runtime and tiling path.
+
+* ``identity``: normalizes with its statistics and undoes it, so the output equals the input
+  (exactly, once quantized back to the input dtype) whatever the statistics; any tile
+  misplacement, seam or lost pixel shows.
+* ``localmean``: 3x3 mean with an explicit per-pixel sum (no convolution algorithm whose
+  summation order depends on the input size): its receptive field is 3 px, inside any margin
+  >= 1, so tiled output must equal whole-image output exactly.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from urst_dask import kernels
+from urst_dask.models import MethodEntry, register_method
+from urst_dask.models.base import ModelInfo, StyleModel
+from urst_dask.stats import StatsSource, StyleCode
+
+WEIGHTS: tuple = ()
+
+
+def _mean_std(feat: Tensor) -> dict[str, Tensor]:
+    mean, std = kernels.calc_mean_std(feat)
+    return {"mean": mean[0], "std": std[0]}
+
+
+class Identity(StyleModel):
+    def __init__(self, multiple: int = 8) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1), requires_grad=False)  # gives the module a device
+        self.info = ModelInfo("identity", multiple, 1, True, True)
+
+    def prepare_style(self, style: Tensor | None) -> StyleCode:
+        return StyleCode.build("identity", {})
+
+    def run(self, x: Tensor, style: StyleCode, source: StatsSource, alpha: float) -> Tensor:
+        st = source.get("in1", x, _mean_std)
+        y = kernels.tin(x, st["mean"], st["std"])
+        return y * st["std"].reshape(1, -1, 1, 1) + st["mean"].reshape(1, -1, 1, 1)
+
+
+class LocalMean(Identity):
+    def __init__(self) -> None:
+        super().__init__(multiple=1)
+        self.info = ModelInfo("localmean", 1, 3, True, True)
+
+    def run(self, x: Tensor, style: StyleCode, source: StatsSource, alpha: float) -> Tensor:
+        source.get("in1", x, _mean_std)
+        p = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        h, w = x.shape[-2:]
+        acc = torch.zeros_like(x)
+        for dy in range(3):
+            for dx in range(3):
+                acc = acc + p[..., dy : dy + h, dx : dx + w]
+        return acc / 9.0
+
+
+def build(state_dicts: dict, variant: str | None = None) -> StyleModel:
+    return (LocalMean() if variant == "localmean" else Identity()).freeze()
+
+
+def weights_for(variant: str | None) -> tuple:
+    return ()
+
+
+def register() -> None:
+    register_method(MethodEntry("identity", __name__, "test: identity through TIN"))

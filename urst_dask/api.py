@@ -1,0 +1,187 @@
+"""The Python API: ``stylize`` and ``export``.
+
+``stylize`` runs the two stages on a Dask cluster (an embedded local one unless a client or
+scheduler is given): the thumbnail stage computes the style code and the thumbnail
+statistics once; the tile stage stylizes every window with them and writes the output
+Zarr chunk by chunk; the store is marked complete last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from . import __version__, graph
+from .cluster import ClusterOptions, connect, run
+from .errors import InputImageError, ParameterError, ParameterTypeError
+from .io import images, store
+from .io.weights import resolve_weights_dir, verify_file
+from .models import method_entry
+from .runtime import ModelSpec
+from .settings import ComputeOptions, NormMode, StyleOptions, TilePlan
+from .stats import NormStats
+from .tiles import WindowJob
+
+_GROUPS = (StyleOptions, TilePlan, ComputeOptions, ClusterOptions)
+
+
+def _settings(given: dict[str, Any], objs: dict[type, Any]) -> tuple[StyleOptions, TilePlan, ComputeOptions, ClusterOptions]:
+    """Route keyword settings (``alpha=``, ``stride=``...) into the frozen settings objects."""
+    fields = {f.name: cls for cls in _GROUPS for f in dataclasses.fields(cls)}
+    routed: dict[type, dict[str, Any]] = {cls: {} for cls in _GROUPS}
+    for key, value in given.items():
+        if key not in fields:
+            raise ParameterTypeError(f"stylize() got an unknown setting {key!r}; valid: {', '.join(sorted(fields))}")
+        routed[fields[key]][key] = value
+    out = []
+    for cls in _GROUPS:
+        base = objs.get(cls)
+        if base is not None and not isinstance(base, cls):
+            raise ParameterTypeError(f"expected {cls.__name__}, got {type(base).__name__}")
+        out.append(dataclasses.replace(base, **routed[cls]) if base is not None else cls(**routed[cls]))
+    return tuple(out)  # type: ignore[return-value]
+
+
+def _as_source(content: Any) -> images.ImageSource:
+    if isinstance(content, images.ImageSource):
+        return content
+    if isinstance(content, (da.Array, np.ndarray)):
+        arr = content if isinstance(content, da.Array) else da.from_array(content, chunks=(1000, 1000, -1))
+        return images.ImageSource(images.check_rgb(arr, "<array>", "content"), "<array>", "array")
+    if isinstance(content, (str, os.PathLike)):
+        return images.open_image(content, "content")
+    raise ParameterTypeError(f"content={type(content).__name__}: expected a path, a numpy or a dask array")
+
+
+def _style_input(style: Any, takes_image: bool) -> tuple[np.ndarray | None, str | None, dict[str, Any]]:
+    """Style image (array) or style name/checkpoint (variant), and its provenance."""
+    if not takes_image:
+        if not isinstance(style, (str, os.PathLike)):
+            raise ParameterTypeError(f"style={style!r}: this method takes a style name or checkpoint path")
+        return None, str(style), {"name": str(style)}
+    if isinstance(style, np.ndarray):
+        arr = np.asarray(images.check_rgb(da.from_array(style), "<array>", "style"))
+        return arr, None, {"path": "<array>", "sha256": hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()}
+    if not isinstance(style, (str, os.PathLike)):
+        raise ParameterTypeError(f"style={type(style).__name__}: expected a path or a numpy array")
+    arr = images.read_style(style, "style")
+    digest = hashlib.sha256(Path(style).read_bytes()).hexdigest() if Path(style).is_file() else \
+        hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+    return arr, None, {"path": str(style), "sha256": digest}
+
+
+def stylize(
+    content: str | os.PathLike[str] | np.ndarray | da.Array,
+    style: str | os.PathLike[str] | np.ndarray,
+    out: str | os.PathLike[str],
+    *,
+    method: str = "wct16x",
+    weights: str | os.PathLike[str] | None = None,
+    options: StyleOptions | None = None,
+    plan: TilePlan | None = None,
+    compute: ComputeOptions | None = None,
+    cluster: ClusterOptions | None = None,
+    client: Any = None,
+    stats: NormStats | str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    **settings: Any,
+) -> Path:
+    """Stylize ``content`` with ``style`` into the Zarr store ``out``; return its path.
+
+    ``content``: an image path (PNG/JPEG/TIFF/Zarr) or an (H, W, 3) numpy/dask array,
+    RGB, uint8/uint16/float32 (float in [0, 1]); never loaded whole.  ``style``: a style image
+    (path or (H, W, 3) array) or, for baked-in-style methods, a style name/checkpoint.
+    Settings go in the frozen objects or as keywords routed to them: ``alpha``,
+    ``style_size``, ``thumb_size``, ``norm`` ("tin" | "in"), ``preserve_color``
+    (:class:`StyleOptions`); ``stride``, ``margin`` (:class:`TilePlan`); ``device``,
+    ``precision``, ``whole`` (:class:`ComputeOptions`); ``scheduler``, ``workers``,
+    ``threads_per_worker``, ``processes`` (:class:`ClusterOptions`).  ``stats`` reuses
+    statistics (a NormStats or a previous output store) instead of a thumbnail pass.
+
+    The output is a Zarr v3 group: array ``"0"`` (H, W, 3) in the input dtype, chunks
+    ``stride``; ``urst/stats`` the statistics; attributes ``urst_dask`` the provenance,
+    with ``status: complete`` written last.
+    """
+    opts, tile_plan, comp, clus = _settings(settings, {StyleOptions: options, TilePlan: plan,
+                                                       ComputeOptions: compute, ClusterOptions: cluster})
+    entry = method_entry(method)
+    wdir = resolve_weights_dir(weights).resolve()
+    wfiles = entry.weights(None if entry.takes_style_image else str(style))
+    for wf in wfiles:
+        verify_file(wdir / wf.relpath, wf)
+    src = _as_source(content)
+    style_img, variant, style_meta = _style_input(style, entry.takes_style_image)
+    out_path = store.check_output_path(out, overwrite)
+    if isinstance(stats, (str, os.PathLike)):
+        stats = store.read_stats(stats)
+    if stats is not None and stats.method != method:
+        raise ParameterError(f"stats: collected for method {stats.method!r}, not {method!r}")
+
+    spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device)
+    job = WindowJob(alpha=opts.alpha, precision=comp.precision, preserve_color=opts.preserve_color,
+                    out_dtype=str(src.array.dtype))
+    with_stats = opts.norm is NormMode.TIN and stats is None
+    with connect(clus, client) as c:
+        cond = graph.conditioning(src.array, style_img, spec, thumb_size=opts.thumb_size,
+                                  style_size=opts.style_size, alpha=opts.alpha, with_stats=with_stats)
+        style_code, thumb_stats = run(c, cond, progress=progress, label="thumbnail stage: style code and statistics")
+        if opts.norm is NormMode.TIN and stats is not None:
+            thumb_stats = stats
+        attrs = _provenance(src, style_meta, method, variant, wfiles, opts, tile_plan, comp, thumb_stats)
+        store.create_output(out_path, src.shape, tile_plan.stride, str(src.array.dtype), attrs, thumb_stats,
+                            overwrite=overwrite)
+        stylized = graph.stylize_array(src.array, spec, style_code, thumb_stats, tile_plan, job, whole=comp.whole)
+        run(c, graph.write_array(stylized, str(out_path)), progress=progress,
+            label=f"tile stage: {stylized.numblocks[0] * stylized.numblocks[1]} windows")
+    store.mark_complete(out_path, {"finished": _now()})
+    return out_path
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _provenance(src, style_meta, method, variant, wfiles, opts, plan, comp, stats) -> dict[str, Any]:
+    def plain(obj: Any) -> dict[str, Any]:
+        return {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(obj).items()}
+
+    meta = {
+        "version": __version__,
+        "method": method,
+        "variant": variant,
+        "content": {"path": src.path, "shape": list(src.shape), "dtype": str(src.array.dtype), "format": src.format},
+        "style": style_meta,
+        "weights": {wf.relpath: wf.sha256 for wf in wfiles},
+        "options": plain(opts),
+        "tile_plan": plain(plan),
+        "compute": plain(comp),
+        "stats": None if stats is None else {"group": store.STATS, "sha256": stats.token()},
+    }
+    meta["fingerprint"] = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()
+    meta["started"] = _now()
+    return meta
+
+
+def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Export a finished output store to ``.png``/``.jpg`` (whole image) or ``.tif`` (tiled BigTIFF)."""
+    arr = store.open_output(store_path)
+    p = Path(out)
+    suffix = p.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        images.write_tiff(p, arr, overwrite=overwrite)
+    elif suffix in (".png", ".jpg", ".jpeg"):
+        if suffix != ".png" and arr.dtype != np.uint8:
+            raise InputImageError(f"output={str(out)!r}: JPEG needs uint8, the store holds {arr.dtype}; export .png or .tif")
+        images.write_raster(p, np.asarray(arr.compute()), overwrite=overwrite)
+    else:
+        raise ParameterError(f"output={str(out)!r}: unknown format {suffix!r}; use .png, .jpg or .tif")
+    return p

@@ -1,0 +1,174 @@
+"""``urst-dask`` command line: a thin layer over :mod:`urst_dask.api`.
+
+Exit status 0 on success, 2 on bad input (one ``urst-dask: error: ...`` line), 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import ParameterError, UrstError
+from .settings import DeviceKind, NormMode, Precision
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size={text!r}: expected WIDTHxHEIGHT, e.g. 2400x1600") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"size={text!r}: width and height must be >= 1")
+    return w, h
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--out", required=True, help="output Zarr store (e.g. out.zarr)")
+    p.add_argument("--method", default="wct16x", help="style network (see `urst-dask methods`); default wct16x")
+    p.add_argument("--weights", help="weights folder (default: $URST_DASK_WEIGHTS, then the user cache)")
+    p.add_argument("--alpha", type=float, default=1.0, help="content/style blend in [0, 1]; default 1")
+    p.add_argument("--style-size", type=int, default=1024, help="style image side after resize+crop; default 1024")
+    p.add_argument("--thumb-size", type=int, default=1024, help="thumbnail shorter side; default 1024")
+    p.add_argument("--stride", "--patch-size", "--patch_size", dest="stride", type=int, default=1000,
+                   help="kept centre of each window = output chunk size; default 1000")
+    p.add_argument("--margin", "--padding", dest="margin", type=int, default=32,
+                   help="overlap cropped from each side of a window; default 32 (1064-px windows)")
+    p.add_argument("--norm", choices=[m.value for m in NormMode], default="tin",
+                   help="tin: thumbnail statistics (URST); in: per-window statistics (baseline)")
+    p.add_argument("--whole", action="store_true", help="no tiling: the whole image as one window")
+    p.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance transfer)")
+    p.add_argument("--device", choices=[d.value for d in DeviceKind], default="auto")
+    p.add_argument("--precision", choices=[d.value for d in Precision], default="float32")
+    p.add_argument("--workers", type=int, default=1, help="local cluster worker processes; default 1")
+    p.add_argument("--threads-per-worker", type=int, default=1, help="tasks at once per worker; default 1")
+    p.add_argument("--scheduler", help="use an existing Dask scheduler (tcp://host:8786) instead")
+    p.add_argument("--stats", help="reuse the statistics stored in a previous output store")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output store")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--export", help="also export the result (.png/.jpg/.tif) when done")
+
+
+def _run_kwargs(a: argparse.Namespace) -> dict:
+    return dict(
+        method=a.method, weights=a.weights, overwrite=a.overwrite, progress=not a.no_progress, stats=a.stats,
+        alpha=a.alpha, style_size=a.style_size, thumb_size=a.thumb_size, stride=a.stride, margin=a.margin,
+        norm=a.norm, whole=a.whole, preserve_color=a.preserve_color, device=a.device, precision=a.precision,
+        workers=a.workers, threads_per_worker=a.threads_per_worker, scheduler=a.scheduler,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="urst-dask", description="Ultra-resolution style transfer (URST) on Dask.")
+    ap.add_argument("--version", action="version", version=f"urst-dask {__version__}")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("stylize", help="stylize an image into a Zarr store")
+    p.add_argument("content", help="content image: .png/.jpg/.tif/.zarr")
+    p.add_argument("style", help="style image (or a style name/checkpoint for baked-in-style methods)")
+    _add_run_options(p)
+
+    p = sub.add_parser("export", help="export a finished store to .png/.jpg/.tif")
+    p.add_argument("store")
+    p.add_argument("out")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("demo", help="stylize a generated image with a generated style (no input files needed)")
+    p.add_argument("--size", type=_size, default=(2400, 1600), help="WIDTHxHEIGHT; default 2400x1600")
+    p.add_argument("--seed", type=int, default=0)
+    _add_run_options(p)
+    p.set_defaults(export=None)
+
+    p = sub.add_parser("methods", help="list the style networks and whether their weights are found")
+    p.add_argument("--weights")
+
+    p = sub.add_parser("weights", help="manage pretrained weights")
+    wsub = p.add_subparsers(dest="wcmd", required=True)
+    f = wsub.add_parser("fetch", help="download weights from their upstream URLs, verifying sha256")
+    f.add_argument("methods", nargs="*", help="methods to fetch (default: all with a public download)")
+    f.add_argument("--dest", help="folder (default: $URST_DASK_WEIGHTS, then the user cache)")
+    f.add_argument("--mirror", help="http://host:port replacing the upstream host (mirrors, tests)")
+    wsub.add_parser("where", help="print the weights folder in use")
+    return ap
+
+
+def _cmd_stylize(a: argparse.Namespace) -> None:
+    from .api import export, stylize
+
+    out = stylize(a.content, a.style, a.out, **_run_kwargs(a))
+    print(f"wrote {out}")
+    if a.export:
+        print(f"wrote {export(out, a.export, overwrite=a.overwrite)}")
+
+
+def _cmd_export(a: argparse.Namespace) -> None:
+    from .api import export
+
+    print(f"wrote {export(a.store, a.out, overwrite=a.overwrite)}")
+
+
+def _cmd_demo(a: argparse.Namespace) -> None:
+    from . import graph
+    from .api import export, stylize
+    from .synthetic import demo_style
+
+    w, h = a.size
+    content = graph.synthetic_array((h, w), seed=a.seed, chunk=a.stride)
+    out = stylize(content, demo_style(768, seed=a.seed + 1), a.out, **_run_kwargs(a))
+    png = Path(str(out).removesuffix(".zarr") + ".png")
+    export(out, png, overwrite=True)
+    print(f"wrote {out} ({w}x{h}) and {png}")
+
+
+def _cmd_methods(a: argparse.Namespace) -> None:
+    from .io.weights import resolve_weights_dir
+    from .models import METHODS, weights_report
+
+    wdir = resolve_weights_dir(a.weights)
+    print(f"weights folder: {wdir}")
+    for name, files in weights_report(wdir).items():
+        ok = sum(v == "ok" for v in files.values())
+        print(f"{name:10s} {ok}/{len(files)} files ok  {METHODS[name].summary}")
+        for rel, status in files.items():
+            if status != "ok":
+                print(f"{'':10s}   {status:8s} {rel}")
+
+
+def _cmd_weights(a: argparse.Namespace) -> None:
+    from .io.weights import fetch, resolve_weights_dir
+    from .models import METHODS, method_entry
+
+    if a.wcmd == "where":
+        print(resolve_weights_dir(None))
+        return
+    dest = Path(a.dest) if a.dest else resolve_weights_dir(None)
+    names = a.methods or list(METHODS)
+    files = []
+    for n in names:
+        mod = method_entry(n).load_module()
+        files += [wf for wf in getattr(mod, "ALL_WEIGHTS", mod.WEIGHTS) if wf.url or a.methods]
+    if not files:
+        raise ParameterError(f"methods={names!r}: nothing with a public download")
+    fetch(files, dest, mirror=a.mirror, log=lambda s: print(s, flush=True))
+    print(f"weights in {dest}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"stylize": _cmd_stylize, "export": _cmd_export, "demo": _cmd_demo, "methods": _cmd_methods,
+                "weights": _cmd_weights}
+    try:
+        handlers[args.cmd](args)
+    except UrstError as exc:
+        print(f"urst-dask: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("urst-dask: interrupted; any output store is left marked incomplete", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

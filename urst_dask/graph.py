@@ -1,0 +1,190 @@
+"""All Dask orchestration of urst-dask lives here.
+
+Three graphs, each built by one public function:
+
+* :func:`conditioning` - the thumbnail stage: an exact area reduction of the (chunked,
+  never fully loaded) image to the thumbnail, the style code, and the thumbnail
+  statistics; a single small result.
+* :func:`stylize_array` - the tile stage: ``map_overlap`` over stride-sized chunks with a
+  ``margin`` of reflected overlap; the style code and the statistics enter as one graph
+  key each, and the model is fetched from the worker's process cache by a small spec.
+* :func:`write_array` - stores every stylized block into the output Zarr (whole chunks).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.delayed import Delayed
+
+from . import preprocess as pp
+from .io import store
+from .runtime import ModelSpec, get_model
+from .settings import TilePlan
+from .stats import NormStats, StyleCode
+from .tiles import WindowJob, pad_to_multiple, stylize_window
+
+# --------------------------------------------------------------------- thumbnail stage
+
+
+def _block_partial(block: np.ndarray, shape_in: tuple[int, int], shape_out: tuple[int, int], y0: int, x0: int):
+    return pp.area_reduce_block(pp.to_unit(block), shape_in, shape_out, y0, x0)
+
+
+def _assemble(partials: list[tuple[int, int, np.ndarray]], shape_out: tuple[int, int], channels: int) -> np.ndarray:
+    out = np.zeros(shape_out + (channels,), dtype=np.float64)
+    for oy, ox, part in partials:
+        out[oy : oy + part.shape[0], ox : ox + part.shape[1]] += part
+    return out.astype(np.float32)
+
+
+def thumbnail(image: da.Array, thumb_size: int) -> Delayed:
+    """Delayed (th, tw, C) float32 [0, 1] area-reduced thumbnail of an (H, W, C) array.
+
+    Shorter side ``thumb_size`` (the image itself if already smaller).  Each chunk is
+    reduced where it lives and only the small partial sums travel.
+    """
+    h, w, c = (int(s) for s in image.shape)
+    shape_out = pp.thumb_shape(h, w, thumb_size)
+    offsets = [np.cumsum((0,) + image.chunks[i][:-1]) for i in (0, 1)]
+    blocks = image.to_delayed()
+    partials = [
+        dask.delayed(_block_partial, pure=True)(blocks[i, j, 0], (h, w), shape_out, int(offsets[0][i]), int(offsets[1][j]))
+        for i in range(blocks.shape[0])
+        for j in range(blocks.shape[1])
+    ]
+    return dask.delayed(_assemble, pure=True)(partials, shape_out, c)
+
+
+def _prepare_style(spec: ModelSpec, style_image: np.ndarray | None, style_size: int) -> StyleCode:
+    model = get_model(spec)
+    x = None
+    if style_image is not None:
+        x = pp.resize_center_crop(pp.to_unit(style_image), style_size).to(model.device)
+    return model.prepare_style(x)
+
+
+def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: float) -> NormStats:
+    import torch
+
+    model = get_model(spec)
+    x = pp.hwc_to_nchw(pad_to_multiple(thumb, model.info.size_multiple), model.device)
+    with torch.inference_mode():
+        _, stats = model.collect_stats(x, style, alpha)
+    return stats
+
+
+def conditioning(
+    image: da.Array,
+    style_image: np.ndarray | None,
+    spec: ModelSpec,
+    *,
+    thumb_size: int,
+    style_size: int,
+    alpha: float,
+    with_stats: bool = True,
+) -> Delayed:
+    """Delayed ``(StyleCode, NormStats | None)``: the style prepared once, the thumbnail
+    statistics collected once (``with_stats=False`` for ``--norm in``)."""
+    style = dask.delayed(_prepare_style, pure=True)(spec, style_image, style_size)
+    stats = None
+    if with_stats:
+        stats = dask.delayed(_collect_stats, pure=True)(spec, thumbnail(image, thumb_size), style, alpha)
+    return dask.delayed(tuple, pure=True)([style, stats])
+
+
+# ------------------------------------------------------------------------- tile stage
+
+
+def _stylize_block(block: np.ndarray, *, spec: ModelSpec, style: StyleCode, stats: NormStats | None,
+                   job: WindowJob) -> np.ndarray:
+    return stylize_window(block, get_model(spec), style, stats, job)
+
+
+def plan_chunks(shape: tuple[int, ...], plan: TilePlan, whole: bool) -> tuple[tuple[int, ...], ...]:
+    """Chunks of the (H, W, C) image for the tile stage (one chunk for ``whole``)."""
+    h, w, c = shape
+    if whole:
+        return ((h,), (w,), (c,))
+    return (plan.axis_chunks(h), plan.axis_chunks(w), (c,))
+
+
+def stylize_array(
+    image: da.Array,
+    spec: ModelSpec,
+    style: StyleCode | Delayed,
+    stats: NormStats | Delayed | None,
+    plan: TilePlan,
+    job: WindowJob,
+    *,
+    whole: bool = False,
+) -> da.Array:
+    """Lazy (H, W, 3) stylized image in ``job.out_dtype``.
+
+    Chunks are ``plan.stride`` (a last chunk narrower than the margin merges into its
+    neighbour); each task sees its chunk plus ``plan.margin`` reflected/neighbour pixels on
+    every side, stylizes that window and keeps the centre.  ``whole=True`` makes the whole
+    image one window (same code path, for comparison).  ``style`` and ``stats`` become one
+    graph key each.
+    """
+    shape = tuple(int(s) for s in image.shape)
+    image = image.rechunk(plan_chunks(shape, plan, whole))
+    style_key = style if isinstance(style, Delayed) else dask.delayed(style, pure=True)
+    stats_key = stats if (stats is None or isinstance(stats, Delayed)) else dask.delayed(stats, pure=True)
+    depth = {0: plan.axis_depth(shape[0]), 1: plan.axis_depth(shape[1]), 2: 0}
+    dtype = np.dtype(job.out_dtype)
+    return image.map_overlap(
+        _stylize_block,
+        depth=depth,
+        boundary=plan.boundary.value,
+        trim=True,
+        allow_rechunk=False,
+        dtype=dtype,
+        meta=np.empty((0, 0, 0), dtype=dtype),
+        spec=spec,
+        style=style_key,
+        stats=stats_key,
+        job=job,
+    )
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def _write_block(block: np.ndarray, *, path: str, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    (y0, _), (x0, _), _ = block_info[0]["array-location"]
+    store.write_region(path, y0, x0, block)
+    return np.ones((1, 1), dtype=bool)
+
+
+def write_array(stylized: da.Array, path: str) -> da.Array:
+    """Lazy (n_row_chunks, n_col_chunks) bool array; computing it writes every block."""
+    return stylized.map_blocks(
+        _write_block,
+        path=str(path),
+        dtype=bool,
+        drop_axis=2,
+        chunks=(tuple(1 for _ in stylized.chunks[0]), tuple(1 for _ in stylized.chunks[1])),
+        meta=np.empty((0, 0), dtype=bool),
+    )
+
+
+# -------------------------------------------------------------------- synthetic input
+
+
+def _synthetic_chunk(*, seed: int, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    from .synthetic import synthetic_block
+
+    (y0, y1), (x0, x1), _ = block_info[None]["array-location"]
+    return synthetic_block(y0, x0, y1 - y0, x1 - x0, seed)
+
+
+def synthetic_array(shape: tuple[int, int], *, seed: int = 0, chunk: int = 1000) -> da.Array:
+    """Lazy (H, W, 3) uint8 synthetic image (see :mod:`urst_dask.synthetic`), any size."""
+    h, w = shape
+    chunks = da.core.normalize_chunks((chunk, chunk, 3), (h, w, 3))
+    return da.map_blocks(_synthetic_chunk, seed=seed, dtype=np.uint8, chunks=chunks,
+                         meta=np.empty((0, 0, 0), np.uint8))

@@ -1,0 +1,141 @@
+"""The output store: a Zarr v3 group written chunk by chunk, completed last.
+
+Layout of ``out.zarr``::
+
+    zarr.json                      group; attributes["urst_dask"] = provenance + status
+    0/                             (H, W, 3) image, chunks (stride, stride, 3)
+    urst/stats/<point>/<field>     the thumbnail statistics, one small array each
+
+``attributes["urst_dask"]["status"]`` is ``"running"`` from creation and becomes
+``"complete"`` only after every chunk is written: an interrupted run never leaves a store
+that claims completeness, and readers refuse incomplete stores by default.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Mapping
+
+import dask.array as da
+import numpy as np
+
+from ..errors import OutputError
+from ..stats import NormStats
+
+IMAGE = "0"
+STATS = "urst/stats"
+ATTR = "urst_dask"
+
+
+def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
+    """Validate that ``path`` can become the output store (before any work is done)."""
+    p = Path(path)
+    if p.exists():
+        if not overwrite:
+            raise OutputError(f"output={str(path)!r}: already exists; pass --overwrite to replace it")
+        if not (p.is_dir() and (p / "zarr.json").exists()):
+            raise OutputError(f"output={str(path)!r}: exists and is not a Zarr store; refusing to overwrite it")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output={str(path)!r}: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output={str(path)!r}: folder {str(parent)!r} is not writable")
+    return p
+
+
+def create_output(
+    path: str | os.PathLike[str],
+    shape: tuple[int, int, int],
+    chunk: int,
+    dtype: str,
+    attrs: Mapping[str, Any],
+    stats: NormStats | None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Create the store with status ``running``, its provenance and its statistics."""
+    import zarr
+
+    p = check_output_path(path, overwrite)
+    if p.exists():
+        shutil.rmtree(p)
+    root = zarr.open_group(str(p), mode="w", zarr_format=3)
+    root.create_array(IMAGE, shape=shape, chunks=(chunk, chunk, shape[2]), dtype=dtype, fill_value=0,
+                      dimension_names=("y", "x", "c"))
+    if stats is not None:
+        write_stats(p, stats)
+    root.attrs[ATTR] = {**attrs, "status": "running"}
+    return p
+
+
+def write_stats(path: Path, stats: NormStats) -> None:
+    import zarr
+
+    root = zarr.open_group(str(path), mode="a")
+    grp = root.require_group(STATS)
+    grp.attrs["method"] = stats.method
+    grp.attrs["order"] = stats.points()
+    for key, value in stats.to_flat().items():
+        grp.create_array(key, data=np.ascontiguousarray(value), overwrite=True)
+
+
+def read_stats(path: str | os.PathLike[str]) -> NormStats:
+    """The statistics stored with an output (to reproduce a run or reuse its statistics)."""
+    import zarr
+
+    try:
+        grp = zarr.open_group(str(path), mode="r")[STATS]
+    except (KeyError, FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
+        raise OutputError(f"stats={str(path)!r}: no statistics stored there") from exc
+    flat = {}
+    for point in grp.attrs["order"]:
+        for name, arr in grp[point].arrays():
+            flat[f"{point}/{name}"] = arr[...]
+    return NormStats.from_flat(grp.attrs["method"], flat)
+
+
+@functools.lru_cache(maxsize=8)
+def _image_array(path: str):
+    import zarr
+
+    return zarr.open_array(path, path=IMAGE, mode="r+")
+
+
+def write_region(path: str, y0: int, x0: int, block: np.ndarray) -> None:
+    """Write ``block`` at ``(y0, x0)``; callers pass whole chunks, so no locking is needed."""
+    _image_array(path)[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = block
+
+
+def mark_complete(path: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> None:
+    """Flip the status to ``complete``: the last write of a run."""
+    import zarr
+
+    root = zarr.open_group(str(path), mode="r+")
+    meta = dict(root.attrs[ATTR])
+    meta.update(extra or {})
+    meta["status"] = "complete"
+    root.attrs[ATTR] = meta
+
+
+def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
+    import zarr
+
+    try:
+        return dict(zarr.open_group(str(path), mode="r").attrs.get(ATTR, {}))
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
+        raise OutputError(f"store={str(path)!r}: not a urst-dask output store") from exc
+
+
+def open_output(path: str | os.PathLike[str], *, allow_incomplete: bool = False) -> da.Array:
+    """The stylized image of a finished run as a Dask array (H, W, 3)."""
+    import zarr
+
+    meta = read_attrs(path)
+    if not meta:
+        raise OutputError(f"store={str(path)!r}: not a urst-dask output store (no '{ATTR}' attributes)")
+    if meta.get("status") != "complete" and not allow_incomplete:
+        raise OutputError(f"store={str(path)!r}: incomplete (status {meta.get('status')!r}); the run did not finish")
+    return da.from_zarr(zarr.open_array(str(path), path=IMAGE, mode="r"))

@@ -1,0 +1,123 @@
+"""Pure array transforms around the network: intensity mapping, style preparation,
+area-resampling weights for the out-of-core thumbnail.  No I/O, no Dask.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+
+
+def dtype_scale(dtype: np.dtype) -> float:
+    """Value mapped to 1.0: the integer dtype's maximum, 1.0 for float32."""
+    dtype = np.dtype(dtype)
+    return float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
+
+
+def to_unit(block: np.ndarray) -> np.ndarray:
+    """HWC block of a supported dtype -> float32 in [0, 1] (float input is clipped)."""
+    out = block.astype(np.float32, copy=False) / np.float32(dtype_scale(block.dtype))
+    if block.dtype.kind == "f":
+        out = np.clip(out, 0.0, 1.0)
+    return out
+
+
+def from_unit(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float32 in [0, 1] -> ``dtype`` (rounded to nearest for integers)."""
+    dtype = np.dtype(dtype)
+    x = np.clip(x, 0.0, 1.0)
+    if dtype.kind in "ui":
+        return np.rint(x * dtype_scale(dtype)).astype(dtype)
+    return x.astype(dtype)
+
+
+def hwc_to_nchw(x: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
+    """(H, W, 3) float32 array -> (1, 3, H, W) tensor on ``device`` (channels_last memory)."""
+    t = torch.from_numpy(np.ascontiguousarray(x))[None].permute(0, 3, 1, 2)  # a view: NHWC memory
+    return t.to(device).contiguous(memory_format=torch.channels_last)
+
+
+def nchw_to_hwc(x: Tensor) -> np.ndarray:
+    """(1, 3, H, W) tensor -> (H, W, 3) float32 array on the CPU."""
+    return x[0].permute(1, 2, 0).float().cpu().numpy()
+
+
+def thumb_shape(height: int, width: int, thumb_size: int) -> tuple[int, int]:
+    """Thumbnail size: shorter side ``thumb_size``, aspect kept; the image's own if smaller."""
+    short = min(height, width)
+    if short <= thumb_size:
+        return height, width
+    s = thumb_size / short
+    th = thumb_size if height == short else max(1, round(height * s))
+    tw = thumb_size if width == short and height != short else max(1, round(width * s))
+    return th, tw
+
+
+def area_weights(n_in: int, n_out: int, lo: int, hi: int) -> tuple[int, np.ndarray]:
+    """Rows of the ``n_out x n_in`` area-averaging matrix restricted to inputs ``[lo, hi)``.
+
+    Output pixel ``o`` averages the input interval ``[o r, (o+1) r)`` with ``r = n_in/n_out``,
+    weighting each input pixel by its overlap (exact box filter, antialiased).  Returns the
+    first output index touched and the ``(n_touched, hi - lo)`` float64 weights.
+    """
+    r = n_in / n_out
+    o_lo = min(int(math.floor(lo / r)), n_out - 1)
+    o_hi = min(int(math.ceil(hi / r)), n_out)
+    o = np.arange(o_lo, o_hi, dtype=np.float64)[:, None]
+    p = np.arange(lo, hi, dtype=np.float64)[None, :]
+    overlap = np.minimum(p + 1, (o + 1) * r) - np.maximum(p, o * r)
+    return o_lo, np.clip(overlap, 0.0, None) / r
+
+
+def area_reduce_block(block: np.ndarray, shape_in: tuple[int, int], shape_out: tuple[int, int],
+                      y0: int, x0: int) -> tuple[int, int, np.ndarray]:
+    """Contribution of one HWC float block at ``(y0, x0)`` to the area-reduced image.
+
+    Returns ``(oy, ox, partial)``: ``partial`` (float64) is to be added into the output at
+    rows ``oy...`` and columns ``ox...``.  Summing every block's contribution gives the
+    exact area average of the whole image.
+    """
+    h, w = block.shape[:2]
+    oy, wy = area_weights(shape_in[0], shape_out[0], y0, y0 + h)
+    ox, wx = area_weights(shape_in[1], shape_out[1], x0, x0 + w)
+    rows = np.tensordot(wy, block.astype(np.float64), axes=(1, 0))  # (oh, w, C)
+    partial = np.tensordot(wx, rows, axes=(1, 1)).transpose(1, 0, 2)  # (oh, ow, C)
+    return oy, ox, partial
+
+
+def resize_center_crop(style: np.ndarray, size: int) -> Tensor:
+    """Style image (H, W, 3) float32 [0, 1] -> (1, 3, size, size) tensor.
+
+    Shorter side resized to ``size`` (antialiased bilinear), then centre-cropped to a
+    square, as the URST reference prepares its style.
+    """
+    x = hwc_to_nchw(style)
+    h, w = x.shape[-2:]
+    s = size / min(h, w)
+    nh, nw = max(size, round(h * s)), max(size, round(w * s))
+    if (nh, nw) != (h, w):
+        x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return x[..., top : top + size, left : left + size].clamp(0.0, 1.0).contiguous()
+
+
+def preserve_colour(content: Tensor, stylized: Tensor) -> Tensor:
+    """Keep the content's colour: the stylized luminance with the content's chroma (YIQ).
+
+    Both NCHW RGB in [0, 1]; the common luminance-only option of Gatys et al. (2017).
+    """
+    rgb2yiq = torch.tensor(
+        [[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
+        dtype=torch.float32, device=content.device,
+    )
+    yiq2rgb = torch.linalg.inv(rgb2yiq)
+    c = torch.einsum("ij,njhw->nihw", rgb2yiq, content.float())
+    s = torch.einsum("ij,njhw->nihw", rgb2yiq, stylized.float())
+    mixed = torch.cat([s[:, :1], c[:, 1:]], dim=1)
+    return torch.einsum("ij,njhw->nihw", yiq2rgb, mixed).clamp(0.0, 1.0).to(stylized.dtype)

@@ -1,0 +1,69 @@
+"""The per-window kernel: one overlapped window in, its stylized pixels out.
+
+Pure: numpy in, numpy out, no I/O, no Dask.  The network never resizes its output: the
+window is padded (numpy ``symmetric``, the same reflection dask's ``boundary="reflect"``
+uses) on the bottom/right to the network's size multiple, stylized, and cropped back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .models.base import StyleModel
+from .preprocess import from_unit, hwc_to_nchw, nchw_to_hwc, preserve_colour, to_unit
+from .settings import Precision
+from .stats import NormStats, StyleCode
+
+
+@dataclass(frozen=True)
+class WindowJob:
+    """Everything a window needs besides the pixels and the model (all picklable, small)."""
+
+    alpha: float
+    precision: Precision
+    preserve_color: bool
+    out_dtype: str
+
+
+def _autocast(device: torch.device, precision: Precision):
+    if precision is Precision.FLOAT32:
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision is Precision.BFLOAT16 else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def pad_to_multiple(window: np.ndarray, multiple: int) -> np.ndarray:
+    """Pad an HWC array on the bottom/right to multiples of ``multiple`` (symmetric)."""
+    h, w = window.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return window
+    return np.pad(window, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
+
+
+def stylize_window(
+    window: np.ndarray,
+    model: StyleModel,
+    style: StyleCode,
+    stats: NormStats | None,
+    job: WindowJob,
+) -> np.ndarray:
+    """Stylize one window.
+
+    ``window``: (h, w, 3) HWC RGB, uint8/uint16/float32 (intensity mapped by dtype range).
+    Runs on ``model.device``; ``stats=None`` uses the window's own statistics (``--norm in``).
+    Returns (h, w, 3) in ``job.out_dtype``.
+    """
+    h, w = window.shape[:2]
+    device = model.device
+    x = hwc_to_nchw(to_unit(pad_to_multiple(window, model.info.size_multiple)), device)
+    with torch.inference_mode(), _autocast(device, job.precision):
+        y = model(x, style, stats, alpha=job.alpha)
+        if job.preserve_color:
+            y = preserve_colour(x, y)
+    y = y[..., :h, :w].clamp(0.0, 1.0)
+    return from_unit(nchw_to_hwc(y), np.dtype(job.out_dtype))
