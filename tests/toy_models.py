@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from urst_dask import kernels
 from urst_dask.models import MethodEntry, register_method
 from urst_dask.models.base import ModelInfo, StyleModel
-from urst_dask.stats import StatsSource, StyleCode
+from urst_dask.stats import FrozenSource, StatsSource, StyleCode
 
 WEIGHTS: tuple = ()
 
@@ -58,8 +58,18 @@ class LocalMean(Identity):
         return acc / 9.0
 
 
+class FailsInTiles(Identity):
+    """Collects statistics fine, then fails in the tile stage (an interrupted run)."""
+
+    def run(self, x: Tensor, style: StyleCode, source: StatsSource, alpha: float) -> Tensor:
+        if isinstance(source, FrozenSource):
+            raise RuntimeError("simulated worker failure in the tile stage")
+        return super().run(x, style, source, alpha)
+
+
 def build(state_dicts: dict, variant: str | None = None) -> StyleModel:
-    return (LocalMean() if variant == "localmean" else Identity()).freeze()
+    kinds = {"localmean": LocalMean, "fails": FailsInTiles}
+    return kinds.get(variant or "", Identity)().freeze()
 
 
 def weights_for(variant: str | None) -> tuple:
@@ -68,3 +78,4 @@ def weights_for(variant: str | None) -> tuple:
 
 def register() -> None:
     register_method(MethodEntry("identity", __name__, "test: identity through TIN"))
+    register_method(MethodEntry("identity-fails", __name__ + "_fails", "test: fails in the tile stage"))

@@ -109,11 +109,28 @@ def _cmd_export(a: argparse.Namespace) -> None:
     print(f"wrote {export(a.store, a.out, overwrite=a.overwrite)}")
 
 
+def _ensure_demo_weights(a: argparse.Namespace) -> None:
+    """First-run convenience: with no weights configured, fetch the method's public files."""
+    import os
+
+    from .io.weights import ENV_VAR, fetch, file_status, resolve_weights_dir
+    from .models import method_entry
+
+    if a.weights or os.environ.get(ENV_VAR):
+        return  # an explicit folder: use it as it is (a missing file is then a clear error)
+    wdir = resolve_weights_dir(None)
+    files = method_entry(a.method).weights(None)
+    if any(file_status(wdir, wf) != "ok" for wf in files) and all(wf.url for wf in files):
+        print(f"[urst-dask] fetching {a.method} weights into {wdir}", file=sys.stderr)
+        fetch(files, wdir, log=lambda s: print(s, file=sys.stderr, flush=True))
+
+
 def _cmd_demo(a: argparse.Namespace) -> None:
     from . import graph
     from .api import export, stylize
     from .synthetic import demo_style
 
+    _ensure_demo_weights(a)
     w, h = a.size
     content = graph.synthetic_array((h, w), seed=a.seed, chunk=a.stride)
     out = stylize(content, demo_style(768, seed=a.seed + 1), a.out, **_run_kwargs(a))

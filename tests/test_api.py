@@ -1,0 +1,99 @@
+"""The public API end to end on the in-process cluster, with the toy identity network."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import zarr
+
+import urst_dask
+from conftest import random_image
+from urst_dask.errors import OutputError, ParameterTypeError
+from urst_dask.io import store
+
+
+@pytest.fixture
+def run(tmp_path, client, style_image):
+    def _run(image, name="out.zarr", **kw):
+        kw.setdefault("method", "identity")
+        return urst_dask.stylize(image, style_image, tmp_path / name, weights=tmp_path, client=client, **kw)
+
+    return _run
+
+
+def test_identity_roundtrip_through_store(run):
+    image = random_image(130, 170, seed=11)
+    out = run(image, stride=64, margin=8)
+    root = zarr.open_group(str(out), mode="r")
+    arr = root["0"]
+    assert arr.shape == image.shape and arr.dtype == np.uint8
+    assert arr.chunks == (64, 64, 3)
+    np.testing.assert_array_equal(arr[...], image)
+    meta = dict(root.attrs["urst_dask"])
+    assert meta["status"] == "complete"
+    assert meta["tile_plan"] == {"stride": 64, "margin": 8, "boundary": "reflect"}
+    assert meta["options"]["norm"] == "tin" and meta["version"] == urst_dask.__version__
+    assert len(meta["style"]["sha256"]) == 64 and len(meta["fingerprint"]) == 64
+    json.dumps(meta)  # plain JSON
+
+
+def test_stats_are_stored_and_reusable(run, tmp_path):
+    image = random_image(80, 100, seed=12)
+    first = run(image, "a.zarr", stride=32, margin=4)
+    stats = store.read_stats(first)
+    assert stats.points() == ["in1"]
+    assert stats.token() == store.read_attrs(first)["stats"]["sha256"]
+    second = run(image, "b.zarr", stride=48, margin=4, stats=first)
+    assert store.read_attrs(second)["stats"]["sha256"] == stats.token()
+    np.testing.assert_array_equal(store.open_output(second).compute(), image)
+
+
+def test_interrupted_run_never_looks_complete(run, tmp_path):
+    image = random_image(100, 100, seed=13)
+    with pytest.raises(RuntimeError, match="simulated worker failure"):
+        run(image, "broken.zarr", method="identity-fails", stride=32, margin=4)
+    path = tmp_path / "broken.zarr"
+    assert store.read_attrs(path)["status"] == "running"
+    with pytest.raises(OutputError, match="incomplete"):
+        store.open_output(path)
+    with pytest.raises(OutputError, match="incomplete"):
+        urst_dask.export(path, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_existing_output_needs_overwrite(run, tmp_path):
+    image = random_image(40, 40, seed=14)
+    run(image, "o.zarr", stride=32, margin=4)
+    with pytest.raises(OutputError, match="already exists; pass --overwrite"):
+        run(image, "o.zarr", stride=32, margin=4)
+    run(image, "o.zarr", stride=32, margin=4, overwrite=True)
+
+
+def test_unknown_setting_is_a_type_error(run):
+    with pytest.raises(ParameterTypeError, match="unknown setting 'strides'"):
+        run(random_image(10, 10), strides=10)
+
+
+def test_norm_in_stores_no_stats(run):
+    out = run(random_image(50, 60, seed=15), "in.zarr", stride=32, margin=4, norm="in")
+    assert store.read_attrs(out)["stats"] is None
+    with pytest.raises(OutputError, match="no statistics"):
+        store.read_stats(out)
+
+
+def test_exports(run, tmp_path):
+    from PIL import Image
+    import tifffile
+
+    image = random_image(300, 420, seed=16)
+    out = run(image, stride=128, margin=8)
+    urst_dask.export(out, tmp_path / "o.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o.png")), image)
+    urst_dask.export(out, tmp_path / "o.tif")
+    with tifffile.TiffFile(tmp_path / "o.tif") as tf:
+        assert tf.pages[0].is_tiled
+        np.testing.assert_array_equal(tf.asarray(), image)
+    with pytest.raises(OutputError, match="already exists"):
+        urst_dask.export(out, tmp_path / "o.png")

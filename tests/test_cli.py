@@ -1,0 +1,97 @@
+"""The command line: bad input gives one clear line and exit status 2; a real run works."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+from PIL import Image
+
+from conftest import random_image
+from urst_dask.cli import main
+from urst_dask.io import store
+
+
+@pytest.fixture
+def files(tmp_path):
+    img = random_image(60, 80, seed=1)
+    Image.fromarray(img).save(tmp_path / "c.png")
+    Image.fromarray(random_image(64, 64, seed=2)).save(tmp_path / "s.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    (tmp_path / "plain_dir").mkdir()
+    for name, shape in {"empty": (0, 10, 3), "gray": (20, 30), "rgba": (20, 30, 4), "chw": (3, 20, 30),
+                        "fourd": (1, 20, 30, 3)}.items():
+        zarr.create_array(str(tmp_path / f"{name}.zarr"), shape=shape, dtype="uint8", chunks=shape or (1,))
+    zarr.create_array(str(tmp_path / "i64.zarr"), shape=(10, 10, 3), dtype="int64", chunks=(10, 10, 3))
+    (tmp_path / "noweights").mkdir()
+    (tmp_path / "exists.zarr").mkdir()
+    (tmp_path / "exists.zarr" / "zarr.json").write_text("{}")
+    return tmp_path
+
+
+BAD = [
+    # (argv after 'stylize', expected fragment of the one-line error)
+    (["missing.png", "s.png"], "content='{d}/missing.png': no such file"),
+    (["c.png", "missing_style.jpg"], "style='{d}/missing_style.jpg': no such file"),
+    (["notes.png", "s.png"], "content='{d}/notes.png': not a readable image"),
+    (["plain_dir", "s.png"], "is a directory but not a Zarr store"),
+    (["empty.zarr", "s.png"], "empty image, shape (0, 10, 3)"),
+    (["gray.zarr", "s.png"], "grayscale image, shape (20, 30)"),
+    (["rgba.zarr", "s.png"], "4 channels, shape (20, 30, 4)"),
+    (["chw.zarr", "s.png"], "30 channels, shape (3, 20, 30); only RGB (H, W, 3) is supported (channels first?"),
+    (["fourd.zarr", "s.png"], "4-D array, shape (1, 20, 30, 3)"),
+    (["i64.zarr", "s.png"], "dtype int64; supported: uint8, uint16, float32"),
+    (["c.png", "s.png", "--margin", "500"], "margin=500: must be < stride/2 = 500"),
+    (["c.png", "s.png", "--stride", "8"], "stride=8: must be >= 16"),
+    (["c.png", "s.png", "--alpha", "-0.5"], "alpha=-0.5: must be in [0.0, 1.0]"),
+    (["c.png", "s.png", "--thumb-size", "4"], "thumb_size=4: must be >= 16"),
+    (["c.png", "s.png", "--method", "nope"], "method='nope': must be one of"),
+    (["c.png", "s.png", "--workers", "0"], "workers=0: must be an integer >= 1"),
+    (["c.png", "s.png", "--weights", "{d}/noweights"], "weights file missing: {d}/noweights/wct16x/e1.pth"),
+    (["c.png", "s.png", "--weights", "{d}/nowhere"], "weights='{d}/nowhere': not a directory"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input(files, weights, capsys, argv, fragment):
+    out = files / "out.zarr"
+    argv = [a.format(d=files) for a in argv]
+    argv = [str(files / a) if i < 2 and not a.startswith("/") else a for i, a in enumerate(argv)]
+    if "--weights" not in argv:
+        argv += ["--weights", str(weights)]
+    rc = main(["stylize", *argv, "-o", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.count("\n") == 0 and err.startswith("urst-dask: error: ")
+    assert fragment.format(d=files) in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("target, fragment", [("exists.zarr", "already exists; pass --overwrite"),
+                                              ("nodir/out.zarr", "does not exist")])
+def test_bad_output(files, weights, capsys, target, fragment):
+    rc = main(["stylize", str(files / "c.png"), str(files / "s.png"), "-o", str(files / target),
+               "--weights", str(weights), "--no-progress"])
+    assert rc == 2 and fragment in capsys.readouterr().err
+
+
+def test_bad_choice_is_argparse_exit_2(files, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["stylize", "c.png", "s.png", "-o", "x.zarr", "--norm", "batch"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'batch'" in capsys.readouterr().err
+
+
+def test_stylize_and_export_with_real_weights(files, weights, capsys):
+    """A real run in a fresh local cluster (worker process), then PNG and TIFF exports."""
+    out = files / "real.zarr"
+    rc = main(["stylize", str(files / "c.png"), str(files / "s.png"), "-o", str(out), "--weights", str(weights),
+               "--style-size", "64", "--stride", "48", "--margin", "8", "--export", str(files / "real.png")])
+    assert rc == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "thumbnail stage" in captured.err and "tile stage: 4 windows" in captured.err
+    png = np.asarray(Image.open(files / "real.png"))
+    assert png.shape == (60, 80, 3) and png.std() > 1.0
+    np.testing.assert_array_equal(png, store.open_output(out).compute())
+    assert main(["export", str(out), str(files / "real.tif")]) == 0
+    assert main(["export", str(out), str(files / "real.bmp")]) == 2

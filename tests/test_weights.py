@@ -1,0 +1,97 @@
+"""Weights: resolution order, clear messages, fetch with sha256 verification over HTTP."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from urst_dask.errors import WeightsError
+from urst_dask.io import weights as w
+from urst_dask.models import wct16x
+
+
+@pytest.fixture
+def server(tmp_path, weights):
+    """127.0.0.1 HTTP server laid out like the upstream repository (upstream URL paths)."""
+    root = tmp_path / "www"
+    for wf in wct16x.WEIGHTS:
+        dest = root / urlsplit(wf.url).path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(weights / wf.relpath, dest)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", root
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_fetch_downloads_and_verifies(server, tmp_path):
+    mirror, _ = server
+    dest = tmp_path / "cache"
+    paths = w.fetch(wct16x.WEIGHTS, dest, mirror=mirror)
+    assert len(paths) == 10
+    for wf in wct16x.WEIGHTS:
+        assert w.file_status(dest, wf) == "ok"
+    assert not list(dest.rglob(".part-*"))
+
+
+def test_fetch_rejects_a_corrupt_download(server, tmp_path):
+    mirror, root = server
+    wf = wct16x.WEIGHTS[0]
+    (root / urlsplit(wf.url).path.lstrip("/")).write_bytes(b"corrupt")
+    dest = tmp_path / "cache"
+    with pytest.raises(WeightsError, match=f"download of {wf.relpath} .*sha256 .* != expected {wf.sha256}"):
+        w.fetch([wf], dest, mirror=mirror)
+    assert not (dest / wf.relpath).exists()
+    assert not list(dest.rglob(".part-*"))
+
+
+def test_fetch_reports_http_errors(server, tmp_path):
+    mirror, root = server
+    shutil.rmtree(root)
+    with pytest.raises(WeightsError, match="failed: HTTP Error 404"):
+        w.fetch(wct16x.WEIGHTS[:1], tmp_path / "cache", mirror=mirror)
+
+
+def test_cli_fetch(server, tmp_path, capsys):
+    from urst_dask.cli import main
+
+    mirror, _ = server
+    assert main(["weights", "fetch", "wct16x", "--dest", str(tmp_path / "c"), "--mirror", mirror]) == 0
+    assert main(["weights", "fetch", "wct16x", "--dest", str(tmp_path / "c"), "--mirror", mirror]) == 0
+    assert capsys.readouterr().out.count("ok       wct16x/") == 10  # second run: nothing downloaded
+
+
+def test_resolution_order(tmp_path, monkeypatch):
+    monkeypatch.setenv("URST_DASK_WEIGHTS", str(tmp_path))
+    assert w.resolve_weights_dir() == tmp_path
+    assert w.resolve_weights_dir(tmp_path / "..") == tmp_path / ".."
+    monkeypatch.delenv("URST_DASK_WEIGHTS")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert w.resolve_weights_dir() == tmp_path / "xdg" / "urst-dask" / "weights"
+
+
+def test_hash_mismatch_is_reported(tmp_path):
+    wf = wct16x.WEIGHTS[0]
+    bad = tmp_path / wf.relpath
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"x")
+    with pytest.raises(WeightsError, match="does not match the expected"):
+        w.load_state_dict(tmp_path, wf)
+    assert w.file_status(tmp_path, wf) == "bad-hash"
+
+
+def test_upstream_urls_point_at_the_right_folders():
+    enc = [wf.url for wf in wct16x.WEIGHTS if "/e" in wf.relpath]
+    dec = [wf.url for wf in wct16x.WEIGHTS if "/d" in wf.relpath]
+    assert all("/wct_se_16x_new/" in u for u in enc) and all("/wct_se_16x_new_sd/" in u for u in dec)
+    assert Path(urlsplit(wct16x.WEIGHTS[0].url).path).name == "20191110-133713_E20.pth"
