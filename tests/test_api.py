@@ -97,3 +97,15 @@ def test_exports(run, tmp_path):
         np.testing.assert_array_equal(tf.asarray(), image)
     with pytest.raises(OutputError, match="already exists"):
         urst_dask.export(out, tmp_path / "o.png")
+
+
+def test_model_loaded_once_per_process(run):
+    """36 windows over two runs: the network is built once in this (worker) process."""
+    from urst_dask.runtime import load_count
+
+    run(random_image(60, 60, seed=20), "warm.zarr", stride=16, margin=4)
+    before = load_count("identity")
+    assert before >= 1
+    out = run(random_image(96, 96, seed=21), "many.zarr", stride=16, margin=4)
+    assert store.open_output(out).numblocks[:2] == (6, 6)
+    assert load_count("identity") == before

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import __version__, graph
 from .cluster import ClusterOptions, connect, run
-from .errors import InputImageError, ParameterError, ParameterTypeError
+from .errors import InputImageError, ParameterError, ParameterTypeError, WeightsError
 from .io import images, store
 from .io.weights import resolve_weights_dir, verify_file
 from .models import method_entry
@@ -117,7 +117,10 @@ def stylize(
     wdir = resolve_weights_dir(weights).resolve()
     wfiles = entry.weights(None if entry.takes_style_image else str(style))
     for wf in wfiles:
-        verify_file(wdir / wf.relpath, wf)
+        if wf.sha256:
+            verify_file(wdir / wf.relpath, wf)
+        elif not (wdir / wf.relpath).is_file():
+            raise WeightsError(f"style={str(style)!r}: checkpoint {wdir / wf.relpath} does not exist")
     src = _as_source(content)
     style_img, variant, style_meta = _style_input(style, entry.takes_style_image)
     out_path = store.check_output_path(out, overwrite)

@@ -31,8 +31,8 @@ ENV_VAR = "URST_DASK_WEIGHTS"
 class WeightFile:
     """One checkpoint file: where it sits under the weights folder, its hash and origin."""
 
-    relpath: str  # e.g. "wct16x/e1.pth"
-    sha256: str
+    relpath: str  # e.g. "wct16x/e1.pth", or an absolute path for a user's own checkpoint
+    sha256: str  # "" for a user's own file: it is loaded (weights_only) but cannot be verified
     url: str | None = None  # public upstream download, if there is one
     what: str = ""  # human description for messages
 
@@ -102,7 +102,7 @@ def load_state_dict(root: Path, wf: WeightFile, *, verify: bool = True) -> dict[
     Files wrapped as ``{"epoch": ..., "model": state_dict}`` are unwrapped.
     """
     path = Path(root) / wf.relpath
-    if verify:
+    if verify and wf.sha256:
         verify_file(path, wf)
     elif not path.is_file():
         raise WeightsError(f"weights file missing: {path} ({wf.what or wf.relpath})")
@@ -122,6 +122,8 @@ def file_status(root: Path, wf: WeightFile) -> str:
     path = Path(root) / wf.relpath
     if not path.is_file():
         return "missing"
+    if not wf.sha256:
+        return "unverified"
     try:
         verify_file(path, wf)
     except WeightsError:

@@ -39,6 +39,10 @@ METHODS: dict[str, MethodEntry] = {
     e.name: e
     for e in (
         MethodEntry("wct16x", f"{__name__}.wct16x", "16x-compressed VGG-19 WCT (Collaborative Distillation), 5 levels"),
+        MethodEntry("johnson", f"{__name__}.johnson", "Johnson et al. fast neural style, 15 IN layers; style = "
+                    "candy | mosaic | pointilism | rain_princess | udnie | a .pth/.model checkpoint",
+                    takes_style_image=False),
+        MethodEntry("microast", f"{__name__}.microast", "MicroAST arbitrary style (AAAI 2023): TIN at its two AdaIN points"),
     )
 }
 
