@@ -84,6 +84,7 @@ def stylize(
     out: str | os.PathLike[str],
     *,
     method: str = "wct16x",
+    variant: str | None = None,
     weights: str | os.PathLike[str] | None = None,
     options: StyleOptions | None = None,
     plan: TilePlan | None = None,
@@ -100,6 +101,7 @@ def stylize(
     ``content``: an image path (PNG/JPEG/TIFF/Zarr) or an (H, W, 3) numpy/dask array,
     RGB, uint8/uint16/float32 (float in [0, 1]); never loaded whole.  ``style``: a style image
     (path or (H, W, 3) array) or, for baked-in-style methods, a style name/checkpoint.
+    ``variant`` picks a network variant where a method has several (``wct``: top level "1".."5").
     Settings go in the frozen objects or as keywords routed to them: ``alpha``,
     ``style_size``, ``thumb_size``, ``norm`` ("tin" | "in"), ``preserve_color``
     (:class:`StyleOptions`); ``stride``, ``margin`` (:class:`TilePlan`); ``device``,
@@ -115,14 +117,17 @@ def stylize(
                                                        ComputeOptions: compute, ClusterOptions: cluster})
     entry = method_entry(method)
     wdir = resolve_weights_dir(weights).resolve()
-    wfiles = entry.weights(None if entry.takes_style_image else str(style))
+    if variant is not None and not entry.takes_style_image:
+        raise ParameterError(f"variant={variant!r}: {method} takes its variant from the style argument")
+    wfiles = entry.weights(variant if entry.takes_style_image else str(style))
     for wf in wfiles:
         if wf.sha256:
             verify_file(wdir / wf.relpath, wf)
         elif not (wdir / wf.relpath).is_file():
             raise WeightsError(f"style={str(style)!r}: checkpoint {wdir / wf.relpath} does not exist")
     src = _as_source(content)
-    style_img, variant, style_meta = _style_input(style, entry.takes_style_image)
+    style_img, baked, style_meta = _style_input(style, entry.takes_style_image)
+    variant = variant if entry.takes_style_image else baked
     out_path = store.check_output_path(out, overwrite)
     if isinstance(stats, (str, os.PathLike)):
         stats = store.read_stats(stats)

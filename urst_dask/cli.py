@@ -28,6 +28,7 @@ def _size(text: str) -> tuple[int, int]:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", required=True, help="output Zarr store (e.g. out.zarr)")
     p.add_argument("--method", default="wct16x", help="style network (see `urst-dask methods`); default wct16x")
+    p.add_argument("--variant", help="network variant where a method has several (wct: top level 1-5, default 3)")
     p.add_argument("--weights", help="weights folder (default: $URST_DASK_WEIGHTS, then the user cache)")
     p.add_argument("--alpha", type=float, default=1.0, help="content/style blend in [0, 1]; default 1")
     p.add_argument("--style-size", type=int, default=1024, help="style image side after resize+crop; default 1024")
@@ -53,7 +54,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def _run_kwargs(a: argparse.Namespace) -> dict:
     return dict(
-        method=a.method, weights=a.weights, overwrite=a.overwrite, progress=not a.no_progress, stats=a.stats,
+        method=a.method, variant=a.variant, weights=a.weights, overwrite=a.overwrite, progress=not a.no_progress, stats=a.stats,
         alpha=a.alpha, style_size=a.style_size, thumb_size=a.thumb_size, stride=a.stride, margin=a.margin,
         norm=a.norm, whole=a.whole, preserve_color=a.preserve_color, device=a.device, precision=a.precision,
         workers=a.workers, threads_per_worker=a.threads_per_worker, scheduler=a.scheduler,

@@ -43,6 +43,10 @@ METHODS: dict[str, MethodEntry] = {
                     "candy | mosaic | pointilism | rain_princess | udnie | a .pth/.model checkpoint",
                     takes_style_image=False),
         MethodEntry("microast", f"{__name__}.microast", "MicroAST arbitrary style (AAAI 2023): TIN at its two AdaIN points"),
+        MethodEntry("wct", f"{__name__}.wct", "original VGG-19 WCT (Li et al. 2017), levels K..1 (style variant K, default 3)"),
+        MethodEntry("adain", f"{__name__}.adain", "AdaIN (Huang & Belongie 2017), pytorch-AdaIN checkpoints (user-supplied)"),
+        MethodEntry("linearwct", f"{__name__}.linearwct", "LinearWCT (Li et al. 2019), r41 checkpoints (user-supplied)"),
+        MethodEntry("msgnet", f"{__name__}.msgnet", "MSG-Net (Zhang & Dana 2017), 21styles.model (user-supplied)"),
     )
 }
 

@@ -1,0 +1,212 @@
+"""The original VGG-19 WCT of Li et al. (NeurIPS 2017, "Universal Style Transfer via
+Feature Transforms"), multi-level and cascaded, with thumbnail whitening statistics.
+
+Encoder k is the normalised VGG-19 up to relu{k}_1 (a 1x1 colour conv, then reflection-
+padded 3x3 convs, 2x2 max pools with ``ceil_mode=True``); decoder k mirrors it with 2x
+nearest upsampling and ends in a plain 3x3 conv to RGB.  Both are ``nn.Sequential`` state
+dicts keyed by sequence index (``0.weight (3, 3, 1, 1)``, ``2.weight (64, 3, 3, 3)``...),
+the layout of github.com/pietrocarbo/deep-transfer ``models/autoencoder_vgg19/vgg19_{k}/``
+(``vgg_normalised_conv{k}_1.pth``, ``feature_invertor_conv{k}_1.pth``).
+
+Stylization runs coarse to fine: for k = K..1 encode, whiten with the (thumbnail's)
+content mean and whitening matrix, colour with the style's, blend by alpha, decode.  The
+variant string is the top level K ("1".."5"; default "3", the levels shipped in
+``shared/weights/wct_vgg19``).
+
+This module also holds the VGG-19 layer builders reused by the AdaIN and LinearWCT
+networks (same normalised VGG, same mirrored decoder).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .. import kernels
+from ..errors import ParameterError
+from ..io.weights import WeightFile
+from ..stats import FrozenSource, StatsSource, StyleCode
+from .base import ModelInfo, StyleModel
+
+# VGG-19 body; "P" is a 2x2 max pool.  Each conv name maps to its output width.
+VGG19 = ("11", "12", "P", "21", "22", "P", "31", "32", "33", "34", "P",
+         "41", "42", "43", "44", "P", "51", "52", "53", "54")
+VGG19_WIDTH = {"11": 64, "12": 64, "21": 128, "22": 128, "31": 256, "32": 256, "33": 256, "34": 256,
+               "41": 512, "42": 512, "43": 512, "44": 512, "51": 512, "52": 512, "53": 512, "54": 512}
+MAX_LEVEL = 5
+DEFAULT_LEVEL = 3
+SUBDIR = "wct_vgg19"
+
+
+def vgg_body(last: str) -> tuple[str, ...]:
+    """The VGG-19 layer names up to and including conv ``last`` (e.g. "41" for relu4_1)."""
+    return VGG19[: VGG19.index(last) + 1]
+
+
+def vgg_encoder_layers(last: str) -> nn.Sequential:
+    """Normalised VGG-19 up to relu{last}, laid out as the upstream ``nn.Sequential``.
+
+    Index 0 is the 1x1 colour conv; each conv is ``[ReflectionPad, Conv3x3, ReLU]`` and each
+    pool one ``MaxPool2d(2, 2, ceil_mode=True)``, so relu1_1 is index 3, relu2_1 10,
+    relu3_1 17, relu4_1 30, relu5_1 43.
+    """
+    layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]  # colour / mean handling
+    cin = 3
+    for name in vgg_body(last):
+        if name == "P":
+            layers.append(nn.MaxPool2d(2, 2, 0, ceil_mode=True))
+            continue
+        cout = VGG19_WIDTH[name]
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3), nn.ReLU(inplace=True)]  # relu{name}
+        cin = cout
+    return nn.Sequential(*layers)
+
+
+def vgg_decoder_layers(last: str) -> nn.Sequential:
+    """Mirror of :func:`vgg_encoder_layers`: relu{last} features -> RGB (unclamped).
+
+    Each conv inverts one encoder conv (output width = that conv's input width) and is
+    ``[ReflectionPad, Conv3x3, ReLU]``, except the last (to RGB), which has no ReLU; each
+    pool becomes a 2x nearest upsampling.
+    """
+    body = vgg_body(last)
+    inputs: dict[str, int] = {}
+    cin = 3
+    for name in body:
+        if name != "P":
+            inputs[name] = cin
+            cin = VGG19_WIDTH[name]
+    layers: list[nn.Module] = []
+    for name in reversed(body):
+        if name == "P":
+            layers.append(nn.Upsample(scale_factor=2.0, mode="nearest"))
+            continue
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(VGG19_WIDTH[name], inputs[name], 3)]
+        if name != "11":
+            layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def vgg_receptive_field(bodies: tuple[tuple[str, ...], ...]) -> int:
+    """Receptive field of encoder/decoder pairs run one after another.
+
+    Each 3x3 conv at scale s grows it by 2s, each pool by s; a decoder mirrors its encoder.
+    """
+    rf = 1
+    for body in bodies:
+        scale, growth = 1, 0
+        for name in body:
+            if name == "P":
+                growth += scale
+                scale *= 2
+            else:
+                growth += 2 * scale
+        rf += 2 * growth
+    return rf
+
+
+def parse_levels(variant: str | None) -> tuple[int, ...]:
+    """Variant "K" (default "3") -> the cascade ``(K, K-1, ..., 1)``."""
+    if variant is None or variant == "":
+        top = DEFAULT_LEVEL
+    else:
+        text = str(variant).strip()
+        if text not in {str(k) for k in range(1, MAX_LEVEL + 1)}:
+            raise ParameterError(
+                f"variant={variant!r}: the WCT variant is the top level of the cascade, one of 1..{MAX_LEVEL}"
+            )
+        top = int(text)
+    return tuple(range(top, 0, -1))
+
+
+def _whitening_stats(feat: Tensor) -> dict[str, Tensor]:
+    mean, cov = kernels.feature_covariance(feat)
+    return {"mean": mean, "whiten": kernels.whitening_matrix(cov)}
+
+
+class Wct(StyleModel):
+    """Cascaded multi-level WCT with the full normalised VGG-19 encoders/decoders."""
+
+    def __init__(self, levels: tuple[int, ...] = parse_levels(None)) -> None:
+        super().__init__()
+        self.levels = tuple(levels)
+        self.encoders = nn.ModuleDict({str(k): vgg_encoder_layers(f"{k}1") for k in self.levels})
+        self.decoders = nn.ModuleDict({str(k): vgg_decoder_layers(f"{k}1") for k in self.levels})
+        self.info = ModelInfo(
+            name="wct",
+            size_multiple=2 ** (max(self.levels) - 1),
+            receptive_field=vgg_receptive_field(tuple(vgg_body(f"{k}1") for k in self.levels)),
+            takes_style_image=True,
+            supports_alpha=True,
+        )
+
+    def prepare_style(self, style: Tensor | None) -> StyleCode:
+        if style is None:
+            raise ValueError("wct needs a style image")
+        entries = {}
+        with torch.inference_mode():
+            for k in self.levels:
+                f = self.encoders[str(k)](style.float())
+                mean, cov = kernels.feature_covariance(f)
+                colour = kernels.colouring_matrix(cov)
+                entries[f"level{k}"] = {"mean": mean.cpu().numpy(), "colour": colour.cpu().numpy()}
+        return StyleCode.build(self.info.name, entries)
+
+    def run(self, x: Tensor, style: StyleCode, source: StatsSource, alpha: float) -> Tensor:
+        if x.shape[0] > 1 and not isinstance(source, FrozenSource):
+            # per-sample statistics: whitening matrices differ per sample
+            return torch.cat([self.run(x[i : i + 1], style, source, alpha) for i in range(x.shape[0])])
+        for k in self.levels:
+            point = f"level{k}"
+            f = self.encoders[str(k)](x)  # relu{k}_1
+            content = source.get(point, f, _whitening_stats)
+            s = style.tensors(point, f.device)
+            f = kernels.whiten_colour(f, content["mean"], content["whiten"], s["mean"], s["colour"], alpha)
+            x = self.decoders[str(k)](f)  # unclamped between levels, as upstream
+        return x.clamp(0.0, 1.0)
+
+
+# sha256 of the level 1-3 files in shared/weights/wct_vgg19; levels 4-5 are not available
+# here, so their hash is unknown ("").
+_SHA = {
+    "vgg_normalised_conv1_1.pth": "9f60c0230232985e2505eeaaeb670119eacfd590cb06c2ea752538b974a1d2aa",
+    "vgg_normalised_conv2_1.pth": "b86e3e26b907a9d97a0567826b18fc85c23b5873acc1c2b7ddb9b0a70fc4a0cb",
+    "vgg_normalised_conv3_1.pth": "ff8506173d3a17e7b0fbfbff242c00b6827cfbcd7c21852b46806ae6a3fd7b09",
+    "feature_invertor_conv1_1.pth": "78e72d8d80ea9460c45bc89bf9c29d0804639771e443a18c46e20e1f73a57578",
+    "feature_invertor_conv2_1.pth": "4d4134c572dfa273b4f1f3d76a2439d62197a018de6d743c2b9d85b2093c409e",
+    "feature_invertor_conv3_1.pth": "f32bc7bd366ff027936b3d90a98bc3f8667ba3f2762df916261a0586c5e30ab5",
+}
+# The deep-transfer repository stores the level 1-3 checkpoints in git; 4-5 only as code.
+_UPSTREAM = "https://github.com/pietrocarbo/deep-transfer/raw/master/models/autoencoder_vgg19/"
+_UPSTREAM_LEVELS = (1, 2, 3)
+
+
+def encoder_file(k: int) -> WeightFile:
+    name = f"vgg_normalised_conv{k}_1.pth"
+    url = f"{_UPSTREAM}vgg19_{k}/{name}" if k in _UPSTREAM_LEVELS else None
+    return WeightFile(f"{SUBDIR}/{name}", _SHA.get(name, ""), url, f"WCT VGG-19 level-{k} encoder (relu{k}_1)")
+
+
+def decoder_file(k: int) -> WeightFile:
+    name = f"feature_invertor_conv{k}_1.pth"
+    url = f"{_UPSTREAM}vgg19_{k}/{name}" if k in _UPSTREAM_LEVELS else None
+    return WeightFile(f"{SUBDIR}/{name}", _SHA.get(name, ""), url, f"WCT VGG-19 level-{k} decoder")
+
+
+def weights_for(variant: str | None = None) -> tuple[WeightFile, ...]:
+    """The checkpoint files the cascade of ``variant`` needs (levels 1..K)."""
+    levels = sorted(parse_levels(variant))
+    return tuple(f for k in levels for f in (encoder_file(k), decoder_file(k)))
+
+
+WEIGHTS: tuple[WeightFile, ...] = weights_for(None)
+ALL_WEIGHTS: tuple[WeightFile, ...] = weights_for(str(MAX_LEVEL))
+
+
+def build(state_dicts: dict[str, dict[str, Tensor]], variant: str | None = None) -> Wct:
+    """Build the cascade of ``variant`` from ``{relpath: state_dict}`` (strict loading)."""
+    model = Wct(parse_levels(variant))
+    for k in model.levels:
+        model.encoders[str(k)].load_state_dict(state_dicts[encoder_file(k).relpath], strict=True)
+        model.decoders[str(k)].load_state_dict(state_dicts[decoder_file(k).relpath], strict=True)
+    return model.freeze()
