@@ -63,12 +63,41 @@ def test_interrupted_run_never_looks_complete(run, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_existing_output_needs_overwrite(run, tmp_path):
+def test_existing_output_from_another_run_needs_overwrite(run, tmp_path):
     image = random_image(40, 40, seed=14)
     run(image, "o.zarr", stride=32, margin=4)
-    with pytest.raises(OutputError, match="already exists; pass --overwrite"):
-        run(image, "o.zarr", stride=32, margin=4)
-    run(image, "o.zarr", stride=32, margin=4, overwrite=True)
+    with pytest.raises(OutputError, match="already exists from a different run .*pass --overwrite"):
+        run(image, "o.zarr", stride=32, margin=5)
+    with pytest.raises(OutputError, match="already exists from a different run"):
+        run(random_image(40, 40, seed=15), "o.zarr", stride=32, margin=4)
+    run(image, "o.zarr", stride=32, margin=5, overwrite=True)
+    assert store.read_attrs(tmp_path / "o.zarr")["tile_plan"]["margin"] == 5
+
+
+def test_rerun_resumes_only_missing_chunks(run, tmp_path):
+    """An interrupted store (chunks missing, status running) is finished by rerunning the same
+    call: only the missing windows are computed and the result is byte-identical."""
+    import shutil
+
+    import toy_models
+
+    image = random_image(100, 130, seed=16)
+    ref = run(image, "ref.zarr", stride=32, margin=4)
+    out = run(image, "part.zarr", stride=32, margin=4)
+    chunk_dir = out / "0" / "c"
+    removed = [(0, 1), (2, 3), (3, 0)]
+    for r, c in removed:
+        shutil.rmtree(chunk_dir / str(r) / str(c))
+    meta = zarr.open_group(str(out), mode="r+")
+    meta.attrs["urst_dask"] = {**meta.attrs["urst_dask"], "status": "running"}
+    before = toy_models.WINDOWS["count"]
+    run(image, "part.zarr", stride=32, margin=4)
+    assert toy_models.WINDOWS["count"] - before == len(removed)
+    assert store.read_attrs(out)["status"] == "complete"
+    np.testing.assert_array_equal(store.open_output(out).compute(), store.open_output(ref).compute())
+    before = toy_models.WINDOWS["count"]
+    run(image, "part.zarr", stride=32, margin=4)  # complete: nothing to do
+    assert toy_models.WINDOWS["count"] == before
 
 
 def test_unknown_setting_is_a_type_error(run):

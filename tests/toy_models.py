@@ -27,6 +27,9 @@ def _mean_std(feat: Tensor) -> dict[str, Tensor]:
     return {"mean": mean[0], "std": std[0]}
 
 
+WINDOWS = {"count": 0}  # windows stylized with frozen statistics in this process (resume tests)
+
+
 class Identity(StyleModel):
     def __init__(self, multiple: int = 8) -> None:
         super().__init__()
@@ -37,6 +40,8 @@ class Identity(StyleModel):
         return StyleCode.build("identity", {})
 
     def run(self, x: Tensor, style: StyleCode, source: StatsSource, alpha: float) -> Tensor:
+        if isinstance(source, FrozenSource):
+            WINDOWS["count"] += 1
         st = source.get("in1", x, _mean_std)
         y = kernels.tin(x, st["mean"], st["std"])
         return y * st["std"].reshape(1, -1, 1, 1) + st["mean"].reshape(1, -1, 1, 1)

@@ -13,6 +13,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import dask.array as da
 import numpy as np
 
 from . import __version__, graph
-from .cluster import ClusterOptions, connect, run
+from .cluster import ClusterOptions, connect, gpu_resources, run
 from .errors import InputImageError, ParameterError, ParameterTypeError, WeightsError
 from .io import images, store
 from .io.weights import resolve_weights_dir, verify_file
@@ -111,11 +112,15 @@ def stylize(
 
     The output is a Zarr v3 group: array ``"0"`` (H, W, 3) in the input dtype, chunks
     ``stride``; ``urst/stats`` the statistics; attributes ``urst_dask`` the provenance,
-    with ``status: complete`` written last.
+    with ``status: complete`` written last.  Rerunning the same call after an interruption
+    computes only the missing chunks (same fingerprint: input, style, weights, parameters);
+    a store from a different run is refused unless ``overwrite``.
     """
     opts, tile_plan, comp, clus = _settings(settings, {StyleOptions: options, TilePlan: plan,
                                                        ComputeOptions: compute, ClusterOptions: cluster})
     entry = method_entry(method)
+    if opts.alpha != 1.0 and not entry.supports_alpha:
+        raise ParameterError(f"alpha={opts.alpha!r}: {method} has no content/style blend; leave alpha at 1")
     wdir = resolve_weights_dir(weights).resolve()
     if variant is not None and not entry.takes_style_image:
         raise ParameterError(f"variant={variant!r}: {method} takes its variant from the style argument")
@@ -128,7 +133,6 @@ def stylize(
     src = _as_source(content)
     style_img, baked, style_meta = _style_input(style, entry.takes_style_image)
     variant = variant if entry.takes_style_image else baked
-    out_path = store.check_output_path(out, overwrite)
     if isinstance(stats, (str, os.PathLike)):
         stats = store.read_stats(stats)
     if stats is not None and stats.method != method:
@@ -137,19 +141,35 @@ def stylize(
     spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device)
     job = WindowJob(alpha=opts.alpha, precision=comp.precision, preserve_color=opts.preserve_color,
                     out_dtype=str(src.array.dtype))
-    with_stats = opts.norm is NormMode.TIN and stats is None
+    meta = _provenance(src, style_meta, method, variant, wfiles, opts, tile_plan, comp, stats)
+    state = store.prepare_output(out, meta["fingerprint"], overwrite)
+    out_path = Path(out)
+    if state == "complete":
+        if progress:
+            print(f"[urst-dask] {out_path} is already complete (same fingerprint): nothing to do", file=sys.stderr)
+        return out_path
     with connect(clus, client) as c:
-        cond = graph.conditioning(src.array, style_img, spec, thumb_size=opts.thumb_size,
-                                  style_size=opts.style_size, alpha=opts.alpha, with_stats=with_stats)
-        style_code, thumb_stats = run(c, cond, progress=progress, label="thumbnail stage: style code and statistics")
-        if opts.norm is NormMode.TIN and stats is not None:
-            thumb_stats = stats
-        attrs = _provenance(src, style_meta, method, variant, wfiles, opts, tile_plan, comp, thumb_stats)
-        store.create_output(out_path, src.shape, tile_plan.stride, str(src.array.dtype), attrs, thumb_stats,
-                            overwrite=overwrite)
-        stylized = graph.stylize_array(src.array, spec, style_code, thumb_stats, tile_plan, job, whole=comp.whole)
-        run(c, graph.write_array(stylized, str(out_path)), progress=progress,
-            label=f"tile stage: {stylized.numblocks[0] * stylized.numblocks[1]} windows")
+        resources = gpu_resources(c)
+        if state == "resume":  # same run: reuse its style code and statistics, byte for byte
+            style_code = store.read_style_code(out_path)
+            thumb_stats = store.read_stats(out_path) if opts.norm is NormMode.TIN else None
+        else:
+            with_stats = opts.norm is NormMode.TIN and stats is None
+            cond = graph.conditioning(src.array, style_img, spec, thumb_size=opts.thumb_size,
+                                      style_size=opts.style_size, alpha=opts.alpha, with_stats=with_stats,
+                                      resources=resources)
+            style_code, thumb_stats = run(c, cond, progress=progress, label="thumbnail stage: style code and statistics")
+            if opts.norm is NormMode.TIN and stats is not None:
+                thumb_stats = stats
+            attrs = {**meta, "stats": None if thumb_stats is None else {"group": store.STATS, "sha256": thumb_stats.token()},
+                     "started": _now()}
+            store.create_output(out_path, src.shape, tile_plan.stride, str(src.array.dtype), attrs, thumb_stats,
+                                style_code, overwrite=overwrite)
+        stylized = graph.stylize_array(src.array, spec, style_code, thumb_stats, tile_plan, job, whole=comp.whole,
+                                       resources=resources)
+        todo = graph.missing_blocks(stylized, tile_plan.stride, store.present_chunks(out_path) if state == "resume" else set())
+        label = f"tile stage: {len(todo)} of {stylized.numblocks[0] * stylized.numblocks[1]} windows"
+        run(c, graph.write_blocks(stylized, str(out_path), todo), progress=progress, label=label)
     store.mark_complete(out_path, {"finished": _now()})
     return out_path
 
@@ -158,7 +178,20 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _input_identity(src: images.ImageSource) -> dict[str, Any]:
+    """What identifies the input for the run fingerprint: file path, size and mtime, or the
+    dask array's content token for in-memory inputs."""
+    if src.path == "<array>":
+        return {"token": src.array.name}
+    p = Path(src.path).resolve()
+    marker = next((p / m for m in ("zarr.json", ".zarray", ".zgroup") if (p / m).exists()), p)
+    st = marker.stat()
+    return {"path": str(p), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def _provenance(src, style_meta, method, variant, wfiles, opts, plan, comp, stats) -> dict[str, Any]:
+    """Every parameter of the run, and its fingerprint (what a resumed run must match)."""
+
     def plain(obj: Any) -> dict[str, Any]:
         return {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(obj).items()}
 
@@ -166,16 +199,16 @@ def _provenance(src, style_meta, method, variant, wfiles, opts, plan, comp, stat
         "version": __version__,
         "method": method,
         "variant": variant,
-        "content": {"path": src.path, "shape": list(src.shape), "dtype": str(src.array.dtype), "format": src.format},
+        "content": {"path": src.path, "shape": list(src.shape), "dtype": str(src.array.dtype), "format": src.format,
+                    "identity": _input_identity(src)},
         "style": style_meta,
         "weights": {wf.relpath: wf.sha256 for wf in wfiles},
         "options": plain(opts),
         "tile_plan": plain(plan),
         "compute": plain(comp),
-        "stats": None if stats is None else {"group": store.STATS, "sha256": stats.token()},
+        "stats_given": None if stats is None else stats.token(),
     }
     meta["fingerprint"] = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()
-    meta["started"] = _now()
     return meta
 
 

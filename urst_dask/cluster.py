@@ -14,6 +14,7 @@ from typing import Any, Iterator
 
 import dask
 from distributed import Client, LocalCluster
+from distributed.comm import get_address_host
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.diagnostics.progressbar import TextProgressBar
 from dask.utils import format_time
@@ -47,15 +48,36 @@ class ClusterOptions:
 
 
 class TorchThreads(WorkerPlugin):
-    """Sets torch's thread count once per worker process."""
+    """Sets torch's thread count once per worker process.
+
+    ``n``: threads per task; by default the worker's share of its machine's CPUs, counting the
+    threads of every worker on the same host (``host_threads``, known when the plugin is
+    registered; a worker on a host not listed there counts its own threads only).  Several
+    ``dask worker`` processes on one node therefore do not each take every core.
+    """
 
     name = "urst-dask-torch-threads"
 
-    def __init__(self, n: int | None = None) -> None:
+    def __init__(self, n: int | None = None, host_threads: dict[str, int] | None = None) -> None:
         self.n = n
+        self.host_threads = dict(host_threads or {})
 
     def setup(self, worker: Any) -> None:
-        set_torch_threads(self.n or torch_threads_for(worker.state.nthreads))
+        if self.n:
+            set_torch_threads(self.n)
+            return
+        own = worker.state.nthreads
+        total = max(own, self.host_threads.get(get_address_host(worker.address), own))
+        set_torch_threads(torch_threads_for(total))
+
+
+def _host_threads(client: Client) -> dict[str, int]:
+    """``{host: threads of all its workers}`` for the workers connected now."""
+    totals: dict[str, int] = {}
+    for addr, info in client.scheduler_info().get("workers", {}).items():
+        host = info.get("host") or get_address_host(addr)
+        totals[host] = totals.get(host, 0) + int(info.get("nthreads", 1))
+    return totals
 
 
 def _worker_environ() -> dict[str, Any]:
@@ -81,7 +103,7 @@ def connect(options: ClusterOptions, client: Client | None = None) -> Iterator[C
         except OSError as exc:
             raise ParameterError(f"scheduler={options.scheduler!r}: cannot connect ({exc})") from exc
         with c:
-            c.register_plugin(TorchThreads(options.torch_threads))
+            c.register_plugin(TorchThreads(options.torch_threads, _host_threads(c)))
             yield c
         return
     n = options.torch_threads or torch_threads_for(options.workers * options.threads_per_worker)
@@ -94,6 +116,13 @@ def connect(options: ClusterOptions, client: Client | None = None) -> Iterator[C
     ) as cluster, Client(cluster) as c:
         c.register_plugin(TorchThreads(n))
         yield c
+
+
+def gpu_resources(client: Client) -> dict[str, float] | None:
+    """``{"GPU": 1}`` if any worker advertises a ``GPU`` resource (``dask worker --resources
+    GPU=1``), else ``None``: network tasks then run on any (CPU) worker."""
+    workers = client.scheduler_info().get("workers", {})
+    return {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in workers.values()) else None
 
 
 class _StderrBar(TextProgressBar):
@@ -121,8 +150,10 @@ class _StderrBar(TextProgressBar):
 def run(client: Client, collection: Any, *, progress: bool, label: str) -> Any:
     """Compute ``collection`` on ``client`` and return its result; with ``progress``, a text
     bar on stderr follows the tasks until they finish."""
-    future = client.compute(collection)
+    futures = client.compute(collection)
     if progress:
         print(f"[urst-dask] {label}", file=sys.stderr, flush=True)
-        _StderrBar([future], scheduler=client.scheduler.address, complete=True, interval="500ms")
-    return future.result()
+        keys = futures if isinstance(futures, list) else [futures]
+        if keys:
+            _StderrBar(keys, scheduler=client.scheduler.address, complete=True, interval="500ms")
+    return client.gather(futures)

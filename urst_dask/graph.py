@@ -8,11 +8,13 @@ Three graphs, each built by one public function:
 * :func:`stylize_array` - the tile stage: ``map_overlap`` over stride-sized chunks with a
   ``margin`` of reflected overlap; the style code and the statistics enter as one graph
   key each, and the model is fetched from the worker's process cache by a small spec.
-* :func:`write_array` - stores every stylized block into the output Zarr (whole chunks).
+* :func:`write_blocks` - stores stylized blocks into the output Zarr (whole chunks), only
+  the missing ones when a run resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import dask
@@ -77,6 +79,11 @@ def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: 
     return stats
 
 
+def _annotate(resources: dict[str, float] | None):
+    """Resource annotation for the network tasks (``{"GPU": 1}`` on GPU clusters)."""
+    return dask.annotate(resources=resources) if resources else contextlib.nullcontext()
+
+
 def conditioning(
     image: da.Array,
     style_image: np.ndarray | None,
@@ -86,13 +93,15 @@ def conditioning(
     style_size: int,
     alpha: float,
     with_stats: bool = True,
+    resources: dict[str, float] | None = None,
 ) -> Delayed:
     """Delayed ``(StyleCode, NormStats | None)``: the style prepared once, the thumbnail
-    statistics collected once (``with_stats=False`` for ``--norm in``)."""
-    style = dask.delayed(_prepare_style, pure=True)(spec, style_image, style_size)
-    stats = None
-    if with_stats:
-        stats = dask.delayed(_collect_stats, pure=True)(spec, thumbnail(image, thumb_size), style, alpha)
+    statistics collected once (``with_stats=False`` for ``--norm in``).  The two network
+    tasks carry ``resources`` (the thumbnail reduction itself runs anywhere)."""
+    thumb = thumbnail(image, thumb_size) if with_stats else None
+    with _annotate(resources):
+        style = dask.delayed(_prepare_style, pure=True)(spec, style_image, style_size)
+        stats = dask.delayed(_collect_stats, pure=True)(spec, thumb, style, alpha) if with_stats else None
     return dask.delayed(tuple, pure=True)([style, stats])
 
 
@@ -121,6 +130,7 @@ def stylize_array(
     job: WindowJob,
     *,
     whole: bool = False,
+    resources: dict[str, float] | None = None,
 ) -> da.Array:
     """Lazy (H, W, 3) stylized image in ``job.out_dtype``.
 
@@ -128,7 +138,7 @@ def stylize_array(
     neighbour); each task sees its chunk plus ``plan.margin`` reflected/neighbour pixels on
     every side, stylizes that window and keeps the centre.  ``whole=True`` makes the whole
     image one window (same code path, for comparison).  ``style`` and ``stats`` become one
-    graph key each.
+    graph key each.  The window tasks carry ``resources`` (e.g. ``{"GPU": 1}``).
     """
     shape = tuple(int(s) for s in image.shape)
     image = image.rechunk(plan_chunks(shape, plan, whole))
@@ -136,19 +146,20 @@ def stylize_array(
     stats_key = stats if (stats is None or isinstance(stats, Delayed)) else dask.delayed(stats, pure=True)
     depth = {0: plan.axis_depth(shape[0]), 1: plan.axis_depth(shape[1]), 2: 0}
     dtype = np.dtype(job.out_dtype)
-    return image.map_overlap(
-        _stylize_block,
-        depth=depth,
-        boundary=plan.boundary.value,
-        trim=True,
-        allow_rechunk=False,
-        dtype=dtype,
-        meta=np.empty((0, 0, 0), dtype=dtype),
-        spec=spec,
-        style=style_key,
-        stats=stats_key,
-        job=job,
-    )
+    with _annotate(resources):
+        return image.map_overlap(
+            _stylize_block,
+            depth=depth,
+            boundary=plan.boundary.value,
+            trim=True,
+            allow_rechunk=False,
+            dtype=dtype,
+            meta=np.empty((0, 0, 0), dtype=dtype),
+            spec=spec,
+            style=style_key,
+            stats=stats_key,
+            job=job,
+        )
 
 
 # ---------------------------------------------------------------------------- writing
@@ -160,9 +171,23 @@ def _write_block(block: np.ndarray, *, path: str, block_info: dict[Any, Any] | N
     return np.ones((1, 1), dtype=bool)
 
 
-def write_array(stylized: da.Array, path: str) -> da.Array:
-    """Lazy (n_row_chunks, n_col_chunks) bool array; computing it writes every block."""
-    return stylized.map_blocks(
+def missing_blocks(stylized: da.Array, chunk: int, present: set[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Blocks (row, col) of ``stylized`` with any output chunk (``chunk`` px) not in ``present``."""
+    offsets = [np.cumsum((0,) + stylized.chunks[i]) for i in (0, 1)]
+    todo = []
+    for i in range(stylized.numblocks[0]):
+        rows = range(offsets[0][i] // chunk, (offsets[0][i + 1] - 1) // chunk + 1)
+        for j in range(stylized.numblocks[1]):
+            cols = range(offsets[1][j] // chunk, (offsets[1][j + 1] - 1) // chunk + 1)
+            if any((r, c) not in present for r in rows for c in cols):
+                todo.append((i, j))
+    return todo
+
+
+def write_blocks(stylized: da.Array, path: str, blocks: list[tuple[int, int]] | None = None) -> list[da.Array]:
+    """Lazy writes of the given blocks (all if ``None``); computing them stores each block.
+    Blocks not asked for are culled with their windows, so a resumed run computes only those."""
+    written = stylized.map_blocks(
         _write_block,
         path=str(path),
         dtype=bool,
@@ -170,6 +195,9 @@ def write_array(stylized: da.Array, path: str) -> da.Array:
         chunks=(tuple(1 for _ in stylized.chunks[0]), tuple(1 for _ in stylized.chunks[1])),
         meta=np.empty((0, 0), dtype=bool),
     )
+    if blocks is None:
+        return [written]
+    return [written.blocks[i, j] for i, j in blocks]
 
 
 # -------------------------------------------------------------------- synthetic input

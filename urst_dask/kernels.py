@@ -11,6 +11,11 @@ import torch
 from torch import Tensor
 
 IN_EPS = 1e-5  # nn.InstanceNorm2d's default
+
+
+def _float32_region(x: Tensor):
+    """Statistics are applied in float32 even inside a bf16/fp16 autocast region."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
 EIG_EPS = 1e-5  # eigenvalues below this are dropped (reference WCT)
 
 
@@ -43,7 +48,10 @@ def tin(x: Tensor, mean: Tensor, std: Tensor, weight: Tensor | None = None, bias
     shift = -mean.reshape(shape).to(torch.float32) * scale
     if bias is not None:
         shift = shift + bias.reshape(shape).to(torch.float32)
-    return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+    if x.dtype == torch.float32:
+        return torch.addcmul(shift, x, scale)
+    with _float32_region(x):
+        return torch.addcmul(shift, x.float(), scale).to(x.dtype)
 
 
 def adain(x: Tensor, content_mean: Tensor, content_std: Tensor, style_mean: Tensor, style_std: Tensor) -> Tensor:
@@ -97,9 +105,12 @@ def wct_affine(
 
 
 def apply_channel_affine(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    """Apply ``y[n, :, i, j] = a @ x[n, :, i, j] + b`` to an NCHW map (a 1x1 convolution)."""
-    w = a.to(device=x.device, dtype=x.dtype)[:, :, None, None]
-    return torch.nn.functional.conv2d(x, w, b.to(device=x.device, dtype=x.dtype))
+    """Apply ``y[n, :, i, j] = a @ x[n, :, i, j] + b`` to an NCHW map (a 1x1 convolution),
+    in float32 whatever the feature dtype (reduced precision never touches the statistics)."""
+    w = a.to(device=x.device, dtype=torch.float32)[:, :, None, None]
+    with _float32_region(x):
+        y = torch.nn.functional.conv2d(x.float(), w, b.to(device=x.device, dtype=torch.float32))
+    return y.to(x.dtype)
 
 
 def whiten_colour(

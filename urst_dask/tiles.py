@@ -61,9 +61,31 @@ def stylize_window(
     h, w = window.shape[:2]
     device = model.device
     x = hwc_to_nchw(to_unit(pad_to_multiple(window, model.info.size_multiple)), device)
-    with torch.inference_mode(), _autocast(device, job.precision):
+    try:
+        y = _forward(model, x, style, stats, job)
+    except torch.OutOfMemoryError:
+        # another task's tensors may still be cached: free them and retry once
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        try:
+            y = _forward(model, x, style, stats, job)
+        except torch.OutOfMemoryError as exc:
+            raise WindowMemoryError(
+                f"out of memory on {device} for a {x.shape[-2]}x{x.shape[-1]} window even after freeing the cache; "
+                "use a smaller --stride (windows are stride + 2 * margin), --precision float16/bfloat16, "
+                "or fewer --threads-per-worker"
+            ) from exc
+    y = y[..., :h, :w].clamp(0.0, 1.0)
+    return from_unit(nchw_to_hwc(y), np.dtype(job.out_dtype))
+
+
+class WindowMemoryError(MemoryError):
+    """A window does not fit the device's memory, even after freeing cached blocks."""
+
+
+def _forward(model: StyleModel, x: torch.Tensor, style: StyleCode, stats: NormStats | None, job: WindowJob):
+    with torch.inference_mode(), _autocast(x.device, job.precision):
         y = model(x, style, stats, alpha=job.alpha)
         if job.preserve_color:
             y = preserve_colour(x, y)
-    y = y[..., :h, :w].clamp(0.0, 1.0)
-    return from_unit(nchw_to_hwc(y), np.dtype(job.out_dtype))
+    return y.float()

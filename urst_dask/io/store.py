@@ -5,10 +5,13 @@ Layout of ``out.zarr``::
     zarr.json                      group; attributes["urst_dask"] = provenance + status
     0/                             (H, W, 3) image, chunks (stride, stride, 3)
     urst/stats/<point>/<field>     the thumbnail statistics, one small array each
+    urst/style/<point>/<field>     the prepared style code (reused by a resumed run)
 
 ``attributes["urst_dask"]["status"]`` is ``"running"`` from creation and becomes
 ``"complete"`` only after every chunk is written: an interrupted run never leaves a store
-that claims completeness, and readers refuse incomplete stores by default.
+that claims completeness, and readers refuse incomplete stores by default.  Chunks are
+written atomically (temporary file + rename), so a chunk present on disk is a finished one:
+rerunning the same command computes only the missing chunks (see :func:`prepare_output`).
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ import dask.array as da
 import numpy as np
 
 from ..errors import OutputError
-from ..stats import NormStats
+from ..stats import NormStats, StyleCode
 
 IMAGE = "0"
 STATS = "urst/stats"
+STYLE = "urst/style"
 ATTR = "urst_dask"
 
 
@@ -53,48 +57,101 @@ def create_output(
     dtype: str,
     attrs: Mapping[str, Any],
     stats: NormStats | None,
+    style: StyleCode | None = None,
     *,
     overwrite: bool = False,
 ) -> Path:
-    """Create the store with status ``running``, its provenance and its statistics."""
+    """Create the store with status ``running``, its provenance, statistics and style code."""
     import zarr
 
     p = check_output_path(path, overwrite)
     if p.exists():
         shutil.rmtree(p)
     root = zarr.open_group(str(p), mode="w", zarr_format=3)
+    # write_empty_chunks: every written chunk exists on disk, so chunk presence == done
     root.create_array(IMAGE, shape=shape, chunks=(chunk, chunk, shape[2]), dtype=dtype, fill_value=0,
-                      dimension_names=("y", "x", "c"))
+                      dimension_names=("y", "x", "c"), config={"write_empty_chunks": True})
     if stats is not None:
         write_stats(p, stats)
+    if style is not None:
+        _write_table(p, STYLE, style)
     root.attrs[ATTR] = {**attrs, "status": "running"}
     return p
 
 
-def write_stats(path: Path, stats: NormStats) -> None:
+def prepare_output(path: str | os.PathLike[str], fingerprint: str, overwrite: bool) -> str:
+    """Decide what to do with ``path``: ``"new"`` (create it), ``"resume"`` (same run, not
+    finished: compute the missing chunks) or ``"complete"`` (same run, already done).
+
+    A store from a different run (fingerprint mismatch) is refused unless ``overwrite``.
+    """
+    p = Path(path)
+    if overwrite or not p.exists():
+        check_output_path(p, overwrite)
+        return "new"
+    meta = read_attrs(p) if (p / "zarr.json").exists() else {}
+    if not meta:
+        raise OutputError(f"output={str(path)!r}: already exists and is not a urst-dask store; "
+                          "pass --overwrite to replace it")
+    if meta.get("fingerprint") != fingerprint:
+        raise OutputError(f"output={str(path)!r}: already exists from a different run (input, style, weights or "
+                          f"parameters differ: fingerprint {str(meta.get('fingerprint'))[:12]} != {fingerprint[:12]}); "
+                          "pass --overwrite to replace it")
+    return "complete" if meta.get("status") == "complete" else "resume"
+
+
+def present_chunks(path: str | os.PathLike[str]) -> set[tuple[int, int]]:
+    """(row, col) indices of the image chunks already on disk (each written atomically)."""
+    base = Path(path) / IMAGE / "c"
+    done = set()
+    if base.is_dir():
+        for row in os.scandir(base):
+            for col in os.scandir(row.path):
+                done.add((int(row.name), int(col.name)))
+    return done
+
+
+def _write_table(path: Path, where: str, table: NormStats | StyleCode) -> None:
     import zarr
 
     root = zarr.open_group(str(path), mode="a")
-    grp = root.require_group(STATS)
-    grp.attrs["method"] = stats.method
-    grp.attrs["order"] = stats.points()
-    for key, value in stats.to_flat().items():
+    grp = root.require_group(where)
+    grp.attrs["method"] = table.method
+    grp.attrs["order"] = table.points()
+    for key, value in table.to_flat().items():
         grp.create_array(key, data=np.ascontiguousarray(value), overwrite=True)
+
+
+def _read_table(path: str | os.PathLike[str], where: str, cls):
+    import zarr
+
+    try:
+        grp = zarr.open_group(str(path), mode="r")[where]
+    except (KeyError, FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
+        what = "statistics" if cls is NormStats else "style code"
+        raise OutputError(f"stats={str(path)!r}: no {what} stored there") from exc
+    flat = {}
+    for point in grp.attrs["order"]:
+        node = grp[point]
+        for name, arr in node.arrays():
+            flat[f"{point}/{name}"] = arr[...]
+    if not grp.attrs["order"]:
+        return cls.build(grp.attrs["method"], {})
+    return cls.from_flat(grp.attrs["method"], flat)
+
+
+def write_stats(path: Path, stats: NormStats) -> None:
+    _write_table(path, STATS, stats)
 
 
 def read_stats(path: str | os.PathLike[str]) -> NormStats:
     """The statistics stored with an output (to reproduce a run or reuse its statistics)."""
-    import zarr
+    return _read_table(path, STATS, NormStats)
 
-    try:
-        grp = zarr.open_group(str(path), mode="r")[STATS]
-    except (KeyError, FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
-        raise OutputError(f"stats={str(path)!r}: no statistics stored there") from exc
-    flat = {}
-    for point in grp.attrs["order"]:
-        for name, arr in grp[point].arrays():
-            flat[f"{point}/{name}"] = arr[...]
-    return NormStats.from_flat(grp.attrs["method"], flat)
+
+def read_style_code(path: str | os.PathLike[str]) -> StyleCode:
+    """The prepared style stored with an output (a resumed run reuses it unchanged)."""
+    return _read_table(path, STYLE, StyleCode)
 
 
 @functools.lru_cache(maxsize=8)

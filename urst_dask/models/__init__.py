@@ -24,6 +24,7 @@ class MethodEntry:
     module: str
     summary: str
     takes_style_image: bool = True
+    supports_alpha: bool = True
 
     def load_module(self) -> ModuleType:
         """The network's module (``module`` is an absolute module name)."""
@@ -46,7 +47,8 @@ METHODS: dict[str, MethodEntry] = {
         MethodEntry("wct", f"{__name__}.wct", "original VGG-19 WCT (Li et al. 2017), levels K..1 (style variant K, default 3)"),
         MethodEntry("adain", f"{__name__}.adain", "AdaIN (Huang & Belongie 2017), pytorch-AdaIN checkpoints (user-supplied)"),
         MethodEntry("linearwct", f"{__name__}.linearwct", "LinearWCT (Li et al. 2019), r41 checkpoints (user-supplied)"),
-        MethodEntry("msgnet", f"{__name__}.msgnet", "MSG-Net (Zhang & Dana 2017), 21styles.model (user-supplied)"),
+        MethodEntry("msgnet", f"{__name__}.msgnet", "MSG-Net (Zhang & Dana 2017), 21styles.model (user-supplied)",
+                    supports_alpha=False),
     )
 }
 

@@ -1,0 +1,119 @@
+"""Every network through the real tiling path (issue: every network behind one interface)."""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import torch
+
+from test_model_layouts import METHODS as LAYOUT_BUILDERS
+from urst_dask import graph
+from urst_dask.io.images import read_style
+from urst_dask.models import METHODS
+from urst_dask.preprocess import from_unit, hwc_to_nchw, nchw_to_hwc, to_unit
+from urst_dask.runtime import ModelSpec, get_model
+from urst_dask.settings import Precision, TilePlan
+from urst_dask.synthetic import demo_style
+from urst_dask.tiles import WindowJob
+
+REAL = {"wct16x": None, "johnson": "mosaic", "microast": None, "wct": None}  # method -> variant
+LAYOUT = sorted(LAYOUT_BUILDERS)
+JOB = WindowJob(alpha=1.0, precision=Precision.FLOAT32, preserve_color=False, out_dtype="uint8")
+
+
+@pytest.fixture(scope="module")
+def layout_weights(tmp_path_factory):
+    """Random weights saved in each official key layout and file name."""
+    root = tmp_path_factory.mktemp("official")
+    for name in LAYOUT:
+        mod, official = LAYOUT_BUILDERS[name]
+        for rel, sd in official().items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            torch.save(sd, root / rel)
+    return root
+
+
+def _spec(method, weights, layout_weights) -> ModelSpec:
+    root = layout_weights if method in LAYOUT else weights
+    return ModelSpec(method, str(root), variant=REAL.get(method))
+
+
+def _style_image(method):
+    return None if not METHODS[method].takes_style_image else demo_style(96, seed=4)
+
+
+def _conditioning(spec, image, style_img, style_size=64):
+    return dask.compute(graph.conditioning(da.from_array(image, chunks=(64, 64, 3)), style_img, spec,
+                                           thumb_size=1024, style_size=style_size, alpha=1.0), scheduler="sync")[0]
+
+
+def test_every_registered_method_is_covered():
+    builtin = {name for name, e in METHODS.items() if e.module.startswith("urst_dask.")}
+    assert builtin == set(REAL) | set(LAYOUT)
+
+
+@pytest.mark.parametrize("method", sorted(set(REAL) | set(LAYOUT)))
+def test_single_window_tin_equals_whole_image_in(method, weights, layout_weights):
+    """Thumbnail == image and one window == image: TIN with the thumbnail's statistics is the
+    network's own instance normalization, for every network."""
+    spec = _spec(method, weights, layout_weights)
+    image = graph.synthetic_array((64, 96), seed=6).compute()
+    style, stats = _conditioning(spec, image, _style_image(method))
+    arr = da.from_array(image, chunks=(32, 32, 3))
+    tiled = graph.stylize_array(arr, spec, style, stats, TilePlan(stride=1000, margin=0), JOB).compute(scheduler="sync")
+    with torch.inference_mode():
+        plain = get_model(spec)(hwc_to_nchw(to_unit(image)), style, None).clamp(0, 1)
+    ref = from_unit(nchw_to_hwc(plain), np.uint8)
+    assert tiled.shape == image.shape and tiled.dtype == np.uint8
+    assert np.abs(tiled.astype(int) - ref.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("method", sorted(set(REAL) | set(LAYOUT)))
+@pytest.mark.parametrize("norm, whole", [("tin", False), ("in", False), ("tin", True)])
+def test_modes_work_for_every_method(method, norm, whole, weights, layout_weights):
+    """--norm tin|in and --whole on a multi-window image: right shape, dtype and range, not flat."""
+    spec = _spec(method, weights, layout_weights)
+    image = graph.synthetic_array((90, 130), seed=7).compute()
+    style, stats = _conditioning(spec, image, _style_image(method))
+    out = graph.stylize_array(da.from_array(image, chunks=(45, 45, 3)), spec, style, stats if norm == "tin" else None,
+                              TilePlan(stride=48, margin=8), JOB, whole=whole)
+    result = out.compute(scheduler="sync")
+    assert result.shape == image.shape and result.dtype == np.uint8
+    assert result.std() > 0.5  # a real picture, not a constant
+
+
+def _psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+# Measured on this machine (2-core Xeon, float32): wave.jpg 928 x 514 as content, the starry
+# night as style (style 256), stride 400 / margin 32 (3 x 2 windows): wct16x 29.5 dB (its
+# cascade's receptive field is 513 px), johnson 62.7 dB, microast 73.2 dB, wct identical (its
+# receptive-field radius, ~35 px, barely exceeds the margin).  Floors sit ~1.5 dB under.
+PSNR_FLOOR = {"wct16x": 28.0, "johnson": 61.0, "microast": 71.5, "wct": 60.0}
+
+
+@pytest.fixture(scope="module")
+def real_content(weights):
+    path = weights.parent / "images" / "style" / "wave.jpg"
+    if not path.exists():
+        pytest.skip("shared/images/style/wave.jpg not found")
+    return read_style(path), read_style(weights.parent / "images" / "style" / "starry_night.jpg")
+
+
+@pytest.mark.parametrize("method", sorted(REAL))
+def test_tiled_vs_whole_psnr_on_a_real_image(method, weights, real_content, record_property):
+    content, style_img = real_content
+    spec = ModelSpec(method, str(weights), variant=REAL[method])
+    style, stats = _conditioning(spec, content, style_img if METHODS[method].takes_style_image else None, 256)
+    arr = da.from_array(content, chunks=(400, 400, 3))
+    plan = TilePlan(stride=400, margin=32)
+    whole = graph.stylize_array(arr, spec, style, stats, plan, JOB, whole=True).compute(scheduler="threads")
+    tiled = graph.stylize_array(arr, spec, style, stats, plan, JOB).compute(scheduler="threads")
+    psnr = _psnr(tiled, whole)
+    record_property("psnr_db", round(psnr, 2))
+    print(f"{method}: tiled vs whole PSNR {psnr:.2f} dB")
+    assert psnr >= PSNR_FLOOR[method]

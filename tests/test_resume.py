@@ -1,0 +1,76 @@
+"""kill -9 of a whole run, then the same command again: finishes byte-identical to a clean run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from urst_dask import graph
+from urst_dask.io import store
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "urst_dask.cli", *args]
+
+
+def test_kill_9_then_rerun_is_byte_identical(tmp_path, weights):
+    content = tmp_path / "c.png"
+    Image.fromarray(graph.synthetic_array((480, 720), seed=3).compute()).save(content)
+    style = tmp_path / "s.png"
+    from urst_dask.synthetic import demo_style
+
+    Image.fromarray(demo_style(128)).save(style)
+    common = ["--weights", str(weights), "--style-size", "128", "--stride", "240", "--margin", "16", "--no-progress"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+    clean = tmp_path / "clean.zarr"
+    subprocess.run(_cli("stylize", str(content), str(style), "-o", str(clean), *common), check=True, env=env,
+                   timeout=300)
+
+    out = tmp_path / "killed.zarr"
+    cmd = _cli("stylize", str(content), str(style), "-o", str(out), *common)
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(store.present_chunks(out)) >= 1 if out.exists() else False:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run finished before it could be killed; make it longer"
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its worker processes
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    done_before = store.present_chunks(out)
+    assert store.read_attrs(out)["status"] == "running"
+    assert 1 <= len(done_before) < 6  # 2 x 3 chunks: interrupted mid-run
+
+    rerun = subprocess.run(_cli("stylize", str(content), str(style), "-o", str(out), *common), env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert store.read_attrs(out)["status"] == "complete"
+    assert store.present_chunks(out) == {(r, c) for r in range(2) for c in range(3)}
+    np.testing.assert_array_equal(store.open_output(out).compute(), store.open_output(clean).compute())
+
+
+def test_fingerprint_mismatch_refuses_to_resume(tmp_path, weights, capsys):
+    from urst_dask.cli import main
+
+    content = tmp_path / "c.png"
+    Image.fromarray(graph.synthetic_array((64, 64), seed=3).compute()).save(content)
+    out = tmp_path / "o.zarr"
+    base = ["stylize", str(content), "mosaic", "--method", "johnson", "-o", str(out), "--weights", str(weights),
+            "--no-progress", "--workers", "1"]
+    assert main(base) == 0
+    assert main([*base, "--alpha", "0.5"]) == 2
+    assert "already exists from a different run" in capsys.readouterr().err
+    assert main([*base, "--alpha", "0.5", "--overwrite"]) == 0
