@@ -1,0 +1,127 @@
+"""Scaling on one machine: 1 worker x 2 threads against 2 workers x 1 thread.
+
+The same input goes through the whole pipeline (real network) on a fresh local cluster per
+configuration:
+
+* ``1w x 1t, torch 1``: one window at a time on one core: the baseline of parallel efficiency;
+* ``1w x 2t``: two windows at a time in one worker process (one model, shared by two threads);
+* ``2w x 1t``: two worker processes, one window each (one model per process);
+* ``1w x 1t, torch 2``: one window at a time, both cores inside each convolution (for reference).
+
+The two-slot configurations give each window one torch thread (the ``TorchThreads`` plugin:
+``cores // (workers x threads)``).  For each configuration: the wall time of the ``stylize`` call
+(thumbnail stage included), the tile stage (first window start to last chunk written, from the
+task stream), throughput in megapixels per second for both, the compute time of each window
+(median, min, max; the first window of a process also builds oneDNN's kernels) and
+
+    speedup = baseline tile stage / tile stage,   efficiency = speedup / concurrent windows.
+
+The default image is 3000 x 4000 = 12 windows, an even count, so neither two-slot configuration
+idles a slot in its last round (9 windows on 2 slots could reach at most 90 %).
+
+Run: python benchmarks/bench_scaling.py [--height 3000] [--width 4000] [--method wct16x]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import time
+
+from common import SCRATCH, record, synthetic_zarr, weights_dir
+
+# label, workers, threads per worker, torch threads per task (None: the plugin's share)
+CONFIGS = (
+    ("1w x 1t, torch 1", 1, 1, 1),
+    ("1w x 2t", 1, 2, None),
+    ("2w x 1t", 2, 1, None),
+    ("1w x 1t, torch 2", 1, 1, None),
+)
+BASELINE = CONFIGS[0][0]
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _compute_spans(rec: dict) -> list[tuple[float, float]]:
+    return [(s["start"], s["stop"]) for s in rec["startstops"] if s["action"] == "compute"]
+
+
+def run_config(label: str, workers: int, threads: int, torch_threads: int | None, src, style, method: str,
+               megapixels: float) -> dict:
+    from distributed import get_task_stream
+    from distributed.utils import key_split
+
+    from urst_dask import api
+    from urst_dask.cluster import ClusterOptions, connect
+    from urst_dask.runtime import load_count
+
+    out = SCRATCH / f"scaling-{workers}w{threads}t.zarr"
+    shutil.rmtree(out, ignore_errors=True)
+    opts = ClusterOptions(workers=workers, threads_per_worker=threads, torch_threads=torch_threads)
+    with connect(opts) as client:
+        tthreads = sorted(client.run(_torch_threads).values())
+        with get_task_stream(client=client) as ts:
+            t0 = time.perf_counter()
+            api.stylize(str(src), style, out, method=method, weights=weights_dir(), client=client, overwrite=True)
+            wall = time.perf_counter() - t0
+        loads = sorted(client.run(load_count).values())
+    windows = [span for r in ts.data if key_split(r["key"]) == "stylize_block" for span in _compute_spans(r)]
+    tile_stage = [span for r in ts.data if key_split(r["key"]) in ("stylize_block", "write_block")
+                  for span in _compute_spans(r)]
+    tile_s = max(s for _, s in tile_stage) - min(s for s, _ in tile_stage)
+    per_window = sorted(stop - start for start, stop in windows)
+    row = {
+        "config": label, "workers": workers, "threads_per_worker": threads, "torch_threads_per_task": tthreads,
+        "concurrent_windows": workers * threads, "windows": len(windows), "model_loads_per_worker": loads,
+        "wall_s": round(wall, 2), "wall_mp_per_s": round(megapixels / wall, 4),
+        "tile_stage_s": round(tile_s, 2), "tile_mp_per_s": round(megapixels / tile_s, 4),
+        "window_compute_s": {"median": round(statistics.median(per_window), 2), "min": round(per_window[0], 2),
+                             "max": round(per_window[-1], 2)},
+    }
+    print(f"{label:18s} wall {wall:6.1f} s ({row['wall_mp_per_s']:.3f} MP/s), tile stage {tile_s:6.1f} s "
+          f"({row['tile_mp_per_s']:.3f} MP/s), window median {row['window_compute_s']['median']} s, "
+          f"torch threads {tthreads}, loads {loads}", flush=True)
+    shutil.rmtree(out, ignore_errors=True)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--height", type=int, default=3000)
+    ap.add_argument("--width", type=int, default=4000)
+    ap.add_argument("--method", default="wct16x")
+    ap.add_argument("--name", default=None)
+    a = ap.parse_args()
+    from urst_dask.synthetic import demo_style
+
+    src = synthetic_zarr(a.height, a.width)
+    style = demo_style(768)
+    mp = a.height * a.width / 1e6
+    rows = [run_config(label, w, t, tt, src, style, a.method, mp) for label, w, t, tt in CONFIGS]
+    base = next(r for r in rows if r["config"] == BASELINE)
+    for r in rows:
+        speedup = base["tile_stage_s"] / r["tile_stage_s"]
+        r["speedup_vs_baseline"] = round(speedup, 3)
+        r["parallel_efficiency"] = round(speedup / r["concurrent_windows"], 3)
+        r["window_slowdown_vs_baseline"] = round(r["window_compute_s"]["median"] / base["window_compute_s"]["median"], 3)
+    print("\nconfig              tile MP/s  speedup  efficiency  window slowdown")
+    for r in rows:
+        print(f"{r['config']:18s} {r['tile_mp_per_s']:10.3f} {r['speedup_vs_baseline']:8.2f} "
+              f"{r['parallel_efficiency']:11.0%} {r['window_slowdown_vs_baseline']:16.2f}")
+    record(a.name or f"scaling-{a.method}", {
+        "method": a.method, "height": a.height, "width": a.width, "megapixels": mp, "baseline": BASELINE,
+        "note": "tile stage = first window start to last chunk written (task stream); wall includes the "
+                "thumbnail stage (one task: it does not parallelize); efficiency = speedup over the "
+                "one-core baseline / concurrent windows; window_slowdown = median window compute time "
+                "relative to the baseline's (contention for memory bandwidth and caches)",
+        "rows": rows,
+    })
+
+
+if __name__ == "__main__":
+    main()
