@@ -28,9 +28,10 @@ def test_identity_roundtrip_through_store(run):
     out = run(image, stride=64, margin=8)
     root = zarr.open_group(str(out), mode="r")
     arr = root["0"]
-    assert arr.shape == image.shape and arr.dtype == np.uint8
-    assert arr.chunks == (64, 64, 3)
-    np.testing.assert_array_equal(arr[...], image)
+    assert arr.shape == (3, 130, 170) and arr.dtype == np.uint8  # NGFF order: c, y, x
+    assert arr.chunks == (3, 64, 64)
+    np.testing.assert_array_equal(np.moveaxis(arr[...], 0, 2), image)
+    np.testing.assert_array_equal(store.open_output(out).compute(), image)
     meta = dict(root.attrs["urst_dask"])
     assert meta["status"] == "complete"
     assert meta["tile_plan"] == {"stride": 64, "margin": 8, "boundary": "reflect"}
@@ -77,17 +78,15 @@ def test_existing_output_from_another_run_needs_overwrite(run, tmp_path):
 def test_rerun_resumes_only_missing_chunks(run, tmp_path):
     """An interrupted store (chunks missing, status running) is finished by rerunning the same
     call: only the missing windows are computed and the result is byte-identical."""
-    import shutil
-
     import toy_models
 
     image = random_image(100, 130, seed=16)
     ref = run(image, "ref.zarr", stride=32, margin=4)
     out = run(image, "part.zarr", stride=32, margin=4)
-    chunk_dir = out / "0" / "c"
+    chunk_dir = out / "0" / "c" / "0"
     removed = [(0, 1), (2, 3), (3, 0)]
     for r, c in removed:
-        shutil.rmtree(chunk_dir / str(r) / str(c))
+        (chunk_dir / str(r) / str(c)).unlink()
     meta = zarr.open_group(str(out), mode="r+")
     meta.attrs["urst_dask"] = {**meta.attrs["urst_dask"], "status": "running"}
     before = toy_models.WINDOWS["count"]
@@ -138,3 +137,31 @@ def test_model_loaded_once_per_process(run):
     out = run(random_image(96, 96, seed=21), "many.zarr", stride=16, margin=4)
     assert store.open_output(out).numblocks[:2] == (6, 6)
     assert load_count("identity") == before
+
+
+@pytest.mark.parametrize("channels, dtype", [(4, np.uint8), (1, np.uint16), (3, np.float32)])
+def test_channels_and_dtypes_end_to_end(run, tmp_path, channels, dtype):
+    """RGBA keeps its alpha untouched, gray stays gray (luminance transfer), the output dtype is
+    the input's; the store carries an NGFF pyramid and exports to a pyramidal TIFF."""
+    import tifffile
+
+    rng = np.random.default_rng(5)
+    shape = (300, 260, channels)
+    image = rng.random(shape, dtype=np.float32) if dtype == np.float32 else \
+        rng.integers(0, np.iinfo(dtype).max, size=shape, dtype=dtype)
+    out = run(image if channels != 1 else image[..., 0], f"c{channels}.zarr", stride=128, margin=8)
+    result = store.open_output(out).compute()
+    assert result.shape == shape and result.dtype == dtype
+    if dtype == np.float32:
+        np.testing.assert_allclose(result, image, atol=1e-6)
+    else:
+        np.testing.assert_array_equal(result, image)
+    root = zarr.open_group(str(out), mode="r")
+    ome = root.attrs.asdict().get("ome", {})
+    assert [d["path"] for d in ome["multiscales"][0]["datasets"]][:2] == ["0", "1"]
+    assert root["1"].shape == (channels, 150, 130)
+    urst_dask.export(out, tmp_path / f"c{channels}.tif")
+    with tifffile.TiffFile(tmp_path / f"c{channels}.tif") as tf:
+        level0 = tf.series[0].levels[0].asarray()
+        assert len(tf.series[0].levels) >= 2
+    np.testing.assert_array_equal(level0.reshape(shape), result)

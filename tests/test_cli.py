@@ -19,8 +19,8 @@ def files(tmp_path):
     Image.fromarray(random_image(64, 64, seed=2)).save(tmp_path / "s.png")
     (tmp_path / "notes.png").write_text("not an image")
     (tmp_path / "plain_dir").mkdir()
-    for name, shape in {"empty": (0, 10, 3), "gray": (20, 30), "rgba": (20, 30, 4), "chw": (3, 20, 30),
-                        "fourd": (1, 20, 30, 3)}.items():
+    for name, shape in {"empty": (0, 10, 3), "two": (20, 30, 2), "amb": (3, 4, 3), "five": (20, 30, 5),
+                        "fived": (2, 3, 1, 20, 30)}.items():
         zarr.create_array(str(tmp_path / f"{name}.zarr"), shape=shape, dtype="uint8", chunks=shape or (1,))
     zarr.create_array(str(tmp_path / "i64.zarr"), shape=(10, 10, 3), dtype="int64", chunks=(10, 10, 3))
     (tmp_path / "noweights").mkdir()
@@ -36,10 +36,11 @@ BAD = [
     (["notes.png", "s.png"], "content='{d}/notes.png': not a readable image"),
     (["plain_dir", "s.png"], "is a directory but not a Zarr store"),
     (["empty.zarr", "s.png"], "empty image, shape (0, 10, 3)"),
-    (["gray.zarr", "s.png"], "grayscale image, shape (20, 30)"),
-    (["rgba.zarr", "s.png"], "4 channels, shape (20, 30, 4)"),
-    (["chw.zarr", "s.png"], "30 channels, shape (3, 20, 30); only RGB (H, W, 3) is supported (channels first?"),
-    (["fourd.zarr", "s.png"], "4-D array, shape (1, 20, 30, 3)"),
+    (["two.zarr", "s.png"], "2 channels, shape (20, 30, 2), axes YXC; supported: 1 (gray), 3 (RGB), 4 (RGBA)"),
+    (["amb.zarr", "s.png"], "cannot tell the axes of shape (3, 4, 3); pass --axes"),
+    (["five.zarr", "s.png", "--axes", "YXC"], "5 channels, shape (20, 30, 5), axes YXC"),
+    (["fived.zarr", "s.png", "--axes", "TCZYX"], "dimension T has size 2"),
+    (["c.png", "s.png", "--axes", "YXQ"], "axes='YXQ'"),
     (["i64.zarr", "s.png"], "dtype int64; supported: uint8, uint16, float32"),
     (["c.png", "s.png", "--margin", "500"], "margin=500: must be < stride/2 = 500"),
     (["c.png", "s.png", "--stride", "8"], "stride=8: must be >= 16"),
@@ -67,7 +68,7 @@ def test_bad_input(files, weights, capsys, argv, fragment):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("target, fragment", [("exists.zarr", "already exists; pass --overwrite"),
+@pytest.mark.parametrize("target, fragment", [("exists.zarr", "already exists and is not a urst-dask store"),
                                               ("nodir/out.zarr", "does not exist")])
 def test_bad_output(files, weights, capsys, target, fragment):
     rc = main(["stylize", str(files / "c.png"), str(files / "s.png"), "-o", str(files / target),
@@ -89,7 +90,7 @@ def test_stylize_and_export_with_real_weights(files, weights, capsys):
                "--style-size", "64", "--stride", "48", "--margin", "8", "--export", str(files / "real.png")])
     assert rc == 0, capsys.readouterr().err
     captured = capsys.readouterr()
-    assert "thumbnail stage" in captured.err and "tile stage: 4 windows" in captured.err
+    assert "thumbnail stage" in captured.err and "tile stage: 4 of 4 windows" in captured.err
     png = np.asarray(Image.open(files / "real.png"))
     assert png.shape == (60, 80, 3) and png.std() > 1.0
     np.testing.assert_array_equal(png, store.open_output(out).compute())

@@ -51,7 +51,19 @@ def _conditioning(spec, image, style_img, style_size=64):
 
 def test_every_registered_method_is_covered():
     builtin = {name for name, e in METHODS.items() if e.module.startswith("urst_dask.")}
-    assert builtin == set(REAL) | set(LAYOUT)
+    assert builtin == set(REAL) | set(LAYOUT) | {"passthrough"}
+
+
+def test_passthrough_is_exact(tmp_path):
+    """The weightless benchmark network returns its input through the real tiling path."""
+    from conftest import random_image
+
+    spec = ModelSpec("passthrough", str(tmp_path))
+    image = random_image(70, 110, seed=9)
+    style, stats = _conditioning(spec, image, demo_style(32))
+    out = graph.stylize_array(da.from_array(image, chunks=(40, 40, 3)), spec, style, stats,
+                              TilePlan(stride=32, margin=6), JOB).compute(scheduler="sync")
+    np.testing.assert_array_equal(out, image)
 
 
 @pytest.mark.parametrize("method", sorted(set(REAL) | set(LAYOUT)))

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import __version__, graph
 from .cluster import ClusterOptions, connect, gpu_resources, run
-from .errors import InputImageError, ParameterError, ParameterTypeError, WeightsError
+from .errors import ParameterError, ParameterTypeError, WeightsError
 from .io import images, store
 from .io.weights import resolve_weights_dir, verify_file
 from .models import method_entry
@@ -51,29 +51,28 @@ def _settings(given: dict[str, Any], objs: dict[type, Any]) -> tuple[StyleOption
     return tuple(out)  # type: ignore[return-value]
 
 
-def _as_source(content: Any) -> images.ImageSource:
+def _as_source(content: Any, axes: str | None, allow_large: bool) -> images.ImageSource:
     if isinstance(content, images.ImageSource):
         return content
     if isinstance(content, (da.Array, np.ndarray)):
-        arr = content if isinstance(content, da.Array) else da.from_array(content, chunks=(1000, 1000, -1))
-        return images.ImageSource(images.check_rgb(arr, "<array>", "content"), "<array>", "array")
+        return images.as_source(content, "<array>", "content", axes=axes)
     if isinstance(content, (str, os.PathLike)):
-        return images.open_image(content, "content")
+        return images.open_image(content, "content", axes=axes, allow_large=allow_large)
     raise ParameterTypeError(f"content={type(content).__name__}: expected a path, a numpy or a dask array")
 
 
-def _style_input(style: Any, takes_image: bool) -> tuple[np.ndarray | None, str | None, dict[str, Any]]:
-    """Style image (array) or style name/checkpoint (variant), and its provenance."""
+def _style_input(style: Any, takes_image: bool, allow_large: bool) -> tuple[np.ndarray | None, str | None, dict[str, Any]]:
+    """Style image (RGB array) or style name/checkpoint (variant), and its provenance."""
     if not takes_image:
         if not isinstance(style, (str, os.PathLike)):
             raise ParameterTypeError(f"style={style!r}: this method takes a style name or checkpoint path")
         return None, str(style), {"name": str(style)}
     if isinstance(style, np.ndarray):
-        arr = np.asarray(images.check_rgb(da.from_array(style), "<array>", "style"))
+        arr = images.as_rgb(np.asarray(images.as_source(style, "<array>", "style").array.compute()))
         return arr, None, {"path": "<array>", "sha256": hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()}
     if not isinstance(style, (str, os.PathLike)):
         raise ParameterTypeError(f"style={type(style).__name__}: expected a path or a numpy array")
-    arr = images.read_style(style, "style")
+    arr = images.read_style(style, "style", allow_large=allow_large)
     digest = hashlib.sha256(Path(style).read_bytes()).hexdigest() if Path(style).is_file() else \
         hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
     return arr, None, {"path": str(style), "sha256": digest}
@@ -93,14 +92,20 @@ def stylize(
     cluster: ClusterOptions | None = None,
     client: Any = None,
     stats: NormStats | str | os.PathLike[str] | None = None,
+    axes: str | None = None,
+    allow_large_images: bool = False,
     overwrite: bool = False,
     progress: bool = False,
     **settings: Any,
 ) -> Path:
     """Stylize ``content`` with ``style`` into the Zarr store ``out``; return its path.
 
-    ``content``: an image path (PNG/JPEG/TIFF/Zarr) or an (H, W, 3) numpy/dask array,
-    RGB, uint8/uint16/float32 (float in [0, 1]); never loaded whole.  ``style``: a style image
+    ``content``: an image path (PNG/JPEG, TIFF/BigTIFF/OME-TIFF, Zarr/OME-Zarr) or a
+    numpy/dask array; RGB, RGBA (alpha passed through) or gray (luminance transfer);
+    uint8/uint16/float32 (mapped from the dtype's range, float in [0, 1]); never loaded
+    whole.  ``axes`` names the source axes when they cannot be detected (``"CYX"``,
+    ``"TCZYX"`` with singleton T/Z...); ``allow_large_images`` lifts Pillow's
+    decompression-bomb limit for PNG/JPEG.  ``style``: a style image
     (path or (H, W, 3) array) or, for baked-in-style methods, a style name/checkpoint.
     ``variant`` picks a network variant where a method has several (``wct``: top level "1".."5").
     Settings go in the frozen objects or as keywords routed to them: ``alpha``,
@@ -130,8 +135,8 @@ def stylize(
             verify_file(wdir / wf.relpath, wf)
         elif not (wdir / wf.relpath).is_file():
             raise WeightsError(f"style={str(style)!r}: checkpoint {wdir / wf.relpath} does not exist")
-    src = _as_source(content)
-    style_img, baked, style_meta = _style_input(style, entry.takes_style_image)
+    src = _as_source(content, axes, allow_large_images)
+    style_img, baked, style_meta = _style_input(style, entry.takes_style_image, allow_large_images)
     variant = variant if entry.takes_style_image else baked
     if isinstance(stats, (str, os.PathLike)):
         stats = store.read_stats(stats)
@@ -155,7 +160,7 @@ def stylize(
             thumb_stats = store.read_stats(out_path) if opts.norm is NormMode.TIN else None
         else:
             with_stats = opts.norm is NormMode.TIN and stats is None
-            cond = graph.conditioning(src.array, style_img, spec, thumb_size=opts.thumb_size,
+            cond = graph.conditioning(src.level_for(opts.thumb_size), style_img, spec, thumb_size=opts.thumb_size,
                                       style_size=opts.style_size, alpha=opts.alpha, with_stats=with_stats,
                                       resources=resources)
             style_code, thumb_stats = run(c, cond, progress=progress, label="thumbnail stage: style code and statistics")
@@ -170,7 +175,9 @@ def stylize(
         todo = graph.missing_blocks(stylized, tile_plan.stride, store.present_chunks(out_path) if state == "resume" else set())
         label = f"tile stage: {len(todo)} of {stylized.numblocks[0] * stylized.numblocks[1]} windows"
         run(c, graph.write_blocks(stylized, str(out_path), todo), progress=progress, label=label)
-    store.mark_complete(out_path, {"finished": _now()})
+        levels = images.write_ngff_pyramid(out_path, pixel_size=src.pixel_size, channel_names=src.channel_names,
+                                           channels=src.channels)
+    store.mark_complete(out_path, {"finished": _now(), "pyramid_levels": list(levels)})
     return out_path
 
 
@@ -200,6 +207,8 @@ def _provenance(src, style_meta, method, variant, wfiles, opts, plan, comp, stat
         "method": method,
         "variant": variant,
         "content": {"path": src.path, "shape": list(src.shape), "dtype": str(src.array.dtype), "format": src.format,
+                    "channels": src.channels, "axes_in": src.axes_in, "pixel_size": src.pixel_size,
+                    "thumbnail_from_level_shape": list(src.level_for(opts.thumb_size).shape),
                     "identity": _input_identity(src)},
         "style": style_meta,
         "weights": {wf.relpath: wf.sha256 for wf in wfiles},
@@ -213,16 +222,18 @@ def _provenance(src, style_meta, method, variant, wfiles, opts, plan, comp, stat
 
 
 def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Export a finished output store to ``.png``/``.jpg`` (whole image) or ``.tif`` (tiled BigTIFF)."""
+    """Export a finished output store: ``.tif`` (pyramidal tiled BigTIFF with OME metadata,
+    written tile by tile) or ``.png``/``.jpg`` (PNG streamed band by band; JPEG uint8 RGB/gray
+    up to 65500 px)."""
     arr = store.open_output(store_path)
     p = Path(out)
     suffix = p.suffix.lower()
     if suffix in (".tif", ".tiff"):
-        images.write_tiff(p, arr, overwrite=overwrite)
+        src = images.open_image(store_path, "store")
+        images.write_pyramidal_tiff(p, arr, levels=list(src.levels) or None, pixel_size=src.pixel_size,
+                                    channel_names=src.channel_names, overwrite=overwrite)
     elif suffix in (".png", ".jpg", ".jpeg"):
-        if suffix != ".png" and arr.dtype != np.uint8:
-            raise InputImageError(f"output={str(out)!r}: JPEG needs uint8, the store holds {arr.dtype}; export .png or .tif")
-        images.write_raster(p, np.asarray(arr.compute()), overwrite=overwrite)
+        images.write_raster(p, arr, overwrite=overwrite)
     else:
         raise ParameterError(f"output={str(out)!r}: unknown format {suffix!r}; use .png, .jpg or .tif")
     return p

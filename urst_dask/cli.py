@@ -47,6 +47,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads-per-worker", type=int, default=1, help="tasks at once per worker; default 1")
     p.add_argument("--scheduler", help="use an existing Dask scheduler (tcp://host:8786) instead")
     p.add_argument("--stats", help="reuse the statistics stored in a previous output store")
+    p.add_argument("--axes", help="source axes when they cannot be detected, e.g. CYX, YXC, TCZYX (T, Z singleton)")
+    p.add_argument("--allow-large-images", action="store_true",
+                   help="lift Pillow's decompression-bomb limit for PNG/JPEG inputs")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output store")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--export", help="also export the result (.png/.jpg/.tif) when done")
@@ -58,6 +61,7 @@ def _run_kwargs(a: argparse.Namespace) -> dict:
         alpha=a.alpha, style_size=a.style_size, thumb_size=a.thumb_size, stride=a.stride, margin=a.margin,
         norm=a.norm, whole=a.whole, preserve_color=a.preserve_color, device=a.device, precision=a.precision,
         workers=a.workers, threads_per_worker=a.threads_per_worker, scheduler=a.scheduler,
+        axes=getattr(a, "axes", None), allow_large_images=getattr(a, "allow_large_images", False),
     )
 
 

@@ -73,6 +73,7 @@ def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: 
     import torch
 
     model = get_model(spec)
+    thumb = np.repeat(thumb, 3, axis=2) if thumb.shape[2] == 1 else thumb[..., :3]  # gray / RGBA -> RGB
     x = pp.hwc_to_nchw(pad_to_multiple(thumb, model.info.size_multiple), model.device)
     with torch.inference_mode():
         _, stats = model.collect_stats(x, style, alpha)

@@ -19,6 +19,9 @@ from .settings import Precision
 from .stats import NormStats, StyleCode
 
 
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luminance
+
+
 @dataclass(frozen=True)
 class WindowJob:
     """Everything a window needs besides the pixels and the model (all picklable, small)."""
@@ -56,8 +59,18 @@ def stylize_window(
 
     ``window``: (h, w, 3) HWC RGB, uint8/uint16/float32 (intensity mapped by dtype range).
     Runs on ``model.device``; ``stats=None`` uses the window's own statistics (``--norm in``).
-    Returns (h, w, 3) in ``job.out_dtype``.
+    Returns (h, w, C) in ``job.out_dtype``.  RGBA: the RGB part is stylized and alpha passes
+    through untouched.  Gray (C=1): stylized as RGB (gray repeated), and the result's
+    luminance (Rec. 601) is kept: luminance transfer.
     """
+    channels = window.shape[2]
+    if channels == 4:
+        rgb = stylize_window(window[..., :3], model, style, stats, job)
+        return np.concatenate([rgb, window[..., 3:].astype(rgb.dtype, copy=False)], axis=2)
+    if channels == 1:
+        rgb = stylize_window(np.repeat(window, 3, axis=2), model, style, stats, job)
+        luma = (to_unit(rgb) @ LUMA)[..., None]
+        return from_unit(luma, rgb.dtype)
     h, w = window.shape[:2]
     device = model.device
     x = hwc_to_nchw(to_unit(pad_to_multiple(window, model.info.size_multiple)), device)

@@ -3,7 +3,9 @@
 Layout of ``out.zarr``::
 
     zarr.json                      group; attributes["urst_dask"] = provenance + status
-    0/                             (H, W, 3) image, chunks (stride, stride, 3)
+    0/                             the image as (C, H, W) (NGFF axis order: channel before
+                                   space, so napari/QuPath open it), chunks (C, stride, stride);
+    1/, 2/, ...                    the NGFF multiscale pyramid, written after the tiles
     urst/stats/<point>/<field>     the thumbnail statistics, one small array each
     urst/style/<point>/<field>     the prepared style code (reused by a resumed run)
 
@@ -52,7 +54,7 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
 
 def create_output(
     path: str | os.PathLike[str],
-    shape: tuple[int, int, int],
+    shape: tuple[int, int, int],  # (H, W, C), the pipeline's layout
     chunk: int,
     dtype: str,
     attrs: Mapping[str, Any],
@@ -69,8 +71,9 @@ def create_output(
         shutil.rmtree(p)
     root = zarr.open_group(str(p), mode="w", zarr_format=3)
     # write_empty_chunks: every written chunk exists on disk, so chunk presence == done
-    root.create_array(IMAGE, shape=shape, chunks=(chunk, chunk, shape[2]), dtype=dtype, fill_value=0,
-                      dimension_names=("y", "x", "c"), config={"write_empty_chunks": True})
+    h, w, c = shape
+    root.create_array(IMAGE, shape=(c, h, w), chunks=(c, chunk, chunk), dtype=dtype, fill_value=0,
+                      dimension_names=("c", "y", "x"), config={"write_empty_chunks": True})
     if stats is not None:
         write_stats(p, stats)
     if style is not None:
@@ -102,12 +105,13 @@ def prepare_output(path: str | os.PathLike[str], fingerprint: str, overwrite: bo
 
 def present_chunks(path: str | os.PathLike[str]) -> set[tuple[int, int]]:
     """(row, col) indices of the image chunks already on disk (each written atomically)."""
-    base = Path(path) / IMAGE / "c"
+    base = Path(path) / IMAGE / "c" / "0"  # chunk keys c/<channel block 0>/<row>/<col>
     done = set()
     if base.is_dir():
         for row in os.scandir(base):
             for col in os.scandir(row.path):
-                done.add((int(row.name), int(col.name)))
+                if col.is_file() and col.name.isdigit():
+                    done.add((int(row.name), int(col.name)))
     return done
 
 
@@ -162,8 +166,8 @@ def _image_array(path: str):
 
 
 def write_region(path: str, y0: int, x0: int, block: np.ndarray) -> None:
-    """Write ``block`` at ``(y0, x0)``; callers pass whole chunks, so no locking is needed."""
-    _image_array(path)[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = block
+    """Write an (h, w, C) ``block`` at ``(y0, x0)``; callers pass whole chunks, so no locking."""
+    _image_array(path)[:, y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = np.moveaxis(block, 2, 0)
 
 
 def mark_complete(path: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> None:
@@ -187,7 +191,7 @@ def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def open_output(path: str | os.PathLike[str], *, allow_incomplete: bool = False) -> da.Array:
-    """The stylized image of a finished run as a Dask array (H, W, 3)."""
+    """The stylized image of a finished run as a Dask array (H, W, C)."""
     import zarr
 
     meta = read_attrs(path)
@@ -195,4 +199,8 @@ def open_output(path: str | os.PathLike[str], *, allow_incomplete: bool = False)
         raise OutputError(f"store={str(path)!r}: not a urst-dask output store (no '{ATTR}' attributes)")
     if meta.get("status") != "complete" and not allow_incomplete:
         raise OutputError(f"store={str(path)!r}: incomplete (status {meta.get('status')!r}); the run did not finish")
-    return da.from_zarr(zarr.open_array(str(path), path=IMAGE, mode="r"))
+    arr = zarr.open_array(str(path), path=IMAGE, mode="r")
+    image = da.from_zarr(arr)
+    if tuple(arr.metadata.dimension_names or ()) == ("c", "y", "x"):
+        image = image.transpose(1, 2, 0)
+    return image

@@ -49,6 +49,8 @@ METHODS: dict[str, MethodEntry] = {
         MethodEntry("linearwct", f"{__name__}.linearwct", "LinearWCT (Li et al. 2019), r41 checkpoints (user-supplied)"),
         MethodEntry("msgnet", f"{__name__}.msgnet", "MSG-Net (Zhang & Dana 2017), 21styles.model (user-supplied)",
                     supports_alpha=False),
+        MethodEntry("passthrough", f"{__name__}.passthrough", "no network: output = input through one TIN point "
+                    "(benchmarks the pipeline's own I/O and tiling)"),
     )
 }
 

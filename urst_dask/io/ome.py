@@ -1,0 +1,336 @@
+"""OME metadata and pyramids: reading OME-XML / NGFF attributes, writing NGFF multiscales.
+
+Pixel sizes travel as ``{"y": (0.25, "micrometer"), "x": (0.25, "micrometer")}`` (NGFF/UDUNITS
+unit names; the unit may be ``None`` when a scale is known but not its unit).
+
+NGFF layout.  A Zarr v3 group gets OME-Zarr 0.5 metadata (``attributes["ome"]``), a Zarr v2
+group OME-Zarr 0.4 metadata (``multiscales``/``omero`` at the top level): each version is
+defined for that Zarr format only.  The NGFF specification orders axes time, channel, space,
+so only a ``(c, y, x)`` image array is a valid NGFF image that napari (ome-zarr-py) and QuPath
+open.  :func:`write_ngff_pyramid` writes levels in the layout of the existing ``"0"``: with a
+``(c, y, x)`` ``"0"`` the result is conformant; with the legacy ``(y, x, c)`` ``"0"`` the
+metadata lists the axes as they are (``y, x, c``), which our reader and Zarr-level tools
+understand but ome-zarr-py rejects ("'space' axes must come after 'channel'").
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import dask.array as da
+import numpy as np
+
+from ..errors import InputImageError, OutputError
+
+PixelSize = dict[str, tuple[float, str | None]]
+
+OME_TO_UNIT = {
+    "pm": "picometer", "Å": "angstrom", "nm": "nanometer", "µm": "micrometer", "μm": "micrometer",
+    "um": "micrometer", "mm": "millimeter", "cm": "centimeter", "m": "meter", "km": "kilometer",
+    "in": "inch", "ft": "foot",
+}
+UNIT_TO_OME = {v: k for k, v in OME_TO_UNIT.items() if k not in ("μm", "um")}
+UNIT_IN_CM = {"picometer": 1e-10, "angstrom": 1e-8, "nanometer": 1e-7, "micrometer": 1e-4, "millimeter": 0.1,
+              "centimeter": 1.0, "meter": 100.0, "kilometer": 1e5, "inch": 2.54, "foot": 30.48}
+NAME_TO_LETTER = {"t": "T", "time": "T", "c": "C", "channel": "C", "channels": "C", "z": "Z", "y": "Y",
+                  "x": "X", "s": "S", "sample": "S", "samples": "S"}
+TYPE_TO_LETTER = {"time": "T", "channel": "C"}
+CHANNELS_BY_COUNT = {1: "gray", 3: "rgb", 4: "rgba"}
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def parse_ome_xml(xml: str) -> tuple[PixelSize | None, tuple[str, ...] | None]:
+    """Pixel size (y, x) and channel names of the first OME ``Image`` (``None`` where absent)."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None, None
+    pixels = next((el for el in root.iter() if _local(el.tag) == "Pixels"), None)
+    if pixels is None:
+        return None, None
+    size: PixelSize = {}
+    for ax in ("Y", "X"):
+        value = pixels.attrib.get(f"PhysicalSize{ax}")
+        if value is None:
+            continue
+        unit = pixels.attrib.get(f"PhysicalSize{ax}Unit", "µm")
+        size[ax.lower()] = (float(value), OME_TO_UNIT.get(unit, unit))
+    names = tuple(ch.attrib.get("Name", "") for ch in pixels if _local(ch.tag) == "Channel")
+    return (size or None), (names if names and all(names) else None)
+
+
+# ------------------------------------------------------------------------------ NGFF read
+
+
+@dataclass(frozen=True)
+class NgffImage:
+    """What a reader needs from NGFF ``multiscales``/``omero`` attributes."""
+
+    paths: tuple[str, ...]  # dataset paths, full resolution first
+    axes: str | None  # letters from TCZYX, or None when the axes are not given or not understood
+    pixel_size: PixelSize | None
+    channel_names: tuple[str, ...] | None
+    version: str
+
+
+def _ngff_sections(attrs: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any] | None, str] | None:
+    ns = attrs.get("ome")
+    if isinstance(ns, Mapping) and ns.get("multiscales"):
+        return ns["multiscales"][0], ns.get("omero"), str(ns.get("version", "0.5"))
+    if attrs.get("multiscales"):
+        ms = attrs["multiscales"][0]
+        return ms, attrs.get("omero"), str(ms.get("version", "0.4"))
+    return None
+
+
+def _scale(transforms: Sequence[Mapping[str, Any]] | None, ndim: int) -> list[float]:
+    out = [1.0] * ndim
+    for t in transforms or ():
+        if t.get("type") == "scale" and len(t.get("scale", ())) == ndim:
+            out = [a * float(b) for a, b in zip(out, t["scale"])]
+    return out
+
+
+def parse_ngff(attrs: Mapping[str, Any]) -> NgffImage | None:
+    """The image described by NGFF 0.4 (``multiscales``) or 0.5 (``ome``) attributes, or ``None``."""
+    found = _ngff_sections(attrs)
+    if found is None:
+        return None
+    ms, omero, version = found
+    paths = tuple(str(d["path"]) for d in ms.get("datasets", ()))
+    if not paths:
+        return None
+    axes_meta = [a if isinstance(a, Mapping) else {"name": str(a)} for a in ms.get("axes", ())]
+    letters = [NAME_TO_LETTER.get(str(a.get("name", "")).lower()) or TYPE_TO_LETTER.get(str(a.get("type")))
+               for a in axes_meta]
+    axes = "".join(letters) if axes_meta and all(letters) and len(set(letters)) == len(letters) else None
+    pixel_size = None
+    if axes and "Y" in axes and "X" in axes:
+        first = ms["datasets"][0].get("coordinateTransformations")
+        whole = _scale(ms.get("coordinateTransformations"), len(axes))
+        scale = [a * b for a, b in zip(_scale(first, len(axes)), whole)]
+        size = {}
+        for ax in ("y", "x"):
+            i = axes.index(ax.upper())
+            unit = axes_meta[i].get("unit")
+            if unit is not None or scale[i] != 1.0:
+                size[ax] = (scale[i], unit)
+        pixel_size = size or None
+    names = None
+    if isinstance(omero, Mapping) and omero.get("channels"):
+        labels = tuple(str(ch.get("label", "")) for ch in omero["channels"])
+        names = labels if all(labels) else None
+    return NgffImage(paths, axes, pixel_size, names, version)
+
+
+def find_ngff(group: Any) -> tuple[Any, NgffImage] | None:
+    """The NGFF image of a Zarr group: the group itself, or its ``"0"`` subgroup
+    (bioformats2raw layout)."""
+    import zarr
+
+    image = parse_ngff(dict(group.attrs))
+    if image is not None:
+        return group, image
+    try:
+        sub = group["0"]
+    except KeyError:
+        return None
+    if isinstance(sub, zarr.Group):
+        image = parse_ngff(dict(sub.attrs))
+        if image is not None:
+            return sub, image
+    return None
+
+
+# ---------------------------------------------------------------------------- reduction
+
+
+def _half_block(block: np.ndarray) -> np.ndarray:
+    h, w, c = block.shape
+    m = block.reshape(h // 2, 2, w // 2, 2, c).astype(np.float32).mean(axis=(1, 3))
+    if block.dtype.kind in "ui":
+        info = np.iinfo(block.dtype)
+        return np.clip(np.rint(m), info.min, info.max).astype(block.dtype)
+    return m.astype(block.dtype)
+
+
+def half(arr: da.Array, chunk: int = 1024) -> da.Array:
+    """(H, W, C) -> (ceil(H/2), ceil(W/2), C): each pixel the mean of a 2 x 2 block (area mean).
+
+    On odd sizes the last row/column is repeated, so level pixel ``i`` covers pixels
+    ``2i, 2i+1`` of the level below (scale exactly 2).  Lazy; output chunks are
+    ``chunk`` (or the level size).  Integers are rounded to nearest.
+    """
+    h, w, c = (int(s) for s in arr.shape)
+    if h % 2 or w % 2:
+        arr = da.pad(arr, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    oh, ow = arr.shape[0] // 2, arr.shape[1] // 2
+    ch, cw = min(chunk, oh), min(chunk, ow)
+    arr = arr.rechunk((2 * ch, 2 * cw, c))
+    out_chunks = tuple(tuple(n // 2 for n in arr.chunks[i]) for i in (0, 1)) + (arr.chunks[2],)
+    return arr.map_blocks(_half_block, dtype=arr.dtype, chunks=out_chunks, meta=np.empty((0, 0, 0), arr.dtype))
+
+
+def level_count(height: int, width: int, min_size: int) -> int:
+    """How many 2x reductions until the longer side is <= ``min_size``."""
+    n, s = 0, max(height, width)
+    while s > min_size:
+        s, n = math.ceil(s / 2), n + 1
+    return n
+
+
+# --------------------------------------------------------------------------- NGFF write
+
+
+def _layout(arr: Any) -> str:
+    names = getattr(arr.metadata, "dimension_names", None) if hasattr(arr, "metadata") else None
+    if names is None:
+        names = arr.attrs.get("_ARRAY_DIMENSIONS")
+    if names and [str(n).lower() for n in names] == ["c", "y", "x"]:
+        return "cyx"
+    if names and [str(n).lower() for n in names] == ["y", "x", "c"]:
+        return "yxc"
+    return "cyx" if arr.ndim == 3 and arr.shape[0] <= 4 < arr.shape[2] else "yxc"
+
+
+def _order(values: Sequence[Any], layout: str) -> list[Any]:
+    """(y, x, c)-ordered values in the array's layout."""
+    y, x, c = values
+    return [c, y, x] if layout == "cyx" else [y, x, c]
+
+
+def as_yxc(arr: da.Array, layout: str) -> da.Array:
+    return arr.transpose(1, 2, 0) if layout == "cyx" else arr
+
+
+def _window(dtype: np.dtype) -> dict[str, float]:
+    hi = float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
+    return {"min": 0.0, "max": hi, "start": 0.0, "end": hi}
+
+
+def ngff_attributes(
+    paths: Sequence[str],
+    layout: str,
+    dtype: Any,
+    channels: str,
+    *,
+    pixel_size: PixelSize | None = None,
+    channel_names: Sequence[str] | None = None,
+    name: str = "image",
+    zarr_format: int = 3,
+) -> dict[str, Any]:
+    """The group attributes of an NGFF multiscale image with 2x levels ``paths``."""
+    pixel_size = pixel_size or {}
+    unit = {ax: pixel_size[ax][1] for ax in ("y", "x") if ax in pixel_size and pixel_size[ax][1]}
+    base = {ax: float(pixel_size[ax][0]) if ax in pixel_size else 1.0 for ax in ("y", "x")}
+    space = [{"name": ax, "type": "space", **({"unit": unit[ax]} if ax in unit else {})} for ax in ("y", "x")]
+    axes = _order(space + [{"name": "c", "type": "channel"}], layout)
+    datasets = []
+    for i, path in enumerate(paths):
+        f = 2**i
+        transforms = [{"type": "scale", "scale": _order([base["y"] * f, base["x"] * f, 1.0], layout)}]
+        if f > 1:  # centre of a level pixel, in the coordinates of level 0
+            transforms.append({"type": "translation",
+                               "translation": _order([base["y"] * (f - 1) / 2, base["x"] * (f - 1) / 2, 0.0], layout)})
+        datasets.append({"path": str(path), "coordinateTransformations": transforms})
+    multiscale: dict[str, Any] = {"name": name, "axes": axes, "datasets": datasets, "type": "mean",
+                                  "metadata": {"method": "urst_dask.io.ome.half", "description": "2 x 2 area mean"}}
+    defaults = {"gray": [("gray", "FFFFFF")], "rgb": [("red", "FF0000"), ("green", "00FF00"), ("blue", "0000FF")],
+                "rgba": [("red", "FF0000"), ("green", "00FF00"), ("blue", "0000FF"), ("alpha", "FFFFFF")]}[channels]
+    labels = list(channel_names) if channel_names and len(channel_names) == len(defaults) else [d[0] for d in defaults]
+    window = _window(np.dtype(dtype))
+    omero = {
+        "name": name,
+        "channels": [{"label": label, "color": color, "window": dict(window), "active": label_i < 3,
+                      "coefficient": 1.0, "family": "linear", "inverted": False}
+                     for label_i, (label, (_, color)) in enumerate(zip(labels, defaults))],
+        "rdefs": {"model": "greyscale" if channels == "gray" else "color", "defaultT": 0, "defaultZ": 0},
+    }
+    if zarr_format == 3:
+        return {"ome": {"version": "0.5", "multiscales": [multiscale], "omero": omero}}
+    return {"multiscales": [{"version": "0.4", **multiscale}], "omero": omero}
+
+
+def write_ngff_pyramid(
+    store_path: str | os.PathLike[str],
+    *,
+    pixel_size: PixelSize | None = None,
+    channel_names: Sequence[str] | None = None,
+    channels: str | None = None,
+    min_size: int = 256,
+    chunk: int | None = None,
+    name: str | None = None,
+) -> tuple[str, ...]:
+    """Add 2x-reduced levels ``"1"``, ``"2"``... beside the group's ``"0"`` and NGFF metadata.
+
+    Each level is the :func:`half` of the previous one, read back from the store and written
+    chunk by chunk with Dask (the current scheduler), until the longer side is <= ``min_size``;
+    chunks are ``chunk`` (default: ``"0"``'s spatial chunk) or the level size.  Levels keep
+    ``"0"``'s layout, ``(y, x, c)`` or ``(c, y, x)``, and dtype; stale deeper levels of an
+    earlier pyramid are removed.  ``channels`` ("gray" | "rgb" | "rgba", default from C)
+    sets the ``omero`` colours; ``pixel_size``/``channel_names`` are carried into the scales
+    and labels.  Other attributes (``urst_dask``) are kept.  Returns the dataset paths.
+    """
+    import zarr
+
+    try:
+        root = zarr.open_group(str(store_path), mode="r+")
+        base = root["0"]
+    except (KeyError, FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
+        raise OutputError(f"store={str(store_path)!r}: not a Zarr group with an image array '0'") from exc
+    if not isinstance(base, zarr.Array) or base.ndim != 3:
+        raise OutputError(f"store={str(store_path)!r}: '0' is not an (H, W, C) or (C, H, W) array")
+    layout = _layout(base)
+    zarr_format = root.metadata.zarr_format
+    prev = as_yxc(da.from_zarr(base), layout)
+    h, w, c = (int(s) for s in prev.shape)
+    channels = channels or CHANNELS_BY_COUNT.get(c)
+    if channels not in ("gray", "rgb", "rgba") or {"gray": 1, "rgb": 3, "rgba": 4}[channels] != c:
+        raise OutputError(f"store={str(store_path)!r}: channels={channels!r} does not fit {c} channels")
+    spatial = _order((0, 1, 2), layout)
+    chunk = int(chunk or base.chunks[spatial.index(0)])
+    paths = ["0"]
+    for level in range(1, level_count(h, w, min_size) + 1):
+        nxt = half(prev, chunk)
+        lh, lw = int(nxt.shape[0]), int(nxt.shape[1])
+        chunks_yxc = (min(chunk, lh), min(chunk, lw), c)
+        extra = {"dimension_names": _order(("y", "x", "c"), layout)} if zarr_format == 3 else {}
+        target = root.create_array(str(level), shape=_order((lh, lw, c), layout), chunks=_order(chunks_yxc, layout),
+                                   dtype=base.dtype, fill_value=0, overwrite=True, **extra)
+        src = nxt.rechunk(chunks_yxc)
+        da.store(src.transpose(2, 0, 1) if layout == "cyx" else src, target, lock=False)
+        prev = as_yxc(da.from_zarr(target), layout)
+        paths.append(str(level))
+    for key in [k for k, _ in root.arrays() if k.isdigit() and int(k) >= len(paths)]:
+        del root[key]
+    attrs = ngff_attributes(paths, layout, base.dtype, channels, pixel_size=pixel_size, channel_names=channel_names,
+                            name=name or os.path.basename(os.path.normpath(str(store_path))), zarr_format=zarr_format)
+    root.attrs.update(attrs)
+    return tuple(paths)
+
+
+def read_ngff_levels(store_path: str | os.PathLike[str]) -> tuple[da.Array, ...]:
+    """The reduced levels (``"1"``, ``"2"``...) of an NGFF store as lazy (h, w, C) arrays,
+    largest first; ``()`` when the store has no NGFF metadata."""
+    import zarr
+
+    try:
+        found = find_ngff(zarr.open_group(str(store_path), mode="r"))
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
+        raise InputImageError(f"store={str(store_path)!r}: not a Zarr group") from exc
+    if found is None:
+        return ()
+    group, image = found
+    out = []
+    for path in image.paths[1:]:
+        arr = group[path]
+        layout = image.axes.lower() if image.axes in ("CYX", "YXC") else _layout(arr)
+        out.append(as_yxc(da.from_zarr(arr), layout))
+    return tuple(out)

@@ -1,0 +1,261 @@
+"""Viewable exports: pyramidal tiled BigTIFF (OME-TIFF), PNG (streamed) and JPEG.
+
+Every writer checks the target first (exists without ``overwrite``, missing or unwritable
+folder -> :class:`OutputError`), writes to ``.<name>.partial`` beside it and renames it into
+place at the end, so a failed export never leaves a half-written file under the real name.
+TIFF and PNG are written band by band from a Dask array (never a whole level in memory);
+JPEG goes through Pillow and is built in memory (at most 65500 px a side).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import dask.array as da
+import numpy as np
+
+from ..errors import OutputError, ParameterError
+from . import ome
+
+JPEG_MAX_SIDE = 65500
+PNG_MAX_SIDE = 2**31 - 1
+BAND_BYTES = 256 << 20  # rows read at once are kept under this
+
+
+def _check_writable_target(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise OutputError(f"output={str(path)!r}: already exists; pass --overwrite to replace it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"output={str(path)!r}: {str(parent)!r} is a file, not a folder")
+    if not parent.is_dir():
+        raise OutputError(f"output={str(path)!r}: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output={str(path)!r}: folder {str(parent)!r} is not writable")
+
+
+def _partial(path: Path) -> Path:
+    """The temporary name beside ``path``; an unwritable folder becomes an OutputError."""
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        tmp.touch()
+    except OSError as exc:
+        raise OutputError(f"output={str(path)!r}: cannot write in {str(path.parent)!r} ({exc.strerror})") from exc
+    return tmp
+
+
+def _as_dask(image: np.ndarray | da.Array) -> da.Array:
+    arr = image if isinstance(image, da.Array) else da.from_array(np.asarray(image), chunks=(1024, 1024, -1))
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    return arr
+
+
+def _band_rows(array: da.Array, multiple: int) -> int:
+    """Rows per band: the source's chunk height rounded up to ``multiple``, under BAND_BYTES."""
+    h = int(array.shape[0])
+    row_bytes = max(1, int(np.prod(array.shape[1:])) * array.dtype.itemsize)
+    rows = -(-int(array.chunks[0][0]) // multiple) * multiple if array.chunks[0] else multiple
+    while rows > multiple and rows * row_bytes > BAND_BYTES:
+        rows -= multiple
+    return max(1, min(rows, -(-h // multiple) * multiple))
+
+
+def _bands(array: da.Array, rows: int) -> Iterator[np.ndarray]:
+    for y in range(0, int(array.shape[0]), rows):
+        yield np.asarray(array[y : y + rows].compute())
+
+
+# ------------------------------------------------------------------------- PNG / JPEG
+
+
+def _png_chunk(fh, tag: bytes, data: bytes) -> None:
+    fh.write(struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
+
+
+def _write_png(fh, array: da.Array, level: int = 6) -> None:
+    """PNG (8/16-bit gray, RGB or RGBA), rows filtered with "Up" and deflated band by band."""
+    h, w, c = (int(s) for s in array.shape)
+    depth = 8 * array.dtype.itemsize
+    fh.write(b"\x89PNG\r\n\x1a\n")
+    _png_chunk(fh, b"IHDR", struct.pack(">IIBBBBB", w, h, depth, {1: 0, 3: 2, 4: 6}[c], 0, 0, 0))
+    comp = zlib.compressobj(level)
+    prev = np.zeros(w * c * array.dtype.itemsize, np.uint8)
+    for band in _bands(array, _band_rows(array, 1)):
+        band = np.ascontiguousarray(band.astype(">u2") if depth == 16 else band)
+        raw = band.view(np.uint8).reshape(band.shape[0], -1)
+        rows = np.empty((raw.shape[0], raw.shape[1] + 1), np.uint8)
+        rows[:, 0] = 2  # filter type "Up": each byte minus the byte above
+        rows[0, 1:] = raw[0] - prev
+        rows[1:, 1:] = raw[1:] - raw[:-1]
+        prev = raw[-1].copy()
+        out = comp.compress(rows.tobytes())
+        if out:
+            _png_chunk(fh, b"IDAT", out)
+    _png_chunk(fh, b"IDAT", comp.flush())
+    _png_chunk(fh, b"IEND", b"")
+
+
+def write_raster(path: str | os.PathLike[str], image: np.ndarray | da.Array, *, overwrite: bool = False,
+                 quality: int = 95) -> None:
+    """Write an (H, W, C) image (C = 1, 3 or 4) as PNG or JPEG (the format from the suffix).
+
+    PNG: uint8 or uint16, gray/RGB/RGBA, streamed band by band from a Dask array.
+    JPEG: uint8 gray/RGB only, at most 65500 px a side, built whole in memory by Pillow.
+    """
+    p = Path(path)
+    _check_writable_target(p, overwrite)
+    arr = _as_dask(image)
+    h, w, c = (int(s) for s in arr.shape)
+    jpeg = p.suffix.lower() in (".jpg", ".jpeg")
+    name = "JPEG" if jpeg else "PNG"
+    if c not in (1, 3, 4):
+        raise OutputError(f"output={str(path)!r}: {name} cannot hold {c} channels")
+    if str(arr.dtype) not in (("uint8",) if jpeg else ("uint8", "uint16")):
+        raise OutputError(f"output={str(path)!r}: {name} cannot hold {arr.dtype} pixels; export a .tif")
+    if jpeg and c == 4:
+        raise OutputError(f"output={str(path)!r}: JPEG has no alpha channel; export a .png or .tif")
+    if max(h, w) > (JPEG_MAX_SIDE if jpeg else PNG_MAX_SIDE):
+        raise OutputError(f"output={str(path)!r}: {name} cannot hold {w}x{h}; export a .tif")
+    tmp = _partial(p)
+    try:
+        if jpeg:
+            from PIL import Image
+
+            pixels = np.asarray(arr.compute())
+            Image.fromarray(pixels[..., 0] if c == 1 else pixels).save(tmp, format="JPEG", quality=quality)
+        else:
+            with open(tmp, "wb") as fh:
+                _write_png(fh, arr)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# -------------------------------------------------------------------------------- TIFF
+
+
+def _tiles(array: da.Array, tile: int) -> Iterator[np.ndarray]:
+    """Tiles in row-major order, read one band of tile rows at a time (edge tiles padded)."""
+    w, c = int(array.shape[1]), int(array.shape[2])
+    for band in _bands(array, _band_rows(array, tile)):
+        for ty in range(0, band.shape[0], tile):
+            for x in range(0, w, tile):
+                t = band[ty : ty + tile, x : x + tile]
+                if t.shape[:2] != (tile, tile):
+                    t = np.pad(t, ((0, tile - t.shape[0]), (0, tile - t.shape[1]), (0, 0)))
+                yield t[..., 0] if c == 1 else t
+
+
+def _scratch_levels(array: da.Array, n: int, folder: str, chunk: int) -> list[da.Array]:
+    """Levels 1..n, each the 2x area mean of the previous, stored in a scratch Zarr (so the
+    full resolution is read once for all of them)."""
+    import zarr
+
+    out, prev = [], array
+    for i in range(1, n + 1):
+        nxt = ome.half(prev, chunk)
+        h, w, c = (int(s) for s in nxt.shape)
+        z = zarr.create_array(os.path.join(folder, f"{i}.zarr"), shape=(h, w, c), dtype=nxt.dtype, fill_value=0,
+                              chunks=(min(chunk, h), min(chunk, w), c))
+        da.store(nxt.rechunk(z.chunks), z, lock=False)
+        prev = da.from_zarr(z)
+        out.append(prev)
+    return out
+
+
+def _resolution(pixel_size: dict | None, factor: int) -> dict:
+    """TIFF resolution tags (pixels per centimetre) when the pixel size has a length unit."""
+    if not pixel_size or not all(ax in pixel_size and pixel_size[ax][1] in ome.UNIT_IN_CM for ax in ("y", "x")):
+        return {}
+    per_cm = [1.0 / (pixel_size[ax][0] * ome.UNIT_IN_CM[pixel_size[ax][1]] * factor) for ax in ("x", "y")]
+    return {"resolution": tuple(per_cm), "resolutionunit": "CENTIMETER"}
+
+
+def write_pyramidal_tiff(
+    path: str | os.PathLike[str],
+    array: da.Array | np.ndarray,
+    *,
+    tile: int = 256,
+    levels: int | Sequence[da.Array] | None = None,
+    pixel_size: dict | None = None,
+    channel_names: Sequence[str] | None = None,
+    overwrite: bool = False,
+    compression: str | None = "zlib",
+) -> Path:
+    """Write an (H, W, C) image as a tiled, pyramidal BigTIFF with OME-XML (QuPath, napari,
+    Bio-Formats open it); returns the path.
+
+    The reduced levels go into SubIFDs of the first page.  ``levels``: ``None`` halves until
+    the longer side fits in one tile; an int gives that many levels (0: no pyramid); a
+    sequence gives ready levels (e.g. an NGFF store's), each (h, w, C) and smaller than the one
+    before.  Computed levels are 2x area means kept in a scratch Zarr beside the output
+    (removed at the end).  Every level is written tile by tile, one band of tile rows at a
+    time.  C = 1 -> minisblack, 3 -> RGB, 4 -> RGB + unassociated alpha.  ``pixel_size``
+    ({"y": (0.25, "micrometer"), ...}) goes into OME-XML and the resolution tags.
+    """
+    import tifffile
+
+    p = Path(path)
+    _check_writable_target(p, overwrite)
+    if not isinstance(tile, int) or tile < 16 or tile % 16:
+        raise ParameterError(f"tile={tile!r}: must be a multiple of 16")
+    arr = _as_dask(array)
+    h, w, c = (int(s) for s in arr.shape)
+    if c not in (1, 3, 4) or str(arr.dtype) not in ("uint8", "uint16", "float32"):
+        raise OutputError(f"output={str(path)!r}: cannot write {c} channels of {arr.dtype} (1/3/4 channels of "
+                          f"uint8, uint16 or float32)")
+    scratch = None
+    tmp = _partial(p)
+    try:
+        if isinstance(levels, Sequence):
+            pyramid, prev = [], (h, w)
+            for i, lev in enumerate(levels, 1):
+                lev = _as_dask(lev)
+                if int(lev.shape[2]) != c or int(lev.shape[0]) > prev[0] or int(lev.shape[1]) > prev[1]:
+                    raise ParameterError(f"levels[{i - 1}]: shape {tuple(lev.shape)} is not a smaller level of "
+                                         f"{prev + (c,)}")
+                pyramid.append(lev)
+                prev = (int(lev.shape[0]), int(lev.shape[1]))
+        else:
+            n = ome.level_count(h, w, tile) if levels is None else int(levels)
+            if n < 0:
+                raise ParameterError(f"levels={levels!r}: must be >= 0")
+            scratch = tempfile.mkdtemp(prefix=f".{p.name}.levels-", dir=p.parent) if n else None
+            pyramid = _scratch_levels(arr, n, scratch, 4 * tile) if n else []
+        photometric = "minisblack" if c == 1 else "rgb"
+        options = {"tile": (tile, tile), "photometric": photometric, "compression": compression,
+                   "extrasamples": ("unassalpha",) if c == 4 else None}
+        meta: dict = {"axes": "YX" if c == 1 else "YXS", "Name": p.stem}
+        for ax in ("x", "y"):
+            if pixel_size and ax in pixel_size:
+                meta[f"PhysicalSize{ax.upper()}"] = float(pixel_size[ax][0])
+                if pixel_size[ax][1]:
+                    meta[f"PhysicalSize{ax.upper()}Unit"] = ome.UNIT_TO_OME.get(pixel_size[ax][1], pixel_size[ax][1])
+        if c == 1 and channel_names:
+            meta["Channel"] = {"Name": [channel_names[0]]}
+        with tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tw:
+            shape0 = (h, w) if c == 1 else (h, w, c)
+            tw.write(_tiles(arr, tile), shape=shape0, dtype=arr.dtype, subifds=len(pyramid), metadata=meta,
+                     **_resolution(pixel_size, 1), **options)
+            for i, lev in enumerate(pyramid, 1):
+                lh, lw = int(lev.shape[0]), int(lev.shape[1])
+                tw.write(_tiles(lev, tile), shape=(lh, lw) if c == 1 else (lh, lw, c), dtype=arr.dtype,
+                         subfiletype=1, **_resolution(pixel_size, 2**i), **options)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return p
+
+
+def write_tiff(path: str | os.PathLike[str], array: da.Array, *, tile: int = 256, overwrite: bool = False) -> None:
+    """Write an (H, W, C) array as a tiled BigTIFF without a pyramid (see :func:`write_pyramidal_tiff`)."""
+    write_pyramidal_tiff(path, array, tile=tile, levels=0, overwrite=overwrite)
