@@ -93,3 +93,15 @@ def test_statistics_are_one_graph_key():
     holders = [k for k, v in graph_.items() if isinstance(getattr(v, "value", None), NormStats) or isinstance(v, NormStats)]
     assert len(holders) == 1, holders
     assert out.numblocks[:2] == (6, 6)
+
+
+@pytest.mark.parametrize("rows, cols, threads", [(25, 40, 2), (2, 40, 16), (1, 1, 1), (5, 3, 4), (40, 25, 64)])
+def test_strips_cover_every_window_once_with_a_bounded_width(rows, cols, threads):
+    blocks = [(i, j) for i in range(rows) for j in range(cols)]
+    parts = graph.strips(blocks, rows, threads)
+    flat = [b for part in parts for b in part]
+    assert sorted(flat) == blocks  # each window once
+    k = max(4, -(-8 * threads // rows))
+    for part in parts:
+        assert len({j for _, j in part}) <= k  # frontier bounded by the strip, not the image width
+        assert len(part) >= min(len(blocks), 8 * threads) or part is parts[-1]

@@ -173,8 +173,14 @@ def stylize(
         stylized = graph.stylize_array(src.array, spec, style_code, thumb_stats, tile_plan, job, whole=comp.whole,
                                        resources=resources)
         todo = graph.missing_blocks(stylized, tile_plan.stride, store.present_chunks(out_path) if state == "resume" else set())
-        label = f"tile stage: {len(todo)} of {stylized.numblocks[0] * stylized.numblocks[1]} windows"
-        run(c, graph.write_blocks(stylized, str(out_path), todo), progress=progress, label=label)
+        total = stylized.numblocks[0] * stylized.numblocks[1]
+        threads = sum(w.get("nthreads", 1) for w in c.scheduler_info().get("workers", {}).values())
+        done = 0
+        for strip in graph.strips(todo, stylized.numblocks[0], threads):
+            label = f"tile stage: {len(todo)} of {total} windows" + (
+                f", strip of windows {done + 1}-{done + len(strip)}" if len(strip) < len(todo) else "")
+            run(c, graph.write_blocks(stylized, str(out_path), strip), progress=progress, label=label)
+            done += len(strip)
         levels = images.write_ngff_pyramid(out_path, pixel_size=src.pixel_size, channel_names=src.channel_names,
                                            channels=src.channels)
     store.mark_complete(out_path, {"finished": _now(), "pyramid_levels": list(levels)})
