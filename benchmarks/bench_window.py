@@ -83,8 +83,10 @@ def main() -> None:
         print(f"{name:24s} {med:6.2f} s / 1064 window  ({1.0 / med:.3f} MP/s of kept output)")
     ref = outputs["float32-channels_last"]
     mse = torch.mean((outputs["bfloat16-channels_last"] - ref) ** 2).item()
-    results["bfloat16-channels_last"]["psnr_vs_float32_db"] = 10 * np.log10(1.0 / mse)
-    print(f"bf16 vs float32 PSNR {results['bfloat16-channels_last']['psnr_vs_float32_db']:.1f} dB")
+    # None: identical outputs (saturated) or non-finite ones (random weights can overflow)
+    psnr = round(10 * np.log10(1.0 / mse), 2) if np.isfinite(mse) and mse > 0 else None
+    results["bfloat16-channels_last"]["psnr_vs_float32_db"] = psnr
+    print(f"bf16 vs float32 PSNR {psnr} dB" + (" (random weights: not meaningful)" if weights_kind == "random" else ""))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MiB")
     record(f"window-{a.method}", {"method": a.method, "variant": a.variant, "weights": weights_kind,
