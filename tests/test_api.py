@@ -165,3 +165,28 @@ def test_channels_and_dtypes_end_to_end(run, tmp_path, channels, dtype):
         level0 = tf.series[0].levels[0].asarray()
         assert len(tf.series[0].levels) >= 2
     np.testing.assert_array_equal(level0.reshape(shape), result)
+
+
+def test_percentile_intensity_window(run):
+    """A uint16 scan using 2000..6000 of 0..65535: the percentile window maps that range onto
+    the network's [0, 1] (the statistics see a full-contrast thumbnail) and back on output;
+    the window is recorded.  Identity network: output == input."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(2000, 6001, size=(120, 150, 3), dtype=np.uint16)
+    out = run(image, "pct.zarr", stride=64, margin=8, intensity="percentile:0,100")
+    np.testing.assert_array_equal(store.open_output(out).compute(), image)
+    meta = store.read_attrs(out)["intensity"]
+    assert meta["mode"] == "percentile:0,100"
+    lo, hi = meta["window_in_dtype"]
+    assert abs(lo - 2000) < 1 and abs(hi - 6000) < 1
+    stats = store.read_stats(out)["in1"]
+    assert float(np.mean(stats["std"])) > 0.2  # full contrast (the raw dtype range would give ~0.018)
+    plain = store.read_stats(run(image, "dtype.zarr", stride=64, margin=8))["in1"]
+    assert float(np.mean(plain["std"])) < 0.05
+
+
+def test_bad_intensity_spec(run):
+    from urst_dask.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="intensity='percentile:99,1'"):
+        run(random_image(10, 10), intensity="percentile:99,1")

@@ -27,7 +27,8 @@ from .io import images, store
 from .io.weights import resolve_weights_dir, verify_file
 from .models import method_entry
 from .runtime import ModelSpec
-from .settings import ComputeOptions, NormMode, StyleOptions, TilePlan
+from .preprocess import dtype_scale
+from .settings import ComputeOptions, NormMode, StyleOptions, TilePlan, parse_intensity
 from .stats import NormStats
 from .tiles import WindowJob
 
@@ -109,7 +110,9 @@ def stylize(
     (path or (H, W, 3) array) or, for baked-in-style methods, a style name/checkpoint.
     ``variant`` picks a network variant where a method has several (``wct``: top level "1".."5").
     Settings go in the frozen objects or as keywords routed to them: ``alpha``,
-    ``style_size``, ``thumb_size``, ``norm`` ("tin" | "in"), ``preserve_color``
+    ``style_size``, ``thumb_size``, ``norm`` ("tin" | "in"), ``preserve_color``,
+    ``intensity`` ("dtype", or "percentile:LO,HI": the thumbnail's percentiles are mapped onto
+    the network's [0, 1] and back, recorded in the attributes)
     (:class:`StyleOptions`); ``stride``, ``margin`` (:class:`TilePlan`); ``device``,
     ``precision``, ``whole`` (:class:`ComputeOptions`); ``scheduler``, ``workers``,
     ``threads_per_worker``, ``processes`` (:class:`ClusterOptions`).  ``stats`` reuses
@@ -144,8 +147,7 @@ def stylize(
         raise ParameterError(f"stats: collected for method {stats.method!r}, not {method!r}")
 
     spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device)
-    job = WindowJob(alpha=opts.alpha, precision=comp.precision, preserve_color=opts.preserve_color,
-                    out_dtype=str(src.array.dtype))
+    percentiles = parse_intensity(opts.intensity)
     meta = _provenance(src, style_meta, method, variant, wfiles, opts, tile_plan, comp, stats)
     state = store.prepare_output(out, meta["fingerprint"], overwrite)
     out_path = Path(out)
@@ -155,21 +157,29 @@ def stylize(
         return out_path
     with connect(clus, client) as c:
         resources = gpu_resources(c)
-        if state == "resume":  # same run: reuse its style code and statistics, byte for byte
+        if state == "resume":  # same run: reuse its style code, statistics and window, byte for byte
             style_code = store.read_style_code(out_path)
             thumb_stats = store.read_stats(out_path) if opts.norm is NormMode.TIN else None
+            stored = store.read_attrs(out_path).get("intensity", {}).get("window_unit")
+            window = tuple(stored) if stored else None
         else:
             with_stats = opts.norm is NormMode.TIN and stats is None
             cond = graph.conditioning(src.level_for(opts.thumb_size), style_img, spec, thumb_size=opts.thumb_size,
                                       style_size=opts.style_size, alpha=opts.alpha, with_stats=with_stats,
-                                      resources=resources)
-            style_code, thumb_stats = run(c, cond, progress=progress, label="thumbnail stage: style code and statistics")
+                                      resources=resources, percentiles=percentiles)
+            style_code, thumb_stats, window = run(c, cond, progress=progress,
+                                                  label="thumbnail stage: style code and statistics")
             if opts.norm is NormMode.TIN and stats is not None:
                 thumb_stats = stats
+            scale = dtype_scale(src.array.dtype)
             attrs = {**meta, "stats": None if thumb_stats is None else {"group": store.STATS, "sha256": thumb_stats.token()},
+                     "intensity": {"mode": opts.intensity, "window_unit": list(window) if window else None,
+                                   "window_in_dtype": [v * scale for v in window] if window else [0.0, scale]},
                      "started": _now()}
             store.create_output(out_path, src.shape, tile_plan.stride, str(src.array.dtype), attrs, thumb_stats,
                                 style_code, overwrite=overwrite)
+        job = WindowJob(alpha=opts.alpha, precision=comp.precision, preserve_color=opts.preserve_color,
+                        out_dtype=str(src.array.dtype), window=window)
         stylized = graph.stylize_array(src.array, spec, style_code, thumb_stats, tile_plan, job, whole=comp.whole,
                                        resources=resources)
         todo = graph.missing_blocks(stylized, tile_plan.stride, store.present_chunks(out_path) if state == "resume" else set())

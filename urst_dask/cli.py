@@ -41,6 +41,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="tin: thumbnail statistics (URST); in: per-window statistics (baseline)")
     p.add_argument("--whole", action="store_true", help="no tiling: the whole image as one window")
     p.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance transfer)")
+    p.add_argument("--intensity", default="dtype",
+                   help="intensity mapping into the network's range: 'dtype' (default: the dtype's full range) or "
+                        "'percentile:LO,HI' (the thumbnail's percentiles, e.g. percentile:0.5,99.5; mapped back on output)")
     p.add_argument("--device", choices=[d.value for d in DeviceKind], default="auto")
     p.add_argument("--precision", choices=[d.value for d in Precision], default="float32")
     p.add_argument("--workers", type=int, default=1, help="local cluster worker processes; default 1")
@@ -59,7 +62,7 @@ def _run_kwargs(a: argparse.Namespace) -> dict:
     return dict(
         method=a.method, variant=a.variant, weights=a.weights, overwrite=a.overwrite, progress=not a.no_progress, stats=a.stats,
         alpha=a.alpha, style_size=a.style_size, thumb_size=a.thumb_size, stride=a.stride, margin=a.margin,
-        norm=a.norm, whole=a.whole, preserve_color=a.preserve_color, device=a.device, precision=a.precision,
+        norm=a.norm, whole=a.whole, preserve_color=a.preserve_color, intensity=a.intensity, device=a.device, precision=a.precision,
         workers=a.workers, threads_per_worker=a.threads_per_worker, scheduler=a.scheduler,
         axes=getattr(a, "axes", None), allow_large_images=getattr(a, "allow_large_images", False),
     )

@@ -147,10 +147,26 @@ class _StderrBar(TextProgressBar):
         sys.stderr.flush()
 
 
+def _annotated(collection: Any) -> bool:
+    """Whether a layer of ``collection`` (or of any collection in a list) carries annotations."""
+    items = collection if isinstance(collection, (list, tuple)) else [collection]
+    for item in items:
+        layers = getattr(item.__dask_graph__(), "layers", {})
+        if any(getattr(layer, "annotations", None) for layer in layers.values()):
+            return True
+    return False
+
+
 def run(client: Client, collection: Any, *, progress: bool, label: str) -> Any:
     """Compute ``collection`` on ``client`` and return its result; with ``progress``, a text
-    bar on stderr follows the tasks until they finish."""
-    futures = client.compute(collection)
+    bar on stderr follows the tasks until they finish.
+
+    An annotated graph (the ``GPU`` resource of the network tasks) is sent unoptimized: dask's
+    array optimizer, which runs on the scheduler with the scheduler's config, fuses the tasks
+    into one flat layer and drops the layers' annotations, so the window tasks would run on any
+    worker.  The scheduler still culls the graph to the keys asked for.
+    """
+    futures = client.compute(collection, optimize_graph=not _annotated(collection))
     if progress:
         print(f"[urst-dask] {label}", file=sys.stderr, flush=True)
         keys = futures if isinstance(futures, list) else [futures]

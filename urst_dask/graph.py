@@ -82,10 +82,16 @@ def _prepare_style(spec: ModelSpec, style_image: np.ndarray | None, style_size: 
     return model.prepare_style(x)
 
 
-def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: float) -> NormStats:
+def _intensity_window(thumb: np.ndarray, percentiles: tuple[float, float] | None) -> tuple[float, float] | None:
+    return None if percentiles is None else pp.percentile_window(thumb, *percentiles)
+
+
+def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: float,
+                   window: tuple[float, float] | None = None) -> NormStats:
     import torch
 
     model = get_model(spec)
+    thumb = pp.apply_window(thumb, window)
     thumb = np.repeat(thumb, 3, axis=2) if thumb.shape[2] == 1 else thumb[..., :3]  # gray / RGBA -> RGB
     x = pp.hwc_to_nchw(pad_to_multiple(thumb, model.info.size_multiple), model.device)
     with torch.inference_mode():
@@ -108,15 +114,18 @@ def conditioning(
     alpha: float,
     with_stats: bool = True,
     resources: dict[str, float] | None = None,
+    percentiles: tuple[float, float] | None = None,
 ) -> Delayed:
-    """Delayed ``(StyleCode, NormStats | None)``: the style prepared once, the thumbnail
-    statistics collected once (``with_stats=False`` for ``--norm in``).  The two network
-    tasks carry ``resources`` (the thumbnail reduction itself runs anywhere)."""
-    thumb = thumbnail(image, thumb_size) if with_stats else None
+    """Delayed ``(StyleCode, NormStats | None, window)``: the style prepared once, the
+    thumbnail statistics collected once (``with_stats=False`` for ``--norm in``), and the
+    intensity window (``percentiles`` of the thumbnail, in [0, 1] units; ``None``: the
+    dtype's range).  The two network tasks carry ``resources``."""
+    thumb = thumbnail(image, thumb_size) if (with_stats or percentiles) else None
+    window = dask.delayed(_intensity_window, pure=True)(thumb, percentiles) if percentiles else None
     with _annotate(resources):
         style = dask.delayed(_prepare_style, pure=True)(spec, style_image, style_size)
-        stats = dask.delayed(_collect_stats, pure=True)(spec, thumb, style, alpha) if with_stats else None
-    return dask.delayed(tuple, pure=True)([style, stats])
+        stats = dask.delayed(_collect_stats, pure=True)(spec, thumb, style, alpha, window) if with_stats else None
+    return dask.delayed(tuple, pure=True)([style, stats, window])
 
 
 # ------------------------------------------------------------------------- tile stage

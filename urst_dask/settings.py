@@ -126,6 +126,20 @@ class TilePlan:
         return self.margin if length >= self.margin else 0
 
 
+def parse_intensity(spec: str) -> tuple[float, float] | None:
+    """``"dtype"`` -> ``None``; ``"percentile:LO,HI"`` -> ``(LO, HI)`` with 0 <= LO < HI <= 100."""
+    if spec == "dtype":
+        return None
+    head, _, tail = str(spec).partition(":")
+    try:
+        lo, hi = (float(v) for v in tail.split(","))
+    except ValueError:
+        lo = hi = float("nan")
+    if head != "percentile" or not (0.0 <= lo < hi <= 100.0):
+        raise ParameterError(f"intensity={spec!r}: must be 'dtype' or 'percentile:LO,HI' with 0 <= LO < HI <= 100")
+    return lo, hi
+
+
 @dataclass(frozen=True)
 class StyleOptions:
     """How the style image becomes a style code, and how strongly it is applied."""
@@ -135,8 +149,10 @@ class StyleOptions:
     thumb_size: int = 1024
     norm: NormMode = NormMode.TIN
     preserve_color: bool = False
+    intensity: str = "dtype"  # "dtype" (the dtype's range) or "percentile:LO,HI" of the thumbnail
 
     def __post_init__(self) -> None:
+        parse_intensity(self.intensity)
         object.__setattr__(self, "alpha", _positive_float("alpha", self.alpha, lo=0.0, hi=1.0))
         for name in ("style_size", "thumb_size"):
             v = _int(name, getattr(self, name))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .models.base import StyleModel
-from .preprocess import from_unit, hwc_to_nchw, nchw_to_hwc, preserve_colour, to_unit
+from .preprocess import apply_window, from_unit, hwc_to_nchw, invert_window, nchw_to_hwc, preserve_colour, to_unit
 from .settings import Precision
 from .stats import NormStats, StyleCode
 
@@ -30,6 +30,7 @@ class WindowJob:
     precision: Precision
     preserve_color: bool
     out_dtype: str
+    window: tuple[float, float] | None = None  # intensity window in [0, 1] units (None: dtype range)
 
 
 def _autocast(device: torch.device, precision: Precision):
@@ -73,7 +74,7 @@ def stylize_window(
         return from_unit(luma, rgb.dtype)
     h, w = window.shape[:2]
     device = model.device
-    x = hwc_to_nchw(to_unit(pad_to_multiple(window, model.info.size_multiple)), device)
+    x = hwc_to_nchw(apply_window(to_unit(pad_to_multiple(window, model.info.size_multiple)), job.window), device)
     try:
         y = _forward(model, x, style, stats, job)
     except torch.OutOfMemoryError:
@@ -89,7 +90,7 @@ def stylize_window(
                 "or fewer --threads-per-worker"
             ) from exc
     y = y[..., :h, :w].clamp(0.0, 1.0)
-    return from_unit(nchw_to_hwc(y), np.dtype(job.out_dtype))
+    return from_unit(invert_window(nchw_to_hwc(y), job.window), np.dtype(job.out_dtype))
 
 
 class WindowMemoryError(MemoryError):
