@@ -11,7 +11,7 @@ import torch
 from urst_dask import graph
 from urst_dask.io.weights import load_state_dict, sha256_file
 from urst_dask.models import wct16x
-from urst_dask.preprocess import hwc_to_nchw, nchw_to_hwc, resize_center_crop, to_unit, from_unit
+from urst_dask.preprocess import from_unit, hwc_to_nchw, nchw_to_hwc, to_unit
 from urst_dask.runtime import ModelSpec, get_model
 from urst_dask.settings import Precision, TilePlan
 from urst_dask.tiles import WindowJob

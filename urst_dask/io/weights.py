@@ -74,7 +74,7 @@ def verify_file(path: Path, wf: WeightFile) -> None:
     """Raise :class:`WeightsError` unless ``path`` exists and matches ``wf.sha256``."""
     if not path.is_file():
         how = (
-            f"run `urst-dask weights fetch` to download it"
+            "run `urst-dask weights fetch` to download it"
             if wf.url
             else "it has no public download: copy it there by hand"
         )

@@ -19,14 +19,12 @@ networks (same normalised VGG, same mirrored decoder).
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from .. import kernels
 from ..errors import ParameterError
 from ..io.weights import WeightFile
-from ..stats import FrozenSource, StatsSource, StyleCode
-from .base import ModelInfo, StyleModel
+from .base import ModelInfo
+from .cascade import CascadedWct
 
 # VGG-19 body; "P" is a 2x2 max pool.  Each conv name maps to its output width.
 VGG19 = ("11", "12", "P", "21", "22", "P", "31", "32", "33", "34", "P",
@@ -119,13 +117,10 @@ def parse_levels(variant: str | None) -> tuple[int, ...]:
     return tuple(range(top, 0, -1))
 
 
-def _whitening_stats(feat: Tensor) -> dict[str, Tensor]:
-    mean, cov = kernels.feature_covariance(feat)
-    return {"mean": mean, "whiten": kernels.whitening_matrix(cov)}
-
-
-class Wct(StyleModel):
+class Wct(CascadedWct):
     """Cascaded multi-level WCT with the full normalised VGG-19 encoders/decoders."""
+
+    clamp_output = True
 
     def __init__(self, levels: tuple[int, ...] = parse_levels(None)) -> None:
         super().__init__()
@@ -139,31 +134,6 @@ class Wct(StyleModel):
             takes_style_image=True,
             supports_alpha=True,
         )
-
-    def prepare_style(self, style: Tensor | None) -> StyleCode:
-        if style is None:
-            raise ValueError("wct needs a style image")
-        entries = {}
-        with torch.inference_mode():
-            for k in self.levels:
-                f = self.encoders[str(k)](style.float())
-                mean, cov = kernels.feature_covariance(f)
-                colour = kernels.colouring_matrix(cov)
-                entries[f"level{k}"] = {"mean": mean.cpu().numpy(), "colour": colour.cpu().numpy()}
-        return StyleCode.build(self.info.name, entries)
-
-    def run(self, x: Tensor, style: StyleCode, source: StatsSource, alpha: float) -> Tensor:
-        if x.shape[0] > 1 and not isinstance(source, FrozenSource):
-            # per-sample statistics: whitening matrices differ per sample
-            return torch.cat([self.run(x[i : i + 1], style, source, alpha) for i in range(x.shape[0])])
-        for k in self.levels:
-            point = f"level{k}"
-            f = self.encoders[str(k)](x)  # relu{k}_1
-            content = source.get(point, f, _whitening_stats)
-            s = style.tensors(point, f.device)
-            f = kernels.whiten_colour(f, content["mean"], content["whiten"], s["mean"], s["colour"], alpha)
-            x = self.decoders[str(k)](f)  # unclamped between levels, as upstream
-        return x.clamp(0.0, 1.0)
 
 
 # sha256 of the level 1-3 files in shared/weights/wct_vgg19; levels 4-5 are not available

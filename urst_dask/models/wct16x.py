@@ -12,14 +12,12 @@ Checkpoint layout (upstream ``SmallEncoder{k}_16x_aux`` / ``SmallDecoder{k}_16x`
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import kernels
 from ..io.weights import WeightFile
-from ..stats import FrozenSource, StatsSource, StyleCode
-from .base import ModelInfo, StyleModel
+from .base import ModelInfo
+from .cascade import CascadedWct
 
 # VGG-19 body up to relu5_1; "P" is a 2x2 max pool.  Output width of each conv.
 _VGG = ("11", "12", "P", "21", "22", "P", "31", "32", "33", "34", "P", "41", "42", "43", "44", "P", "51")
@@ -99,11 +97,6 @@ class SmallDecoder(nn.Module):
         return y
 
 
-def _whitening_stats(feat: Tensor) -> dict[str, Tensor]:
-    mean, cov = kernels.feature_covariance(feat)
-    return {"mean": mean, "whiten": kernels.whitening_matrix(cov)}
-
-
 def _receptive_field(levels: tuple[int, ...]) -> int:
     """Receptive field of the cascade: each 3x3 conv at scale s grows it by 2s, each pool by s;
     a decoder mirrors its encoder, and the levels run one after another."""
@@ -120,7 +113,7 @@ def _receptive_field(levels: tuple[int, ...]) -> int:
     return rf
 
 
-class Wct16x(StyleModel):
+class Wct16x(CascadedWct):
     """Cascaded multi-level WCT with the compressed encoders/decoders."""
 
     def __init__(self, levels: tuple[int, ...] = LEVELS) -> None:
@@ -135,30 +128,6 @@ class Wct16x(StyleModel):
             takes_style_image=True,
             supports_alpha=True,
         )
-
-    def prepare_style(self, style: Tensor | None) -> StyleCode:
-        if style is None:
-            raise ValueError("wct16x needs a style image")
-        entries = {}
-        with torch.inference_mode():
-            for k in self.levels:
-                f = self.encoders[str(k)](style.float())
-                mean, cov = kernels.feature_covariance(f)
-                entries[f"level{k}"] = {"mean": mean.cpu().numpy(), "colour": kernels.colouring_matrix(cov).cpu().numpy()}
-        return StyleCode.build(self.info.name, entries)
-
-    def run(self, x: Tensor, style: StyleCode, source: StatsSource, alpha: float) -> Tensor:
-        if x.shape[0] > 1 and not isinstance(source, FrozenSource):
-            # per-sample statistics: whitening matrices differ per sample
-            return torch.cat([self.run(x[i : i + 1], style, source, alpha) for i in range(x.shape[0])])
-        for k in self.levels:
-            point = f"level{k}"
-            f = self.encoders[str(k)](x)
-            content = source.get(point, f, _whitening_stats)
-            s = style.tensors(point, f.device)
-            f = kernels.whiten_colour(f, content["mean"], content["whiten"], s["mean"], s["colour"], alpha)
-            x = self.decoders[str(k)](f)
-        return x
 
 
 WEIGHTS: tuple[WeightFile, ...] = tuple(
