@@ -10,14 +10,21 @@ configuration:
 
 The two-slot configurations give each window one torch thread (the ``TorchThreads`` plugin:
 ``cores // (workers x threads)``).  For each configuration: the wall time of the ``stylize`` call
-(thumbnail stage included), the tile stage (first window start to last chunk written, from the
-task stream), throughput in megapixels per second for both, the compute time of each window
-(median, min, max; the first window of a process also builds oneDNN's kernels) and
+(thumbnail stage included), the tile stage (from the first task after the statistics to the end
+of the last task, from the task stream), throughput in megapixels per second for both, the
+compute time of each window (median, min, max; the first window of a process also builds
+oneDNN's kernels) and
 
-    speedup = baseline tile stage / tile stage,   efficiency = speedup / concurrent windows.
+    speedup = baseline tile stage / tile stage,   efficiency = speedup / cores used
+    (cores used = concurrent windows x torch threads per window).
 
 The default image is 3000 x 4000 = 12 windows, an even count, so neither two-slot configuration
 idles a slot in its last round (9 windows on 2 slots could reach at most 90 %).
+
+On a shared machine each run also records the CPU time that other processes took meanwhile
+(``/proc/stat`` busy time minus this benchmark's processes); a configuration whose run shared
+more than 5 % of the machine is run again (``--retries``), and the least disturbed run is kept.
+``--wait-quiet S`` first waits up to S seconds for an idle machine.
 
 Run: python benchmarks/bench_scaling.py [--height 3000] [--width 4000] [--method wct16x]
 """
@@ -25,9 +32,11 @@ Run: python benchmarks/bench_scaling.py [--height 3000] [--width 4000] [--method
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import time
+from pathlib import Path
 
 from common import SCRATCH, record, synthetic_zarr, weights_dir
 
@@ -45,6 +54,42 @@ def _torch_threads() -> int:
     import torch
 
     return torch.get_num_threads()
+
+
+CONTENDED = 0.05  # share of the machine's CPU taken by other processes that spoils a run
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _system_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (all cores) since boot."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(v) - v[3] - v[4]) / TICK  # minus idle and iowait
+
+
+def _process_cpu_s(pid: int) -> float:
+    """user + system CPU seconds of one process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def wait_quiet(max_wait: float, window: float = 10.0) -> float:
+    """Wait (at most ``max_wait`` s) for a ``window`` in which other processes use < 5 % of the
+    machine; return the share seen in the last window."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        sys0, own0 = _system_busy_s(), _process_cpu_s(os.getpid())
+        time.sleep(window)
+        share = ((_system_busy_s() - sys0) - (_process_cpu_s(os.getpid()) - own0)) / (window * _cores())
+        if share < CONTENDED or time.monotonic() > deadline:
+            return share
+        print(f"waiting for a quiet machine: other processes use {share:.0%} of it", flush=True)
 
 
 def _compute_spans(rec: dict) -> list[tuple[float, float]]:
@@ -67,11 +112,15 @@ def run_config(label: str, workers: int, threads: int, torch_threads: int | None
         # measured inside tasks (the executor threads), where the windows run
         tthreads = sorted(set(client.gather([client.submit(_torch_threads, pure=False)
                                              for _ in range(2 * workers * threads)])))
+        pids = sorted({os.getpid(), *client.run(os.getpid).values(), *client.run(os.getpid, nanny=True).values()})
+        own0, sys0 = sum(map(_process_cpu_s, pids)), _system_busy_s()
         with get_task_stream(client=client) as ts:
             t0 = time.perf_counter()
             api.stylize(str(src), style, out, method=method, weights=weights_dir(), client=client, overwrite=True)
             wall = time.perf_counter() - t0
+        own_s, sys_s = sum(map(_process_cpu_s, pids)) - own0, _system_busy_s() - sys0
         loads = sorted(client.run(load_count).values())
+    other_share = max(0.0, sys_s - own_s) / (wall * _cores())
     # The tile stage: every task that started after the statistics were computed.  The window
     # tasks are fused with their overlap, trim and write steps under names the optimizer picks,
     # so they are found by duration: the n longest tasks of the stage (seconds, against
@@ -87,10 +136,11 @@ def run_config(label: str, workers: int, threads: int, torch_threads: int | None
         "tile_stage_s": round(tile_s, 2), "tile_mp_per_s": round(megapixels / tile_s, 4),
         "window_compute_s": {"median": round(statistics.median(per_window), 2), "min": round(per_window[0], 2),
                              "max": round(per_window[-1], 2)},
+        "cpu_s": round(own_s, 1), "other_processes_share": round(other_share, 3),
     }
     print(f"{label:18s} wall {wall:6.1f} s ({row['wall_mp_per_s']:.3f} MP/s), tile stage {tile_s:6.1f} s "
           f"({row['tile_mp_per_s']:.3f} MP/s), window median {row['window_compute_s']['median']} s, "
-          f"torch threads {tthreads}, loads {loads}", flush=True)
+          f"torch threads {tthreads}, loads {loads}, other processes {other_share:.0%}", flush=True)
     shutil.rmtree(out, ignore_errors=True)
     return row
 
@@ -101,6 +151,8 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=4000)
     ap.add_argument("--method", default="wct16x")
     ap.add_argument("--name", default=None)
+    ap.add_argument("--retries", type=int, default=2, help="reruns of a configuration disturbed by other processes")
+    ap.add_argument("--wait-quiet", type=float, default=0.0, help="first wait up to this many seconds for an idle machine")
     a = ap.parse_args()
     from urst_dask.synthetic import demo_style
 
@@ -111,12 +163,24 @@ def main() -> None:
     mp = a.height * a.width / 1e6
     plan = TilePlan()
     n_windows = len(plan.axis_chunks(a.height)) * len(plan.axis_chunks(a.width))
-    rows = [run_config(label, w, t, tt, src, style, a.method, mp, n_windows) for label, w, t, tt in CONFIGS]
+    rows = []
+    for label, w, t, tt in CONFIGS:
+        if a.wait_quiet:
+            wait_quiet(a.wait_quiet)
+        tries = [run_config(label, w, t, tt, src, style, a.method, mp, n_windows)]
+        while tries[-1]["other_processes_share"] > CONTENDED and len(tries) <= a.retries:
+            if a.wait_quiet:
+                wait_quiet(a.wait_quiet)
+            tries.append(run_config(label, w, t, tt, src, style, a.method, mp, n_windows))
+        best = min(tries, key=lambda r: r["other_processes_share"])
+        best["runs"] = len(tries)
+        rows.append(best)
     base = next(r for r in rows if r["config"] == BASELINE)
     for r in rows:
         speedup = base["tile_stage_s"] / r["tile_stage_s"]
+        r["cores_used"] = r["concurrent_windows"] * max(r["torch_threads_per_task"])
         r["speedup_vs_baseline"] = round(speedup, 3)
-        r["parallel_efficiency"] = round(speedup / r["concurrent_windows"], 3)
+        r["parallel_efficiency"] = round(speedup / r["cores_used"], 3)
         r["window_slowdown_vs_baseline"] = round(r["window_compute_s"]["median"] / base["window_compute_s"]["median"], 3)
     print("\nconfig              tile MP/s  speedup  efficiency  window slowdown")
     for r in rows:
@@ -124,10 +188,11 @@ def main() -> None:
               f"{r['parallel_efficiency']:11.0%} {r['window_slowdown_vs_baseline']:16.2f}")
     record(a.name or f"scaling-{a.method}", {
         "method": a.method, "height": a.height, "width": a.width, "megapixels": mp, "baseline": BASELINE,
-        "note": "tile stage = first window start to last chunk written (task stream); wall includes the "
+        "note": "tile stage = start of the first task after the statistics to the end of the last task (task stream); wall includes the "
                 "thumbnail stage (one task: it does not parallelize); efficiency = speedup over the "
-                "one-core baseline / concurrent windows; window_slowdown = median window compute time "
-                "relative to the baseline's (contention for memory bandwidth and caches)",
+                "one-core baseline / cores used (concurrent windows x torch threads); window_slowdown = median window compute time "
+                "relative to the baseline's (contention for memory bandwidth and caches); "
+                "other_processes_share = CPU taken by other processes during the run / (wall x cores)",
         "rows": rows,
     })
 
