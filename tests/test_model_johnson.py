@@ -5,7 +5,6 @@ Needs the real weights (``URST_DASK_WEIGHTS`` or ``../shared/weights``); skipped
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -15,29 +14,17 @@ import torch.nn.functional as F
 from urst_dask.errors import ParameterError
 from urst_dask.io.weights import load_state_dict, sha256_file
 from urst_dask.models import johnson
+from tensors import image, weights_root
 from urst_dask.stats import StyleCode
 
 TOL = 1e-5
 
 
 def _weights_root() -> Path:
-    env = os.environ.get("URST_DASK_WEIGHTS")
-    root = Path(env) if env else Path(__file__).parents[1] / ".." / "shared" / "weights"
-    if not (root / "johnson").is_dir():
-        pytest.skip(f"Johnson weights not found under {root} (set URST_DASK_WEIGHTS to a folder with johnson/)")
-    return root
+    return weights_root("johnson")
 
 
-def _image(h: int, w: int, seed: int = 0, n: int = 1) -> torch.Tensor:
-    """Deterministic smooth noise plus gradients, in [0, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    seeds = torch.rand(n, 3, h // 8 + 1, w // 8 + 1, generator=g)
-    coarse = F.interpolate(seeds, size=(h, w), mode="bicubic", align_corners=False)
-    yy = torch.linspace(0, 1, h).view(1, 1, h, 1)
-    xx = torch.linspace(0, 1, w).view(1, 1, 1, w)
-    ramps = torch.cat([yy.expand(n, 1, h, w), xx.expand(n, 1, h, w), (yy * xx).expand(n, 1, h, w)], 1)
-    fine = torch.rand(n, 3, h, w, generator=g)
-    return (0.55 * coarse + 0.3 * ramps + 0.15 * fine).clamp(0, 1)
+_image = image
 
 
 def _load(root: Path, style: str) -> johnson.JohnsonNet:

@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tensors import smooth_image
 from urst_dask.io.weights import load_state_dict, sha256_file
 from urst_dask.models import adain, linearwct, msgnet
 
@@ -147,14 +148,6 @@ def save_and_load(mod, dicts: dict[str, StateDict], root: Path):
         # the official sha256 is unknown (""): verify against this file's own hash instead
         loaded[wf.relpath] = load_state_dict(root, dataclasses.replace(wf, sha256=sha256_file(path)))
     return mod.build(loaded, None)
-
-
-def smooth_image(seed: int, size: int = 64, n: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(n, 3, 6, 6, generator=g)
-    img = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
-    ramp = torch.linspace(0, 1, size)[None, None, None, :] * torch.rand(n, 3, 1, 1, generator=g)
-    return (0.7 * img + 0.3 * ramp).clamp(0, 1)
 
 
 @pytest.fixture(scope="module", params=sorted(METHODS))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
+from tensors import smooth_image
 from urst_dask.errors import ParameterError
 from urst_dask.io.weights import file_status, load_state_dict
 from urst_dask.models import wct
@@ -19,15 +19,6 @@ WEIGHTS_DIR = SHARED / "weights"
 pytestmark = pytest.mark.skipif(
     not (WEIGHTS_DIR / wct.SUBDIR).is_dir(), reason=f"no {WEIGHTS_DIR / wct.SUBDIR} (shared weights)"
 )
-
-
-def smooth_image(seed: int, size: int = 64, n: int = 1) -> torch.Tensor:
-    """A smooth, image-like random RGB picture in [0, 1] (coarse noise, upsampled, plus a ramp)."""
-    g = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(n, 3, 6, 6, generator=g)
-    img = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
-    ramp = torch.linspace(0, 1, size)[None, None, None, :] * torch.rand(n, 3, 1, 1, generator=g)
-    return (0.7 * img + 0.3 * ramp).clamp(0, 1)
 
 
 @pytest.fixture(scope="module")
