@@ -44,6 +44,7 @@ BAD = [
     (["i64.zarr", "s.png"], "dtype int64; supported: uint8, uint16, float32"),
     (["c.png", "s.png", "--margin", "500"], "margin=500: must be < stride/2 = 500"),
     (["c.png", "s.png", "--stride", "8"], "stride=8: must be >= 16"),
+    (["c.png", "s.png", "--batch", "0"], "batch=0: must be in [1, 64]"),
     (["c.png", "s.png", "--alpha", "-0.5"], "alpha=-0.5: must be in [0.0, 1.0]"),
     (["c.png", "s.png", "--thumb-size", "4"], "thumb_size=4: must be >= 16"),
     (["c.png", "s.png", "--method", "nope"], "method='nope': must be one of"),

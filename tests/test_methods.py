@@ -96,6 +96,22 @@ def test_modes_work_for_every_method(method, norm, whole, weights, layout_weight
     assert result.std() > 0.5  # a real picture, not a constant
 
 
+@pytest.mark.parametrize("method", sorted(set(REAL) | set(LAYOUT)))
+def test_batched_windows_equal_single_windows_for_every_method(method, weights, layout_weights):
+    """Three windows per network call (``batch=3``) against one per call: the same picture
+    for every network (float summation order may differ with the batch: within 1 grey level)."""
+    spec = _spec(method, weights, layout_weights)
+    image = graph.synthetic_array((60, 150), seed=8).compute()
+    style, stats = _conditioning(spec, image, _style_image(method))
+    arr = da.from_array(image, chunks=(60, 50, 3))
+    plan = TilePlan(stride=48, margin=8)
+    one = graph.stylize_array(arr, spec, style, stats, plan, JOB).compute(scheduler="sync")
+    three = graph.stylize_array(arr, spec, style, stats, plan, JOB, batch=3)
+    assert three.numblocks[:2] == (2, 1)
+    diff = np.abs(three.compute(scheduler="sync").astype(int) - one.astype(int))
+    assert diff.max() <= 1 and diff.mean() < 0.01
+
+
 def _psnr(a, b):
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)

@@ -38,6 +38,21 @@ def test_style_options_reject(kwargs, fragment):
         StyleOptions(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, exc, fragment",
+    [
+        ({"batch": 0}, ParameterError, "batch=0: must be in"),
+        ({"batch": 65}, ParameterError, "batch=65"),
+        ({"batch": 2.5}, ParameterTypeError, "batch=2.5"),
+        ({"batch": True}, ParameterTypeError, "batch=True"),
+        ({"precision": "int8"}, ParameterError, "precision='int8': must be one of float32, bfloat16, float16"),
+    ],
+)
+def test_compute_options_reject(kwargs, exc, fragment):
+    with pytest.raises(exc, match=fragment):
+        ComputeOptions(**kwargs)
+
+
 def test_compute_options_lists_valid_values():
     with pytest.raises(ParameterError, match="device='tpu': must be one of auto, cpu, cuda"):
         ComputeOptions(device="tpu")

@@ -28,10 +28,10 @@ def _stats(spec: ModelSpec, image: np.ndarray) -> NormStats:
                                            thumb_size=16, style_size=16, alpha=1.0), scheduler="sync")[0][1]
 
 
-def _tiled(spec, image, plan, stats=None, whole=False, in_chunks=(37, 41, 3)):
+def _tiled(spec, image, plan, stats=None, whole=False, in_chunks=(37, 41, 3), batch=1):
     arr = dask.array.from_array(image, chunks=in_chunks)
     style = get_model(spec).prepare_style(None)
-    out = graph.stylize_array(arr, spec, style, stats, plan, _job(image.dtype), whole=whole)
+    out = graph.stylize_array(arr, spec, style, stats, plan, _job(image.dtype), whole=whole, batch=batch)
     return out, out.compute(scheduler="sync")
 
 
@@ -40,15 +40,30 @@ plans = st.integers(16, 60).flatmap(lambda s: st.tuples(st.just(s), st.integers(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(shape=shapes, plan=plans, seed=st.integers(0, 2**16))
-def test_identity_tiling_is_bit_exact(shape, plan, seed):
+@given(shape=shapes, plan=plans, seed=st.integers(0, 2**16), batch=st.sampled_from([1, 1, 2, 3]))
+def test_identity_tiling_is_bit_exact(shape, plan, seed, batch):
     image = random_image(*shape, seed=seed)
     stats = _stats(IDENTITY, image)
-    out, result = _tiled(IDENTITY, image, TilePlan(stride=plan[0], margin=plan[1]), stats)
+    out, result = _tiled(IDENTITY, image, TilePlan(stride=plan[0], margin=plan[1]), stats, batch=batch)
     assert result.shape == image.shape and result.dtype == image.dtype
     np.testing.assert_array_equal(result, image)
-    # chunks follow the stride so each task writes whole output chunks
+    # chunks follow the stride (``batch`` strides along x) so each task writes whole output chunks
     assert all(c == plan[0] for c in out.chunks[0][:-1])
+    assert all(c == batch * plan[0] for c in out.chunks[1][:-1])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shape=shapes, plan=plans, seed=st.integers(0, 2**16), batch=st.integers(2, 5))
+def test_batched_windows_equal_one_window_per_task(shape, plan, seed, batch):
+    """Several windows per task and per network call (``batch``) give the same bytes as one
+    window per task, with a network whose output depends on the neighbourhood (3x3)."""
+    image = random_image(*shape, seed=seed)
+    stats = _stats(LOCALMEAN, image)
+    tile_plan = TilePlan(stride=plan[0], margin=max(1, plan[1]))
+    _, single = _tiled(LOCALMEAN, image, tile_plan, stats)
+    out, batched = _tiled(LOCALMEAN, image, tile_plan, stats, batch=batch)
+    np.testing.assert_array_equal(batched, single)
+    assert out.numblocks[1] == -(-len(tile_plan.axis_chunks(shape[1])) // batch)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 257), (257, 1), (2, 3), (1000, 3), (33, 2010)])

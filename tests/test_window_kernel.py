@@ -11,7 +11,9 @@ from urst_dask import kernels
 from urst_dask.preprocess import hwc_to_nchw, preserve_colour
 from urst_dask.runtime import ModelSpec, get_model
 from urst_dask.settings import Precision
-from urst_dask.tiles import WindowJob, WindowMemoryError, stylize_window
+from urst_dask import runtime
+from urst_dask.stats import NormStats
+from urst_dask.tiles import WindowJob, WindowMemoryError, stylize_window, stylize_windows
 from urst_dask import graph
 
 
@@ -81,6 +83,64 @@ def test_out_of_memory_retries_once_then_explains():
     np.testing.assert_array_equal(stylize_window(image, _Flaky(1), None, None, _job()), image)
     with pytest.raises(WindowMemoryError, match="20x30 window .* smaller --stride"):
         stylize_window(image, _Flaky(2), None, None, _job())
+
+
+class _SmallDevice(torch.nn.Module):
+    """Runs out of memory for more than ``fits`` windows per call; records each call's batch."""
+
+    def __init__(self, fits: int) -> None:
+        super().__init__()
+        self.fits, self.calls = fits, []
+        self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+        from urst_dask.models.base import ModelInfo
+
+        self.info = ModelInfo("small", 1, 1, True, True)
+
+    @property
+    def device(self):
+        return self.anchor.device
+
+    def forward(self, x, style, stats, alpha=1.0):
+        self.calls.append(x.shape[0])
+        if x.shape[0] > self.fits:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return 1.0 - x
+
+
+@pytest.fixture
+def fresh_caps(monkeypatch):
+    monkeypatch.setattr(runtime, "_batch_caps", {})
+
+
+_STATS = NormStats.build("small", {})
+
+
+def test_out_of_memory_halves_the_batch_and_remembers_it(fresh_caps):
+    windows = [random_image(12, 10, seed=i) for i in range(7)] + [random_image(9, 10, seed=9)]
+    expected = [255 - w for w in windows]
+    model = _SmallDevice(fits=2)
+    out = stylize_windows(windows, model, None, _STATS, _job(), batch=8)
+    for got, want in zip(out, expected):
+        np.testing.assert_array_equal(got, want)
+    # 7 same-shape windows: 7 -> 3 -> 1 ... the odd-shaped window alone
+    assert model.calls[:3] == [7, 3, 1] and max(model.calls[3:]) <= 2
+    assert runtime.batch_cap(model.device) == 1
+    model.calls.clear()
+    stylize_windows(windows[:4], model, None, _STATS, _job(), batch=4)
+    assert model.calls == [1, 1, 1, 1]  # the process remembers: no new out-of-memory round trip
+
+
+def test_out_of_memory_with_one_window_per_call_still_explains(fresh_caps):
+    with pytest.raises(WindowMemoryError, match="12x10 window"):
+        stylize_windows([random_image(12, 10, seed=1)] * 4, _SmallDevice(fits=0), None, _STATS, _job(), batch=4)
+    assert runtime.batch_cap("cpu") == 1
+
+
+def test_per_window_statistics_never_share_a_call(fresh_caps):
+    """``--norm in`` (stats None): each window is normalized by its own statistics."""
+    model = _SmallDevice(fits=8)
+    stylize_windows([random_image(12, 10, seed=i) for i in range(3)], model, None, None, _job(), batch=8)
+    assert model.calls == [1, 1, 1]
 
 
 def test_preserve_colour_keeps_content_chroma():

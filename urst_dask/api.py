@@ -114,7 +114,7 @@ def stylize(
     ``intensity`` ("dtype", or "percentile:LO,HI": the thumbnail's percentiles are mapped onto
     the network's [0, 1] and back, recorded in the attributes)
     (:class:`StyleOptions`); ``stride``, ``margin`` (:class:`TilePlan`); ``device``,
-    ``precision``, ``whole`` (:class:`ComputeOptions`); ``scheduler``, ``workers``,
+    ``precision``, ``whole``, ``batch`` (windows per network call) (:class:`ComputeOptions`); ``scheduler``, ``workers``,
     ``threads_per_worker``, ``processes`` (:class:`ClusterOptions`).  ``stats`` reuses
     statistics (a NormStats or a previous output store) instead of a thumbnail pass.
 
@@ -181,7 +181,7 @@ def stylize(
         job = WindowJob(alpha=opts.alpha, precision=comp.precision, preserve_color=opts.preserve_color,
                         out_dtype=str(src.array.dtype), window=window)
         stylized = graph.stylize_array(src.array, spec, style_code, thumb_stats, tile_plan, job, whole=comp.whole,
-                                       resources=resources)
+                                       batch=comp.batch, resources=resources)
         todo = graph.missing_blocks(stylized, tile_plan.stride, store.present_chunks(out_path) if state == "resume" else set())
         total = stylized.numblocks[0] * stylized.numblocks[1]
         threads = sum(w.get("nthreads", 1) for w in c.scheduler_info().get("workers", {}).values())

@@ -46,6 +46,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "'percentile:LO,HI' (the thumbnail's percentiles, e.g. percentile:0.5,99.5; mapped back on output)")
     p.add_argument("--device", choices=[d.value for d in DeviceKind], default="auto")
     p.add_argument("--precision", choices=[d.value for d in Precision], default="float32")
+    p.add_argument("--batch", type=int, default=1,
+                   help="windows per network call (neighbours along a row; for GPUs); halves itself when the "
+                        "device runs out of memory; default 1")
     p.add_argument("--workers", type=int, default=1, help="local cluster worker processes; default 1")
     p.add_argument("--threads-per-worker", type=int, default=1, help="tasks at once per worker; default 1")
     p.add_argument("--scheduler", help="use an existing Dask scheduler (tcp://host:8786) instead")
@@ -63,6 +66,7 @@ def _run_kwargs(a: argparse.Namespace) -> dict:
         method=a.method, variant=a.variant, weights=a.weights, overwrite=a.overwrite, progress=not a.no_progress, stats=a.stats,
         alpha=a.alpha, style_size=a.style_size, thumb_size=a.thumb_size, stride=a.stride, margin=a.margin,
         norm=a.norm, whole=a.whole, preserve_color=a.preserve_color, intensity=a.intensity, device=a.device, precision=a.precision,
+        batch=a.batch,
         workers=a.workers, threads_per_worker=a.threads_per_worker, scheduler=a.scheduler,
         axes=getattr(a, "axes", None), allow_large_images=getattr(a, "allow_large_images", False),
     )

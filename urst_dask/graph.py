@@ -27,7 +27,7 @@ from .io import store
 from .runtime import ModelSpec, get_model
 from .settings import TilePlan
 from .stats import NormStats, StyleCode
-from .tiles import WindowJob, pad_to_multiple, stylize_window
+from .tiles import WindowJob, pad_to_multiple, stylize_window, stylize_windows
 
 # --------------------------------------------------------------------- thumbnail stage
 
@@ -132,16 +132,35 @@ def conditioning(
 
 
 def _stylize_block(block: np.ndarray, *, spec: ModelSpec, style: StyleCode, stats: NormStats | None,
-                   job: WindowJob) -> np.ndarray:
-    return stylize_window(block, get_model(spec), style, stats, job)
+                   job: WindowJob, plan: TilePlan | None = None, depth_x: int = 0, batch: int = 1) -> np.ndarray:
+    """One task: a block of one or more windows side by side along x (``batch`` > 1).
+
+    The block is the chunk plus ``depth_x`` pixels each side; its windows are the chunk's
+    stride-wide pieces (``plan.axis_chunks`` of the chunk width: the same cut as with one
+    window per chunk) with their margins, stylized in one network call where their shapes
+    agree.  Only the windows' centres are placed; the margins are trimmed by map_overlap."""
+    model = get_model(spec)
+    if plan is None or batch == 1:
+        return stylize_window(block, model, style, stats, job)
+    widths = plan.axis_chunks(block.shape[1] - 2 * depth_x)
+    starts = np.cumsum((0,) + widths[:-1])
+    windows = [block[:, x0 : x0 + cw + 2 * depth_x] for x0, cw in zip(starts, widths)]
+    results = stylize_windows(windows, model, style, stats, job, batch=batch)
+    out = np.zeros(block.shape[:2] + (results[0].shape[2],), dtype=results[0].dtype)
+    for x0, cw, res in zip(starts, widths, results):
+        out[:, depth_x + x0 : depth_x + x0 + cw] = res[:, depth_x : depth_x + cw]
+    return out
 
 
-def plan_chunks(shape: tuple[int, ...], plan: TilePlan, whole: bool) -> tuple[tuple[int, ...], ...]:
-    """Chunks of the (H, W, C) image for the tile stage (one chunk for ``whole``)."""
+def plan_chunks(shape: tuple[int, ...], plan: TilePlan, whole: bool, batch: int = 1) -> tuple[tuple[int, ...], ...]:
+    """Chunks of the (H, W, C) image for the tile stage (one chunk for ``whole``); with
+    ``batch`` > 1, ``batch`` neighbouring windows along x share a chunk (one task)."""
     h, w, c = shape
     if whole:
         return ((h,), (w,), (c,))
-    return (plan.axis_chunks(h), plan.axis_chunks(w), (c,))
+    cols = plan.axis_chunks(w)
+    grouped = tuple(sum(cols[i : i + batch]) for i in range(0, len(cols), batch))
+    return (plan.axis_chunks(h), grouped, (c,))
 
 
 def stylize_array(
@@ -153,6 +172,7 @@ def stylize_array(
     job: WindowJob,
     *,
     whole: bool = False,
+    batch: int = 1,
     resources: dict[str, float] | None = None,
 ) -> da.Array:
     """Lazy (H, W, 3) stylized image in ``job.out_dtype``.
@@ -164,7 +184,8 @@ def stylize_array(
     graph key each.  The window tasks carry ``resources`` (e.g. ``{"GPU": 1}``).
     """
     shape = tuple(int(s) for s in image.shape)
-    image = image.rechunk(plan_chunks(shape, plan, whole))
+    batch = 1 if whole else batch
+    image = image.rechunk(plan_chunks(shape, plan, whole, batch))
     style_key = style if isinstance(style, Delayed) else dask.delayed(style, pure=True)
     stats_key = stats if (stats is None or isinstance(stats, Delayed)) else dask.delayed(stats, pure=True)
     depth = {0: plan.axis_depth(shape[0]), 1: plan.axis_depth(shape[1]), 2: 0}
@@ -182,6 +203,9 @@ def stylize_array(
             style=style_key,
             stats=stats_key,
             job=job,
+            plan=plan,
+            depth_x=depth[1],
+            batch=batch,
         )
 
 

@@ -2,7 +2,8 @@
 
 Tasks carry a small :class:`ModelSpec`; :func:`get_model` loads the network the first time a
 process needs it and reuses it afterwards (thread-safe), so weights are never pickled into
-tasks.  ``LOADS`` counts real loads in this process (tests use it).
+tasks.  ``LOADS`` counts real loads in this process (tests use it).  The batch cap per
+device remembers how many windows per network call fit after an out-of-memory error.
 """
 
 from __future__ import annotations
@@ -56,6 +57,21 @@ def get_model(spec: ModelSpec) -> StyleModel:
             _models[spec] = model
             LOADS[spec.method] = LOADS.get(spec.method, 0) + 1
     return model
+
+
+_batch_caps: dict[str, int] = {}
+
+
+def batch_cap(device: torch.device | str) -> int | None:
+    """The most windows per network call this process still tries on ``device`` since it ran
+    out of memory there (``None``: it never did)."""
+    return _batch_caps.get(str(device))
+
+
+def lower_batch_cap(device: torch.device | str, size: int) -> None:
+    """Remember that ``device`` only fits ``size`` windows per call (only ever lowers)."""
+    with _lock:
+        _batch_caps[str(device)] = min(int(size), _batch_caps.get(str(device), int(size)))
 
 
 def load_count(method: str | None = None) -> int:

@@ -73,6 +73,7 @@ def _positive_float(arg: str, value: object, *, lo: float, hi: float) -> float:
 
 
 MIN_STRIDE = 16
+MAX_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -171,8 +172,13 @@ class ComputeOptions:
     device: DeviceKind = DeviceKind.AUTO
     precision: Precision = Precision.FLOAT32
     whole: bool = False  # no tiling: the whole image is one window
+    batch: int = 1  # windows per network call (neighbours along a row); halves itself on out-of-memory
 
     def __post_init__(self) -> None:
+        batch = _int("batch", self.batch)
+        if not 1 <= batch <= MAX_BATCH:
+            raise bad_value("batch", self.batch, f"must be in [1, {MAX_BATCH}]")
+        object.__setattr__(self, "batch", batch)
         object.__setattr__(self, "device", DeviceKind.parse(self.device, "device"))
         object.__setattr__(self, "precision", Precision.parse(self.precision, "precision"))
         if not isinstance(self.whole, bool):
