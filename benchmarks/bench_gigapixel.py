@@ -6,6 +6,7 @@ each worker process, ``ru_maxrss``) belongs to that run alone:
     python benchmarks/bench_gigapixel.py --height 4000 --width 4000 --method passthrough --name giga-16mp-io
     python benchmarks/bench_gigapixel.py --height 25000 --width 40000 --method passthrough --name giga-1gp-io
     python benchmarks/bench_gigapixel.py --height 25000 --width 40000 --region 4000 --method wct16x --name giga-region
+    (add --memory compact and a new --name for the workers' compact allocator mode)
 
 ``passthrough`` runs every stage of the pipeline (thumbnail, statistics, window reads,
 padding, TIN, Zarr writes) with no convolutions: the I/O-and-tiling pass.  ``--region N``
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("--region", type=int, default=None, help="run on the top-left N x N region only")
     ap.add_argument("--method", default="passthrough")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--memory", default="fast", choices=["fast", "compact"], help="worker allocator mode")
     ap.add_argument("--name", required=True)
     a = ap.parse_args()
     t = time.perf_counter()
@@ -47,7 +49,7 @@ def main() -> None:
         content = content[: a.region, : a.region]
     out = SCRATCH / f"out-{a.name}.zarr"
     shutil.rmtree(out, ignore_errors=True)
-    with connect(ClusterOptions(workers=a.workers, threads_per_worker=1)) as client:
+    with connect(ClusterOptions(workers=a.workers, threads_per_worker=1, memory=a.memory)) as client:
         t = time.perf_counter()
         api.stylize(content, demo_style(768), out, method=a.method, weights=weights_dir(), client=client,
                     overwrite=True, progress=True)
@@ -55,7 +57,7 @@ def main() -> None:
         workers = peak_rss_per_worker(client)
     h, w = content.shape[:2]
     mp = h * w / 1e6
-    row = {"height": h, "width": w, "megapixels": round(mp, 1), "method": a.method, "workers": a.workers,
+    row = {"height": h, "width": w, "megapixels": round(mp, 1), "method": a.method, "workers": a.workers, "memory": a.memory,
            "region_of": [a.height, a.width] if a.region else None, "wall_s": round(wall, 1),
            "mp_per_s": round(mp / wall, 3), "peak_rss_mb_client": round(_peak_rss_mb(), 1),
            "peak_rss_mb_per_worker": workers, "input_generation_s": round(gen_s, 1)}

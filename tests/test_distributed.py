@@ -2,9 +2,9 @@
 
 What these tests show, with no GPU:
 
-* the API (``scheduler=``) and the CLI (``--scheduler``) on a scheduler and two worker
-  processes write the same bytes as the embedded local cluster of the same layout (real
-  ``wct16x`` where the weights are found);
+* the API (``scheduler=``, with ``memory="compact"``) and the CLI (``--scheduler``) on a
+  scheduler and two worker processes write the same bytes as the embedded local cluster of
+  the same layout (real ``wct16x`` where the weights are found);
 * the network is loaded once per worker process and never travels inside tasks (the
   process-level load counter of every worker);
 * the thumbnail statistics are one task, computed once per run, and one key of the tile graph;
@@ -293,11 +293,18 @@ def wct_runs(pair, weights, style_image, tmp_path_factory) -> SimpleNamespace:
     with Client(pair.address, timeout="20s") as c:
         with get_task_stream(client=c) as api_stream:
             api = bounded(urst_dask.stylize, content, style, d / "api.zarr", weights=weights,
-                          scheduler=pair.address, **WCT)
+                          scheduler=pair.address, memory="compact", **WCT)
         with get_task_stream(client=c) as cli_stream:
             proc = subprocess.run(cli, capture_output=True, text=True, timeout=RUN_S, cwd=d) if URST.exists() else None
         return SimpleNamespace(ref=ref, api=api, cli=d / "cli.zarr", cli_proc=proc,
-                               streams=[api_stream.data, cli_stream.data], loads=c.run(load_count, "wct16x"))
+                               streams=[api_stream.data, cli_stream.data], loads=c.run(load_count, "wct16x"),
+                               malloc=c.run(_malloc_settings))
+
+
+def _malloc_settings() -> dict:
+    from urst_dask import runtime
+
+    return dict(runtime.MALLOC)
 
 
 @pytest.fixture(scope="module")
@@ -321,6 +328,13 @@ def test_api_on_process_cluster_is_byte_identical(wct_runs):
     assert store.read_stats(wct_runs.api).token() == store.read_stats(wct_runs.ref).token()
     grid = _chunk_grid(wct_runs.api)
     assert len(grid) == WCT_WINDOWS and _chunk_files(wct_runs.api) == grid
+
+
+def test_compact_memory_reaches_every_worker(wct_runs):
+    """``memory="compact"`` on an external scheduler: every worker fixed its mmap threshold
+    (the plugin), and the bytes are the same (test above: that run used it)."""
+    assert len(wct_runs.malloc) == 2
+    assert all(m == {"mmap_threshold": 1 << 20} for m in wct_runs.malloc.values()), wct_runs.malloc
 
 
 def test_cli_scheduler_is_byte_identical(wct_runs):
@@ -435,8 +449,8 @@ def gpu_and_cpu(tmp_path_factory) -> Iterator[ProcCluster]:
 
 def test_gpu_worker_gets_every_network_task(gpu_and_cpu, tmp_path, style_image, toy_weights):
     """16 windows (slow enough that an idle worker would steal some): all of them, the style
-    and the statistics run on the worker advertising GPU=1 (its device stays the CPU here);
-    the other worker never loads the network."""
+    and the statistics run on the worker advertising GPU=1 (its device stays the CPU here, and
+    its log warns about that); the other worker never loads the network."""
     image = random_image(128, 128, seed=41)
     with Client(gpu_and_cpu.address, timeout="20s") as c:
         addr = _names(c)
@@ -453,3 +467,7 @@ def test_gpu_worker_gets_every_network_task(gpu_and_cpu, tmp_path, style_image, 
     assert _ran(stream.data, "collect_stats", "prepare_style") == {addr["gpu"]}
     assert loads == {addr["gpu"]: 1, addr["cpu"]: 0}
     assert _same_bytes(_image(out), image)
+    # this CPU-only torch cannot use the GPU the worker advertises: its log says so, once
+    warning = "advertises GPU=1 but torch sees no CUDA device"
+    assert (gpu_and_cpu.root / "gpu.log").read_text(errors="replace").count(warning) == 1
+    assert warning not in (gpu_and_cpu.root / "cpu.log").read_text(errors="replace")

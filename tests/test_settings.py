@@ -53,6 +53,14 @@ def test_compute_options_reject(kwargs, exc, fragment):
         ComputeOptions(**kwargs)
 
 
+def test_cluster_memory_mode_lists_valid_values():
+    from urst_dask.cluster import ClusterOptions
+
+    with pytest.raises(ParameterError, match="memory='small': must be one of fast, compact"):
+        ClusterOptions(memory="small")
+    assert ClusterOptions(memory="COMPACT").memory.value == "compact"
+
+
 def test_compute_options_lists_valid_values():
     with pytest.raises(ParameterError, match="device='tpu': must be one of auto, cpu, cuda"):
         ComputeOptions(device="tpu")

@@ -39,6 +39,13 @@ class NormMode(_Choice):
     IN = "in"  # each window's own statistics: the paper's inconsistent baseline
 
 
+class MemoryMode(_Choice):
+    """How worker processes return freed memory to the OS (glibc's malloc)."""
+
+    FAST = "fast"  # glibc's default: freed few-MB arrays stay in the heap for reuse (fastest)
+    COMPACT = "compact"  # arrays >= 1 MiB are mapped and unmapped: flat memory, slower windows
+
+
 class DeviceKind(_Choice):
     AUTO = "auto"
     CPU = "cpu"
