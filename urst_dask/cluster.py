@@ -104,7 +104,7 @@ def _warn_gpu_without_cuda(worker: Any) -> None:
 
     if (getattr(worker.state, "total_resources", {}) or {}).get("GPU") and not torch.cuda.is_available():
         logging.getLogger("urst_dask").warning(
-            "worker %s advertises GPU=%s but torch sees no CUDA device (torch %s): network tasks will run on its CPU",
+            "worker %s advertises GPU=%g but torch sees no CUDA device (torch %s): network tasks will run on its CPU",
             worker.address, worker.state.total_resources["GPU"], torch.__version__)
 
 
