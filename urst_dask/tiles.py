@@ -102,8 +102,9 @@ def stylize_windows(
         h, w = shape[:2]
         for k in range(0, len(idx), per_call):
             part = idx[k : k + per_call]
-            x = torch.cat([hwc_to_nchw(apply_window(to_unit(pad_to_multiple(rgb[i], model.info.size_multiple)),
-                                                    job.window), device) for i in part])
+            xs = [hwc_to_nchw(apply_window(to_unit(pad_to_multiple(rgb[i], model.info.size_multiple)), job.window),
+                              device) for i in part]
+            x = xs[0] if len(xs) == 1 else torch.cat(xs)  # one window: no copy
             y = _run_in_batches(model, x.contiguous(memory_format=torch.channels_last), style, stats, job)
             y = y[..., :h, :w].clamp(0.0, 1.0)
             for j, i in enumerate(part):
