@@ -56,20 +56,27 @@ def test_bfloat16_window_close_to_float32(weights):
     assert 18.0 < psnr < 80.0
 
 
-class _Flaky(torch.nn.Module):
-    """Raises out-of-memory the first ``fails`` calls, then returns its input."""
+class _FakeNet(torch.nn.Module):
+    """A weightless stand-in for a network on a device that can run out of memory."""
 
-    def __init__(self, fails: int) -> None:
+    def __init__(self, name: str) -> None:
         super().__init__()
-        self.fails = fails
         self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
         from urst_dask.models.base import ModelInfo
 
-        self.info = ModelInfo("flaky", 1, 1, True, True)
+        self.info = ModelInfo(name, 1, 1, True, True)
 
     @property
     def device(self):
         return self.anchor.device
+
+
+class _Flaky(_FakeNet):
+    """Raises out-of-memory the first ``fails`` calls, then returns its input."""
+
+    def __init__(self, fails: int) -> None:
+        super().__init__("flaky")
+        self.fails = fails
 
     def forward(self, x, style, stats, alpha=1.0):
         if self.fails > 0:
@@ -85,20 +92,12 @@ def test_out_of_memory_retries_once_then_explains():
         stylize_window(image, _Flaky(2), None, None, _job())
 
 
-class _SmallDevice(torch.nn.Module):
+class _SmallDevice(_FakeNet):
     """Runs out of memory for more than ``fits`` windows per call; records each call's batch."""
 
     def __init__(self, fits: int) -> None:
-        super().__init__()
+        super().__init__("small")
         self.fits, self.calls = fits, []
-        self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
-        from urst_dask.models.base import ModelInfo
-
-        self.info = ModelInfo("small", 1, 1, True, True)
-
-    @property
-    def device(self):
-        return self.anchor.device
 
     def forward(self, x, style, stats, alpha=1.0):
         self.calls.append(x.shape[0])
