@@ -27,8 +27,8 @@ from torch import Tensor, nn
 from .. import kernels
 from ..io.weights import WeightFile
 from ..stats import StatsSource, StyleCode
-from .base import ModelInfo, StyleModel
-from .wct import vgg_body, vgg_decoder_layers, vgg_encoder_layers, vgg_receptive_field
+from .base import ModelInfo, StyleModel, stacked_receptive_field
+from .wct import vgg_body, vgg_decoder_layers, vgg_encoder_layers
 
 POINT = "relu4_1"
 ENCODER_DEPTH = 31  # modules 0..30 of the upstream VGG: the output of module 30 is relu4_1
@@ -55,7 +55,7 @@ class AdaIN(StyleModel):
         self.info = ModelInfo(
             name="adain",
             size_multiple=8,
-            receptive_field=vgg_receptive_field((vgg_body("41"),)),
+            receptive_field=stacked_receptive_field((vgg_body("41"),)),
             takes_style_image=True,
             supports_alpha=True,
         )

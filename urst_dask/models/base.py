@@ -84,3 +84,22 @@ class ConvReLU(nn.Sequential):
         if relu:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
+
+
+def stacked_receptive_field(bodies: tuple[tuple[str, ...], ...]) -> int:
+    """Receptive field of encoder/decoder pairs run one after another (each body: layer names,
+    ``"P"`` for a 2x2 pool, anything else a 3x3 conv).
+
+    Each 3x3 conv at scale s grows it by 2s, each pool by s; a decoder mirrors its encoder.
+    """
+    rf = 1
+    for body in bodies:
+        scale, growth = 1, 0
+        for name in body:
+            if name == "P":
+                growth += scale
+                scale *= 2
+            else:
+                growth += 2 * scale
+        rf += 2 * growth
+    return rf

@@ -34,8 +34,8 @@ from torch import Tensor, nn
 
 from ..io.weights import WeightFile
 from ..stats import StatsSource, StyleCode
-from .base import ModelInfo, StyleModel
-from .wct import vgg_body, vgg_receptive_field
+from .base import ModelInfo, StyleModel, stacked_receptive_field
+from .wct import vgg_body
 
 POINT = "r41"
 MATRIX = 32  # matrixSize upstream
@@ -160,7 +160,7 @@ class LinearWct(StyleModel):
         self.info = ModelInfo(
             name="linearwct",
             size_multiple=8,
-            receptive_field=vgg_receptive_field((vgg_body("41"),)),
+            receptive_field=stacked_receptive_field((vgg_body("41"),)),
             takes_style_image=True,
             supports_alpha=True,
         )

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from ..errors import ParameterError
 from ..io.weights import WeightFile
-from .base import ModelInfo
+from .base import ModelInfo, stacked_receptive_field
 from .cascade import CascadedWct
 
 # VGG-19 body; "P" is a 2x2 max pool.  Each conv name maps to its output width.
@@ -85,24 +85,6 @@ def vgg_decoder_layers(last: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def vgg_receptive_field(bodies: tuple[tuple[str, ...], ...]) -> int:
-    """Receptive field of encoder/decoder pairs run one after another.
-
-    Each 3x3 conv at scale s grows it by 2s, each pool by s; a decoder mirrors its encoder.
-    """
-    rf = 1
-    for body in bodies:
-        scale, growth = 1, 0
-        for name in body:
-            if name == "P":
-                growth += scale
-                scale *= 2
-            else:
-                growth += 2 * scale
-        rf += 2 * growth
-    return rf
-
-
 def parse_levels(variant: str | None) -> tuple[int, ...]:
     """Variant "K" (default "3") -> the cascade ``(K, K-1, ..., 1)``."""
     if variant is None or variant == "":
@@ -130,7 +112,7 @@ class Wct(CascadedWct):
         self.info = ModelInfo(
             name="wct",
             size_multiple=2 ** (max(self.levels) - 1),
-            receptive_field=vgg_receptive_field(tuple(vgg_body(f"{k}1") for k in self.levels)),
+            receptive_field=stacked_receptive_field(tuple(vgg_body(f"{k}1") for k in self.levels)),
             takes_style_image=True,
             supports_alpha=True,
         )

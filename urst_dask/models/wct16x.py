@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..io.weights import WeightFile
-from .base import ModelInfo
+from .base import ModelInfo, stacked_receptive_field
 from .cascade import CascadedWct
 
 # VGG-19 body up to relu5_1; "P" is a 2x2 max pool.  Output width of each conv.
@@ -97,22 +97,6 @@ class SmallDecoder(nn.Module):
         return y
 
 
-def _receptive_field(levels: tuple[int, ...]) -> int:
-    """Receptive field of the cascade: each 3x3 conv at scale s grows it by 2s, each pool by s;
-    a decoder mirrors its encoder, and the levels run one after another."""
-    rf = 1
-    for k in levels:
-        scale, growth = 1, 0
-        for name in _body(k):
-            if name == "P":
-                growth += scale
-                scale *= 2
-            else:
-                growth += 2 * scale
-        rf += 2 * growth
-    return rf
-
-
 class Wct16x(CascadedWct):
     """Cascaded multi-level WCT with the compressed encoders/decoders."""
 
@@ -124,7 +108,7 @@ class Wct16x(CascadedWct):
         self.info = ModelInfo(
             name="wct16x",
             size_multiple=2 ** (max(self.levels) - 1),
-            receptive_field=_receptive_field(self.levels),
+            receptive_field=stacked_receptive_field(tuple(_body(k) for k in self.levels)),
             takes_style_image=True,
             supports_alpha=True,
         )
