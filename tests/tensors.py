@@ -38,3 +38,31 @@ def weights_root(subdir: str) -> Path:
     if root is None or not (root / subdir).is_dir():
         pytest.skip(f"{subdir} weights not found (set URST_DASK_WEIGHTS to a folder with {subdir}/)")
     return root
+
+
+def assert_patch_matches_full(model, style, *, top: int, left: int, margin: int, tol: float) -> None:
+    """With the full image's frozen statistics, a patch (the image from ``top``, ``left`` on)
+    gives the full image's output wherever it is more than ``margin`` px from the patch's
+    top/left edge (``margin`` >= half the receptive field), and differs at that edge, where
+    reflection padding is not the image (so the check can fail)."""
+    h, w = 128, 160
+    x = image(h, w, seed=3)
+    assert margin >= model.info.receptive_field / 2
+    with torch.inference_mode():
+        _, stats = model.collect_stats(x, style)
+        full = model(x, style, stats)
+        patch = model(x[:, :, top:, left:], style, stats)
+    a = patch[:, :, margin:, margin:]
+    b = full[:, :, top + margin :, left + margin :]
+    assert a.shape[-2:] == (h - top - margin, w - left - margin)
+    assert (a - b).abs().max().item() <= tol
+    assert (patch[:, :, :4, :4] - full[:, :, top : top + 4, left : left + 4]).abs().max().item() > 1e-3
+
+
+def assert_shape_and_range(model, style, h: int, w: int) -> None:
+    """(1, 3, h, w) float32 output in [0, 1] for an (h, w) input of the network's size multiple."""
+    assert h % model.info.size_multiple == 0 and w % model.info.size_multiple == 0
+    with torch.inference_mode():
+        y = model(image(h, w, seed=h + w), style)
+    assert y.shape == (1, 3, h, w) and y.dtype == torch.float32
+    assert y.min().item() >= 0.0 and y.max().item() <= 1.0

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from urst_dask.io.weights import load_state_dict, sha256_file
 from urst_dask.models import microast
-from tensors import image, weights_root
+from tensors import assert_patch_matches_full, assert_shape_and_range, image, weights_root
 from urst_dask.stats import StyleCode
 
 TOL = 1e-5
@@ -178,20 +178,8 @@ def test_foreign_stats_change_the_output(model: microast.MicroAST, style: StyleC
 
 
 def test_patch_with_frozen_stats_matches_full_image(model: microast.MicroAST, style: StyleCode) -> None:
-    h, w = 128, 160
-    x = _image(h, w, seed=3)
-    top, left = 16, 12  # multiples of size_multiple keep the stride-2 / upsampling grids aligned
-    margin = 56  # >= receptive_field / 2 (99 / 2), a multiple of 4
-    assert margin >= model.info.receptive_field / 2
-    with torch.inference_mode():
-        _, stats = model.collect_stats(x, style)
-        full = model(x, style, stats)
-        patch = model(x[:, :, top:, left:], style, stats)
-    a = patch[:, :, margin:, margin:]
-    b = full[:, :, top + margin :, left + margin :]
-    assert a.shape[-2:] == (h - top - margin, w - left - margin)
-    assert (a - b).abs().max().item() <= TOL
-    assert (patch[:, :, :4, :4] - full[:, :, top : top + 4, left : left + 4]).abs().max().item() > 1e-3
+    # top/left multiples of size_multiple keep the stride-2 / upsampling grids aligned; margin >= 99 / 2, a multiple of 4
+    assert_patch_matches_full(model, style, top=16, left=12, margin=56, tol=TOL)
 
 
 # --- (e) shapes and range ------------------------------------------------------------------
@@ -199,11 +187,7 @@ def test_patch_with_frozen_stats_matches_full_image(model: microast.MicroAST, st
 
 @pytest.mark.parametrize("h,w", [(64, 64), (68, 100), (100, 36)])
 def test_shape_and_range(model: microast.MicroAST, style: StyleCode, h: int, w: int) -> None:
-    assert h % model.info.size_multiple == 0 and w % model.info.size_multiple == 0
-    with torch.inference_mode():
-        y = model(_image(h, w, seed=h + w), style)
-    assert y.shape == (1, 3, h, w) and y.dtype == torch.float32
-    assert y.min().item() >= 0.0 and y.max().item() <= 1.0
+    assert_shape_and_range(model, style, h, w)
 
 
 # --- (f) batches in instance mode are per sample -------------------------------------------
