@@ -66,3 +66,16 @@ def assert_shape_and_range(model, style, h: int, w: int) -> None:
         y = model(image(h, w, seed=h + w), style)
     assert y.shape == (1, 3, h, w) and y.dtype == torch.float32
     assert y.min().item() >= 0.0 and y.max().item() <= 1.0
+
+
+def assert_batch_statistics_per_sample(model, style, *, size: int, atol: float, min_change: float) -> None:
+    """Instance mode (no statistics) normalizes each sample of a batch by its own statistics;
+    frozen statistics (sample 0's) are applied to every sample, so sample 1 changes."""
+    x = smooth_image(5, size, n=2)
+    with torch.inference_mode():
+        both = model(x, style, None)
+        torch.testing.assert_close(both[1:2], model(x[1:2], style, None), atol=atol, rtol=0)
+        _, stats = model.collect_stats(x[0:1], style)
+        frozen = model(x, style, stats)
+    torch.testing.assert_close(frozen[0:1], both[0:1], atol=atol, rtol=0)
+    assert (frozen[1:2] - both[1:2]).abs().mean() > min_change
