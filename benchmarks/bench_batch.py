@@ -1,6 +1,6 @@
 """Stage: several windows per network call (``--batch``) against one.
 
-Runs the real window kernel (:func:`urst_dask.tiles.stylize_windows`: padding, intensity
+Runs the real window kernel (:func:`urst_dask.tiling.stylize_windows`: padding, intensity
 mapping, the network, crop and quantization) on ``B`` neighbouring 1064-px windows per call
 and reports seconds per window and the memory peak for each ``B``: on a GPU
 ``torch.cuda.max_memory_allocated`` (reset per batch size), on the CPU this process's peak RSS
@@ -25,7 +25,7 @@ from urst_dask.preprocess import hwc_to_nchw, resize_center_crop, to_unit
 from urst_dask.runtime import ModelSpec, get_model
 from urst_dask.settings import Precision
 from urst_dask.synthetic import demo_style, synthetic_block
-from urst_dask.tiles import WindowJob, stylize_windows
+from urst_dask.tiling import WindowJob, finish, stylize_windows
 
 WINDOW = 1064
 
@@ -69,9 +69,10 @@ def main() -> None:
                 torch.cuda.synchronize(device)
             if rep:
                 times.append((time.perf_counter() - t) / b)
+        first = finish(out[0], job, 3).astype(np.int16)  # in the output dtype, as written
         if reference is None:
-            reference = out[0].astype(np.int16)
-        diff = int(np.abs(out[0].astype(np.int16) - reference).max())
+            reference = first
+        diff = int(np.abs(first - reference).max())
         med = statistics.median(times)
         row = {"batch": b, "seconds_per_window": round(med, 3), "mp_per_s": round(1.0 / med, 3),
                "all": [round(t, 3) for t in times], "peak_mb": round(_peak_mb(device), 1),

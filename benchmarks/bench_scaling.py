@@ -158,11 +158,11 @@ def main() -> None:
 
     src = synthetic_zarr(a.height, a.width)
     style = demo_style(768)
-    from urst_dask.settings import TilePlan
+    from urst_dask.tiling import TilePlan
 
     mp = a.height * a.width / 1e6
-    plan = TilePlan()
-    n_windows = len(plan.axis_chunks(a.height)) * len(plan.axis_chunks(a.width))
+    grid = TilePlan().resolve(16)  # wct16x's size multiple
+    n_windows = len(grid.axis_chunks(a.height)) * len(grid.axis_chunks(a.width))
     rows = []
     for label, w, t, tt in CONFIGS:
         if a.wait_quiet:

@@ -34,7 +34,8 @@ def test_identity_roundtrip_through_store(run):
     np.testing.assert_array_equal(store.open_output(out).compute(), image)
     meta = dict(root.attrs["urst_dask"])
     assert meta["status"] == "complete"
-    assert meta["tile_plan"] == {"stride": 64, "margin": 8, "boundary": "reflect"}
+    assert meta["tile_plan"] == {"stride": 64, "margin": 8, "blend": "linear", "align": True}
+    assert meta["tile_grid"] == {"stride": 64, "margin": 8, "multiple": 8, "blend": "linear", "align": True}
     assert meta["options"]["norm"] == "tin" and meta["version"] == urst_dask.__version__
     assert len(meta["style"]["sha256"]) == 64 and len(meta["fingerprint"]) == 64
     json.dumps(meta)  # plain JSON
@@ -75,14 +76,16 @@ def test_existing_output_from_another_run_needs_overwrite(run, tmp_path):
     assert store.read_attrs(tmp_path / "o.zarr")["tile_plan"]["margin"] == 5
 
 
-def test_rerun_resumes_only_missing_chunks(run, tmp_path):
+@pytest.mark.parametrize("blend", ["crop", "linear", "gaussian"])
+def test_rerun_resumes_only_missing_chunks(run, tmp_path, blend):
     """An interrupted store (chunks missing, status running) is finished by rerunning the same
-    call: only the missing windows are computed and the result is byte-identical."""
+    call: only the windows the missing chunks need are computed (their own with ``crop``; with
+    a blend, also the neighbours that feather into them) and the result is byte-identical."""
     import toy_models
 
     image = random_image(100, 130, seed=16)
-    ref = run(image, "ref.zarr", stride=32, margin=4)
-    out = run(image, "part.zarr", stride=32, margin=4)
+    ref = run(image, "ref.zarr", stride=32, margin=4, blend=blend)
+    out = run(image, "part.zarr", stride=32, margin=4, blend=blend)
     chunk_dir = out / "0" / "c" / "0"
     removed = [(0, 1), (2, 3), (3, 0)]
     for r, c in removed:
@@ -90,12 +93,18 @@ def test_rerun_resumes_only_missing_chunks(run, tmp_path):
     meta = zarr.open_group(str(out), mode="r+")
     meta.attrs["urst_dask"] = {**meta.attrs["urst_dask"], "status": "running"}
     before = toy_models.WINDOWS["count"]
-    run(image, "part.zarr", stride=32, margin=4)
-    assert toy_models.WINDOWS["count"] - before == len(removed)
+    run(image, "part.zarr", stride=32, margin=4, blend=blend)
+    # 100 x 130 at stride 32: a 3 x 4 window grid (the 4- and 2-px tails merge into the last
+    # windows), stored in 32-px chunks (4 x 5); a missing chunk needs its window ...
+    homes = {(min(r, 2), min(c, 3)) for r, c in removed}
+    # ... and, with a blend, the neighbouring windows that feather into it
+    needed = homes if blend == "crop" else {(r + dr, c + dc) for r, c in homes for dr in (-1, 0, 1)
+                                            for dc in (-1, 0, 1) if 0 <= r + dr < 3 and 0 <= c + dc < 4}
+    assert toy_models.WINDOWS["count"] - before == len(needed)
     assert store.read_attrs(out)["status"] == "complete"
     np.testing.assert_array_equal(store.open_output(out).compute(), store.open_output(ref).compute())
     before = toy_models.WINDOWS["count"]
-    run(image, "part.zarr", stride=32, margin=4)  # complete: nothing to do
+    run(image, "part.zarr", stride=32, margin=4, blend=blend)  # complete: nothing to do
     assert toy_models.WINDOWS["count"] == before
 
 
@@ -167,17 +176,17 @@ def test_channels_and_dtypes_end_to_end(run, tmp_path, channels, dtype):
     np.testing.assert_array_equal(level0.reshape(shape), result)
 
 
-def test_percentile_intensity_window(run):
-    """A uint16 scan using 2000..6000 of 0..65535: the percentile window maps that range onto
-    the network's [0, 1] (the statistics see a full-contrast thumbnail) and back on output;
-    the window is recorded.  Identity network: output == input."""
+def test_percentile_intensity_range(run):
+    """A uint16 scan using 2000..6000 of 0..65535: the percentile range maps onto the
+    network's [0, 1] (the statistics see a full-contrast thumbnail) and back on output; the
+    range is recorded.  Identity network: output == input."""
     rng = np.random.default_rng(3)
     image = rng.integers(2000, 6001, size=(120, 150, 3), dtype=np.uint16)
     out = run(image, "pct.zarr", stride=64, margin=8, intensity="percentile:0,100")
     np.testing.assert_array_equal(store.open_output(out).compute(), image)
     meta = store.read_attrs(out)["intensity"]
     assert meta["mode"] == "percentile:0,100"
-    lo, hi = meta["window_in_dtype"]
+    lo, hi = meta["range_in_dtype"]
     assert abs(lo - 2000) < 1 and abs(hi - 6000) < 1
     stats = store.read_stats(out)["in1"]
     assert float(np.mean(stats["std"])) > 0.2  # full contrast (the raw dtype range would give ~0.018)

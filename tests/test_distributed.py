@@ -380,9 +380,9 @@ def test_statistics_are_one_key_of_the_tile_graph():
 
     from urst_dask import graph
     from urst_dask.runtime import ModelSpec
-    from urst_dask.settings import Precision, TilePlan
+    from urst_dask.settings import Precision
     from urst_dask.stats import NormStats, StyleCode
-    from urst_dask.tiles import WindowJob
+    from urst_dask.tiling import TilePlan, WindowJob
 
     stats = NormStats.build("identity", {"in1": {"mean": np.full(3, 0.5), "std": np.full(3, 0.25)}})
     style = StyleCode.build("identity", {})
@@ -392,7 +392,7 @@ def test_statistics_are_one_key_of_the_tile_graph():
     g = dict(out.__dask_graph__())
     holders = [k for k, v in g.items() if getattr(v, "value", v) is stats]
     assert len(holders) == 1
-    tiles = [k for k in g if key_split(k) == "stylize_block"]
+    tiles = [k for k in g if key_split(k) == "window_task"]
     assert len(tiles) == 9
     assert all(holders[0] in g[k].dependencies for k in tiles)
 

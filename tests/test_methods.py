@@ -14,9 +14,10 @@ from urst_dask.io.images import read_style
 from urst_dask.models import METHODS
 from urst_dask.preprocess import from_unit, hwc_to_nchw, nchw_to_hwc, to_unit
 from urst_dask.runtime import ModelSpec, get_model
-from urst_dask.settings import Precision, TilePlan
+from urst_dask.settings import Precision
+from urst_dask.tiling import TilePlan
 from urst_dask.synthetic import demo_style
-from urst_dask.tiles import WindowJob
+from urst_dask.tiling import WindowJob
 
 REAL = {"wct16x": None, "johnson": "mosaic", "microast": None, "wct": None}  # method -> variant
 LAYOUT = sorted(LAYOUT_BUILDERS)
@@ -101,7 +102,7 @@ def test_batched_windows_equal_single_windows_for_every_method(method, weights, 
     """Three windows per network call (``batch=3``) against one per call: the same picture
     for every network (float summation order may differ with the batch: within 1 grey level)."""
     spec = _spec(method, weights, layout_weights)
-    image = graph.synthetic_array((60, 150), seed=8).compute()
+    image = graph.synthetic_array((100, 150), seed=8).compute()  # 2 x 3 windows (4- and 6-px tails merged)
     style, stats = _conditioning(spec, image, _style_image(method))
     arr = da.from_array(image, chunks=(60, 50, 3))
     plan = TilePlan(stride=48, margin=8)
@@ -138,7 +139,7 @@ def test_tiled_vs_whole_psnr_on_a_real_image(method, weights, real_content, reco
     spec = ModelSpec(method, str(weights), variant=REAL[method])
     style, stats = _conditioning(spec, content, style_img if METHODS[method].takes_style_image else None, 256)
     arr = da.from_array(content, chunks=(400, 400, 3))
-    plan = TilePlan(stride=400, margin=32)
+    plan = TilePlan(stride=400, margin=32, blend="crop")
     whole = graph.stylize_array(arr, spec, style, stats, plan, JOB, whole=True).compute(scheduler="threads")
     tiled = graph.stylize_array(arr, spec, style, stats, plan, JOB).compute(scheduler="threads")
     psnr = _psnr(tiled, whole)

@@ -199,5 +199,7 @@ def test_batch_instance_mode_is_per_sample(model: microast.MicroAST, style: Styl
         both = model(x, style, None)
         one = torch.cat([model(x[i : i + 1], style, None) for i in range(2)])
         _, stats = model.collect_stats(x, style)
-    assert (both - one).abs().max().item() <= TOL
+    # batched float32 convolutions may take another oneDNN algorithm: 1.1e-5 seen under load;
+    # statistics shared across the batch would differ by > 1e-2
+    assert (both - one).abs().max().item() <= 10 * TOL
     assert stats["adain2"]["std"].shape == (2, 64)

@@ -1,25 +1,7 @@
 import pytest
 
 from urst_dask.errors import ParameterError, ParameterTypeError
-from urst_dask.settings import ComputeOptions, NormMode, StyleOptions, TilePlan
-
-
-@pytest.mark.parametrize(
-    "kwargs, exc, fragment",
-    [
-        ({"stride": 8}, ParameterError, "stride=8"),
-        ({"stride": 15}, ParameterError, "stride=15"),
-        ({"stride": 100, "margin": 50}, ParameterError, "margin=50"),
-        ({"stride": 100, "margin": 70}, ParameterError, "stride/2 = 50"),
-        ({"margin": -1}, ParameterError, "margin=-1"),
-        ({"stride": 10.5}, ParameterTypeError, "stride=10.5"),
-        ({"stride": "1000"}, ParameterTypeError, "stride='1000'"),
-        ({"boundary": "wrap"}, ParameterError, "must be one of reflect"),
-    ],
-)
-def test_tileplan_rejects(kwargs, exc, fragment):
-    with pytest.raises(exc, match=fragment.replace("(", r"\(").replace(".", r"\.")):
-        TilePlan(**kwargs)
+from urst_dask.settings import ComputeOptions, NormMode, StyleOptions
 
 
 @pytest.mark.parametrize(
@@ -66,33 +48,12 @@ def test_compute_options_lists_valid_values():
         ComputeOptions(device="tpu")
 
 
-def test_defaults_are_the_papers():
-    plan = TilePlan()
-    assert (plan.stride, plan.margin, plan.window) == (1000, 32, 1064)
+def test_style_defaults_are_the_papers():
     opts = StyleOptions()
     assert (opts.style_size, opts.thumb_size, opts.norm) == (1024, 1024, NormMode.TIN)
 
 
-@pytest.mark.parametrize(
-    "length, expected",
-    [
-        (1, (1,)),
-        (1000, (1000,)),
-        (1001, (1001,)),  # a 1-px tail is narrower than the margin: merged
-        (1031, (1031,)),
-        (1032, (1000, 32)),
-        (2500, (1000, 1000, 500)),
-        (2010, (1000, 1010)),
-    ],
-)
-def test_axis_chunks(length, expected):
-    plan = TilePlan()
-    assert plan.axis_chunks(length) == expected
-    assert sum(expected) == length
-    assert all(c >= plan.margin for c in expected[:-1] + (expected[-1] if len(expected) > 1 else plan.margin,))
-
-
 def test_frozen():
-    plan = TilePlan()
+    opts = StyleOptions()
     with pytest.raises(AttributeError):
-        plan.stride = 10  # type: ignore[misc]
+        opts.alpha = 0.5  # type: ignore[misc]

@@ -73,7 +73,7 @@ class FailsInTiles(Identity):
 
 
 def build(state_dicts: dict, variant: str | None = None) -> StyleModel:
-    kinds = {"localmean": LocalMean, "fails": FailsInTiles}
+    kinds = {"localmean": LocalMean, "fails": FailsInTiles, "pool16": globals()["Pool16"]}
     return kinds.get(variant or "", Identity)().freeze()
 
 
@@ -84,3 +84,17 @@ def weights_for(variant: str | None) -> tuple:
 def register() -> None:
     register_method(MethodEntry("identity", __name__, "test: identity through TIN"))
     register_method(MethodEntry("identity-fails", __name__ + "_fails", "test: fails in the tile stage"))
+
+
+class Pool16(Identity):
+    """Average-pools 16x16 cells and upsamples back: size multiple 16, receptive field one
+    cell.  Tiling with windows on the 16-px grid equals whole-image inference bit for bit;
+    windows off the grid pool different cells (the seams of unaligned tiling)."""
+
+    def __init__(self) -> None:
+        super().__init__(multiple=16)
+        self.info = ModelInfo("pool16", 16, 16, True, True)
+
+    def run(self, x: Tensor, style: StyleCode, source: StatsSource, alpha: float) -> Tensor:
+        source.get("in1", x, _mean_std)
+        return F.interpolate(F.avg_pool2d(x, 16), scale_factor=16, mode="nearest")

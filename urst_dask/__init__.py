@@ -4,8 +4,9 @@ as an out-of-core Dask pipeline over chunked Zarr arrays."""
 __version__ = "0.1.0"
 
 from .errors import UrstError  # noqa: E402
-from .settings import ComputeOptions, NormMode, StyleOptions, TilePlan  # noqa: E402
+from .settings import ComputeOptions, NormMode, StyleOptions  # noqa: E402
 from .stats import NormStats, StyleCode  # noqa: E402
+from .tiling import Blend, TilePlan  # noqa: E402
 
 
 def __getattr__(name: str):  # lazy: keep `import urst_dask` light for workers
@@ -20,5 +21,5 @@ def __getattr__(name: str):  # lazy: keep `import urst_dask` light for workers
     raise AttributeError(name)
 
 
-__all__ = ["ClusterOptions", "ComputeOptions", "NormMode", "NormStats", "StyleCode", "StyleOptions", "TilePlan",
+__all__ = ["Blend", "ClusterOptions", "ComputeOptions", "NormMode", "NormStats", "StyleCode", "StyleOptions", "TilePlan",
            "UrstError", "__version__", "export", "stylize"]

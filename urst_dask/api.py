@@ -17,20 +17,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 
 from . import __version__, graph
 from .cluster import ClusterOptions, connect, gpu_resources, run
-from .errors import ParameterError, ParameterTypeError, WeightsError
+from .errors import ParameterError, ParameterTypeError, UrstError, WeightsError
 from .io import images, store
 from .io.weights import resolve_weights_dir, verify_file
 from .models import method_entry
 from .runtime import ModelSpec
 from .preprocess import dtype_scale
-from .settings import ComputeOptions, NormMode, StyleOptions, TilePlan, parse_intensity
+from .settings import ComputeOptions, NormMode, StyleOptions, parse_intensity
 from .stats import NormStats
-from .tiles import WindowJob
+from .tiling import TilePlan, WindowJob
 
 _GROUPS = (StyleOptions, TilePlan, ComputeOptions, ClusterOptions)
 
@@ -113,7 +114,9 @@ def stylize(
     ``style_size``, ``thumb_size``, ``norm`` ("tin" | "in"), ``preserve_color``,
     ``intensity`` ("dtype", or "percentile:LO,HI": the thumbnail's percentiles are mapped onto
     the network's [0, 1] and back, recorded in the attributes)
-    (:class:`StyleOptions`); ``stride``, ``margin`` (:class:`TilePlan`); ``device``,
+    (:class:`StyleOptions`); ``stride``, ``margin`` (pixels or ``"auto"``), ``blend``
+    ("crop" | "linear" | "gaussian"), ``align`` (:class:`TilePlan`; ``TilePlan.paper()`` is
+    the paper's exact geometry); ``device``,
     ``precision``, ``whole``, ``batch`` (windows per network call) (:class:`ComputeOptions`); ``scheduler``, ``workers``,
     ``threads_per_worker``, ``processes`` (:class:`ClusterOptions`).  ``stats`` reuses
     statistics (a NormStats or a previous output store) instead of a thumbnail pass.
@@ -157,10 +160,12 @@ def stylize(
         return out_path
     with connect(clus, client) as c:
         resources = gpu_resources(c)
-        if state == "resume":  # same run: reuse its style code, statistics and window, byte for byte
+        info = run(c, graph.model_info(spec, resources), progress=False, label="network")
+        grid = tile_plan.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
+        if state == "resume":  # same run: reuse its style code, statistics and intensity range, byte for byte
             style_code = store.read_style_code(out_path)
             thumb_stats = store.read_stats(out_path) if opts.norm is NormMode.TIN else None
-            stored = store.read_attrs(out_path).get("intensity", {}).get("window_unit")
+            stored = store.read_attrs(out_path).get("intensity", {}).get("range_unit")
             window = tuple(stored) if stored else None
         else:
             with_stats = opts.norm is NormMode.TIN and stats is None
@@ -173,20 +178,21 @@ def stylize(
                 thumb_stats = stats
             scale = dtype_scale(src.array.dtype)
             attrs = {**meta, "stats": None if thumb_stats is None else {"group": store.STATS, "sha256": thumb_stats.token()},
-                     "intensity": {"mode": opts.intensity, "window_unit": list(window) if window else None,
-                                   "window_in_dtype": [v * scale for v in window] if window else [0.0, scale]},
-                     "started": _now()}
+                     "intensity": {"mode": opts.intensity, "range_unit": list(window) if window else None,
+                                   "range_in_dtype": [v * scale for v in window] if window else [0.0, scale]},
+                     "tile_grid": _plain(grid), "started": _now()}
             store.create_output(out_path, src.shape, tile_plan.stride, str(src.array.dtype), attrs, thumb_stats,
                                 style_code, overwrite=overwrite)
         job = WindowJob(alpha=opts.alpha, precision=comp.precision, preserve_color=opts.preserve_color,
-                        out_dtype=str(src.array.dtype), window=window)
-        stylized = graph.stylize_array(src.array, spec, style_code, thumb_stats, tile_plan, job, whole=comp.whole,
+                        out_dtype=str(src.array.dtype), intensity=window)
+        stylized = graph.stylize_array(src.array, spec, style_code, thumb_stats, grid, job, whole=comp.whole,
                                        batch=comp.batch, resources=resources)
         todo = graph.missing_blocks(stylized, tile_plan.stride, store.present_chunks(out_path) if state == "resume" else set())
         total = stylized.numblocks[0] * stylized.numblocks[1]
         threads = sum(w.get("nthreads", 1) for w in c.scheduler_info().get("workers", {}).values())
         done = 0
-        for strip in graph.strips(todo, stylized.numblocks[0], threads):
+        min_columns = graph.BLEND_MIN_COLUMNS if grid.blends and not comp.whole else 4
+        for strip in graph.strips(todo, stylized.numblocks[0], threads, min_columns):
             label = f"tile stage: {len(todo)} of {total} windows" + (
                 f", strip of windows {done + 1}-{done + len(strip)}" if len(strip) < len(todo) else "")
             run(c, graph.write_blocks(stylized, str(out_path), strip), progress=progress, label=label)
@@ -212,11 +218,13 @@ def _input_identity(src: images.ImageSource) -> dict[str, Any]:
     return {"path": str(p), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _plain(obj: Any) -> dict[str, Any]:
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(obj).items()}
+
+
 def _provenance(src, style_meta, method, variant, wfiles, opts, plan, comp, stats) -> dict[str, Any]:
     """Every parameter of the run, and its fingerprint (what a resumed run must match)."""
-
-    def plain(obj: Any) -> dict[str, Any]:
-        return {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(obj).items()}
+    plain = _plain
 
     meta = {
         "version": __version__,
@@ -253,3 +261,39 @@ def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, o
     else:
         raise ParameterError(f"output={str(out)!r}: unknown format {suffix!r}; use .png, .jpg or .tif")
     return p
+
+
+def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
+            reference: str | os.PathLike[str] | np.ndarray | da.Array | None = None, *,
+            stride: int | None = None) -> dict[str, float | None]:
+    """Quality figures of ``image`` (a finished output store, an image file, or an (H, W, C)
+    array), read chunk by chunk: ``seam`` (the seam score at ``stride``: 1.0 means no visible
+    tile boundary; default: the store's own stride, else 1000) and, against ``reference``
+    (same shape), ``psnr`` (dB) and ``ssim``.  See :mod:`urst_dask.metrics`."""
+    a, a_stride = _compare_input(image, "image")
+    b = _compare_input(reference, "reference")[0] if reference is not None else None
+    if b is not None and b.shape != a.shape:
+        raise ParameterError(f"reference: shape {tuple(b.shape)} differs from the image's {tuple(a.shape)}")
+    stride = int(stride or a_stride or TilePlan().stride)
+    if stride < 1:
+        raise ParameterError(f"stride={stride}: must be >= 1")
+    from .metrics import data_range
+
+    figures = dask.compute(graph.quality(a, b, stride, data_range(a.dtype)), scheduler="threads")[0]
+    return {"stride": stride, **figures}
+
+
+def _compare_input(value: Any, arg: str) -> tuple[da.Array, int | None]:
+    """(H, W, C) array of an image or store, and the store's stride (None if not a store)."""
+    if isinstance(value, (np.ndarray, da.Array)):
+        return images.as_source(value, "<array>", arg).array, None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ParameterTypeError(f"{arg}={type(value).__name__}: expected a path or an array")
+    try:
+        meta = store.read_attrs(value)
+    except UrstError:
+        meta = {}
+    if meta:  # a urst-dask output store: refused if incomplete
+        grid = meta.get("tile_grid") or meta.get("tile_plan") or {}
+        return store.open_output(value), grid.get("stride")
+    return images.open_image(value, arg).array, None

@@ -13,6 +13,7 @@ from typing import Sequence
 from . import __version__
 from .errors import ParameterError, UrstError
 from .settings import DeviceKind, MemoryMode, NormMode, Precision
+from .tiling.plan import AUTO, Blend, TilePlan
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -33,10 +34,19 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=1.0, help="content/style blend in [0, 1]; default 1")
     p.add_argument("--style-size", type=int, default=1024, help="style image side after resize+crop; default 1024")
     p.add_argument("--thumb-size", type=int, default=1024, help="thumbnail shorter side; default 1024")
-    p.add_argument("--stride", "--patch-size", "--patch_size", dest="stride", type=int, default=1000,
-                   help="kept centre of each window = output chunk size; default 1000")
-    p.add_argument("--margin", "--padding", dest="margin", type=int, default=32,
-                   help="overlap cropped from each side of a window; default 32 (1064-px windows)")
+    plan = TilePlan()
+    p.add_argument("--stride", "--patch-size", "--patch_size", dest="stride", type=int,
+                   help=f"kept centre of each window = output chunk size; default {plan.stride}")
+    p.add_argument("--margin", "--padding", dest="margin", type=_margin,
+                   help="context on each side of a window's centre, pixels or 'auto' (the network's measured "
+                        f"seam-free margin); default {plan.margin}")
+    p.add_argument("--blend", choices=[b.value for b in Blend],
+                   help=f"how overlapping windows combine: crop (the paper), linear or gaussian feathering "
+                        f"across the overlap; default {plan.blend.value}")
+    p.add_argument("--paper", action="store_true",
+                   help="the paper's exact geometry: stride 1000, margin 32 (1064-px windows), crop; aligned")
+    p.add_argument("--no-align", dest="align", action="store_false", default=None,
+                   help="windows not aligned to the network's pooling grid (shows seams; for comparisons only)")
     p.add_argument("--norm", choices=[m.value for m in NormMode], default="tin",
                    help="tin: thumbnail statistics (URST); in: per-window statistics (baseline)")
     p.add_argument("--whole", action="store_true", help="no tiling: the whole image as one window")
@@ -64,10 +74,30 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", help="also export the result (.png/.jpg/.tif) when done")
 
 
+def _margin(text: str) -> int | str:
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"margin={text!r}: expected a number of pixels or 'auto'") from None
+
+
+def _plan_kwargs(a: argparse.Namespace) -> dict:
+    """The tiling options given on the command line (the rest keep TilePlan's defaults)."""
+    given = {k: getattr(a, k) for k in ("stride", "margin", "blend", "align") if getattr(a, k, None) is not None}
+    if getattr(a, "paper", False):
+        if given:
+            opts = ", ".join(f"--{k.replace('_', '-')}" if k != "align" else "--no-align" for k in given)
+            raise ParameterError(f"paper: --paper fixes the geometry (stride 1000, margin 32, crop); drop {opts}")
+        return {"plan": TilePlan.paper()}
+    return given
+
+
 def _run_kwargs(a: argparse.Namespace) -> dict:
     return dict(
         method=a.method, variant=a.variant, weights=a.weights, overwrite=a.overwrite, progress=not a.no_progress, stats=a.stats,
-        alpha=a.alpha, style_size=a.style_size, thumb_size=a.thumb_size, stride=a.stride, margin=a.margin,
+        alpha=a.alpha, style_size=a.style_size, thumb_size=a.thumb_size, **_plan_kwargs(a),
         norm=a.norm, whole=a.whole, preserve_color=a.preserve_color, intensity=a.intensity, device=a.device, precision=a.precision,
         batch=a.batch,
         workers=a.workers, threads_per_worker=a.threads_per_worker, scheduler=a.scheduler, memory=a.memory,
@@ -95,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _add_run_options(p)
     p.set_defaults(export=None)
+
+    p = sub.add_parser("compare", help="seam score of an image (and PSNR/SSIM against a reference)")
+    p.add_argument("image", help="an output store or an image file")
+    p.add_argument("reference", nargs="?", help="the image to compare with (e.g. a --whole result)")
+    p.add_argument("--stride", type=int, help="tile stride for the seam score (default: the store's, else 1000)")
 
     p = sub.add_parser("methods", help="list the style networks and whether their weights are found")
     p.add_argument("--weights")
@@ -147,11 +182,23 @@ def _cmd_demo(a: argparse.Namespace) -> None:
 
     _ensure_demo_weights(a)
     w, h = a.size
-    content = graph.synthetic_array((h, w), seed=a.seed, chunk=a.stride)
+    content = graph.synthetic_array((h, w), seed=a.seed, chunk=a.stride or TilePlan().stride)
     out = stylize(content, demo_style(768, seed=a.seed + 1), a.out, **_run_kwargs(a))
     png = Path(str(out).removesuffix(".zarr") + ".png")
     export(out, png, overwrite=True)
     print(f"wrote {out} ({w}x{h}) and {png}")
+
+
+def _cmd_compare(a: argparse.Namespace) -> None:
+    from .api import compare
+
+    figures = compare(a.image, a.reference, stride=a.stride)
+    print(f"seam score (stride {figures['stride']}): " + (f"{figures['seam']:.3f}" if figures["seam"] is not None
+                                                          else "n/a (no tile boundary 48 px inside the image)"))
+    print("  1.0: tile boundaries as smooth as the rest of the image; above ~1.1 seams start to show")
+    if a.reference:
+        print(f"PSNR: {figures['psnr']:.2f} dB")
+        print(f"SSIM: {figures['ssim']:.4f}")
 
 
 def _cmd_methods(a: argparse.Namespace) -> None:
@@ -189,7 +236,8 @@ def _cmd_weights(a: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"stylize": _cmd_stylize, "export": _cmd_export, "demo": _cmd_demo, "methods": _cmd_methods,
+    handlers = {"stylize": _cmd_stylize, "export": _cmd_export, "demo": _cmd_demo, "compare": _cmd_compare,
+                "methods": _cmd_methods,
                 "weights": _cmd_weights}
     try:
         handlers[args.cmd](args)

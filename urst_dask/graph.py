@@ -5,9 +5,11 @@ Three graphs, each built by one public function:
 * :func:`conditioning` - the thumbnail stage: an exact area reduction of the (chunked,
   never fully loaded) image to the thumbnail, the style code, and the thumbnail
   statistics; a single small result.
-* :func:`stylize_array` - the tile stage: ``map_overlap`` over stride-sized chunks with a
-  ``margin`` of reflected overlap; the style code and the statistics enter as one graph
-  key each, and the model is fetched from the worker's process cache by a small spec.
+* :func:`stylize_array` - the tile stage: one ``map_overlap`` over stride-sized chunks
+  whose tasks stylize grid-aligned windows (geometry from :mod:`urst_dask.tiling`), and a
+  blockwise layer that blends the overlapping outputs into output blocks; the style code
+  and the statistics enter as one graph key each, and the model is fetched from the
+  worker's process cache by a small spec.
 * :func:`write_blocks` - stores stylized blocks into the output Zarr (whole chunks), only
   the missing ones when a run resumes.
 """
@@ -15,19 +17,23 @@ Three graphs, each built by one public function:
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
 from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 
 from . import preprocess as pp
 from .io import store
+from .models.base import ModelInfo
 from .runtime import ModelSpec, get_model
-from .settings import TilePlan
 from .stats import NormStats, StyleCode
-from .tiles import WindowJob, pad_to_multiple, stylize_window, stylize_windows
+from .tiling import AxisWindow, Blend, Piece, TileGrid, TilePlan, WindowJob, assemble, cut_pieces, finish, group_chunks, offsets
+from .tiling import pad_to_multiple, stylize_windows
 
 # --------------------------------------------------------------------- thumbnail stage
 
@@ -82,16 +88,16 @@ def _prepare_style(spec: ModelSpec, style_image: np.ndarray | None, style_size: 
     return model.prepare_style(x)
 
 
-def _intensity_window(thumb: np.ndarray, percentiles: tuple[float, float] | None) -> tuple[float, float] | None:
-    return None if percentiles is None else pp.percentile_window(thumb, *percentiles)
+def _intensity_range(thumb: np.ndarray, percentiles: tuple[float, float] | None) -> tuple[float, float] | None:
+    return None if percentiles is None else pp.percentile_range(thumb, *percentiles)
 
 
 def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: float,
-                   window: tuple[float, float] | None = None) -> NormStats:
+                   intensity: tuple[float, float] | None = None) -> NormStats:
     import torch
 
     model = get_model(spec)
-    thumb = pp.apply_window(thumb, window)
+    thumb = pp.apply_intensity_range(thumb, intensity)
     thumb = np.repeat(thumb, 3, axis=2) if thumb.shape[2] == 1 else thumb[..., :3]  # gray / RGBA -> RGB
     x = pp.hwc_to_nchw(pad_to_multiple(thumb, model.info.size_multiple), model.device)
     with torch.inference_mode():
@@ -116,51 +122,88 @@ def conditioning(
     resources: dict[str, float] | None = None,
     percentiles: tuple[float, float] | None = None,
 ) -> Delayed:
-    """Delayed ``(StyleCode, NormStats | None, window)``: the style prepared once, the
+    """Delayed ``(StyleCode, NormStats | None, intensity range)``: the style prepared once, the
     thumbnail statistics collected once (``with_stats=False`` for ``--norm in``), and the
-    intensity window (``percentiles`` of the thumbnail, in [0, 1] units; ``None``: the
+    intensity range (``percentiles`` of the thumbnail, in [0, 1] units; ``None``: the
     dtype's range).  The two network tasks carry ``resources``."""
     thumb = thumbnail(image, thumb_size) if (with_stats or percentiles) else None
-    window = dask.delayed(_intensity_window, pure=True)(thumb, percentiles) if percentiles else None
+    intensity = dask.delayed(_intensity_range, pure=True)(thumb, percentiles) if percentiles else None
     with _annotate(resources):
         style = dask.delayed(_prepare_style, pure=True)(spec, style_image, style_size)
-        stats = dask.delayed(_collect_stats, pure=True)(spec, thumb, style, alpha, window) if with_stats else None
-    return dask.delayed(tuple, pure=True)([style, stats, window])
+        stats = dask.delayed(_collect_stats, pure=True)(spec, thumb, style, alpha, intensity) if with_stats else None
+    return dask.delayed(tuple, pure=True)([style, stats, intensity])
+
+
+def _model_info(spec: ModelSpec) -> ModelInfo:
+    return get_model(spec).info
+
+
+def model_info(spec: ModelSpec, resources: dict[str, float] | None = None) -> Delayed:
+    """Delayed :class:`ModelInfo` of the network, read where the network runs (a worker loads
+    it once and keeps it for the tile stage)."""
+    with _annotate(resources):
+        return dask.delayed(_model_info, pure=True)(spec)
 
 
 # ------------------------------------------------------------------------- tile stage
 
 
-def _stylize_block(block: np.ndarray, *, spec: ModelSpec, style: StyleCode, stats: NormStats | None,
-                   job: WindowJob, plan: TilePlan | None = None, depth_x: int = 0, batch: int = 1) -> np.ndarray:
-    """One task: a block of one or more windows side by side along x (``batch`` > 1).
+@dataclass(frozen=True)
+class _Layout:
+    """The tile stage's geometry for one image: block edges and windows per axis (small,
+    sent with every window task)."""
 
-    The block is the chunk plus ``depth_x`` pixels each side; its windows are the chunk's
-    stride-wide pieces (``plan.axis_chunks`` of the chunk width: the same cut as with one
-    window per chunk) with their margins, stylized in one network call where their shapes
-    agree.  Only the windows' centres are placed; the margins are trimmed by map_overlap."""
-    model = get_model(spec)
-    if plan is None or batch == 1:
-        return stylize_window(block, model, style, stats, job)
-    widths = plan.axis_chunks(block.shape[1] - 2 * depth_x)
-    starts = np.cumsum((0,) + widths[:-1])
-    windows = [block[:, x0 : x0 + cw + 2 * depth_x] for x0, cw in zip(starts, widths)]
-    results = stylize_windows(windows, model, style, stats, job, batch=batch)
-    out = np.zeros(block.shape[:2] + (results[0].shape[2],), dtype=results[0].dtype)
-    for x0, cw, res in zip(starts, widths, results):
-        out[:, depth_x + x0 : depth_x + x0 + cw] = res[:, depth_x : depth_x + cw]
-    return out
+    rows: tuple[AxisWindow, ...]
+    cols: tuple[AxisWindow, ...]
+    row_edges: tuple[int, ...]  # block edges (global pixels); a block is one or more chunks
+    col_edges: tuple[int, ...]
+    col_block: tuple[int, ...]  # the block of each column window
+    depth: tuple[int, int]
 
 
-def plan_chunks(shape: tuple[int, ...], plan: TilePlan, whole: bool, batch: int = 1) -> tuple[tuple[int, ...], ...]:
-    """Chunks of the (H, W, C) image for the tile stage (one chunk for ``whole``); with
-    ``batch`` > 1, ``batch`` neighbouring windows along x share a chunk (one task)."""
-    h, w, c = shape
-    if whole:
-        return ((h,), (w,), (c,))
-    cols = plan.axis_chunks(w)
-    grouped = tuple(sum(cols[i : i + batch]) for i in range(0, len(cols), batch))
-    return (plan.axis_chunks(h), grouped, (c,))
+def layout(shape: tuple[int, ...], grid: TileGrid, whole: bool = False, batch: int = 1) -> _Layout:
+    """Blocks and windows of an (H, W, C) image: a block is one chunk high and ``batch``
+    chunks wide (one for ``whole``)."""
+    h, w = shape[:2]
+    rows, cols = grid.axis_windows(h, whole), grid.axis_windows(w, whole)
+    batch = 1 if whole else max(1, batch)
+    col_groups = group_chunks(tuple(c.stop - c.start for c in cols), batch)
+    col_block = tuple(k // batch for k in range(len(cols)))
+    return _Layout(rows, cols, offsets(tuple(r.stop - r.start for r in rows)), offsets(col_groups), col_block,
+                   (grid.axis_depth(h, whole), grid.axis_depth(w, whole)))
+
+
+def _window_task(block: np.ndarray, *, spec: ModelSpec, style: StyleCode, stats: NormStats | None, job: WindowJob,
+                 geo: _Layout, batch: int, block_id: tuple[int, ...] | None = None) -> list[Piece]:
+    """One task: the windows of one block (one, or ``batch`` side by side), each cut out of
+    the overlapped block at its aligned global position, stylized (same-shape windows in one
+    network call) and cut into pieces for the blocks its support touches.  The blend is
+    applied by the assembly, so one window pass serves every blend."""
+    bi, bj = block_id[0], block_id[1]
+    y_org = geo.row_edges[bi] - (geo.depth[0] if bi > 0 else 0)  # global origin of the overlapped block
+    x_org = geo.col_edges[bj] - (geo.depth[1] if bj > 0 else 0)
+    ywin = geo.rows[bi]
+    xwins = [c for k, c in enumerate(geo.cols) if geo.col_block[k] == bj]
+    crops = [block[ywin.lo - y_org : ywin.hi - y_org, xw.lo - x_org : xw.hi - x_org] for xw in xwins]
+    outs = stylize_windows(crops, get_model(spec), style, stats, job, batch=batch)
+    pieces: list[Piece] = []
+    for xw, crop, out in zip(xwins, crops, outs):
+        kept = out[ywin.keep_lo - ywin.lo : ywin.keep_hi - ywin.lo, xw.keep_lo - xw.lo : xw.keep_hi - xw.lo]
+        pieces += cut_pieces(kept, ywin, xw, geo.row_edges, geo.col_edges, (bi, bj))
+    if block.shape[2] == 4:  # alpha bypasses the network: the home block's, untouched
+        alpha = block[geo.row_edges[bi] - y_org : geo.row_edges[bi + 1] - y_org,
+                      geo.col_edges[bj] - x_org : geo.col_edges[bj + 1] - x_org, 3:]
+        pieces.append(Piece((bi, bj), 0, 0, np.empty((0, 0, 3), np.float32), ywin, xwins[0], True, extra=alpha))
+    return pieces
+
+
+def _assemble_task(target: tuple[int, int], origin: tuple[int, int], shape: tuple[int, int], channels: int,
+                   blend: Blend, job: WindowJob, *sources: list[Piece]) -> np.ndarray:
+    """One output block: the pieces aimed at it, blended, mapped back to the output dtype."""
+    mine = [p for src in sources for p in src if p.target == target]
+    extra = next((p.extra for p in mine if p.extra is not None), None)
+    rgb = assemble([p for p in mine if p.extra is None], shape, origin, blend)
+    return finish(rgb, job, channels, extra)
 
 
 def stylize_array(
@@ -168,45 +211,73 @@ def stylize_array(
     spec: ModelSpec,
     style: StyleCode | Delayed,
     stats: NormStats | Delayed | None,
-    plan: TilePlan,
+    grid: TileGrid | TilePlan,
     job: WindowJob,
     *,
     whole: bool = False,
     batch: int = 1,
     resources: dict[str, float] | None = None,
 ) -> da.Array:
-    """Lazy (H, W, 3) stylized image in ``job.out_dtype``.
+    """Lazy (H, W, C) stylized image in ``job.out_dtype`` (C as the input: RGB, RGBA, gray).
 
-    Chunks are ``plan.stride`` (a last chunk narrower than the margin merges into its
-    neighbour); each task sees its chunk plus ``plan.margin`` reflected/neighbour pixels on
-    every side, stylizes that window and keeps the centre.  ``whole=True`` makes the whole
-    image one window (same code path, for comparison).  ``style`` and ``stats`` become one
-    graph key each.  The window tasks carry ``resources`` (e.g. ``{"GPU": 1}``).
+    ``image``: (H, W, C) dask array.  Blocks are ``grid.stride`` high and ``batch`` strides
+    wide (see :meth:`TileGrid.axis_chunks`).  One ``map_overlap`` (no boundary padding:
+    windows stop at the image border as whole-image inference does) hands each task its
+    block plus the neighbours' pixels; the task stylizes the block's grid-aligned windows and
+    cuts their outputs into weighted pieces.  A second, blockwise layer adds the pieces of
+    each output block (its own window's, plus the neighbours' for ``linear``/``gaussian``) and
+    converts to the output dtype.  ``whole=True`` makes the whole image one window.
+    ``style`` and ``stats`` become one graph key each; the window tasks carry ``resources``
+    (e.g. ``{"GPU": 1}``).  A :class:`TilePlan` is resolved here against the network, which
+    this process then loads; the pipeline passes a resolved :class:`TileGrid`.
     """
+    if isinstance(grid, TilePlan):  # resolve against the network, loaded in this process
+        info = get_model(spec).info
+        grid = grid.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
     shape = tuple(int(s) for s in image.shape)
-    batch = 1 if whole else batch
-    image = image.rechunk(plan_chunks(shape, plan, whole, batch))
+    geo = layout(shape, grid, whole, batch)
+    chunks = (tuple(np.diff(geo.row_edges)), tuple(np.diff(geo.col_edges)), (shape[2],))
+    image = image.rechunk(tuple(tuple(int(c) for c in axis) for axis in chunks))
     style_key = style if isinstance(style, Delayed) else dask.delayed(style, pure=True)
     stats_key = stats if (stats is None or isinstance(stats, Delayed)) else dask.delayed(stats, pure=True)
-    depth = {0: plan.axis_depth(shape[0]), 1: plan.axis_depth(shape[1]), 2: 0}
-    dtype = np.dtype(job.out_dtype)
     with _annotate(resources):
-        return image.map_overlap(
-            _stylize_block,
-            depth=depth,
-            boundary=plan.boundary.value,
-            trim=True,
+        windows = image.map_overlap(
+            _window_task,
+            depth={0: geo.depth[0], 1: geo.depth[1], 2: 0},
+            boundary="none",
+            trim=False,
             allow_rechunk=False,
-            dtype=dtype,
-            meta=np.empty((0, 0, 0), dtype=dtype),
+            dtype=object,
+            meta=np.empty((0, 0, 0), dtype=object),
             spec=spec,
             style=style_key,
             stats=stats_key,
             job=job,
-            plan=plan,
-            depth_x=depth[1],
-            batch=batch,
+            geo=geo,
+            batch=1 if whole else batch,
         )
+    blend = grid.blend if grid.blends and not whole else Blend.CROP
+    return _assembled(windows, image.chunks, geo, blend, job)
+
+
+def _assembled(windows: da.Array, chunks: tuple[tuple[int, ...], ...], geo: _Layout, blend: Blend,
+               job: WindowJob) -> da.Array:
+    """The blockwise assembly layer over the window tasks' pieces: a block depends on its own
+    window task (``crop``) or also on its up to eight neighbours' (blends)."""
+    name = f"assemble-{blend.value}-" + tokenize(windows.name, job, blend.value)
+    nr, nc = len(chunks[0]), len(chunks[1])
+    channels = chunks[2][0]
+    reach = (0,) if blend is Blend.CROP else (-1, 0, 1)
+    layer = {}
+    for i in range(nr):
+        for j in range(nc):
+            deps = [(windows.name, i + di, j + dj, 0) for di in reach for dj in reach
+                    if 0 <= i + di < nr and 0 <= j + dj < nc]
+            layer[(name, i, j, 0)] = (_assemble_task, (i, j), (geo.row_edges[i], geo.col_edges[j]),
+                                      (chunks[0][i], chunks[1][j]), channels, blend, job, *deps)
+    hlg = HighLevelGraph.from_collections(name, layer, dependencies=[windows])
+    dtype = np.dtype(job.out_dtype)
+    return da.Array(hlg, name, chunks, dtype=dtype, meta=np.empty((0, 0, 0), dtype=dtype))
 
 
 # ---------------------------------------------------------------------------- writing
@@ -231,6 +302,9 @@ def missing_blocks(stylized: da.Array, chunk: int, present: set[tuple[int, int]]
     return todo
 
 
+BLEND_MIN_COLUMNS = 16  # strips at least this wide when blending: <= 12.5 % recomputed windows
+
+
 def strips(blocks: list[tuple[int, int]], n_rows: int, threads: int, min_columns: int = 4) -> list[list[tuple[int, int]]]:
     """Split the windows to write into vertical strips of block-columns, computed one strip
     after another.
@@ -239,7 +313,10 @@ def strips(blocks: list[tuple[int, int]], n_rows: int, threads: int, min_columns
     frontier of blocks as wide as the image in memory (it grows with the width: measured
     +60 % per worker at 40000 px).  A strip of ``k`` columns keeps it ``k`` blocks wide,
     whatever the image size.  ``k`` is at least ``min_columns`` and large enough that a
-    strip holds ~8 windows per worker thread, so every thread stays busy.
+    strip holds ~8 windows per worker thread, so every thread stays busy.  With blending, a
+    strip also computes the window column on each side of it (their pieces feather into the
+    strip's edge blocks): ``2 / k`` extra windows, so blending callers pass a larger
+    ``min_columns`` (:data:`BLEND_MIN_COLUMNS`).
     """
     if not blocks:
         return []
@@ -264,6 +341,63 @@ def write_blocks(stylized: da.Array, path: str, blocks: list[tuple[int, int]] | 
     if blocks is None:
         return [written]
     return [written.blocks[i, j] for i, j in blocks]
+
+
+# ------------------------------------------------------------------------ quality
+
+
+def _ssim_block(a: np.ndarray, b: np.ndarray, *, peak: float, radius: int) -> np.ndarray:
+    from .metrics import ssim_sum
+
+    total, count = ssim_sum(a, b, peak, radius)
+    return np.array([[[total, count]]], dtype=np.float64)
+
+
+def _at_least(chunks: tuple[int, ...], minimum: int) -> tuple[int, ...]:
+    """The same axis cut in chunks of at least ``minimum`` (a shorter chunk joins the next;
+    a short last one joins the previous)."""
+    out: list[int] = []
+    for c in chunks:
+        if out and out[-1] < minimum:
+            out[-1] += c
+        else:
+            out.append(c)
+    if len(out) > 1 and out[-1] < minimum:
+        tail = out.pop()
+        out[-1] += tail
+    return tuple(out)
+
+
+def quality(image: da.Array, reference: da.Array | None, stride: int, peak: float, radius: int = 3) -> Delayed:
+    """Delayed dict of :mod:`urst_dask.metrics` figures for an (H, W, C) image, chunk by
+    chunk (never loaded whole): ``seam`` at ``stride`` (only the compared lines are read),
+    and against ``reference`` (same shape) ``psnr`` and ``ssim`` (blocks overlapped by the
+    SSIM window's radius, so the sum equals the whole-image computation)."""
+    from . import metrics
+
+    a = image.astype(np.float64).rechunk({2: -1})
+    parts: dict[str, Any] = {}
+    lines = metrics.seam_lines(a.shape, stride)
+    on, ref = [], []
+    for axis, (bounds, refs) in lines.items():
+        n = a.shape[1 - axis]
+        for picked, out in ((bounds, on), (refs, ref)):
+            idx = np.asarray(picked)
+            diff = da.abs(da.take(a, idx, axis=axis) - da.take(a, idx - 1, axis=axis)).mean()
+            out.append((diff, len(picked) * n))
+    parts["seam"] = dask.delayed(metrics.seam_ratio)(on, ref) if on else None
+    if reference is not None:
+        a = a.rechunk(tuple(_at_least(c, 2 * radius + 1) for c in a.chunks[:2]) + ((a.shape[2],),))
+        b = reference.astype(np.float64).rechunk(a.chunks)
+        mse = ((a - b) ** 2).mean()
+        parts["psnr"] = dask.delayed(lambda m: float("inf") if m == 0 else float(10 * np.log10(peak**2 / m)))(mse)
+        sums = da.map_overlap(_ssim_block, a, b, depth={0: radius, 1: radius, 2: 0}, boundary="none", trim=False,
+                              allow_rechunk=False, peak=peak, radius=radius, dtype=np.float64,
+                              chunks=(tuple(1 for _ in a.chunks[0]), tuple(1 for _ in a.chunks[1]), (2,)),
+                              meta=np.empty((0, 0, 0), np.float64))
+        totals = sums.sum(axis=(0, 1))
+        parts["ssim"] = dask.delayed(lambda t: float(t[0] / t[1]) if t[1] else float("nan"))(totals)
+    return dask.delayed(dict)(parts)
 
 
 # -------------------------------------------------------------------- synthetic input

@@ -28,23 +28,23 @@ def to_unit(block: np.ndarray) -> np.ndarray:
     return out
 
 
-def apply_window(x: np.ndarray, window: tuple[float, float] | None) -> np.ndarray:
-    """Map the intensity window ``(lo, hi)`` (in [0, 1] units) onto [0, 1], clipping."""
-    if window is None:
+def apply_intensity_range(x: np.ndarray, rng: tuple[float, float] | None) -> np.ndarray:
+    """Map the intensity range ``(lo, hi)`` (in [0, 1] units) onto [0, 1], clipping."""
+    if rng is None:
         return x
-    lo, hi = window
+    lo, hi = rng
     return np.clip((x - np.float32(lo)) / np.float32(hi - lo), 0.0, 1.0).astype(np.float32)
 
 
-def invert_window(y: np.ndarray, window: tuple[float, float] | None) -> np.ndarray:
-    """Back from [0, 1] to the window ``(lo, hi)``: the output lives in the input's range."""
-    if window is None:
+def invert_intensity_range(y: np.ndarray, rng: tuple[float, float] | None) -> np.ndarray:
+    """Back from [0, 1] to the intensity range ``(lo, hi)``: the output lives in the input's range."""
+    if rng is None:
         return y
-    lo, hi = window
+    lo, hi = rng
     return (np.float32(lo) + y * np.float32(hi - lo)).astype(np.float32)
 
 
-def percentile_window(thumb: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
+def percentile_range(thumb: np.ndarray, lo: float, hi: float) -> tuple[float, float]:
     """The ``lo``/``hi`` percentiles of a [0, 1] thumbnail (all colour channels together)."""
     rgb = thumb[..., :3] if thumb.shape[-1] >= 3 else thumb
     a, b = (float(v) for v in np.percentile(rgb, [lo, hi]))

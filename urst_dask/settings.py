@@ -58,10 +58,6 @@ class Precision(_Choice):
     FLOAT16 = "float16"  # autocast on CUDA only
 
 
-class Boundary(_Choice):
-    REFLECT = "reflect"  # numpy 'symmetric' (edge pixel repeated), as dask implements it
-
-
 def _int(arg: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int,)) and not (
         isinstance(value, float) and value.is_integer()
@@ -79,59 +75,7 @@ def _positive_float(arg: str, value: object, *, lo: float, hi: float) -> float:
     return v
 
 
-MIN_STRIDE = 16
 MAX_BATCH = 64
-
-
-@dataclass(frozen=True)
-class TilePlan:
-    """How the image is cut into windows.
-
-    Each window is ``stride + 2 * margin`` pixels on a side (1064 by default); only its
-    centre ``stride x stride`` is kept.  Output chunks are ``stride`` pixels, so every task
-    writes whole output chunks.
-    """
-
-    stride: int = 1000
-    margin: int = 32
-    boundary: Boundary = Boundary.REFLECT
-
-    def __post_init__(self) -> None:
-        stride = _int("stride", self.stride)
-        margin = _int("margin", self.margin)
-        if stride < MIN_STRIDE:
-            raise bad_value("stride", self.stride, f"must be >= {MIN_STRIDE}")
-        if margin < 0:
-            raise bad_value("margin", self.margin, "must be >= 0")
-        if 2 * margin >= stride:
-            raise bad_value("margin", self.margin, f"must be < stride/2 = {stride / 2:g}")
-        object.__setattr__(self, "stride", stride)
-        object.__setattr__(self, "margin", margin)
-        object.__setattr__(self, "boundary", Boundary.parse(self.boundary, "boundary"))
-
-    @property
-    def window(self) -> int:
-        """Nominal window side in pixels (``stride + 2 * margin``)."""
-        return self.stride + 2 * self.margin
-
-    def axis_chunks(self, length: int) -> tuple[int, ...]:
-        """Chunk sizes along one axis of ``length`` pixels.
-
-        Chunks are ``stride`` long; a last chunk shorter than ``margin`` is merged into its
-        neighbour so that every chunk can lend a full margin to its neighbours.
-        """
-        if length < 1:
-            raise bad_value("length", length, "must be >= 1")
-        n = -(-length // self.stride)
-        chunks = [self.stride] * (n - 1) + [length - self.stride * (n - 1)]
-        if n > 1 and chunks[-1] < self.margin:
-            tail = chunks.pop()
-            chunks[-1] += tail
-        return tuple(chunks)
-
-    def axis_depth(self, length: int) -> int:
-        """Overlap depth for an axis: the margin, or 0 if the axis is shorter than it."""
-        return self.margin if length >= self.margin else 0
 
 
 def parse_intensity(spec: str) -> tuple[float, float] | None:

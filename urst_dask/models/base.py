@@ -31,6 +31,10 @@ class ModelInfo:
     supports_alpha: bool
     input_range: float = 1.0  # the range the original network was trained on (1 or 255)
     styles: tuple[str, ...] = field(default_factory=tuple)  # named built-in styles, if any
+    # smallest margin (px) whose tile seams are invisible on real photographs, measured by
+    # benchmarks/bench_seams.py; None: not measured (``--margin auto`` then guesses from the
+    # receptive field, see urst_dask.tiling.plan.auto_margin)
+    seam_margin: int | None = None
 
 
 class StyleModel(nn.Module, abc.ABC):

@@ -1,0 +1,112 @@
+"""Quality metrics: seam score, PSNR, SSIM, statistics distance; ``compare`` in Python and CLI."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import random_image
+from urst_dask import metrics
+from urst_dask.api import compare
+from urst_dask.cli import main
+from urst_dask.errors import ParameterError
+from urst_dask.stats import NormStats
+
+
+def _smooth(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A smooth gradient with mild noise: every line differs from its neighbour about alike."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = 60 + 100 * (x / w) + 50 * np.sin(y / 37.0)
+    return np.clip(base[..., None] + rng.normal(0, 3, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def test_seam_score_is_about_one_without_seams_and_high_with_them():
+    image = _smooth(400, 500)
+    clean = metrics.seam_score(image, 100)
+    assert 0.9 < clean < 1.1
+    seamy = image.astype(np.int16)
+    for b in (100, 200, 300, 400):  # shift every tile's brightness: steps at the boundaries
+        seamy[:, b:] += 6
+        seamy[b:] += 4 if b < 400 else 0
+    score = metrics.seam_score(np.clip(seamy, 0, 255).astype(np.uint8), 100)
+    assert score > 1.5
+    # measured at other lines (a stride the tiles do not have), the same image looks clean
+    assert metrics.seam_score(np.clip(seamy, 0, 255).astype(np.uint8), 130) < 1.1
+
+
+def test_seam_score_skips_boundaries_near_the_edge_and_refuses_images_without_any():
+    image = _smooth(90, 90)
+    with pytest.raises(ParameterError, match="no tile boundary"):
+        metrics.seam_score(image, 60)  # x = 60 is 30 px from the edge: closer than 48
+    assert metrics.seam_lines((200, 90, 3), 100) == {0: ([100], [84, 116, 68, 132, 52, 148])}
+
+
+def test_psnr_and_ssim_known_values():
+    a = random_image(64, 80, seed=1)
+    assert metrics.psnr(a, a) == float("inf")
+    assert metrics.ssim(a, a) == pytest.approx(1.0)
+    b = a.astype(np.int16)
+    b[::2] += 10
+    b = np.clip(b, 0, 255).astype(np.uint8)
+    mse = np.mean((a.astype(float) - b.astype(float)) ** 2)
+    assert metrics.psnr(b, a) == pytest.approx(10 * np.log10(255**2 / mse))
+    assert 0.5 < metrics.ssim(b, a) < 1.0
+    with pytest.raises(ParameterError, match="shapes"):
+        metrics.psnr(a, a[:10])
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(7, 60), w=st.integers(7, 60), cy=st.integers(4, 30), cx=st.integers(4, 30),
+       seed=st.integers(0, 999))
+def test_blockwise_ssim_equals_the_whole_image_ssim(h, w, cy, cx, seed):
+    """The out-of-core form (blocks overlapped by the window radius) adds up exactly."""
+    from urst_dask import graph
+
+    a, b = random_image(h, w, seed=seed), random_image(h, w, seed=seed + 1)
+    whole = metrics.ssim(a, b)
+    lazy = graph.quality(da.from_array(a, chunks=(cy, cx, 3)), da.from_array(b, chunks=(cy, cx, 3)), 1000, 255.0)
+    got = lazy.compute(scheduler="sync")
+    assert got["ssim"] == pytest.approx(whole, rel=1e-9, abs=1e-12)
+    assert got["psnr"] == pytest.approx(metrics.psnr(a, b))
+
+
+def test_lazy_seam_equals_numpy_seam():
+    from urst_dask import graph
+
+    image = _smooth(300, 420, seed=4)
+    got = graph.quality(da.from_array(image, chunks=(70, 90, 3)), None, 100, 255.0).compute(scheduler="sync")
+    assert got["seam"] == pytest.approx(metrics.seam_score(image, 100), rel=1e-12)
+
+
+def test_stats_distance_is_zero_for_equal_and_relative_otherwise():
+    ref = NormStats.build("m", {"a": {"mean": np.ones(4), "std": np.full(4, 2.0)}, "b": {"mean": np.zeros(2)}})
+    assert metrics.stats_distance(ref, ref) == {"a": 0.0, "b": 0.0}
+    other = NormStats.build("m", {"a": {"mean": np.ones(4) * 1.1, "std": np.full(4, 2.0)}, "b": {"mean": np.ones(2)}})
+    d = metrics.stats_distance(other, ref)
+    assert d["a"] == pytest.approx(np.sqrt(4 * 0.01 / (4 + 16)))
+    assert d["b"] == pytest.approx(np.sqrt(2.0))  # a zero reference: the absolute distance
+    with pytest.raises(ParameterError, match="points"):
+        metrics.stats_distance(NormStats.build("m", {"a": {"mean": np.ones(4)}}), ref)
+
+
+def test_compare_reads_stores_and_files(tmp_path, capsys, client):
+    from PIL import Image
+
+    import urst_dask
+
+    image = _smooth(260, 300, seed=2)
+    out = urst_dask.stylize(image, random_image(32, 32, seed=1), tmp_path / "o.zarr", method="identity",
+                            weights=tmp_path, stride=100, margin=8, client=client)
+    Image.fromarray(image).save(tmp_path / "ref.png")
+    figures = compare(out, tmp_path / "ref.png")
+    assert figures["stride"] == 100 and figures["psnr"] == float("inf") and figures["ssim"] == pytest.approx(1.0)
+    assert figures["seam"] == pytest.approx(metrics.seam_score(image, 100))
+    assert main(["compare", str(out), str(tmp_path / "ref.png"), "--stride", "100"]) == 0
+    printed = capsys.readouterr().out
+    assert "seam score (stride 100):" in printed and "PSNR: inf dB" in printed and "SSIM: 1.0000" in printed
+    assert main(["compare", str(out), str(tmp_path / "nope.png")]) == 2
+    assert "nope.png" in capsys.readouterr().err

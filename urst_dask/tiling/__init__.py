@@ -1,0 +1,19 @@
+"""Everything about cutting an image into windows and putting their outputs back.
+
+* :mod:`.plan` - the geometry: stride, margin (or ``auto``), alignment to the network's
+  size-multiple grid, edge merging, batch grouping;
+* :mod:`.window` - the per-window kernel (pad, network, crop; intensity and channels);
+* :mod:`.retry` - network calls over batches, with the out-of-memory fallback;
+* :mod:`.blend` - weights, pieces and the assembly of overlapping outputs.
+
+The Dask graph that drives them is :func:`urst_dask.graph.stylize_array` (one ``map_overlap``).
+"""
+
+from .blend import Piece, assemble, axis_weights, cut_pieces
+from .plan import AUTO, AxisWindow, Blend, TileGrid, TilePlan, auto_margin, group_chunks, offsets
+from .retry import WindowMemoryError
+from .window import WindowJob, finish, pad_to_multiple, stylize_window, stylize_windows
+
+__all__ = ["AUTO", "AxisWindow", "Blend", "Piece", "TileGrid", "TilePlan", "WindowJob", "WindowMemoryError",
+           "assemble", "auto_margin", "axis_weights", "cut_pieces", "finish", "group_chunks", "offsets",
+           "pad_to_multiple", "stylize_window", "stylize_windows"]
