@@ -142,6 +142,7 @@ def stylize(
         elif not (wdir / wf.relpath).is_file():
             raise WeightsError(f"style={str(style)!r}: checkpoint {wdir / wf.relpath} does not exist")
     src = _as_source(content, axes, allow_large_images)
+    store.check_not_input(out, src.path)  # before anything is written: --overwrite would delete the input
     style_img, baked, style_meta = _style_input(style, entry.takes_style_image, allow_large_images)
     variant = variant if entry.takes_style_image else baked
     if isinstance(stats, (str, os.PathLike)):

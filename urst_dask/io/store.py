@@ -52,6 +52,31 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
     return p
 
 
+def check_not_input(output: str | os.PathLike[str], content: str | os.PathLike[str]) -> None:
+    """Refuse an output that is the content image, contains it or lies inside it.
+
+    Paths are compared resolved (symlinks followed, so ``-o`` being a link to the input is
+    caught) and, where both exist, by device and inode (hard links).  Called before anything
+    is written: ``--overwrite`` deletes the old store first, and the content is read lazily
+    afterwards, so such a run would destroy its own input.  ``"<array>"`` (in-memory input)
+    is never refused.
+    """
+    if str(content) == "<array>":
+        return
+    out_p, in_p = Path(output).resolve(), Path(content).resolve()
+    same = out_p == in_p or (out_p.exists() and in_p.exists() and os.path.samefile(out_p, in_p))
+    if same:
+        how = "is the content image"
+    elif out_p in in_p.parents:
+        how = "contains the content image"
+    elif in_p in out_p.parents:
+        how = "is inside the content image"
+    else:
+        return
+    raise OutputError(f"output={str(output)!r}: {how} {str(content)!r} (resolved: {str(in_p)!r}); writing there "
+                      "would destroy the input before it is read: choose an output path outside the input")
+
+
 def create_output(
     path: str | os.PathLike[str],
     shape: tuple[int, int, int],  # (H, W, C), the pipeline's layout

@@ -1,0 +1,90 @@
+"""Data-loss and silent-wrong-result guards: an output that would destroy its input, a resume
+over a changed input, two runs on one output, float input outside [0, 1], a huge stride on a
+tiny image, and a scheduler address that is not a Dask scheduler."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from PIL import Image
+
+import urst_dask
+from conftest import random_image
+from urst_dask.cli import main
+from urst_dask.errors import OutputError, UrstError
+from urst_dask.io import store
+
+
+@pytest.fixture
+def run(tmp_path, client, style_image):
+    def _run(content, out, **kw):
+        kw.setdefault("method", "identity")
+        kw.setdefault("stride", 32)
+        kw.setdefault("margin", 4)
+        return urst_dask.stylize(content, style_image, out, weights=tmp_path, client=client, **kw)
+
+    return _run
+
+
+def make_input(path: Path, image: np.ndarray, chunk: int = 32) -> Path:
+    z = zarr.create_array(str(path), shape=image.shape, dtype=image.dtype, chunks=(chunk, chunk, image.shape[2]),
+                          dimension_names=("y", "x", "c"))
+    z[...] = image
+    return path
+
+
+def tree_digest(path: Path) -> str:
+    """Every file under ``path`` (names, bytes and mtimes): equal digests mean nothing was touched."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(path)}:{f.stat().st_mtime_ns}:".encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------ 1. output == input
+
+
+@pytest.mark.parametrize("where", ["same", "symlink", "inside", "contains"])
+def test_output_that_is_or_holds_the_input_is_refused(run, tmp_path, where):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    src = make_input(folder / "in.zarr", random_image(60, 70, seed=1))
+    out = {"same": src, "symlink": tmp_path / "link.zarr", "inside": src / "out.zarr", "contains": folder}[where]
+    if where == "symlink":
+        out.symlink_to(src, target_is_directory=True)
+    before = tree_digest(src)
+    how = {"same": "is the content image", "symlink": "is the content image", "inside": "is inside the content image",
+           "contains": "contains the content image"}[where]
+    with pytest.raises(OutputError, match=f"output='{out}': {how} '{src}'.*choose an output path outside the input"):
+        run(src, out, overwrite=True)
+    assert tree_digest(src) == before
+    assert not (src / "out.zarr").exists()
+    np.testing.assert_array_equal(zarr.open_array(str(src), mode="r")[...], random_image(60, 70, seed=1))
+
+
+def test_restyling_an_output_in_place_is_refused(run, tmp_path):
+    image = random_image(50, 60, seed=2)
+    first = run(image, tmp_path / "first.zarr")
+    before = tree_digest(first)
+    with pytest.raises(OutputError, match="is the content image"):
+        run(first, first, overwrite=True)
+    assert tree_digest(first) == before
+    assert store.read_attrs(first)["status"] == "complete"
+    np.testing.assert_array_equal(store.open_output(first).compute(), image)
+
+
+def test_cli_output_equal_to_input_exits_2_and_keeps_the_input(tmp_path, capsys):
+    src = make_input(tmp_path / "in.zarr", random_image(40, 50, seed=3))
+    Image.fromarray(random_image(32, 32, seed=4)).save(tmp_path / "s.png")
+    before = tree_digest(src)
+    rc = main(["stylize", str(src), str(tmp_path / "s.png"), "-o", str(src), "--overwrite", "--method", "identity",
+               "--weights", str(tmp_path), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.count("\n") == 0 and err.startswith(f"urst-dask: error: output='{src}': is the content image")
+    assert tree_digest(src) == before
