@@ -88,3 +88,52 @@ def test_cli_output_equal_to_input_exits_2_and_keeps_the_input(tmp_path, capsys)
     assert rc == 2
     assert err.count("\n") == 0 and err.startswith(f"urst-dask: error: output='{src}': is the content image")
     assert tree_digest(src) == before
+
+
+# ------------------------------------------------------- 2. resume over a changed input
+
+
+def interrupt(out: Path, chunks=((0, 1), (1, 0))) -> None:
+    """Make a finished store look like an interrupted run: chunks missing, status running."""
+    for r, c in chunks:
+        (out / "0" / "c" / "0" / str(r) / str(c)).unlink()
+    root = zarr.open_group(str(out), mode="r+")
+    root.attrs["urst_dask"] = {**root.attrs["urst_dask"], "status": "running"}
+
+
+def test_resume_of_an_unchanged_zarr_input_completes(run, tmp_path):
+    image = random_image(70, 90, seed=5)
+    src = make_input(tmp_path / "in.zarr", image)
+    out = run(src, tmp_path / "out.zarr")
+    interrupt(out)
+    run(src, out)
+    assert store.read_attrs(out)["status"] == "complete"
+    np.testing.assert_array_equal(store.open_output(out).compute(), image)
+
+
+def test_resume_after_the_zarr_input_changed_in_place_is_refused(run, tmp_path):
+    src = make_input(tmp_path / "in.zarr", random_image(70, 90, seed=6))
+    out = run(src, tmp_path / "out.zarr")
+    interrupt(out)
+    zarr.open_array(str(src), mode="r+")[...] = random_image(70, 90, seed=7)  # same shape, dtype, metadata
+    with pytest.raises(OutputError, match="already exists from a different run"):
+        run(src, out)
+    assert store.read_attrs(out)["status"] == "running"  # never marked complete with mixed data
+
+
+def test_input_identity_sees_a_tiff_header_change_with_size_and_mtime_kept(tmp_path):
+    import tifffile
+
+    from urst_dask.io.readers import input_identity
+
+    path = tmp_path / "scan.tif"
+    tifffile.imwrite(path, random_image(40, 50, seed=8), photometric="rgb")
+    st = path.stat()
+    first = input_identity(path)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # a pixel byte: inside the first 64 KiB of this small file
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    assert input_identity(path) != first
+    assert input_identity(path) == input_identity(path)

@@ -25,6 +25,7 @@ from . import __version__, graph
 from .cluster import ClusterOptions, connect, gpu_resources, run
 from .errors import ParameterError, ParameterTypeError, UrstError, WeightsError
 from .io import images, store
+from .io.readers import input_identity
 from .io.weights import resolve_weights_dir, verify_file
 from .models import method_entry
 from .runtime import ModelSpec
@@ -209,14 +210,12 @@ def _now() -> str:
 
 
 def _input_identity(src: images.ImageSource) -> dict[str, Any]:
-    """What identifies the input for the run fingerprint: file path, size and mtime, or the
-    dask array's content token for in-memory inputs."""
+    """What identifies the input for the run fingerprint: for a file or Zarr store, its
+    listing/size/mtime/header digest (see :func:`urst_dask.io.readers.input_identity` for what
+    it can and cannot detect), or the dask array's content token for in-memory inputs."""
     if src.path == "<array>":
         return {"token": src.array.name}
-    p = Path(src.path).resolve()
-    marker = next((p / m for m in ("zarr.json", ".zarray", ".zgroup") if (p / m).exists()), p)
-    st = marker.stat()
-    return {"path": str(p), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return input_identity(src.path)
 
 
 def _plain(obj: Any) -> dict[str, Any]:
