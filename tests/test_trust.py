@@ -137,3 +137,83 @@ def test_input_identity_sees_a_tiff_header_change_with_size_and_mtime_kept(tmp_p
     assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
     assert input_identity(path) != first
     assert input_identity(path) == input_identity(path)
+
+
+# ------------------------------------------------------------ 3. one run per output
+
+
+def write_lock(out: Path, pid: int, host: str | None = None) -> Path:
+    import json
+    import socket
+
+    from urst_dask.io.lock import lock_path
+
+    path = lock_path(out)
+    path.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "started": "2026-01-01T00:00:00+00:00",
+                                "token": "someone-else"}))
+    return path
+
+
+def test_output_locked_by_a_live_run_is_refused(run, tmp_path):
+    import subprocess
+    import sys
+
+    image = random_image(40, 50, seed=9)
+    out = run(image, tmp_path / "out.zarr")
+    before = tree_digest(out)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = write_lock(out, sleeper.pid)
+        with pytest.raises(OutputError, match=f"in use by another run \\(pid {sleeper.pid} on host '.+', started "):
+            run(image, out, overwrite=True)
+        assert lock.exists()  # not ours: left alone
+        assert tree_digest(out) == before  # --overwrite deleted nothing
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_own_pid_lock_refuses_a_new_output(run, tmp_path):
+    out = tmp_path / "new.zarr"
+    write_lock(out, os.getpid())
+    with pytest.raises(OutputError, match=f"pid {os.getpid()} on host"):
+        run(random_image(40, 50, seed=9), out)
+    assert not out.exists()
+
+
+def test_lock_from_another_host_is_refused_with_what_to_do(run, tmp_path):
+    out = tmp_path / "new.zarr"
+    lock = write_lock(out, 12345, host="elsewhere.invalid")
+    with pytest.raises(OutputError, match=f"host 'elsewhere.invalid'.*delete the lock file if that run is gone"):
+        run(random_image(40, 50, seed=9), out)
+    assert lock.exists() and not out.exists()
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(run, tmp_path):
+    import subprocess
+    import sys
+
+    from urst_dask.io.lock import lock_path
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    image = random_image(40, 50, seed=10)
+    out = tmp_path / "out.zarr"
+    write_lock(out, int(done.stdout))
+    run(image, out)
+    assert store.read_attrs(out)["status"] == "complete"
+    np.testing.assert_array_equal(store.open_output(out).compute(), image)
+    assert not lock_path(out).exists()
+    assert not list(tmp_path.glob("out.zarr.lock*"))
+
+
+def test_lock_is_released_after_a_normal_and_a_failed_run(run, tmp_path):
+    from urst_dask.io.lock import lock_path
+
+    out = run(random_image(40, 50, seed=11), tmp_path / "ok.zarr")
+    assert not lock_path(out).exists()
+    bad = tmp_path / "bad.zarr"
+    with pytest.raises(RuntimeError, match="simulated worker failure"):
+        run(random_image(40, 50, seed=11), bad, method="identity-fails")
+    assert store.read_attrs(bad)["status"] == "running"
+    assert not lock_path(bad).exists()

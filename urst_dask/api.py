@@ -25,6 +25,7 @@ from . import __version__, graph
 from .cluster import ClusterOptions, connect, gpu_resources, run
 from .errors import ParameterError, ParameterTypeError, UrstError, WeightsError
 from .io import images, store
+from .io.lock import output_lock
 from .io.readers import input_identity
 from .io.weights import resolve_weights_dir, verify_file
 from .models import method_entry
@@ -154,55 +155,56 @@ def stylize(
     spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device)
     percentiles = parse_intensity(opts.intensity)
     meta = _provenance(src, style_meta, method, variant, wfiles, opts, tile_plan, comp, stats)
-    state = store.prepare_output(out, meta["fingerprint"], overwrite)
-    out_path = Path(out)
-    if state == "complete":
-        if progress:
-            print(f"[urst-dask] {out_path} is already complete (same fingerprint): nothing to do", file=sys.stderr)
+    with output_lock(out):  # one run per output; the completion marker is written only while held
+        state = store.prepare_output(out, meta["fingerprint"], overwrite)
+        out_path = Path(out)
+        if state == "complete":
+            if progress:
+                print(f"[urst-dask] {out_path} is already complete (same fingerprint): nothing to do", file=sys.stderr)
+            return out_path
+        with connect(clus, client) as c:
+            resources = gpu_resources(c)
+            info = run(c, graph.model_info(spec, resources), progress=False, label="network")
+            grid = tile_plan.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
+            if state == "resume":  # same run: reuse its style code, statistics and intensity range, byte for byte
+                style_code = store.read_style_code(out_path)
+                thumb_stats = store.read_stats(out_path) if opts.norm is NormMode.TIN else None
+                stored = store.read_attrs(out_path).get("intensity", {}).get("range_unit")
+                window = tuple(stored) if stored else None
+            else:
+                with_stats = opts.norm is NormMode.TIN and stats is None
+                cond = graph.conditioning(src.level_for(opts.thumb_size), style_img, spec, thumb_size=opts.thumb_size,
+                                          style_size=opts.style_size, alpha=opts.alpha, with_stats=with_stats,
+                                          resources=resources, percentiles=percentiles)
+                style_code, thumb_stats, window = run(c, cond, progress=progress,
+                                                      label="thumbnail stage: style code and statistics")
+                if opts.norm is NormMode.TIN and stats is not None:
+                    thumb_stats = stats
+                scale = dtype_scale(src.array.dtype)
+                attrs = {**meta, "stats": None if thumb_stats is None else {"group": store.STATS, "sha256": thumb_stats.token()},
+                         "intensity": {"mode": opts.intensity, "range_unit": list(window) if window else None,
+                                       "range_in_dtype": [v * scale for v in window] if window else [0.0, scale]},
+                         "tile_grid": _plain(grid), "started": _now()}
+                store.create_output(out_path, src.shape, tile_plan.stride, str(src.array.dtype), attrs, thumb_stats,
+                                    style_code, overwrite=overwrite)
+            job = WindowJob(alpha=opts.alpha, precision=comp.precision, preserve_color=opts.preserve_color,
+                            out_dtype=str(src.array.dtype), intensity=window)
+            stylized = graph.stylize_array(src.array, spec, style_code, thumb_stats, grid, job, whole=comp.whole,
+                                           batch=comp.batch, resources=resources)
+            todo = graph.missing_blocks(stylized, tile_plan.stride, store.present_chunks(out_path) if state == "resume" else set())
+            total = stylized.numblocks[0] * stylized.numblocks[1]
+            threads = sum(w.get("nthreads", 1) for w in c.scheduler_info().get("workers", {}).values())
+            done = 0
+            min_columns = graph.BLEND_MIN_COLUMNS if grid.blends and not comp.whole else 4
+            for strip in graph.strips(todo, stylized.numblocks[0], threads, min_columns):
+                label = f"tile stage: {len(todo)} of {total} windows" + (
+                    f", strip of windows {done + 1}-{done + len(strip)}" if len(strip) < len(todo) else "")
+                run(c, graph.write_blocks(stylized, str(out_path), strip), progress=progress, label=label)
+                done += len(strip)
+            levels = images.write_ngff_pyramid(out_path, pixel_size=src.pixel_size, channel_names=src.channel_names,
+                                               channels=src.channels)
+        store.mark_complete(out_path, {"finished": _now(), "pyramid_levels": list(levels)})
         return out_path
-    with connect(clus, client) as c:
-        resources = gpu_resources(c)
-        info = run(c, graph.model_info(spec, resources), progress=False, label="network")
-        grid = tile_plan.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
-        if state == "resume":  # same run: reuse its style code, statistics and intensity range, byte for byte
-            style_code = store.read_style_code(out_path)
-            thumb_stats = store.read_stats(out_path) if opts.norm is NormMode.TIN else None
-            stored = store.read_attrs(out_path).get("intensity", {}).get("range_unit")
-            window = tuple(stored) if stored else None
-        else:
-            with_stats = opts.norm is NormMode.TIN and stats is None
-            cond = graph.conditioning(src.level_for(opts.thumb_size), style_img, spec, thumb_size=opts.thumb_size,
-                                      style_size=opts.style_size, alpha=opts.alpha, with_stats=with_stats,
-                                      resources=resources, percentiles=percentiles)
-            style_code, thumb_stats, window = run(c, cond, progress=progress,
-                                                  label="thumbnail stage: style code and statistics")
-            if opts.norm is NormMode.TIN and stats is not None:
-                thumb_stats = stats
-            scale = dtype_scale(src.array.dtype)
-            attrs = {**meta, "stats": None if thumb_stats is None else {"group": store.STATS, "sha256": thumb_stats.token()},
-                     "intensity": {"mode": opts.intensity, "range_unit": list(window) if window else None,
-                                   "range_in_dtype": [v * scale for v in window] if window else [0.0, scale]},
-                     "tile_grid": _plain(grid), "started": _now()}
-            store.create_output(out_path, src.shape, tile_plan.stride, str(src.array.dtype), attrs, thumb_stats,
-                                style_code, overwrite=overwrite)
-        job = WindowJob(alpha=opts.alpha, precision=comp.precision, preserve_color=opts.preserve_color,
-                        out_dtype=str(src.array.dtype), intensity=window)
-        stylized = graph.stylize_array(src.array, spec, style_code, thumb_stats, grid, job, whole=comp.whole,
-                                       batch=comp.batch, resources=resources)
-        todo = graph.missing_blocks(stylized, tile_plan.stride, store.present_chunks(out_path) if state == "resume" else set())
-        total = stylized.numblocks[0] * stylized.numblocks[1]
-        threads = sum(w.get("nthreads", 1) for w in c.scheduler_info().get("workers", {}).values())
-        done = 0
-        min_columns = graph.BLEND_MIN_COLUMNS if grid.blends and not comp.whole else 4
-        for strip in graph.strips(todo, stylized.numblocks[0], threads, min_columns):
-            label = f"tile stage: {len(todo)} of {total} windows" + (
-                f", strip of windows {done + 1}-{done + len(strip)}" if len(strip) < len(todo) else "")
-            run(c, graph.write_blocks(stylized, str(out_path), strip), progress=progress, label=label)
-            done += len(strip)
-        levels = images.write_ngff_pyramid(out_path, pixel_size=src.pixel_size, channel_names=src.channel_names,
-                                           channels=src.channels)
-    store.mark_complete(out_path, {"finished": _now(), "pyramid_levels": list(levels)})
-    return out_path
 
 
 def _now() -> str:
