@@ -34,8 +34,8 @@ def test_identity_roundtrip_through_store(run):
     np.testing.assert_array_equal(store.open_output(out).compute(), image)
     meta = dict(root.attrs["urst_dask"])
     assert meta["status"] == "complete"
-    assert meta["tile_plan"] == {"stride": 64, "margin": 8, "blend": "linear", "align": True}
-    assert meta["tile_grid"] == {"stride": 64, "margin": 8, "multiple": 8, "blend": "linear", "align": True}
+    assert meta["tile_plan"] == {"stride": 64, "margin": 8, "blend": "crop", "align": True}
+    assert meta["tile_grid"] == {"stride": 64, "margin": 8, "multiple": 8, "blend": "crop", "align": True}
     assert meta["options"]["norm"] == "tin" and meta["version"] == urst_dask.__version__
     assert len(meta["style"]["sha256"]) == 64 and len(meta["fingerprint"]) == 64
     json.dumps(meta)  # plain JSON

@@ -46,6 +46,12 @@ def test_paper_geometry():
     assert [w.start for w in wins] == [0, 1000, 2000, 3000]
 
 
+def test_default_is_the_seam_free_setting():
+    plan = TilePlan()
+    assert (plan.stride, plan.margin, plan.blend, plan.align) == (1000, "auto", Blend.CROP, True)
+    assert plan.resolve(16, seam_margin=64).margin == 64  # wct16x's measured margin
+
+
 def test_margin_auto_uses_the_measured_table_then_the_receptive_field():
     assert TilePlan(margin="AUTO").margin == "auto"
     assert TilePlan(margin="auto").resolve(16, seam_margin=96).margin == 96
@@ -68,7 +74,7 @@ def test_margin_auto_uses_the_measured_table_then_the_receptive_field():
     ],
 )
 def test_axis_chunks(length, expected):
-    grid = TilePlan().resolve(16)
+    grid = TilePlan.paper().resolve(16)
     assert grid.axis_chunks(length) == expected
 
 
@@ -97,7 +103,7 @@ def test_every_window_origin_is_on_the_grid(length, stride, margin_frac, multipl
 
 def test_unaligned_windows_are_off_the_grid():
     """The control for the test above: without alignment windows start at k*stride - margin."""
-    wins = TilePlan(align=False).resolve(16).axis_windows(4000)
+    wins = TilePlan(margin=32, align=False).resolve(16).axis_windows(4000)
     assert [w.lo for w in wins] == [0, 968, 1968, 2968]
     assert any(w.lo % 16 for w in wins)
 

@@ -182,6 +182,9 @@ class JohnsonNet(StyleModel):
             supports_alpha=True,
             input_range=INPUT_RANGE,
             styles=STYLES,
+            # benchmarks/results/seams-*.json: margin 64 equals whole-image inference (margin 32:
+            # seam 1.15)
+            seam_margin=64,
         )
 
     def norm_points(self) -> tuple[str, ...]:

@@ -115,6 +115,9 @@ class Wct(CascadedWct):
             receptive_field=stacked_receptive_field(tuple(vgg_body(f"{k}1") for k in self.levels)),
             takes_style_image=True,
             supports_alpha=True,
+            # levels 3..1 (the default): margin 32 already equals whole-image inference
+            # (benchmarks/results/seams-*.json); deeper levels are not measured here
+            seam_margin=32 if max(self.levels) <= 3 else None,
         )
 
 

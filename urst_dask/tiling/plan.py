@@ -76,8 +76,8 @@ class TilePlan:
     """
 
     stride: int = PAPER_STRIDE
-    margin: Margin = PAPER_MARGIN
-    blend: Blend = Blend.LINEAR
+    margin: Margin = "auto"  # the paper's 32 leaves seams with wct16x/johnson: see README, "Tiling and seams"
+    blend: Blend = Blend.CROP
     align: bool = True
 
     def __post_init__(self) -> None:
