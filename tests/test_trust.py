@@ -217,3 +217,51 @@ def test_lock_is_released_after_a_normal_and_a_failed_run(run, tmp_path):
         run(random_image(40, 50, seed=11), bad, method="identity-fails")
     assert store.read_attrs(bad)["status"] == "running"
     assert not lock_path(bad).exists()
+
+
+# ---------------------------------------------------- 4. float input outside [0, 1]
+
+
+def float_image(lo: float, hi: float, seed: int = 12) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = (lo + (hi - lo) * rng.random((60, 70, 3))).astype(np.float32)
+    image[0, 0, 0], image[-1, -1, -1] = lo, hi
+    return image
+
+
+@pytest.mark.parametrize("lo, hi", [(0.0, 3.5), (-0.25, 1.0)])
+def test_float_input_outside_unit_range_is_refused(run, tmp_path, lo, hi):
+    from urst_dask.errors import InputImageError
+
+    src = make_input(tmp_path / "in.zarr", float_image(lo, hi))
+    with pytest.raises(InputImageError, match=f"content='{src}': float values from .* in rows .*, columns .*; "
+                                              ".*must be in \\[0, 1\\].*--intensity percentile:0.5,99.5"):
+        run(src, tmp_path / "out.zarr")
+    out = tmp_path / "out.zarr"
+    assert not out.exists() or store.read_attrs(out).get("status") != "complete"
+
+
+def test_unit_range_check_names_the_block_and_the_values():
+    import dask.array as da
+
+    from urst_dask.errors import InputImageError
+    from urst_dask.io.readers import check_unit_range
+
+    image = np.full((40, 40, 3), 0.5, np.float32)
+    image[25, 33, 1] = 7.25
+    checked = check_unit_range(da.from_array(image, chunks=(20, 20, 3)), "scan.zarr", "content")
+    np.testing.assert_array_equal(checked[:20].compute(), image[:20])  # blocks inside [0, 1] pass untouched
+    with pytest.raises(InputImageError, match="content='scan.zarr': float values from 0.5 to 7.25 in rows 20:40, "
+                                              "columns 20:40"):
+        checked.compute()
+
+
+def test_float_input_outside_unit_range_works_with_percentile_intensity(run, tmp_path):
+    image = float_image(-2.0, 500.0)
+    src = make_input(tmp_path / "in.zarr", image)
+    out = run(src, tmp_path / "out.zarr", intensity="percentile:0,100")
+    result = store.open_output(out).compute()
+    assert result.dtype == np.float32
+    np.testing.assert_allclose(result, image, atol=502 * 1e-5)  # identity network: the input's own range back
+    lo, hi = store.read_attrs(out)["intensity"]["range_in_dtype"]
+    assert lo == pytest.approx(-2.0) and hi == pytest.approx(500.0)

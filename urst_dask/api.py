@@ -26,7 +26,7 @@ from .cluster import ClusterOptions, connect, gpu_resources, run
 from .errors import ParameterError, ParameterTypeError, UrstError, WeightsError
 from .io import images, store
 from .io.lock import output_lock
-from .io.readers import input_identity
+from .io.readers import input_identity, require_unit_range
 from .io.weights import resolve_weights_dir, verify_file
 from .models import method_entry
 from .runtime import ModelSpec
@@ -155,6 +155,8 @@ def stylize(
     spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device)
     percentiles = parse_intensity(opts.intensity)
     meta = _provenance(src, style_meta, method, variant, wfiles, opts, tile_plan, comp, stats)
+    if percentiles is None:  # the dtype mapping: float pixels outside [0, 1] are refused as read, never clipped
+        src = require_unit_range(src)
     with output_lock(out):  # one run per output; the completion marker is written only while held
         state = store.prepare_output(out, meta["fingerprint"], overwrite)
         out_path = Path(out)

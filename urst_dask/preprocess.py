@@ -21,11 +21,14 @@ def dtype_scale(dtype: np.dtype) -> float:
 
 
 def to_unit(block: np.ndarray) -> np.ndarray:
-    """HWC block of a supported dtype -> float32 in [0, 1] (float input is clipped)."""
-    out = block.astype(np.float32, copy=False) / np.float32(dtype_scale(block.dtype))
-    if block.dtype.kind == "f":
-        out = np.clip(out, 0.0, 1.0)
-    return out
+    """HWC block of a supported dtype -> float32, [0, 1] for integers.
+
+    Float input is passed through unclipped: with the dtype mapping it is refused outside
+    [0, 1] when read (:func:`urst_dask.io.readers.require_unit_range`); with the percentile
+    mapping its own range is mapped onto [0, 1] afterwards (:func:`apply_intensity_range`),
+    so the thumbnail's percentiles must see the real values.
+    """
+    return block.astype(np.float32, copy=False) / np.float32(dtype_scale(block.dtype))
 
 
 def apply_intensity_range(x: np.ndarray, rng: tuple[float, float] | None) -> np.ndarray:
@@ -52,11 +55,13 @@ def percentile_range(thumb: np.ndarray, lo: float, hi: float) -> tuple[float, fl
 
 
 def from_unit(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float32 in [0, 1] -> ``dtype`` (rounded to nearest for integers)."""
+    """float32 in [0, 1] -> ``dtype`` (clipped and rounded to nearest for integers).
+
+    Floats are not clipped: mapped back from a percentile range they live in the input's own
+    range, which may extend beyond [0, 1]."""
     dtype = np.dtype(dtype)
-    x = np.clip(x, 0.0, 1.0)
     if dtype.kind in "ui":
-        return np.rint(x * dtype_scale(dtype)).astype(dtype)
+        return np.rint(np.clip(x, 0.0, 1.0) * dtype_scale(dtype)).astype(dtype)
     return x.astype(dtype)
 
 

@@ -24,7 +24,8 @@ c <= 4 < W -> CYX; anything else (such as (3, 4, 3) or (4, 100, 4)) is ambiguous
 Channels.  1 (``gray``), 3 (``rgb``) or 4 (``rgba``, alpha passed through untouched by the
 pipeline); any other count is an error.  Palette images become RGB(A), gray+alpha becomes
 RGBA (gray repeated).  Dtypes: uint8, uint16, float32 (float in [0, 1]); float input is
-checked for NaN/inf lazily, block by block as it is read (:func:`check_finite`).
+checked for NaN/inf lazily, block by block as it is read (:func:`check_finite`), and, with
+the dtype intensity mapping, for values outside [0, 1] (:func:`require_unit_range`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import os
 import shutil
 import tempfile
 import threading
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,6 +199,39 @@ def check_finite(array: da.Array, path: str, arg: str) -> da.Array:
     if array.dtype.kind != "f":
         return array
     return array.map_blocks(_finite_block, where=_where(path, arg), dtype=array.dtype, meta=array._meta)
+
+
+PERCENTILE_HINT = "--intensity percentile:0.5,99.5"
+
+
+def _unit_block(block: np.ndarray, where: str, block_info: dict | None = None) -> np.ndarray:
+    lo, hi = float(np.min(block)), float(np.max(block))  # NaN/inf were reported by check_finite
+    if lo < 0.0 or hi > 1.0:
+        loc = block_info[0]["array-location"][:2] if block_info else None
+        at = f" in rows {loc[0][0]}:{loc[0][1]}, columns {loc[1][0]}:{loc[1][1]}" if loc else ""
+        raise InputImageError(f"{where}: float values from {lo:.6g} to {hi:.6g}{at}; with the default intensity "
+                              f"mapping float input must be in [0, 1] (it would be clipped): pass {PERCENTILE_HINT} "
+                              "to map the image's own range, or rescale it")
+    return block
+
+
+def check_unit_range(array: da.Array, path: str, arg: str) -> da.Array:
+    """``array`` with every block checked to lie in [0, 1] as it is computed (lazily, like
+    :func:`check_finite`).  The first block outside raises :class:`InputImageError` naming
+    ``arg``, the file, the values found and the block's rows and columns, and suggesting
+    ``--intensity percentile:...``.  Integer arrays are returned unchanged."""
+    if array.dtype.kind != "f":
+        return array
+    return array.map_blocks(_unit_block, where=_where(path, arg), dtype=array.dtype, meta=array._meta)
+
+
+def require_unit_range(src: ImageSource, arg: str = "content") -> ImageSource:
+    """``src`` with its image and pyramid levels wrapped by :func:`check_unit_range`: for the
+    dtype intensity mapping, where float pixels outside [0, 1] cannot be represented."""
+    if src.array.dtype.kind != "f":
+        return src
+    return dataclasses.replace(src, array=check_unit_range(src.array, src.path, arg),
+                               levels=tuple(check_unit_range(lv, src.path, arg) for lv in src.levels))
 
 
 def check_image(array: da.Array, path: str, arg: str, *, axes: str | None = None,
