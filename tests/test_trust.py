@@ -265,3 +265,29 @@ def test_float_input_outside_unit_range_works_with_percentile_intensity(run, tmp
     np.testing.assert_allclose(result, image, atol=502 * 1e-5)  # identity network: the input's own range back
     lo, hi = store.read_attrs(out)["intensity"]["range_in_dtype"]
     assert lo == pytest.approx(-2.0) and hi == pytest.approx(500.0)
+
+
+# ------------------------------------------------ 5. a stride larger than the image
+
+
+def test_huge_stride_on_a_tiny_image_keeps_chunks_and_memory_to_the_image(run, tmp_path):
+    """--stride 20000 on 300 x 200: chunks were stride x stride (a 1.2 GB uint8 chunk
+    allocated per write, 7.4 GB peak); they are clamped to the image now."""
+    import tracemalloc
+
+    image = random_image(300, 200, seed=13)
+    tracemalloc.start()
+    try:
+        out = run(image, tmp_path / "big.zarr", stride=20000, margin=8)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(store.open_output(out).compute(), image)
+    root = zarr.open_group(str(out), mode="r")
+    levels = [name for name, _ in root.arrays()]
+    assert "0" in levels and "1" in levels
+    for name in levels:
+        arr = root[name]
+        assert all(c <= s for c, s in zip(arr.chunks, arr.shape)), (name, arr.chunks, arr.shape)
+    assert root["0"].chunks == (3, 300, 200)
+    assert peak < 200 << 20, f"peak traced memory {peak / 2**20:.0f} MiB"

@@ -4,7 +4,8 @@ Layout of ``out.zarr``::
 
     zarr.json                      group; attributes["urst_dask"] = provenance + status
     0/                             the image as (C, H, W) (NGFF axis order: channel before
-                                   space, so napari/QuPath open it), chunks (C, stride, stride);
+                                   space, so napari/QuPath open it), chunks (C, stride, stride)
+                                   clamped to the image (C, min(stride, H), min(stride, W));
     1/, 2/, ...                    the NGFF multiscale pyramid, written after the tiles
     urst/stats/<point>/<field>     the thumbnail statistics, one small array each
     urst/style/<point>/<field>     the prepared style code (reused by a resumed run)
@@ -95,9 +96,12 @@ def create_output(
     if p.exists():
         shutil.rmtree(p)
     root = zarr.open_group(str(p), mode="w", zarr_format=3)
-    # write_empty_chunks: every written chunk exists on disk, so chunk presence == done
+    # write_empty_chunks: every written chunk exists on disk, so chunk presence == done.
+    # Chunks are clamped to the image: a stride larger than the image would otherwise make
+    # Zarr allocate (and the pyramid inherit) stride x stride chunks for a few pixels.
     h, w, c = shape
-    root.create_array(IMAGE, shape=(c, h, w), chunks=(c, chunk, chunk), dtype=dtype, fill_value=0,
+    chunks = (c, max(1, min(chunk, h)), max(1, min(chunk, w)))
+    root.create_array(IMAGE, shape=(c, h, w), chunks=chunks, dtype=dtype, fill_value=0,
                       dimension_names=("c", "y", "x"), config={"write_empty_chunks": True})
     if stats is not None:
         write_stats(p, stats)
