@@ -291,3 +291,116 @@ def test_huge_stride_on_a_tiny_image_keeps_chunks_and_memory_to_the_image(run, t
         assert all(c <= s for c, s in zip(arr.chunks, arr.shape)), (name, arr.chunks, arr.shape)
     assert root["0"].chunks == (3, 300, 200)
     assert peak < 200 << 20, f"peak traced memory {peak / 2**20:.0f} MiB"
+
+
+# ------------------------------------------- 6. a scheduler address that is not one
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server on 127.0.0.1 that accepts connections and never says anything."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+    stop.set()
+    thread.join(2)
+    for conn in held:
+        conn.close()
+    srv.close()
+
+
+@pytest.fixture
+def http_server():
+    """A plain HTTP server on 127.0.0.1."""
+    import http.server
+    import threading
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"tcp://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def stylize_on(scheduler: str, tmp_path: Path, style_image, **kw):
+    return urst_dask.stylize(random_image(40, 50, seed=14), style_image, tmp_path / "out.zarr", method="identity",
+                             weights=tmp_path, scheduler=scheduler, **kw)
+
+
+def test_silent_server_as_scheduler_times_out_with_a_clear_error(tmp_path, style_image, silent_server):
+    import time
+
+    from urst_dask.errors import SchedulerError
+
+    start = time.monotonic()
+    with pytest.raises(SchedulerError, match=f"scheduler='{silent_server}': did not answer as a Dask scheduler "
+                                             "within 1 s"):
+        stylize_on(silent_server, tmp_path, style_image, connect_timeout=1)
+    assert time.monotonic() - start < 8
+    assert not (tmp_path / "out.zarr").exists() and not (tmp_path / "out.zarr.lock").exists()
+
+
+def test_http_server_as_scheduler_is_refused(tmp_path, style_image, http_server):
+    import time
+
+    from urst_dask.errors import SchedulerError
+
+    start = time.monotonic()
+    with pytest.raises(SchedulerError, match=f"scheduler='{http_server}': did not answer as a Dask scheduler"):
+        stylize_on(http_server, tmp_path, style_image, connect_timeout=2)
+    assert time.monotonic() - start < 8
+
+
+def test_real_scheduler_passes_the_probe_and_a_worker_does_not(client):
+    from urst_dask.cluster import check_scheduler
+    from urst_dask.errors import SchedulerError
+
+    check_scheduler(client.scheduler.address, 5)
+    worker = next(iter(client.scheduler_info()["workers"]))
+    with pytest.raises(SchedulerError, match="answered, but as a Dask Worker, not as a Dask scheduler"):
+        check_scheduler(worker, 5)
+
+
+@pytest.mark.parametrize("scheduler, fragment", [
+    ("notascheme://x", "scheduler='notascheme://x': unknown address scheme 'notascheme'"),
+    ("silent", "did not answer as a Dask scheduler within 1 s"),
+])
+def test_cli_bad_scheduler_is_one_line_exit_2(tmp_path, capsys, silent_server, scheduler, fragment):
+    src = make_input(tmp_path / "in.zarr", random_image(40, 50, seed=15))
+    Image.fromarray(random_image(32, 32, seed=16)).save(tmp_path / "s.png")
+    address = silent_server if scheduler == "silent" else scheduler
+    rc = main(["stylize", str(src), str(tmp_path / "s.png"), "-o", str(tmp_path / "out.zarr"), "--method", "identity",
+               "--weights", str(tmp_path), "--no-progress", "--scheduler", address, "--scheduler-timeout", "1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.count("\n") == 0 and err.startswith("urst-dask: error: ") and fragment in err
+
+
+@pytest.mark.parametrize("address, fragment", [("tcp://127.0.0.1", "missing port number"),
+                                               ("tcp://127.0.0.1:port", "invalid literal"),
+                                               ("notascheme://x", "unknown address scheme 'notascheme'")])
+def test_malformed_scheduler_address_is_a_parameter_error(address, fragment):
+    from urst_dask.cluster import check_scheduler
+    from urst_dask.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=f"scheduler='{address}': {fragment}.*expected an address like "
+                                             "tcp://host:8786"):
+        check_scheduler(address, 1)

@@ -65,6 +65,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="worker allocator: fast (default) or compact (freed arrays go back to the OS at once: "
                         "flat memory at any image size, windows 12-20%% slower)")
     p.add_argument("--scheduler", help="use an existing Dask scheduler (tcp://host:8786) instead")
+    p.add_argument("--scheduler-timeout", type=float, default=20.0,
+                   help="seconds the scheduler has to answer each connection step; default 20")
     p.add_argument("--stats", help="reuse the statistics stored in a previous output store")
     p.add_argument("--axes", help="source axes when they cannot be detected, e.g. CYX, YXC, TCZYX (T, Z singleton)")
     p.add_argument("--allow-large-images", action="store_true",
@@ -101,6 +103,7 @@ def _run_kwargs(a: argparse.Namespace) -> dict:
         norm=a.norm, whole=a.whole, preserve_color=a.preserve_color, intensity=a.intensity, device=a.device, precision=a.precision,
         batch=a.batch,
         workers=a.workers, threads_per_worker=a.threads_per_worker, scheduler=a.scheduler, memory=a.memory,
+        connect_timeout=a.scheduler_timeout,
         axes=getattr(a, "axes", None), allow_large_images=getattr(a, "allow_large_images", False),
     )
 

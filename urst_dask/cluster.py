@@ -6,10 +6,12 @@ The worker plugin sizes torch's intra-op thread pool to the worker's share of th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -20,7 +22,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.diagnostics.progressbar import TextProgressBar
 from dask.utils import format_time
 
-from .errors import ParameterError
+from .errors import ParameterError, SchedulerError
 from .runtime import COMPACT_MMAP_THRESHOLD, set_mmap_threshold, set_torch_threads, torch_threads_for
 from .settings import MemoryMode
 
@@ -31,7 +33,9 @@ class ClusterOptions:
 
     ``scheduler``: address of an existing scheduler (``tcp://host:8786``); ``None`` starts a
     local cluster in-process with ``workers`` worker processes (``processes=False``: threads
-    of this process) of ``threads_per_worker`` threads each.
+    of this process) of ``threads_per_worker`` threads each.  ``connect_timeout``: seconds
+    the scheduler has to answer each connection step (connect, handshake, identity, client
+    registration) before the run is refused.
     """
 
     scheduler: str | None = None
@@ -40,6 +44,7 @@ class ClusterOptions:
     processes: bool = True
     torch_threads: int | None = None  # per task; default: the worker's share of the CPUs
     memory: MemoryMode = MemoryMode.FAST  # "compact": flat worker memory at some speed
+    connect_timeout: float = 20.0  # seconds for each step of connecting to ``scheduler``
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "memory", MemoryMode.parse(self.memory, "memory"))
@@ -49,6 +54,9 @@ class ClusterOptions:
                 raise ParameterError(f"{name}={v!r}: must be an integer >= 1")
         if self.torch_threads is not None and (not isinstance(self.torch_threads, int) or self.torch_threads < 1):
             raise ParameterError(f"torch_threads={self.torch_threads!r}: must be an integer >= 1")
+        t = self.connect_timeout
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 3600:
+            raise ParameterError(f"connect_timeout={t!r}: must be a number of seconds in (0, 3600]")
 
 
 class TorchThreads(WorkerPlugin):
@@ -143,10 +151,12 @@ def connect(options: ClusterOptions, client: Client | None = None) -> Iterator[C
         yield client
         return
     if options.scheduler:
+        check_scheduler(options.scheduler, options.connect_timeout)
         try:
-            c = Client(options.scheduler, timeout="20s")
-        except OSError as exc:
-            raise ParameterError(f"scheduler={options.scheduler!r}: cannot connect ({exc})") from exc
+            c = Client(options.scheduler, timeout=f"{options.connect_timeout}s")
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise SchedulerError(f"scheduler={options.scheduler!r}: cannot connect a client within "
+                                 f"{options.connect_timeout:g} s ({type(exc).__name__}: {exc})") from exc
         with c:
             _register(c, options, _host_threads(c))
             yield c
@@ -161,6 +171,66 @@ def connect(options: ClusterOptions, client: Client | None = None) -> Iterator[C
     ) as cluster, Client(cluster) as c:
         _register(c, dataclasses.replace(options, torch_threads=n))
         yield c
+
+
+async def _identity(address: str, timeout: float) -> Any:
+    """The ``identity`` reply of the Dask server at ``address``, every step bounded by ``timeout``."""
+    from distributed.comm import connect as comm_connect
+
+    async def ask() -> Any:
+        comm = await comm_connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    return await asyncio.wait_for(ask(), timeout)
+
+
+def check_scheduler(address: str, timeout: float) -> None:
+    """Refuse, within about ``timeout`` seconds, a scheduler address that is malformed, does not
+    accept connections, or does not answer as a Dask scheduler (a web server, a database, a
+    Dask worker...).  distributed's own client can wait forever on a server that accepts the
+    connection and never speaks its protocol; this probe runs on its own thread and event
+    loop (so it also works from inside a running loop) and is abandoned at the deadline."""
+    from distributed.comm.addressing import parse_address
+    from distributed.comm.registry import get_backend
+
+    try:
+        scheme, location = parse_address(address)
+        backend = get_backend(scheme)
+        with contextlib.suppress(NotImplementedError):  # inproc:// has no host and port
+            backend.get_address_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise ParameterError(f"scheduler={address!r}: {exc}; expected an address like tcp://host:8786") from None
+    result: dict[str, Any] = {}
+
+    def probe() -> None:
+        try:
+            result["reply"] = asyncio.run(_identity(address, timeout))
+        except BaseException as exc:  # noqa: BLE001 - reported below, whatever the server sent
+            result["error"] = exc
+
+    thread = threading.Thread(target=probe, name="urst-dask-scheduler-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 5)
+    what = f"scheduler={address!r}"
+    error = result.get("error")
+    if thread.is_alive() or isinstance(error, (asyncio.TimeoutError, TimeoutError)):
+        raise SchedulerError(f"{what}: did not answer as a Dask scheduler within {timeout:g} s; check the address "
+                             "and port (dask scheduler prints it as 'Scheduler at: tcp://...')")
+    if isinstance(error, OSError):
+        raise SchedulerError(f"{what}: cannot connect within {timeout:g} s ({error}); is `dask scheduler` running "
+                             "there?")
+    if error is not None:
+        raise SchedulerError(f"{what}: did not answer as a Dask scheduler ({type(error).__name__}: "
+                             f"{str(error)[:200]}); check the address and port")
+    reply = result.get("reply")
+    kind = reply.get("type") if isinstance(reply, dict) else None
+    if not (isinstance(kind, str) and kind.endswith("Scheduler")):
+        raise SchedulerError(f"{what}: answered, but as {'a Dask ' + str(kind) if kind else 'something else'}, "
+                             "not as a Dask scheduler; give the scheduler's address")
 
 
 def gpu_resources(client: Client) -> dict[str, float] | None:

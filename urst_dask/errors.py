@@ -29,6 +29,10 @@ class OutputError(UrstError, ValueError):
     """The output location cannot be used (exists, not writable, incomplete...)."""
 
 
+class SchedulerError(UrstError, ConnectionError):
+    """The Dask scheduler given cannot be reached, or does not answer as a Dask scheduler."""
+
+
 class WeightsError(UrstError, FileNotFoundError):
     """Weights are missing, or do not match their recorded sha256."""
 
