@@ -46,6 +46,26 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+def _xml_char_ok(ch: str) -> bool:
+    """Whether XML 1.0 allows ``ch`` (the ``Char`` production: tab, newline, carriage
+    return, and U+0020-U+D7FF, U+E000-U+FFFD, U+10000-U+10FFFF)."""
+    o = ord(ch)
+    return o in (0x9, 0xA, 0xD) or 0x20 <= o <= 0xD7FF or 0xE000 <= o <= 0xFFFD or 0x10000 <= o <= 0x10FFFF
+
+
+def xml_text(value: object) -> str:
+    """``str(value)`` without the characters XML 1.0 forbids (C0 controls other than tab,
+    newline and carriage return, lone surrogates, U+FFFE/U+FFFF), so it can go into OME-XML.
+
+    Only characters that no XML 1.0 document may contain, even escaped, are dropped; markup
+    characters (``<``, ``&``, quotes) are kept and escaped by the XML writer (tifffile's
+    ``OmeXml`` escapes them).  Every string an export puts into OME-XML (image name, channel
+    names, units) goes through this function.
+    """
+    text = str(value)
+    return text if all(_xml_char_ok(ch) for ch in text) else "".join(ch for ch in text if _xml_char_ok(ch))
+
+
 def parse_ome_xml(xml: str) -> tuple[PixelSize | None, tuple[str, ...] | None]:
     """Pixel size (y, x) and channel names of the first OME ``Image`` (``None`` where absent)."""
     try:

@@ -178,6 +178,24 @@ def _resolution(pixel_size: dict | None, factor: int) -> dict:
     return {"resolution": tuple(per_cm), "resolutionunit": "CENTIMETER"}
 
 
+def _ome_metadata(name: str, c: int, pixel_size: dict | None, channel_names: Sequence[str] | None) -> dict:
+    """tifffile's OME metadata for an (H, W, C) image: axes, image name, physical pixel size
+    and (for gray) the channel name.  Every string is passed through :func:`ome.xml_text`, so
+    a control character in a file name or an input's channel label cannot make the OME-XML
+    unparseable; tifffile escapes markup characters.  A name left empty is omitted."""
+    meta: dict = {"axes": "YX" if c == 1 else "YXS", "Name": ome.xml_text(name)}
+    for ax in ("x", "y"):
+        if pixel_size and ax in pixel_size:
+            meta[f"PhysicalSize{ax.upper()}"] = float(pixel_size[ax][0])
+            unit = pixel_size[ax][1]
+            if unit:
+                meta[f"PhysicalSize{ax.upper()}Unit"] = ome.xml_text(ome.UNIT_TO_OME.get(unit, unit))
+    label = ome.xml_text(channel_names[0]) if c == 1 and channel_names else ""
+    if label:
+        meta["Channel"] = {"Name": [label]}
+    return meta
+
+
 def write_pyramidal_tiff(
     path: str | os.PathLike[str],
     array: da.Array | np.ndarray,
@@ -232,14 +250,7 @@ def write_pyramidal_tiff(
         photometric = "minisblack" if c == 1 else "rgb"
         options = {"tile": (tile, tile), "photometric": photometric, "compression": compression,
                    "extrasamples": ("unassalpha",) if c == 4 else None}
-        meta: dict = {"axes": "YX" if c == 1 else "YXS", "Name": p.stem}
-        for ax in ("x", "y"):
-            if pixel_size and ax in pixel_size:
-                meta[f"PhysicalSize{ax.upper()}"] = float(pixel_size[ax][0])
-                if pixel_size[ax][1]:
-                    meta[f"PhysicalSize{ax.upper()}Unit"] = ome.UNIT_TO_OME.get(pixel_size[ax][1], pixel_size[ax][1])
-        if c == 1 and channel_names:
-            meta["Channel"] = {"Name": [channel_names[0]]}
+        meta = _ome_metadata(p.stem, c, pixel_size, channel_names)
         with tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tw:
             shape0 = (h, w) if c == 1 else (h, w, c)
             tw.write(_tiles(arr, tile), shape=shape0, dtype=arr.dtype, subifds=len(pyramid), metadata=meta,
