@@ -10,9 +10,11 @@ other Pillow formats) are decoded once and streamed band by band into a temporar
 (``tempfile.mkdtemp(prefix="urst-dask-")``, honouring ``TMPDIR``; removed at interpreter exit
 by ``atexit``; reused while the file is unchanged), so the graph reads from disk and never
 embeds the pixels.  The temporary Zarr is on this machine's disk: for a cluster on other
-machines, convert the PNG to Zarr first.  EXIF orientation is applied.  Images above
-Pillow's ``Image.MAX_IMAGE_PIXELS`` are refused unless ``allow_large=True``
-(``--allow-large-images``), which lifts the limit for that read only.
+machines, convert the PNG to Zarr first.  16-bit PNGs (gray, gray+alpha, RGB, RGBA) are
+decoded by :mod:`.png` (imagecodecs' libpng) and stay uint16, where Pillow would give 8 bits.
+EXIF orientation is applied.  Images above Pillow's ``Image.MAX_IMAGE_PIXELS`` are refused
+unless ``allow_large=True`` (``--allow-large-images``), which lifts the limit for that read
+only.
 
 Axes.  Given (``axes="TCZYX"``, letters from TCZYXS, S = samples = C, each once, one per
 dimension) or detected: from metadata (NGFF axes, Zarr ``dimension_names`` or
@@ -46,7 +48,7 @@ import numpy as np
 from dask.base import tokenize
 
 from ..errors import InputImageError
-from . import ome
+from . import ome, png
 
 TIFF_SUFFIXES = {".tif", ".tiff", ".btf", ".tf8", ".tf2"}
 SUPPORTED_DTYPES = ("uint8", "uint16", "float32")
@@ -483,6 +485,8 @@ def _normalise_mode(im: Any, where: str) -> Any:
 
 
 def _band(im: Any, y0: int, y1: int, where: str) -> np.ndarray:
+    if isinstance(im, np.ndarray):  # a 16-bit PNG decoded by png.decode_png16: (H, W, C) uint16
+        return im[y0:y1]
     band = np.asarray(im.crop((0, y0, im.size[0], y1)))
     if band.ndim == 2:
         band = band[..., None]
@@ -517,17 +521,22 @@ def _read_raster(path: Path, where: str, allow_large: bool) -> _Raw:
                     f"a tiled TIFF or Zarr")
             if limit is not None and w * h <= limit:
                 Image.MAX_IMAGE_PIXELS = limit
-            im.load()
-            ImageOps.exif_transpose(im, in_place=True)
-            im = _normalise_mode(im, where)
+            fmt = (im.format or fmt).lower() if fmt == "raster" else fmt
+            head = png.read_png_header(path) if im.format == "PNG" else None
+            if head is not None and head.depth == 16:  # Pillow would decode RGB(A) to 8 bits
+                im.close()
+                im = png.decode_png16(path, head, where)
+            else:
+                im.load()
+                ImageOps.exif_transpose(im, in_place=True)
+                im = _normalise_mode(im, where)
         except InputImageError:
             raise
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise InputImageError(f"{where}: not a readable image ({exc})") from exc
         finally:
             Image.MAX_IMAGE_PIXELS = limit
-    fmt = (im.format or fmt).lower() if fmt == "raster" else fmt
-    w, h = im.size
+    h, w = im.shape[:2] if isinstance(im, np.ndarray) else im.size[::-1]
     step = 1024
     first = _band(im, 0, min(h, step), where)
     tmp = tempfile.mkdtemp(prefix="urst-dask-")
@@ -538,7 +547,8 @@ def _read_raster(path: Path, where: str, allow_large: bool) -> _Raw:
     z[: first.shape[0]] = first
     for y0 in range(step, h, step):
         z[y0 : y0 + step] = _band(im, y0, min(h, y0 + step), where)
-    im.close()
+    if not isinstance(im, np.ndarray):
+        im.close()
     _RASTER_CACHE[key] = store
     return _Raw(da.from_zarr(zarr.open_array(store, mode="r")), fmt, "YXC")
 

@@ -1,0 +1,116 @@
+"""16-bit PNG decoding that keeps 16 bits.
+
+Pillow decodes 16-bit RGB, RGBA and gray+alpha PNGs to 8 bits per sample, silently.  For
+PNGs whose header says 16 bits per sample, :func:`decode_png16` decodes with ``imagecodecs``
+(libpng) instead, to uint16, and then does what the 8-bit path does: the EXIF orientation
+(``eXIf`` chunk) is applied and gray+alpha becomes RGBA (gray repeated).  A ``tRNS`` colour
+key is ignored, as for 8-bit gray/RGB PNGs.  Other PNGs keep going through Pillow.
+
+:func:`read_png_header` reads only the chunk headers (``IHDR``, ``eXIf``), seeking over the
+image data, so it costs a few reads whatever the file's size.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputImageError
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class PngHeader:
+    """What the chunk headers of a PNG say (nothing decoded)."""
+
+    width: int
+    height: int
+    depth: int  # bits per sample: 1, 2, 4, 8 or 16
+    color_type: int  # 0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA
+    interlaced: bool  # Adam7
+    orientation: int = 1  # EXIF orientation 1-8 from the eXIf chunk (1: as stored)
+
+
+def _exif_orientation(data: bytes) -> int:
+    from PIL import Image
+
+    exif = Image.Exif()
+    try:
+        exif.load(data)
+        value = int(exif.get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a broken eXIf chunk is ignored, as Pillow's PNG reader does
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def read_png_header(path: str | os.PathLike[str]) -> PngHeader | None:
+    """The header of a PNG file, or ``None`` if ``path`` is not a PNG (no signature, or no
+    readable ``IHDR``).  Reads chunk headers up to ``IEND``, seeking over ``IDAT`` data."""
+    with open(path, "rb") as fh:
+        if fh.read(8) != SIGNATURE:
+            return None
+        ihdr, orientation = None, 1
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                break
+            length, tag = struct.unpack(">I4s", head)
+            if tag in (b"IHDR", b"eXIf"):
+                body = fh.read(length)
+                fh.seek(4, os.SEEK_CUR)
+                if tag == b"IHDR" and len(body) == 13:
+                    ihdr = struct.unpack(">IIBBBBB", body)
+                elif tag == b"eXIf":
+                    orientation = _exif_orientation(body)
+            elif tag == b"IEND":
+                break
+            else:
+                fh.seek(length + 4, os.SEEK_CUR)
+    if ihdr is None:
+        return None
+    width, height, depth, color_type, _, _, interlace = ihdr
+    return PngHeader(width, height, depth, color_type, bool(interlace), orientation)
+
+
+def orient(image: np.ndarray, orientation: int) -> np.ndarray:
+    """(H, W, C) as displayed for an EXIF ``orientation`` (1-8), like Pillow's
+    ``ImageOps.exif_transpose``; a view where numpy allows."""
+    steps = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],  # mirrored left-right
+        3: lambda a: a[::-1, ::-1],  # rotated 180
+        4: lambda a: a[::-1],  # mirrored top-bottom
+        5: lambda a: a.transpose(1, 0, 2),  # transposed
+        6: lambda a: np.rot90(a, -1),  # rotated 90 clockwise to display
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # transversed
+        8: lambda a: np.rot90(a, 1),  # rotated 90 counter-clockwise to display
+    }
+    return steps.get(orientation, steps[1])(image)
+
+
+def decode_png16(path: str | os.PathLike[str], header: PngHeader, where: str) -> np.ndarray:
+    """Decode a 16-bit PNG to an (H, W, C) uint16 array, C = 1 (gray), 3 (RGB) or 4 (RGBA;
+    gray+alpha becomes RGBA with the gray repeated), EXIF orientation applied.  Decoded whole, in memory (as Pillow does); every failure is an
+    :class:`InputImageError` naming ``where``."""
+    import imagecodecs
+
+    if header.depth != 16:
+        raise InputImageError(f"{where}: {header.depth}-bit PNG given to the 16-bit decoder")
+    try:
+        with open(path, "rb") as fh:
+            pixels = imagecodecs.png_decode(fh.read())
+    except Exception as exc:  # noqa: BLE001 - libpng reports corrupt data with several types
+        raise InputImageError(f"{where}: not a readable 16-bit PNG ({type(exc).__name__}: {exc})") from exc
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.dtype != np.uint16 or pixels.shape[:2] != (header.height, header.width):
+        raise InputImageError(f"{where}: 16-bit PNG of {header.width} x {header.height} decoded as "
+                              f"{pixels.dtype} {pixels.shape}")
+    if pixels.shape[2] == 2:  # gray + alpha
+        pixels = pixels[..., [0, 0, 0, 1]]
+    return orient(pixels, header.orientation)
