@@ -127,3 +127,104 @@ def test_uint16_store_exports_a_16_bit_png_that_reads_back_exactly(tmp_path, cli
     back = images.open_image(png_path)
     assert back.array.dtype == np.uint16
     np.testing.assert_array_equal(back.array.compute(), pixels)
+
+
+# ------------------------------------------------------------------- TIFF compression
+
+
+def smooth_rgb(h: int, w: int, dtype=np.uint8) -> np.ndarray:
+    """A smooth (H, W, 3) image: slow sines over a gentle ramp, the kind a predictor helps."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    planes = [0.5 + 0.25 * np.sin(x / 37 + k) * np.cos(y / 53 - k) + 0.2 * (x + y) / (h + w) for k in range(3)]
+    return np.rint(np.stack(planes, -1).clip(0, 1) * np.iinfo(dtype).max).astype(dtype)
+
+
+@pytest.mark.parametrize("compression, tifftag", [("zlib", "ADOBE_DEFLATE"), ("zstd", "ZSTD"), ("jpeg", "JPEG"),
+                                                  ("none", "NONE")])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_tiff_compressions_round_trip(tmp_path, compression, tifftag, dtype):
+    from urst_dask.errors import ParameterError
+
+    img = smooth_rgb(200, 150, np.uint16 if dtype == np.uint16 else np.uint8)
+    if dtype == np.float32:
+        img = img.astype(np.float32) / 255
+    if compression == "jpeg" and dtype != np.uint8:
+        with pytest.raises(ParameterError, match=f"compression='jpeg': JPEG holds 8-bit pixels, not "
+                                                 f"{np.dtype(dtype)}; use zlib, zstd or none"):
+            images.write_pyramidal_tiff(tmp_path / "o.tif", img, tile=64, compression=compression)
+        assert not list(tmp_path.iterdir())  # refused before anything is written
+        return
+    images.write_pyramidal_tiff(tmp_path / "o.tif", img, tile=64, compression=compression)
+    with tifffile.TiffFile(tmp_path / "o.tif") as tf:
+        pages = [tf.pages[0], *tf.pages[0].pages]  # full resolution and its SubIFD levels
+        assert len(pages) == 3 and {p.compression.name for p in pages} == {tifftag}
+        assert {p.tilewidth for p in pages} == {64}
+        predictor = {"zlib": 2, "zstd": 2}.get(compression, 1)
+        if dtype == np.float32 and predictor == 2:
+            predictor = 3  # the floating-point predictor
+        assert {int(p.predictor) for p in pages} == {predictor}
+        back = tf.series[0].asarray()
+    if compression == "jpeg":
+        err = back.astype(np.float64) - img
+        psnr = 10 * np.log10(255.0**2 / np.mean(err**2))
+        assert psnr > 40 and np.abs(err).max() <= 32, (psnr, np.abs(err).max())  # quality 90: close, not exact
+    else:
+        np.testing.assert_array_equal(back, img)
+
+
+def test_predictor_shrinks_a_smooth_image(tmp_path, monkeypatch):
+    """512 x 512 smooth RGB uint8, 256-px tiles, no pyramid: zlib alone 585,142 bytes, zlib with
+    the horizontal predictor 130,235 bytes, 4.5x smaller (measured with tifffile 2026.3.3)."""
+    from urst_dask.io import writers
+
+    img = smooth_rgb(512, 512)
+    images.write_pyramidal_tiff(tmp_path / "pred.tif", img, tile=256, levels=0)
+    real = writers.tiff_options
+
+    def without_predictor(*args):
+        return {k: v for k, v in real(*args).items() if k != "predictor"}
+
+    monkeypatch.setattr(writers, "tiff_options", without_predictor)
+    images.write_pyramidal_tiff(tmp_path / "plain.tif", img, tile=256, levels=0)
+    with tifffile.TiffFile(tmp_path / "plain.tif") as tf:
+        assert int(tf.pages[0].predictor) == 1
+    with_pred, plain = (tmp_path / "pred.tif").stat().st_size, (tmp_path / "plain.tif").stat().st_size
+    print(f"zlib {plain} bytes, zlib + predictor {with_pred} bytes")
+    assert with_pred * 3 < plain
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"compression": "lzw"}, "compression='lzw': must be one of zlib, zstd, jpeg, none"),
+    ({"tile": 100}, "tile=100: must be a multiple of 16 in [16, 4096]"),
+    ({"tile": 8192}, "tile=8192: must be a multiple of 16 in [16, 4096]"),
+    ({"tile": 0}, "tile=0: must be a multiple of 16 in [16, 4096]"),
+    ({"compression": "jpeg", "rgba": True}, "compression='jpeg': JPEG has no alpha channel"),
+])
+def test_tiff_option_errors_are_one_line(tmp_path, kwargs, message):
+    from urst_dask.errors import ParameterError
+
+    img = np.zeros((32, 32, 4 if kwargs.pop("rgba", False) else 3), np.uint8)
+    with pytest.raises(ParameterError) as info:
+        images.write_pyramidal_tiff(tmp_path / "o.tif", img, **kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_export_compression_and_tile_options(tmp_path, client, style_image):
+    """``urst_dask.export(..., compression=, tile=)`` and the CLI's ``--compression``/``--tile``."""
+    from urst_dask import cli
+    from urst_dask.errors import ParameterError
+
+    image = smooth_rgb(90, 120)
+    out = urst_dask.stylize(image, style_image, tmp_path / "o.zarr", method="identity", weights=tmp_path,
+                            client=client, stride=32, margin=4)
+    urst_dask.export(out, tmp_path / "z.tif", compression="zstd", tile=32)
+    with tifffile.TiffFile(tmp_path / "z.tif") as tf:
+        assert (tf.pages[0].compression.name, tf.pages[0].tilewidth, int(tf.pages[0].predictor)) == ("ZSTD", 32, 2)
+        np.testing.assert_array_equal(tf.series[0].asarray(), image)
+    with pytest.raises(ParameterError, match=r"compression='zstd': applies to \.tif exports only, not \.png"):
+        urst_dask.export(out, tmp_path / "z.png", compression="zstd")
+    assert cli.main(["export", str(out), str(tmp_path / "j.tif"), "--compression", "JPEG", "--tile", "48"]) == 0
+    with tifffile.TiffFile(tmp_path / "j.tif") as tf:
+        assert (tf.pages[0].compression.name, tf.pages[0].tilewidth) == ("JPEG", 48)
+    assert cli.main(["export", str(out), str(tmp_path / "b.tif"), "--compression", "lzw"]) == 2

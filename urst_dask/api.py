@@ -249,17 +249,28 @@ def _provenance(src, style_meta, method, variant, wfiles, opts, plan, comp, stat
     return meta
 
 
-def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False,
+           compression: str | None = None, tile: int | None = None) -> Path:
     """Export a finished output store: ``.tif`` (pyramidal tiled BigTIFF with OME metadata,
-    written tile by tile) or ``.png``/``.jpg`` (PNG streamed band by band; JPEG uint8 RGB/gray
-    up to 65500 px)."""
-    arr = store.open_output(store_path)
+    written tile by tile) or ``.png``/``.jpg`` (PNG streamed band by band, 8 or 16 bits as
+    stored; JPEG uint8 RGB/gray up to 65500 px).
+
+    ``.tif`` only: ``compression`` ``"zlib"`` (default) or ``"zstd"`` (lossless, with the
+    predictor), ``"jpeg"`` (uint8 gray/RGB only) or ``"none"``; ``tile`` the tile side, a
+    multiple of 16 in [16, 4096] (default 256)."""
     p = Path(out)
     suffix = p.suffix.lower()
-    if suffix in (".tif", ".tiff"):
+    tiff = suffix in (".tif", ".tiff")
+    for arg, value in (("compression", compression), ("tile", tile)):
+        if value is not None and not tiff:
+            raise ParameterError(f"{arg}={value!r}: applies to .tif exports only, not {suffix or 'no suffix'}")
+    arr = store.open_output(store_path)
+    if tiff:
         src = images.open_image(store_path, "store")
         images.write_pyramidal_tiff(p, arr, levels=list(src.levels) or None, pixel_size=src.pixel_size,
-                                    channel_names=src.channel_names, overwrite=overwrite)
+                                    channel_names=src.channel_names, overwrite=overwrite,
+                                    compression="zlib" if compression is None else compression,
+                                    tile=256 if tile is None else tile)
     elif suffix in (".png", ".jpg", ".jpeg"):
         images.write_raster(p, arr, overwrite=overwrite)
     else:

@@ -122,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("store")
     p.add_argument("out")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--compression", help=".tif tiles: zlib (default) or zstd (lossless, with the predictor), jpeg "
+                                         "(8-bit gray/RGB only) or none")
+    p.add_argument("--tile", type=int, help=".tif tile side, a multiple of 16 in [16, 4096]; default 256")
 
     p = sub.add_parser("demo", help="stylize a generated image with a generated style (no input files needed)")
     p.add_argument("--size", type=_size, default=(2400, 1600), help="WIDTHxHEIGHT; default 2400x1600")
@@ -159,7 +162,7 @@ def _cmd_stylize(a: argparse.Namespace) -> None:
 def _cmd_export(a: argparse.Namespace) -> None:
     from .api import export
 
-    print(f"wrote {export(a.store, a.out, overwrite=a.overwrite)}")
+    print(f"wrote {export(a.store, a.out, overwrite=a.overwrite, compression=a.compression, tile=a.tile)}")
 
 
 def _ensure_demo_weights(a: argparse.Namespace) -> None:

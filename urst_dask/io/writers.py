@@ -21,6 +21,7 @@ import dask.array as da
 import numpy as np
 
 from ..errors import OutputError, ParameterError
+from ..settings import _Choice
 from . import ome
 
 JPEG_MAX_SIDE = 65500
@@ -196,6 +197,43 @@ def _ome_metadata(name: str, c: int, pixel_size: dict | None, channel_names: Seq
     return meta
 
 
+class TiffCompression(_Choice):
+    """How the tiles of a TIFF export are compressed."""
+
+    ZLIB = "zlib"  # deflate, with the predictor: lossless
+    ZSTD = "zstd"  # Zstandard, with the predictor: lossless, faster and smaller than zlib
+    JPEG = "jpeg"  # lossy (quality JPEG_QUALITY), 8-bit gray or RGB only
+    NONE = "none"  # uncompressed
+
+
+TIFF_TILE_MIN, TIFF_TILE_MAX = 16, 4096
+JPEG_QUALITY = 90
+
+
+def tiff_options(compression: str | TiffCompression | None, tile: int, dtype: np.dtype, channels: int) -> dict:
+    """tifffile's keyword arguments for the tiles of an (H, W, C) TIFF: ``tile`` (a multiple
+    of 16 in [16, 4096]), ``compression`` (a :class:`TiffCompression` value; ``None`` means
+    ``"none"``) with the predictor for the lossless codecs (``predictor=True``: horizontal
+    differencing, TIFF predictor 2, for integers; the floating-point predictor, 3, for
+    float32) and JPEG's quality.  Bad values raise :class:`ParameterError` naming the option;
+    JPEG is refused for anything but 8-bit gray/RGB."""
+    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or not (
+            TIFF_TILE_MIN <= tile <= TIFF_TILE_MAX and tile % 16 == 0):
+        raise ParameterError(f"tile={tile!r}: must be a multiple of 16 in [{TIFF_TILE_MIN}, {TIFF_TILE_MAX}]")
+    comp = TiffCompression.parse("none" if compression is None else compression, "compression")
+    if comp is TiffCompression.JPEG and np.dtype(dtype) != np.uint8:
+        raise ParameterError(f"compression='jpeg': JPEG holds 8-bit pixels, not {np.dtype(dtype)}; use zlib, zstd "
+                             f"or none")
+    if comp is TiffCompression.JPEG and channels == 4:
+        raise ParameterError("compression='jpeg': JPEG has no alpha channel (the image is RGBA); use zlib, zstd or none")
+    options: dict = {"tile": (int(tile), int(tile)), "compression": None if comp is TiffCompression.NONE else comp.value}
+    if comp in (TiffCompression.ZLIB, TiffCompression.ZSTD):
+        options["predictor"] = True
+    elif comp is TiffCompression.JPEG:
+        options["compressionargs"] = {"level": JPEG_QUALITY}
+    return options
+
+
 def write_pyramidal_tiff(
     path: str | os.PathLike[str],
     array: da.Array | np.ndarray,
@@ -205,7 +243,7 @@ def write_pyramidal_tiff(
     pixel_size: dict | None = None,
     channel_names: Sequence[str] | None = None,
     overwrite: bool = False,
-    compression: str | None = "zlib",
+    compression: str | TiffCompression | None = "zlib",
 ) -> Path:
     """Write an (H, W, C) image as a tiled, pyramidal BigTIFF with OME-XML (QuPath, napari,
     Bio-Formats open it); returns the path.
@@ -217,18 +255,19 @@ def write_pyramidal_tiff(
     (removed at the end).  Every level is written tile by tile, one band of tile rows at a
     time.  C = 1 -> minisblack, 3 -> RGB, 4 -> RGB + unassociated alpha.  ``pixel_size``
     ({"y": (0.25, "micrometer"), ...}) goes into OME-XML and the resolution tags.
+    ``compression`` and ``tile`` as in :func:`tiff_options` (zlib with the predictor, 256 px
+    tiles by default).
     """
     import tifffile
 
     p = Path(path)
     _check_writable_target(p, overwrite)
-    if not isinstance(tile, int) or tile < 16 or tile % 16:
-        raise ParameterError(f"tile={tile!r}: must be a multiple of 16")
     arr = _as_dask(array)
     h, w, c = (int(s) for s in arr.shape)
     if c not in (1, 3, 4) or str(arr.dtype) not in ("uint8", "uint16", "float32"):
         raise OutputError(f"output={str(path)!r}: cannot write {c} channels of {arr.dtype} (1/3/4 channels of "
                           f"uint8, uint16 or float32)")
+    tile_options = tiff_options(compression, tile, arr.dtype, c)
     scratch = None
     tmp = _partial(p)
     try:
@@ -248,8 +287,7 @@ def write_pyramidal_tiff(
             scratch = tempfile.mkdtemp(prefix=f".{p.name}.levels-", dir=p.parent) if n else None
             pyramid = _scratch_levels(arr, n, scratch, 4 * tile) if n else []
         photometric = "minisblack" if c == 1 else "rgb"
-        options = {"tile": (tile, tile), "photometric": photometric, "compression": compression,
-                   "extrasamples": ("unassalpha",) if c == 4 else None}
+        options = {**tile_options, "photometric": photometric, "extrasamples": ("unassalpha",) if c == 4 else None}
         meta = _ome_metadata(p.stem, c, pixel_size, channel_names)
         with tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tw:
             shape0 = (h, w) if c == 1 else (h, w, c)
@@ -267,6 +305,7 @@ def write_pyramidal_tiff(
     return p
 
 
-def write_tiff(path: str | os.PathLike[str], array: da.Array, *, tile: int = 256, overwrite: bool = False) -> None:
+def write_tiff(path: str | os.PathLike[str], array: da.Array, *, tile: int = 256, overwrite: bool = False,
+               compression: str | TiffCompression | None = "zlib") -> None:
     """Write an (H, W, C) array as a tiled BigTIFF without a pyramid (see :func:`write_pyramidal_tiff`)."""
-    write_pyramidal_tiff(path, array, tile=tile, levels=0, overwrite=overwrite)
+    write_pyramidal_tiff(path, array, tile=tile, levels=0, overwrite=overwrite, compression=compression)
