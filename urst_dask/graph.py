@@ -260,19 +260,34 @@ def stylize_array(
     return _assembled(windows, image.chunks, geo, blend, job)
 
 
+def _aimed_at(pieces: list[Piece], target: tuple[int, int]) -> list[Piece]:
+    return [p for p in pieces if p.target == target]
+
+
 def _assembled(windows: da.Array, chunks: tuple[tuple[int, ...], ...], geo: _Layout, blend: Blend,
                job: WindowJob) -> da.Array:
-    """The blockwise assembly layer over the window tasks' pieces: a block depends on its own
-    window task (``crop``) or also on its up to eight neighbours' (blends)."""
+    """The blockwise assembly layer over the window tasks' pieces.  With ``crop`` a block
+    depends on its own window task.  With a blend it also takes its up to eight neighbours'
+    pieces aimed at it, through small selection tasks, so an assembly task holds at most a
+    block plus the margin bands around it, and a window's output is released as soon as it
+    has been split."""
     name = f"assemble-{blend.value}-" + tokenize(windows.name, job, blend.value)
+    pick = "pieces-" + tokenize(windows.name)
     nr, nc = len(chunks[0]), len(chunks[1])
     channels = chunks[2][0]
-    reach = (0,) if blend is Blend.CROP else (-1, 0, 1)
-    layer = {}
+    layer: dict[Any, Any] = {}
     for i in range(nr):
         for j in range(nc):
-            deps = [(windows.name, i + di, j + dj, 0) for di in reach for dj in reach
-                    if 0 <= i + di < nr and 0 <= j + dj < nc]
+            if blend is Blend.CROP:
+                deps = [(windows.name, i, j, 0)]
+            else:
+                deps = []
+                for di in (-1, 0, 1):
+                    for dj in (-1, 0, 1):
+                        if 0 <= i + di < nr and 0 <= j + dj < nc:
+                            key = (pick, i + di, j + dj, i, j)
+                            layer[key] = (_aimed_at, (windows.name, i + di, j + dj, 0), (i, j))
+                            deps.append(key)
             layer[(name, i, j, 0)] = (_assemble_task, (i, j), (geo.row_edges[i], geo.col_edges[j]),
                                       (chunks[0][i], chunks[1][j]), channels, blend, job, *deps)
     hlg = HighLevelGraph.from_collections(name, layer, dependencies=[windows])
