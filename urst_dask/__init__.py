@@ -10,7 +10,7 @@ from .tiling import Blend, TilePlan  # noqa: E402
 
 
 def __getattr__(name: str):  # lazy: keep `import urst_dask` light for workers
-    if name in ("stylize", "export"):
+    if name in ("stylize", "export", "compare"):
         from . import api
 
         return getattr(api, name)
@@ -22,4 +22,4 @@ def __getattr__(name: str):  # lazy: keep `import urst_dask` light for workers
 
 
 __all__ = ["Blend", "ClusterOptions", "ComputeOptions", "NormMode", "NormStats", "StyleCode", "StyleOptions", "TilePlan",
-           "UrstError", "__version__", "export", "stylize"]
+           "UrstError", "__version__", "compare", "export", "stylize"]
