@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
@@ -23,10 +24,11 @@ import numpy as np
 
 from . import __version__, graph
 from .cluster import ClusterOptions, connect, gpu_resources, run
-from .errors import ParameterError, ParameterTypeError, UrstError, WeightsError
+from .errors import OutputError, ParameterError, ParameterTypeError, UrstError, WeightsError
 from .io import images, store
 from .io.lock import output_lock
 from .io.readers import input_identity, require_unit_range
+from .io.validate import check_min_side
 from .io.weights import resolve_weights_dir, verify_file
 from .models import method_entry
 from .runtime import ModelSpec
@@ -167,6 +169,8 @@ def stylize(
         with connect(clus, client) as c:
             resources = gpu_resources(c)
             info = run(c, graph.model_info(spec, resources), progress=False, label="network")
+            check_min_side(method, info.size_multiple, shape=src.shape, where=f"content={src.path!r}",
+                           thumb_size=opts.thumb_size, style_size=opts.style_size if style_img is not None else None)
             grid = tile_plan.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
             if state == "resume":  # same run: reuse its style code, statistics and intensity range, byte for byte
                 style_code = store.read_style_code(out_path)
@@ -203,8 +207,11 @@ def stylize(
                     f", strip of windows {done + 1}-{done + len(strip)}" if len(strip) < len(todo) else "")
                 run(c, graph.write_blocks(stylized, str(out_path), strip), progress=progress, label=label)
                 done += len(strip)
-            levels = images.write_ngff_pyramid(out_path, pixel_size=src.pixel_size, channel_names=src.channel_names,
-                                               channels=src.channels)
+            try:
+                levels = images.write_ngff_pyramid(out_path, pixel_size=src.pixel_size,
+                                                   channel_names=src.channel_names, channels=src.channels)
+            except OSError as exc:  # disk full...: one line naming the store, which stays 'running'
+                raise store.write_failed(out_path, exc, "the pyramid levels") from exc
         store.mark_complete(out_path, {"finished": _now(), "pyramid_levels": list(levels)})
         return out_path
 
@@ -264,17 +271,47 @@ def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, o
     for arg, value in (("compression", compression), ("tile", tile)):
         if value is not None and not tiff:
             raise ParameterError(f"{arg}={value!r}: applies to .tif exports only, not {suffix or 'no suffix'}")
+    check_export_target(out, overwrite=overwrite)
     arr = store.open_output(store_path)
-    if tiff:
-        src = images.open_image(store_path, "store")
-        images.write_pyramidal_tiff(p, arr, levels=list(src.levels) or None, pixel_size=src.pixel_size,
-                                    channel_names=src.channel_names, overwrite=overwrite,
-                                    compression="zlib" if compression is None else compression,
-                                    tile=256 if tile is None else tile)
-    elif suffix in (".png", ".jpg", ".jpeg"):
-        images.write_raster(p, arr, overwrite=overwrite)
-    else:
+    try:
+        if tiff:
+            src = images.open_image(store_path, "store")
+            images.write_pyramidal_tiff(p, arr, levels=list(src.levels) or None, pixel_size=src.pixel_size,
+                                        channel_names=src.channel_names, overwrite=overwrite,
+                                        compression="zlib" if compression is None else compression,
+                                        tile=256 if tile is None else tile)
+        else:
+            images.write_raster(p, arr, overwrite=overwrite)
+    except OSError as exc:
+        if isinstance(exc, UrstError):
+            raise
+        full = " (disk full: free some space and export again)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        raise OutputError(f"output={str(out)!r}: cannot write the export: {exc.strerror or exc}{full}; nothing is "
+                          "left under that name") from exc
+    return p
+
+
+EXPORT_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def check_export_target(out: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Refuse an export target before any work is done (``stylize --export`` checks it before
+    the run): an unknown suffix, a directory (``overwrite`` replaces files only), an existing
+    file without ``overwrite``, a missing or unwritable folder."""
+    p = Path(out)
+    suffix = p.suffix.lower()
+    if suffix not in EXPORT_SUFFIXES:
         raise ParameterError(f"output={str(out)!r}: unknown format {suffix!r}; use .png, .jpg or .tif")
+    if p.is_dir():
+        raise OutputError(f"output={str(out)!r}: is a directory; --overwrite replaces files only: give a file "
+                          f"name, e.g. {str(p / ('image' + suffix))!r}, or remove the directory")
+    if p.exists() and not overwrite:
+        raise OutputError(f"output={str(out)!r}: already exists; pass --overwrite to replace it")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output={str(out)!r}: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output={str(out)!r}: folder {str(parent)!r} is not writable")
     return p
 
 

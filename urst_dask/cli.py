@@ -73,7 +73,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="lift Pillow's decompression-bomb limit for PNG/JPEG inputs")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output store")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--export", help="also export the result (.png/.jpg/.tif) when done")
+    p.add_argument("--export", help="also export the result (.png/.jpg/.tif) when done (checked before the run)")
+    _add_verbose(p)
+
+
+def _add_verbose(p: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
+    p.add_argument("-v", "--verbose", action="store_true", default=default,
+                   help="log the details of a failure (worker tracebacks) besides the one-line error")
 
 
 def _margin(text: str) -> int | str:
@@ -105,12 +111,14 @@ def _run_kwargs(a: argparse.Namespace) -> dict:
         workers=a.workers, threads_per_worker=a.threads_per_worker, scheduler=a.scheduler, memory=a.memory,
         connect_timeout=a.scheduler_timeout,
         axes=getattr(a, "axes", None), allow_large_images=getattr(a, "allow_large_images", False),
+        verbose=getattr(a, "verbose", False),
     )
 
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="urst-dask", description="Ultra-resolution style transfer (URST) on Dask.")
     ap.add_argument("--version", action="version", version=f"urst-dask {__version__}")
+    _add_verbose(ap, default=False)
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("stylize", help="stylize an image into a Zarr store")
@@ -125,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--compression", help=".tif tiles: zlib (default) or zstd (lossless, with the predictor), jpeg "
                                          "(8-bit gray/RGB only) or none")
     p.add_argument("--tile", type=int, help=".tif tile side, a multiple of 16 in [16, 4096]; default 256")
+    _add_verbose(p)
 
     p = sub.add_parser("demo", help="stylize a generated image with a generated style (no input files needed)")
     p.add_argument("--size", type=_size, default=(2400, 1600), help="WIDTHxHEIGHT; default 2400x1600")
@@ -151,8 +160,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_stylize(a: argparse.Namespace) -> None:
-    from .api import export, stylize
+    from .api import check_export_target, export, stylize
 
+    if a.export:  # an unusable export target is refused before the run, not after it
+        check_export_target(a.export, overwrite=a.overwrite)
     out = stylize(a.content, a.style, a.out, **_run_kwargs(a))
     print(f"wrote {out}")
     if a.export:
@@ -242,6 +253,9 @@ def _cmd_weights(a: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from .cluster import quiet_logging
+
+    quiet_logging(args.verbose)  # one line per failure; -v adds the workers' tracebacks
     handlers = {"stylize": _cmd_stylize, "export": _cmd_export, "demo": _cmd_demo, "compare": _cmd_compare,
                 "methods": _cmd_methods,
                 "weights": _cmd_weights}

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import sys
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -35,7 +36,9 @@ class ClusterOptions:
     local cluster in-process with ``workers`` worker processes (``processes=False``: threads
     of this process) of ``threads_per_worker`` threads each.  ``connect_timeout``: seconds
     the scheduler has to answer each connection step (connect, handshake, identity, client
-    registration) before the run is refused.
+    registration) before the run is refused.  ``verbose``: let the embedded cluster's workers log
+    errors (a failed task's ``Compute Failed`` traceback); by default they log only critical
+    events, and a failure reaches the caller once, as its exception.
     """
 
     scheduler: str | None = None
@@ -45,6 +48,7 @@ class ClusterOptions:
     torch_threads: int | None = None  # per task; default: the worker's share of the CPUs
     memory: MemoryMode = MemoryMode.FAST  # "compact": flat worker memory at some speed
     connect_timeout: float = 20.0  # seconds for each step of connecting to ``scheduler``
+    verbose: bool = False  # worker logs at ERROR (tracebacks of failed tasks) instead of CRITICAL
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "memory", MemoryMode.parse(self.memory, "memory"))
@@ -162,15 +166,35 @@ def connect(options: ClusterOptions, client: Client | None = None) -> Iterator[C
             yield c
         return
     n = options.torch_threads or torch_threads_for(options.workers * options.threads_per_worker)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}), LocalCluster(
-        n_workers=options.workers,
-        threads_per_worker=options.threads_per_worker,
-        processes=options.processes,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    ) as cluster, Client(cluster) as c:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}))
+        with warnings.catch_warnings():
+            if not options.verbose:  # "Port 8787 is already in use": another cluster runs; ours takes any port
+                warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=options.workers,
+                threads_per_worker=options.threads_per_worker,
+                processes=options.processes,
+                dashboard_address=None,
+                silence_logs=logging.ERROR if options.verbose else logging.CRITICAL,
+            ))
+        c = stack.enter_context(Client(cluster))
         _register(c, dataclasses.replace(options, torch_threads=n))
         yield c
+
+
+QUIET_LOGGERS = ("distributed", "asyncio", "tornado", "bokeh")
+
+
+def quiet_logging(verbose: bool = False) -> None:
+    """In this (client) process, keep distributed's, asyncio's and tornado's log records below
+    CRITICAL off stderr unless ``verbose``: a failed task is reported once, by its exception,
+    and Ctrl-C does not print asyncio's "Task exception was never retrieved ... AllExit"
+    tracebacks.  Meant for the command line; a library caller keeps its own logging setup."""
+    if verbose:
+        return
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 async def _identity(address: str, timeout: float) -> Any:

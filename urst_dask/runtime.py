@@ -45,6 +45,24 @@ def resolve_device(kind: DeviceKind) -> torch.device:
     return torch.device("cpu")
 
 
+def _load(spec: ModelSpec) -> StyleModel:
+    """:func:`load_model`, with torch's multi-line strict-loading error (a checkpoint with the
+    wrong keys or shapes) turned into one :class:`~urst_dask.errors.WeightsError` line."""
+    try:
+        return load_model(spec.method, Path(spec.weights_dir), spec.variant)
+    except RuntimeError as exc:
+        from .io.weights import state_dict_mismatch
+        from .models import method_entry
+
+        entry = method_entry(spec.method)
+        paths = [Path(spec.weights_dir) / wf.relpath for wf in entry.weights(spec.variant)]
+        arg = None if entry.takes_style_image else f"style={spec.variant!r}"
+        error = state_dict_mismatch(exc, paths, spec.method, arg)
+        if error is None:
+            raise
+        raise error from None
+
+
 def get_model(spec: ModelSpec) -> StyleModel:
     """The process's model for ``spec``, loaded on first use."""
     model = _models.get(spec)
@@ -53,7 +71,7 @@ def get_model(spec: ModelSpec) -> StyleModel:
     with _lock:
         model = _models.get(spec)
         if model is None:
-            model = load_model(spec.method, Path(spec.weights_dir), spec.variant)
+            model = _load(spec)
             # channels_last: oneDNN's fast path for these thin convolutions (5.5x on a 2-core Xeon)
             model = model.to(device=resolve_device(spec.device), memory_format=torch.channels_last)
             _models[spec] = model

@@ -48,7 +48,7 @@ import numpy as np
 from dask.base import tokenize
 
 from ..errors import InputImageError
-from . import ome, png
+from . import ome, png, validate
 
 TIFF_SUFFIXES = {".tif", ".tiff", ".btf", ".tf8", ".tf2"}
 SUPPORTED_DTYPES = ("uint8", "uint16", "float32")
@@ -287,6 +287,7 @@ def _build(raw: _Raw, path: str, arg: str, axes: str | None) -> ImageSource:
     else:
         ax = _metadata_axes(raw.axes, shape) or guess_axes(shape, where)
     arr, channels = check_image(to_yxc(raw.array, ax, where), path, arg, axes=ax, shape_in=shape)
+    validate.check_pixel_size(raw.pixel_size, where)
     levels, prev = [], arr.shape
     for level in raw.levels:
         if level.ndim != len(ax):
@@ -326,6 +327,7 @@ def _read_zarr(path: Path, where: str) -> _Raw:
         raise InputImageError(f"{where}: not a readable Zarr store ({exc})") from exc
     if isinstance(node, zarr.Array):
         return _Raw(da.from_zarr(node), "zarr", _zarr_axes(node))
+    validate.check_ngff_group(node, where)
     found = ome.find_ngff(node)
     if found is not None:
         group, image = found

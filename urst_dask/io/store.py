@@ -19,7 +19,9 @@ rerunning the same command computes only the missing chunks (see :func:`prepare_
 
 from __future__ import annotations
 
+import errno
 import functools
+import json
 import os
 import shutil
 from pathlib import Path
@@ -37,14 +39,43 @@ STYLE = "urst/style"
 ATTR = "urst_dask"
 
 
-def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
-    """Validate that ``path`` can become the output store (before any work is done)."""
+NOT_A_STORE_HINT = "remove it or choose another path (--overwrite replaces only Zarr stores)"
+
+
+def zarr_node_type(path: str | os.PathLike[str]) -> str | None:
+    """``"array"`` or ``"group"`` for a Zarr v2/v3 node on disk (a ``zarr.json`` that does
+    not say ``"array"`` counts as a group), ``None`` for anything else."""
     p = Path(path)
+    if not p.is_dir():
+        return None
+    if (p / "zarr.json").is_file():
+        try:
+            meta = json.loads((p / "zarr.json").read_text())
+        except (OSError, ValueError):
+            meta = {}
+        return "array" if isinstance(meta, dict) and meta.get("node_type") == "array" else "group"
+    if (p / ".zarray").is_file():
+        return "array"
+    if (p / ".zgroup").is_file():
+        return "group"
+    return None
+
+
+def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
+    """Validate that ``path`` can become the output store (before any work is done).
+
+    ``overwrite`` replaces an existing Zarr store (array or group), never anything else, and
+    never through a symbolic link: deleting the link's target would remove data that lives
+    under another name, so a link is refused with its target named."""
+    p = Path(path)
+    if p.is_symlink() and overwrite:
+        raise OutputError(f"output={str(path)!r}: is a symbolic link (to {os.readlink(p)!r}); --overwrite does not "
+                          f"delete through links: give the store's real path {str(p.resolve())!r}, or remove the link")
     if p.exists():
+        if zarr_node_type(p) is None:
+            raise OutputError(f"output={str(path)!r}: already exists and is not a Zarr store; {NOT_A_STORE_HINT}")
         if not overwrite:
             raise OutputError(f"output={str(path)!r}: already exists; pass --overwrite to replace it")
-        if not (p.is_dir() and (p / "zarr.json").exists()):
-            raise OutputError(f"output={str(path)!r}: exists and is not a Zarr store; refusing to overwrite it")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"output={str(path)!r}: folder {str(parent)!r} does not exist")
@@ -121,6 +152,12 @@ def prepare_output(path: str | os.PathLike[str], fingerprint: str, overwrite: bo
     if overwrite or not p.exists():
         check_output_path(p, overwrite)
         return "new"
+    kind = zarr_node_type(p)
+    if kind is None:
+        raise OutputError(f"output={str(path)!r}: already exists and is not a Zarr store; {NOT_A_STORE_HINT}")
+    if kind == "array":
+        raise OutputError(f"output={str(path)!r}: is a Zarr array, not a urst-dask output store (a Zarr group); "
+                          "pass --overwrite to replace it, or choose another path")
     meta = read_attrs(p) if (p / "zarr.json").exists() else {}
     if not meta:
         raise OutputError(f"output={str(path)!r}: already exists and is not a urst-dask store; "
@@ -156,21 +193,45 @@ def _write_table(path: Path, where: str, table: NormStats | StyleCode) -> None:
 
 
 def _read_table(path: str | os.PathLike[str], where: str, cls):
+    """Read a statistics or style-code table, refusing a malformed one: ``where`` missing or
+    not a group, ``method``/``order`` attributes of the wrong type, a listed point without its
+    group or arrays, non-numeric arrays, or (statistics) contents whose hash differs from the
+    one recorded in the store's attributes when they were written."""
     import zarr
 
+    what = "statistics" if cls is NormStats else "style code"
+    at = f"stats={str(path)!r}"
+    if zarr_node_type(path) == "array":
+        raise OutputError(f"{at}: is a Zarr array, not a urst-dask output store with {what}")
     try:
         grp = zarr.open_group(str(path), mode="r")[where]
-    except (KeyError, FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
-        what = "statistics" if cls is NormStats else "style code"
-        raise OutputError(f"stats={str(path)!r}: no {what} stored there") from exc
+    except (KeyError, FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError) as exc:
+        raise OutputError(f"{at}: no {what} stored there") from exc
+    except (ValueError, TypeError, zarr.errors.BaseZarrError) as exc:
+        raise OutputError(f"{at}: not a readable Zarr store ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(grp, zarr.Group):
+        raise OutputError(f"{at}: {where!r} is a Zarr array, not a group of {what}")
+    method, order = grp.attrs.get("method"), grp.attrs.get("order")
+    if not isinstance(method, str) or not isinstance(order, list) or not all(isinstance(p, str) for p in order):
+        raise OutputError(f"{at}: malformed {what} in {where!r}: attributes method={method!r}, order={order!r}; "
+                          "expected a method name and a list of point names")
     flat = {}
-    for point in grp.attrs["order"]:
-        node = grp[point]
-        for name, arr in node.arrays():
+    for point in order:
+        node = grp.get(point)
+        arrays = dict(node.arrays()) if isinstance(node, zarr.Group) else {}
+        if not arrays:
+            raise OutputError(f"{at}: malformed {what} in {where!r}: point {point!r} is listed but has no arrays")
+        for name, arr in arrays.items():
+            if arr.dtype.kind not in "fiu":
+                raise OutputError(f"{at}: malformed {what}: {where}/{point}/{name} has dtype {arr.dtype}")
             flat[f"{point}/{name}"] = arr[...]
-    if not grp.attrs["order"]:
-        return cls.build(grp.attrs["method"], {})
-    return cls.from_flat(grp.attrs["method"], flat)
+    table = cls.build(method, {}) if not order else cls.from_flat(method, flat)
+    recorded = (read_attrs(path).get("stats") or {}).get("sha256") if cls is NormStats else None
+    if recorded and table.token() != recorded:
+        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in list(flat.items())[:3])
+        raise OutputError(f"{at}: the statistics in {where!r} ({shapes}...) do not match the sha256 {recorded[:12]} "
+                          "recorded when they were written; the store is damaged or was edited")
+    return table
 
 
 def write_stats(path: Path, stats: NormStats) -> None:
@@ -195,8 +256,25 @@ def _image_array(path: str):
 
 
 def write_region(path: str, y0: int, x0: int, block: np.ndarray) -> None:
-    """Write an (h, w, C) ``block`` at ``(y0, x0)``; callers pass whole chunks, so no locking."""
-    _image_array(path)[:, y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = np.moveaxis(block, 2, 0)
+    """Write an (h, w, C) ``block`` at ``(y0, x0)``; callers pass whole chunks, so no locking.
+
+    An ``OSError`` (disk full, quota, read-only file system...) becomes an
+    :class:`OutputError` naming the store and the chunk: the store stays ``running``, and
+    rerunning the same command once the cause is fixed writes the missing chunks."""
+    try:
+        _image_array(path)[:, y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = np.moveaxis(block, 2, 0)
+    except OSError as exc:
+        raise write_failed(path, exc, f"the chunk at rows {y0}:{y0 + block.shape[0]}, "
+                                      f"columns {x0}:{x0 + block.shape[1]}") from exc
+
+
+def write_failed(path: str | os.PathLike[str], exc: OSError, what: str = "it") -> OutputError:
+    """The one-line error for a failed write into the output ``path``."""
+    why = exc.strerror or str(exc) or type(exc).__name__
+    hint = " (disk full: free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else " (fix the cause"
+    where = f" at {exc.filename!r}" if exc.filename else ""
+    return OutputError(f"output={str(path)!r}: cannot write {what}: {why}{where}{hint}, then rerun the same "
+                       "command: it resumes; the store stays marked running until then)")
 
 
 def mark_complete(path: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> None:
@@ -215,6 +293,8 @@ def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     try:
         return dict(zarr.open_group(str(path), mode="r").attrs.get(ATTR, {}))
+    except zarr.errors.ContainsArrayError as exc:
+        raise OutputError(f"store={str(path)!r}: is a Zarr array, not a urst-dask output store (a Zarr group)") from exc
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
         raise OutputError(f"store={str(path)!r}: not a urst-dask output store") from exc
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -174,3 +175,39 @@ def fetch(
                 os.unlink(tmp)
         done.append(target)
     return done
+
+
+_KEYS = {"missing": re.compile(r"Missing key\(s\) in state_dict: (.*?)\.\s*(?:\n|$)"),
+         "unexpected": re.compile(r"Unexpected key\(s\) in state_dict: (.*?)\.\s*(?:\n|$)")}
+_SIZE = re.compile(r"size mismatch for ([^:]+): copying a param with shape (\S+) from checkpoint, the shape in "
+                   r"current model is (\S+?)\.?\s*(?:\n|$)")
+
+
+def _listed(keys: list[str], shown: int = 3) -> str:
+    head = ", ".join(repr(k) for k in keys[:shown])
+    return head + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
+
+
+def state_dict_mismatch(exc: BaseException, paths: Iterable[Path | str], method: str,
+                        arg: str | None = None) -> WeightsError | None:
+    """The one-line :class:`WeightsError` for torch's multi-line strict-loading error (``Error(s)
+    in loading state_dict``): the file(s), a few missing and unexpected keys with their counts,
+    and the first size mismatches; ``None`` when ``exc`` is another error.  ``arg`` (such as
+    ``"style='x.pth'"``) names the argument the file came from."""
+    text = str(exc)
+    if not isinstance(exc, RuntimeError) or "Error(s) in loading state_dict" not in text:
+        return None
+    parts = []
+    for what, rx in _KEYS.items():
+        m = rx.search(text)
+        if m:
+            keys = [k.strip().strip('"') for k in m.group(1).split(",") if k.strip()]
+            parts.append(f"{len(keys)} {what} keys ({_listed(keys)})")
+    sizes = _SIZE.findall(text)
+    if sizes:
+        shown = "; ".join(f"{k} {a} in the file, {b} in the network" for k, a, b in sizes[:2])
+        parts.append(f"{len(sizes)} shape mismatches ({shown}{'; ...' if len(sizes) > 2 else ''})")
+    files = ", ".join(repr(str(p)) for p in paths)
+    lead = f"{arg}: " if arg else ""
+    return WeightsError(f"{lead}weights file {files} does not fit the {method} network ("
+                        + ("; ".join(parts) or text.splitlines()[0]) + f"): is it a {method} checkpoint?")
