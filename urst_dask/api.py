@@ -26,6 +26,7 @@ from . import __version__, graph
 from .cluster import ClusterOptions, connect, gpu_resources, run
 from .errors import OutputError, ParameterError, ParameterTypeError, UrstError, WeightsError
 from .io import images, store
+from .io import scratch as scratch_io
 from .io.lock import output_lock
 from .io.readers import input_identity, require_unit_range
 from .io.validate import check_min_side
@@ -57,17 +58,18 @@ def _settings(given: dict[str, Any], objs: dict[type, Any]) -> tuple[StyleOption
     return tuple(out)  # type: ignore[return-value]
 
 
-def _as_source(content: Any, axes: str | None, allow_large: bool) -> images.ImageSource:
+def _as_source(content: Any, axes: str | None, allow_large: bool, scratch_dir: Path | None = None) -> images.ImageSource:
     if isinstance(content, images.ImageSource):
         return content
     if isinstance(content, (da.Array, np.ndarray)):
         return images.as_source(content, "<array>", "content", axes=axes)
     if isinstance(content, (str, os.PathLike)):
-        return images.open_image(content, "content", axes=axes, allow_large=allow_large)
+        return images.open_image(content, "content", axes=axes, allow_large=allow_large, scratch_dir=scratch_dir)
     raise ParameterTypeError(f"content={type(content).__name__}: expected a path, a numpy or a dask array")
 
 
-def _style_input(style: Any, takes_image: bool, allow_large: bool) -> tuple[np.ndarray | None, str | None, dict[str, Any]]:
+def _style_input(style: Any, takes_image: bool, allow_large: bool,
+                 scratch_dir: Path | None = None) -> tuple[np.ndarray | None, str | None, dict[str, Any]]:
     """Style image (RGB array) or style name/checkpoint (variant), and its provenance."""
     if not takes_image:
         if not isinstance(style, (str, os.PathLike)):
@@ -78,7 +80,7 @@ def _style_input(style: Any, takes_image: bool, allow_large: bool) -> tuple[np.n
         return arr, None, {"path": "<array>", "sha256": hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()}
     if not isinstance(style, (str, os.PathLike)):
         raise ParameterTypeError(f"style={type(style).__name__}: expected a path or a numpy array")
-    arr = images.read_style(style, "style", allow_large=allow_large)
+    arr = images.read_style(style, "style", allow_large=allow_large, scratch_dir=scratch_dir)
     digest = hashlib.sha256(Path(style).read_bytes()).hexdigest() if Path(style).is_file() else \
         hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
     return arr, None, {"path": str(style), "sha256": digest}
@@ -102,6 +104,7 @@ def stylize(
     allow_large_images: bool = False,
     overwrite: bool = False,
     progress: bool = False,
+    scratch: str | os.PathLike[str] | None = None,
     **settings: Any,
 ) -> Path:
     """Stylize ``content`` with ``style`` into the Zarr store ``out``; return its path.
@@ -130,6 +133,10 @@ def stylize(
     with ``status: complete`` written last.  Rerunning the same call after an interruption
     computes only the missing chunks (same fingerprint: input, style, weights, parameters);
     a store from a different run is refused unless ``overwrite``.
+
+    ``scratch``: where decoded copies of PNG/JPEG inputs go (default ``$URST_DASK_SCRATCH``,
+    else ``<out>.scratch`` beside the output); removed when the run ends, and by the next run
+    if this one is killed (see :mod:`urst_dask.io.scratch`).
     """
     opts, tile_plan, comp, clus = _settings(settings, {StyleOptions: options, TilePlan: plan,
                                                        ComputeOptions: compute, ClusterOptions: cluster})
@@ -145,9 +152,10 @@ def stylize(
             verify_file(wdir / wf.relpath, wf)
         elif not (wdir / wf.relpath).is_file():
             raise WeightsError(f"style={str(style)!r}: checkpoint {wdir / wf.relpath} does not exist")
-    src = _as_source(content, axes, allow_large_images)
+    run_scratch = scratch_io.start(out, scratch)  # decoded PNG/JPEG inputs; stale ones of dead runs removed
+    src = _as_source(content, axes, allow_large_images, run_scratch)
     store.check_not_input(out, src.path)  # before anything is written: --overwrite would delete the input
-    style_img, baked, style_meta = _style_input(style, entry.takes_style_image, allow_large_images)
+    style_img, baked, style_meta = _style_input(style, entry.takes_style_image, allow_large_images, run_scratch)
     variant = variant if entry.takes_style_image else baked
     if isinstance(stats, (str, os.PathLike)):
         stats = store.read_stats(stats)
@@ -159,7 +167,8 @@ def stylize(
     meta = _provenance(src, style_meta, method, variant, wfiles, opts, tile_plan, comp, stats)
     if percentiles is None:  # the dtype mapping: float pixels outside [0, 1] are refused as read, never clipped
         src = require_unit_range(src)
-    with output_lock(out):  # one run per output; the completion marker is written only while held
+    # one run per output; the completion marker is written only while held; the scratch folder goes at the end
+    with scratch_io.removed(run_scratch), output_lock(out):
         state = store.prepare_output(out, meta["fingerprint"], overwrite)
         out_path = Path(out)
         if state == "complete":

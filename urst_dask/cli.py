@@ -1,11 +1,14 @@
 """``urst-dask`` command line: a thin layer over :mod:`urst_dask.api`.
 
-Exit status 0 on success, 2 on bad input (one ``urst-dask: error: ...`` line), 130 on Ctrl-C.
+Exit status 0 on success, 2 on bad input (one ``urst-dask: error: ...`` line), 130 on Ctrl-C,
+143 on SIGTERM (handled like Ctrl-C: the run unwinds and removes its scratch data; a second
+SIGTERM kills at once).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -75,6 +78,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--export", help="also export the result (.png/.jpg/.tif) when done (checked before the run)")
     _add_verbose(p)
+    p.add_argument("--scratch", help="folder for decoded copies of PNG/JPEG inputs (default: $URST_DASK_SCRATCH, "
+                                     "else <out>.scratch); removed at the end, or by the next run if killed")
 
 
 def _add_verbose(p: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
@@ -111,7 +116,7 @@ def _run_kwargs(a: argparse.Namespace) -> dict:
         workers=a.workers, threads_per_worker=a.threads_per_worker, scheduler=a.scheduler, memory=a.memory,
         connect_timeout=a.scheduler_timeout,
         axes=getattr(a, "axes", None), allow_large_images=getattr(a, "allow_large_images", False),
-        verbose=getattr(a, "verbose", False),
+        scratch=getattr(a, "scratch", None), verbose=getattr(a, "verbose", False),
     )
 
 
@@ -251,6 +256,24 @@ def _cmd_weights(a: argparse.Namespace) -> None:
     print(f"weights in {dest}")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a run unwinds exactly as on Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during the cleanup kills at once
+    raise Terminated()
+
+
+def _handle_sigterm() -> tuple[bool, object]:
+    """Install :func:`_terminate` for SIGTERM; return whether it was installed (not outside the
+    main thread, where Python cannot install handlers) and the handler it replaces."""
+    try:
+        return True, signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:
+        return False, None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .cluster import quiet_logging
@@ -259,14 +282,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"stylize": _cmd_stylize, "export": _cmd_export, "demo": _cmd_demo, "compare": _cmd_compare,
                 "methods": _cmd_methods,
                 "weights": _cmd_weights}
+    installed, previous = _handle_sigterm()
     try:
         handlers[args.cmd](args)
     except UrstError as exc:
         print(f"urst-dask: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("urst-dask: terminated (SIGTERM); any output store is left marked incomplete", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("urst-dask: interrupted; any output store is left marked incomplete", file=sys.stderr)
         return 130
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     return 0
 
 

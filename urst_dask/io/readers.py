@@ -7,14 +7,14 @@ levels (SubIFDs or series levels), axes from ``series.axes``, pixel sizes and ch
 from OME-XML; a file whose tiles point past its end is refused as truncated.  The TIFF reader
 is picklable (each worker process reopens the file), unlike tifffile's store.  PNG/JPEG (and
 other Pillow formats) are decoded once and streamed band by band into a temporary Zarr
-(``tempfile.mkdtemp(prefix="urst-dask-")``, honouring ``TMPDIR``; removed at interpreter exit
-by ``atexit``; reused while the file is unchanged), so the graph reads from disk and never
-embeds the pixels.  The temporary Zarr is on this machine's disk: for a cluster on other
-machines, convert the PNG to Zarr first.  16-bit PNGs (gray, gray+alpha, RGB, RGBA) are
-decoded by :mod:`.png` (imagecodecs' libpng) and stay uint16, where Pillow would give 8 bits.
-EXIF orientation is applied.  Images above Pillow's ``Image.MAX_IMAGE_PIXELS`` are refused
-unless ``allow_large=True`` (``--allow-large-images``), which lifts the limit for that read
-only.
+(``tempfile.mkdtemp(prefix="urst-dask-")`` in ``scratch_dir``, by default in ``TMPDIR``;
+removed at interpreter exit by ``atexit``; reused while the file is unchanged), so the graph
+reads from disk and never embeds the pixels.  The temporary Zarr is on this machine's disk:
+for a cluster on other machines, convert the PNG to Zarr first.  16-bit PNGs (gray,
+gray+alpha, RGB, RGBA) are decoded by :mod:`.png` (imagecodecs' libpng) and stay uint16,
+where Pillow would give 8 bits.  EXIF orientation is applied.  Images above Pillow's
+``Image.MAX_IMAGE_PIXELS`` are refused unless ``allow_large=True`` (``--allow-large-images``),
+which lifts the limit for that read only.
 
 Axes.  Given (``axes="TCZYX"``, letters from TCZYXS, S = samples = C, each once, one per
 dimension) or detected: from metadata (NGFF axes, Zarr ``dimension_names`` or
@@ -48,7 +48,7 @@ import numpy as np
 from dask.base import tokenize
 
 from ..errors import InputImageError
-from . import ome, png, validate
+from . import ome, png, scratch, validate
 
 TIFF_SUFFIXES = {".tif", ".tiff", ".btf", ".tf8", ".tf2"}
 SUPPORTED_DTYPES = ("uint8", "uint16", "float32")
@@ -499,12 +499,12 @@ def _band(im: Any, y0: int, y1: int, where: str) -> np.ndarray:
     return band.astype(np.float32) if band.dtype.kind == "f" else band
 
 
-def _read_raster(path: Path, where: str, allow_large: bool) -> _Raw:
+def _read_raster(path: Path, where: str, allow_large: bool, scratch_dir: Path | None = None) -> _Raw:
     import zarr
     from PIL import Image, ImageOps
 
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, str(scratch_dir))
     fmt = "jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else (path.suffix.lower().lstrip(".") or "raster")
     cached = _RASTER_CACHE.get(key)
     if cached and os.path.isdir(cached):
@@ -541,7 +541,7 @@ def _read_raster(path: Path, where: str, allow_large: bool) -> _Raw:
     h, w = im.shape[:2] if isinstance(im, np.ndarray) else im.size[::-1]
     step = 1024
     first = _band(im, 0, min(h, step), where)
-    tmp = tempfile.mkdtemp(prefix="urst-dask-")
+    tmp = tempfile.mkdtemp(prefix="urst-dask-", dir=str(scratch.make(scratch_dir)) if scratch_dir else None)
     _TEMP_DIRS.append(tmp)
     store = os.path.join(tmp, path.name + ".zarr")
     z = zarr.create_array(store, shape=(h, w, first.shape[2]), dtype=first.dtype, fill_value=0,
@@ -596,11 +596,13 @@ def input_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def open_image(path: str | os.PathLike[str], arg: str = "content", *, axes: str | None = None,
-               allow_large: bool = False) -> ImageSource:
+               allow_large: bool = False, scratch_dir: str | os.PathLike[str] | None = None) -> ImageSource:
     """Open an image lazily as an :class:`ImageSource` with an (H, W, C) Dask array.
 
     ``axes`` overrides axis detection (``"YXC"``, ``"CYX"``, ``"TCZYX"``...);
-    ``allow_large`` lifts Pillow's decompression-bomb limit for this file.  Every problem
+    ``allow_large`` lifts Pillow's decompression-bomb limit for this file; ``scratch_dir``
+    is the folder (created if missing, not its parent) that receives the decoded copy of a
+    PNG/JPEG (default: the system's temporary folder; see :mod:`.scratch`).  Every problem
     raises :class:`InputImageError` naming ``arg``, the file and the value.
     """
     p = Path(path)
@@ -616,7 +618,7 @@ def open_image(path: str | os.PathLike[str], arg: str = "content", *, axes: str 
     elif p.suffix.lower() in TIFF_SUFFIXES:
         raw = _read_tiff(p, where)
     else:
-        raw = _read_raster(p, where, allow_large)
+        raw = _read_raster(p, where, allow_large, Path(scratch_dir) if scratch_dir else None)
     return _build(raw, str(path), arg, axes)
 
 
@@ -644,12 +646,12 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def read_style(path: str | os.PathLike[str], arg: str = "style", *, axes: str | None = None,
-               allow_large: bool = False) -> np.ndarray:
+               allow_large: bool = False, scratch_dir: str | os.PathLike[str] | None = None) -> np.ndarray:
     """Read a style image fully into memory as (H, W, 3) RGB in its own dtype.
 
     Any size is accepted (a 1 x 1 style is resized up later); gray is repeated to RGB and
     alpha dropped.  PNG/JPEG above Pillow's limit need ``allow_large``; TIFF/Zarr styles are
     read whole (a 20000 x 20000 RGB uint8 style takes 1.2 GB).
     """
-    src = open_image(path, arg, axes=axes, allow_large=allow_large)
+    src = open_image(path, arg, axes=axes, allow_large=allow_large, scratch_dir=scratch_dir)
     return as_rgb(np.asarray(src.array.compute()))

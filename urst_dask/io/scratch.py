@@ -1,0 +1,123 @@
+"""Where a run keeps its scratch data (the decoded copies of PNG/JPEG inputs), and how a
+leftover is cleaned up.
+
+A run's scratch folder is ``<root>/run-<host>-<pid>-<token>``, where ``<root>`` is, in
+order: the folder given (``--scratch DIR``, ``stylize(scratch=...)``), ``$URST_DASK_SCRATCH``,
+or ``<output>.scratch`` beside the output store.  The run folder is made when the first
+image is decoded into it and removed when the run ends: at the end of ``stylize``, and at
+interpreter exit (``atexit``: Ctrl-C, and SIGTERM, which the CLI turns into the same
+interrupt).  The root is removed when it is left empty.  A run killed outright (``kill -9``,
+a power cut) leaves its folder; the next run with the same root removes every run folder
+of this host whose process is gone (:func:`clean_stale`).  Folders of other hosts cannot be
+checked and are left alone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import OutputError
+from .lock import pid_alive
+
+ENV_VAR = "URST_DASK_SCRATCH"
+SUFFIX = ".scratch"
+PREFIX = "run-"
+
+
+def scratch_root(output: str | os.PathLike[str], given: str | os.PathLike[str] | None = None) -> Path:
+    """The scratch root of a run writing ``output``: ``given``, else ``$URST_DASK_SCRATCH``,
+    else ``<output>.scratch`` beside the resolved output path.  Nothing is created."""
+    if given is not None and str(given):
+        return Path(given).resolve()
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).resolve()
+    p = Path(output).resolve()
+    return p.with_name(p.name + SUFFIX)
+
+
+def run_dir(root: Path) -> Path:
+    """A new run folder's path under ``root`` (not created): ``run-<host>-<pid>-<token>``."""
+    return root / f"{PREFIX}{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def owner(folder: Path) -> tuple[str, int] | None:
+    """(host, pid) of the run that made ``folder``, from its name; ``None`` if the name is not
+    a run folder's."""
+    name = folder.name
+    if not name.startswith(PREFIX):
+        return None
+    parts = name[len(PREFIX):].rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return parts[0], int(parts[1])
+
+
+def clean_stale(root: Path) -> list[Path]:
+    """Remove the run folders under ``root`` left by processes of this host that are gone,
+    and ``root`` itself if that leaves it empty; return the folders removed."""
+    if not root.is_dir():
+        return []
+    host, removed = socket.gethostname(), []
+    for folder in sorted(root.iterdir()):
+        who = owner(folder)
+        if folder.is_dir() and who is not None and who[0] == host and not pid_alive(who[1]):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    _remove_if_empty(root)
+    return removed
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty, already gone, or not ours to remove
+        pass
+
+
+def remove(folder: Path) -> None:
+    """Remove a run folder and its root if that leaves the root empty (idempotent)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    _remove_if_empty(folder.parent)
+
+
+def make(folder: Path) -> Path:
+    """Create the run folder ``folder`` and its root (the root's parent must exist: a missing
+    output folder is not created here); return it.  Failures are :class:`OutputError`."""
+    root = folder.parent
+    try:
+        root.mkdir(exist_ok=True)
+        folder.mkdir(exist_ok=True)
+    except FileNotFoundError:
+        raise OutputError(f"scratch={str(root)!r}: folder {str(root.parent)!r} does not exist") from None
+    except OSError as exc:
+        raise OutputError(f"scratch={str(root)!r}: cannot create the scratch folder ({exc.strerror}); pass "
+                          f"--scratch DIR or set {ENV_VAR}") from None
+    return folder
+
+
+def start(output: str | os.PathLike[str], given: str | os.PathLike[str] | None = None) -> Path:
+    """The scratch folder of a new run writing ``output`` (not created yet): stale folders of
+    dead runs under the same root are removed first, and the new folder is removed at
+    interpreter exit whatever happens (call :func:`remove` to remove it sooner)."""
+    root = scratch_root(output, given)
+    clean_stale(root)
+    folder = run_dir(root)
+    atexit.register(remove, folder)
+    return folder
+
+
+@contextlib.contextmanager
+def removed(folder: Path) -> Iterator[Path]:
+    """Remove the run folder ``folder`` (see :func:`remove`) when the body ends, also on error."""
+    try:
+        yield folder
+    finally:
+        remove(folder)
