@@ -218,7 +218,8 @@ def _read_table(path: str | os.PathLike[str], where: str, cls):
     flat = {}
     for point in order:
         node = grp.get(point)
-        arrays = dict(node.arrays()) if isinstance(node, zarr.Group) else {}
+        # sorted: the store lists arrays in directory order, which varies between file systems
+        arrays = dict(sorted(node.arrays())) if isinstance(node, zarr.Group) else {}
         if not arrays:
             raise OutputError(f"{at}: malformed {what} in {where!r}: point {point!r} is listed but has no arrays")
         for name, arr in arrays.items():
