@@ -152,6 +152,7 @@ def stylize(
             verify_file(wdir / wf.relpath, wf)
         elif not (wdir / wf.relpath).is_file():
             raise WeightsError(f"style={str(style)!r}: checkpoint {wdir / wf.relpath} does not exist")
+    store.check_output_link(out)  # a dangling -o link would place the scratch folder and store at its target
     run_scratch = scratch_io.start(out, scratch)  # decoded PNG/JPEG inputs; stale ones of dead runs removed
     src = _as_source(content, axes, allow_large_images, run_scratch)
     store.check_not_input(out, src.path)  # before anything is written: --overwrite would delete the input

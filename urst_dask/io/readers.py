@@ -2,7 +2,9 @@
 
 Formats.  Zarr v2/v3 arrays and groups (a group's ``"0"`` array); OME-Zarr (NGFF 0.4/0.5,
 also bioformats2raw's ``"0"`` subgroup): levels, axes, pixel sizes and channel labels from the
-metadata.  TIFF/BigTIFF/OME-TIFF through tifffile's Zarr view, never read whole: pyramid
+metadata; a chunk that cannot be decoded (truncated, garbage) is named, with its index, when
+its block is read (:class:`ZarrBlocks`).  A symbolic link that leads nowhere (dangling, or a
+loop) is refused as such.  TIFF/BigTIFF/OME-TIFF through tifffile's Zarr view, never read whole: pyramid
 levels (SubIFDs or series levels), axes from ``series.axes``, pixel sizes and channel names
 from OME-XML; a file whose tiles point past its end is refused as truncated.  The TIFF reader
 is picklable (each worker process reopens the file), unlike tifffile's store.  PNG/JPEG (and
@@ -318,6 +320,50 @@ def _zarr_axes(arr: Any) -> str | None:
     return "".join(letters) if all(letters) else None
 
 
+class ZarrBlocks:
+    """Picklable array-like over a Zarr array, for ``da.from_array``: a chunk that cannot be
+    read (truncated, garbage bytes, a missing codec) becomes an :class:`InputImageError`
+    naming the file, the chunk's key and the block, when that block is read."""
+
+    def __init__(self, array: Any, where: str) -> None:
+        self.array, self.where = array, where
+        self.shape, self.dtype, self.ndim = tuple(array.shape), array.dtype, array.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.array[key])
+        except Exception as exc:  # noqa: BLE001 - codecs report damaged chunks with many types
+            raise InputImageError(f"{self.where}: cannot read {self._describe(key)} ({type(exc).__name__}: "
+                                  f"{_flat(exc)}); the store is damaged: restore that chunk file") from exc
+
+    def _describe(self, key: Any) -> str:
+        """``chunk 'c/1/0/0' (index [20:40, 0:25, 0:3])``: the chunk file under the store
+        holding the block's first pixel, and the block's index."""
+        slices = key if isinstance(key, tuple) else (key,)
+        starts = [s.start or 0 if isinstance(s, slice) else int(s) for s in slices]
+        grid = self.array.shards or self.array.chunks
+        try:
+            name = self.array.metadata.encode_chunk_key(tuple(a // c for a, c in zip(starts, grid)))
+        except Exception:  # noqa: BLE001 - an exotic key encoding: the index still says where
+            name = None
+        name = f"{self.array.path}/{name}" if name and self.array.path else name
+        shown = ", ".join(f"{s.start or 0}:{s.stop if s.stop is not None else n}" if isinstance(s, slice) else str(s)
+                          for s, n in zip(slices, self.shape))
+        return (f"chunk {name!r} " if name else "a chunk ") + f"(index [{shown}])"
+
+
+def _flat(exc: BaseException, limit: int = 200) -> str:
+    """``exc``'s message on one line, at most ``limit`` characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _from_zarr(array: Any, where: str) -> da.Array:
+    """A Zarr array as Dask, chunked as stored, with damaged chunks reported (:class:`ZarrBlocks`)."""
+    return da.from_array(ZarrBlocks(array, where), chunks=array.chunks, lock=False,
+                         name=f"from-zarr-{tokenize(array, 'checked')}", meta=np.empty((0,) * array.ndim, array.dtype))
+
+
 def _read_zarr(path: Path, where: str) -> _Raw:
     import zarr
 
@@ -326,7 +372,7 @@ def _read_zarr(path: Path, where: str) -> _Raw:
     except Exception as exc:  # noqa: BLE001 - zarr raises many types for broken stores
         raise InputImageError(f"{where}: not a readable Zarr store ({exc})") from exc
     if isinstance(node, zarr.Array):
-        return _Raw(da.from_zarr(node), "zarr", _zarr_axes(node))
+        return _Raw(_from_zarr(node, where), "zarr", _zarr_axes(node))
     validate.check_ngff_group(node, where)
     found = ome.find_ngff(node)
     if found is not None:
@@ -335,16 +381,19 @@ def _read_zarr(path: Path, where: str) -> _Raw:
             arrays = [group[p] for p in image.paths]
         except KeyError as exc:
             raise InputImageError(f"{where}: NGFF dataset {exc} listed in the metadata is missing") from exc
+        for p, a in zip(image.paths, arrays):
+            if not isinstance(a, zarr.Array):
+                raise InputImageError(f"{where}: NGFF dataset {p!r} listed in the metadata is a group, not an array")
         base = arrays[0]
         axes = image.axes or _zarr_axes(base)
-        return _Raw(da.from_zarr(base), "ome-zarr", axes, tuple(da.from_zarr(a) for a in arrays[1:]),
+        return _Raw(_from_zarr(base, where), "ome-zarr", axes, tuple(_from_zarr(a, where) for a in arrays[1:]),
                     image.pixel_size, image.channel_names)
     arrays = dict(node.arrays())
     if "0" in arrays:
-        return _Raw(da.from_zarr(arrays["0"]), "zarr", _zarr_axes(arrays["0"]))
+        return _Raw(_from_zarr(arrays["0"], where), "zarr", _zarr_axes(arrays["0"]))
     if len(arrays) == 1:
         only = next(iter(arrays.values()))
-        return _Raw(da.from_zarr(only), "zarr", _zarr_axes(only))
+        return _Raw(_from_zarr(only, where), "zarr", _zarr_axes(only))
     raise InputImageError(f"{where}: Zarr group with arrays {sorted(arrays)}; expected one array or an array named '0'")
 
 
@@ -607,6 +656,9 @@ def open_image(path: str | os.PathLike[str], arg: str = "content", *, axes: str 
     """
     p = Path(path)
     where = _where(path, arg)
+    broken_link = validate.link_problem(p)
+    if broken_link:
+        raise InputImageError(f"{where}: {broken_link}")
     if not p.exists():
         raise InputImageError(f"{where}: no such file or directory")
     if _is_zarr(p):

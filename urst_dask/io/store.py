@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import OutputError
 from ..stats import NormStats, StyleCode
+from . import validate
 
 IMAGE = "0"
 STATS = "urst/stats"
@@ -61,13 +62,24 @@ def zarr_node_type(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def check_output_link(path: str | os.PathLike[str]) -> None:
+    """Refuse an output ``path`` that is a dangling symbolic link or a link loop: writing
+    through it would create the store (and its scratch folder) wherever the link points."""
+    broken_link = validate.link_problem(Path(path))
+    if broken_link:
+        raise OutputError(f"output={str(path)!r}: {broken_link}; remove the link or choose another path")
+
+
 def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
     """Validate that ``path`` can become the output store (before any work is done).
 
     ``overwrite`` replaces an existing Zarr store (array or group), never anything else, and
     never through a symbolic link: deleting the link's target would remove data that lives
-    under another name, so a link is refused with its target named."""
+    under another name, so a link is refused with its target named.  A dangling link (or a
+    link loop) is refused with or without ``overwrite``: the store would be created wherever
+    it points."""
     p = Path(path)
+    check_output_link(p)
     if p.is_symlink() and overwrite:
         raise OutputError(f"output={str(path)!r}: is a symbolic link (to {os.readlink(p)!r}); --overwrite does not "
                           f"delete through links: give the store's real path {str(p.resolve())!r}, or remove the link")

@@ -6,14 +6,20 @@ layout) and refuses, with one :class:`~urst_dask.errors.InputImageError` naming 
 the file, the attribute and its value: a ``multiscales``, ``datasets``, ``axes``,
 ``coordinateTransformations`` or ``omero.channels`` that is not a list, a scale or translation
 that is not a list of numbers, and a dataset path that is empty, absolute or has ``.``/``..``
-segments (it could name an array outside the store).  :func:`check_pixel_size` refuses a
-physical pixel size that is not a finite number > 0, whatever format it came from.
+segments (it could name an array outside the store), a multiscale without datasets, and a
+scale or translation without one value per axis.  :func:`link_problem` describes a symbolic
+link that leads nowhere (dangling, or a loop), for inputs and outputs alike.
+:func:`check_pixel_size` refuses a physical pixel size that is not a finite number > 0,
+whatever format it came from.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import numbers
+import os
+from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import InputImageError
@@ -37,7 +43,9 @@ def _list_of_mappings(where: str, name: str, value: Any) -> list[Mapping[str, An
     return value
 
 
-def _check_transforms(where: str, name: str, value: Any) -> None:
+def _check_transforms(where: str, name: str, value: Any, ndim: int | None = None) -> None:
+    """Refuse transforms that are not a list of objects, a scale or translation that is not a
+    list of numbers, or (``ndim`` known from the axes) one without a value per axis."""
     if value is None:
         return
     for i, t in enumerate(_list_of_mappings(where, name, value)):
@@ -46,6 +54,8 @@ def _check_transforms(where: str, name: str, value: Any) -> None:
                 nums = t[key]
                 if not isinstance(nums, list) or not all(_is_number(v) for v in nums):
                     raise _bad(where, f"{name}[{i}].{key}", nums, "expected a list of numbers")
+                if ndim is not None and len(nums) != ndim:
+                    raise _bad(where, f"{name}[{i}].{key}", nums, f"{len(nums)} values for {ndim} axes")
 
 
 def _check_dataset_path(where: str, name: str, path: Any) -> None:
@@ -71,16 +81,21 @@ def check_ngff_attrs(attrs: Mapping[str, Any], where: str) -> None:
             scales = _list_of_mappings(where, f"{prefix}multiscales", sec["multiscales"])
             for m, ms in enumerate(scales):
                 at = f"{prefix}multiscales[{m}]"
-                datasets = _list_of_mappings(where, f"{at}.datasets", ms.get("datasets", []))
-                for i, ds in enumerate(datasets):
-                    _check_dataset_path(where, f"{at}.datasets[{i}].path", ds.get("path"))
-                    _check_transforms(where, f"{at}.datasets[{i}].coordinateTransformations",
-                                      ds.get("coordinateTransformations"))
-                _check_transforms(where, f"{at}.coordinateTransformations", ms.get("coordinateTransformations"))
                 axes = ms.get("axes")
                 if axes is not None and (not isinstance(axes, list)
                                          or not all(isinstance(a, (str, Mapping)) for a in axes)):
                     raise _bad(where, f"{at}.axes", axes, "expected a list of axis names or objects")
+                ndim = len(axes) if axes else None
+                if ms.get("datasets") is None or ms.get("datasets") == []:
+                    raise _bad(where, f"{at}.datasets", ms.get("datasets"),
+                               "no datasets: expected at least one {'path': ...} naming the image array")
+                datasets = _list_of_mappings(where, f"{at}.datasets", ms["datasets"])
+                for i, ds in enumerate(datasets):
+                    _check_dataset_path(where, f"{at}.datasets[{i}].path", ds.get("path"))
+                    _check_transforms(where, f"{at}.datasets[{i}].coordinateTransformations",
+                                      ds.get("coordinateTransformations"), ndim)
+                _check_transforms(where, f"{at}.coordinateTransformations", ms.get("coordinateTransformations"),
+                                  ndim)
         omero = sec.get("omero")
         if omero is not None:
             if not isinstance(omero, Mapping):
@@ -100,6 +115,21 @@ def check_ngff_group(group: Any, where: str) -> None:
         return
     if isinstance(sub, zarr.Group):
         check_ngff_attrs(dict(sub.attrs), where)
+
+
+def link_problem(path: Path) -> str | None:
+    """What is wrong with ``path`` if it is a symbolic link that leads nowhere: ``"is a
+    symbolic link loop (...)"`` or ``"is a dangling symbolic link (to ..., which does not
+    exist)"``; ``None`` for anything else (a working link, a plain file, a missing path)."""
+    if not path.is_symlink() or path.exists():
+        return None
+    target = os.readlink(path)
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"is a symbolic link loop (to {target!r}, which leads back to itself)"
+    return f"is a dangling symbolic link (to {target!r}, which does not exist)"
 
 
 def check_pixel_size(pixel_size: PixelSize | None, where: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -109,13 +110,28 @@ def load_state_dict(root: Path, wf: WeightFile, *, verify: bool = True) -> dict[
         raise WeightsError(f"weights file missing: {path} ({wf.what or wf.relpath})")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # a pickle of objects other than tensors: never run
+        raise WeightsError(f"weights file {path}: torch.load(weights_only=True) refused it ({_unpickling_why(exc)}): "
+                           "it is not a plain tensor checkpoint, and loading it fully could run code; use a state "
+                           "dict saved with torch.save(model.state_dict())") from exc
     except Exception as exc:  # noqa: BLE001 - torch raises many types for bad files
-        raise WeightsError(f"weights file {path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
+        why = " ".join(str(exc).split())
+        why = why if len(why) <= 300 else why[:297] + "..."
+        raise WeightsError(f"weights file {path}: cannot be loaded ({type(exc).__name__}: {why})") from exc
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
     if not isinstance(obj, dict):
         raise WeightsError(f"weights file {path}: expected a state dict, got {type(obj).__name__}")
     return obj
+
+
+def _unpickling_why(exc: BaseException) -> str:
+    """The useful part of torch's multi-paragraph weights-only refusal, on one line: the
+    ``Unsupported global: GLOBAL posix.system ...`` sentence when there is one."""
+    paragraphs = [" ".join(p.split()) for p in str(exc).split("\n\n") if p.strip()]
+    named = [p for p in paragraphs if re.search(r"GLOBAL|[Uu]nsupported", p)]
+    why = (named or paragraphs or [type(exc).__name__])[0]
+    return why if len(why) <= 200 else why[:197] + "..."
 
 
 def file_status(root: Path, wf: WeightFile) -> str:

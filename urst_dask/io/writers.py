@@ -1,7 +1,7 @@
 """Viewable exports: pyramidal tiled BigTIFF (OME-TIFF), PNG (streamed) and JPEG.
 
-Every writer checks the target first (exists without ``overwrite``, missing or unwritable
-folder -> :class:`OutputError`), writes to ``.<name>.partial`` beside it and renames it into
+Every writer checks the target first (exists without ``overwrite``, a dangling symbolic
+link, missing or unwritable folder -> :class:`OutputError`), writes to ``.<name>.partial`` beside it and renames it into
 place at the end, so a failed export never leaves a half-written file under the real name.
 TIFF and PNG are written band by band from a Dask array (never a whole level in memory);
 JPEG goes through Pillow and is built in memory (at most 65500 px a side).
@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import OutputError, ParameterError
 from ..settings import _Choice
-from . import ome
+from . import ome, validate
 
 JPEG_MAX_SIDE = 65500
 PNG_MAX_SIDE = 2**31 - 1
@@ -30,6 +30,9 @@ BAND_BYTES = 256 << 20  # rows read at once are kept under this
 
 
 def _check_writable_target(path: Path, overwrite: bool) -> None:
+    broken_link = validate.link_problem(path)
+    if broken_link:
+        raise OutputError(f"output={str(path)!r}: {broken_link}; remove the link or choose another path")
     if path.exists() and not overwrite:
         raise OutputError(f"output={str(path)!r}: already exists; pass --overwrite to replace it")
     parent = path.parent if str(path.parent) else Path(".")
