@@ -1,0 +1,68 @@
+"""The output store validated as an OME-Zarr image by an independent implementation,
+``ome-zarr-models`` (a test dependency: the ``test`` extra), rather than by our own reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zarr
+
+import urst_dask
+from conftest import random_image
+
+ome_image = pytest.importorskip("ome_zarr_models.v05.image",
+                                reason="ome-zarr-models is not installed (pip install -e '.[test]')")
+
+
+def ngff_input(path: Path, image: np.ndarray, pixel: float) -> Path:
+    """A (c, y, x) OME-Zarr 0.5 input with ``pixel`` micrometer pixels."""
+    g = zarr.open_group(str(path), mode="w")
+    arr = g.create_array("0", shape=(image.shape[2], *image.shape[:2]), dtype=image.dtype,
+                         chunks=(image.shape[2], 32, 32), dimension_names=("c", "y", "x"))
+    arr[...] = np.moveaxis(image, 2, 0)
+    g.attrs["ome"] = {"version": "0.5", "multiscales": [{
+        "axes": [{"name": "c", "type": "channel"}, {"name": "y", "type": "space", "unit": "micrometer"},
+                 {"name": "x", "type": "space", "unit": "micrometer"}],
+        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, pixel, pixel]}]}]}]}
+    return path
+
+
+@pytest.mark.parametrize("content, channels, dtype", [
+    ("array", 3, "uint8"), ("array", 1, "uint16"), ("array", 4, "uint8"), ("ngff", 3, "uint8"),
+])
+def test_output_store_is_a_valid_ome_zarr_image(tmp_path: Path, client: Any, style_image: np.ndarray, content: str,
+                                                channels: int, dtype: str) -> None:
+    image = random_image(300, 280, seed=11, dtype=np.dtype(dtype))
+    image = image[..., :1] if channels == 1 else (np.concatenate([image, image[..., :1]], axis=2)
+                                                  if channels == 4 else image)
+    source: Any = ngff_input(tmp_path / "in.zarr", image, 0.25) if content == "ngff" else image
+    out = urst_dask.stylize(source, style_image, tmp_path / "out.zarr", method="identity", weights=tmp_path,
+                            client=client, stride=128, margin=8, thumb_size=64)
+    group = zarr.open_group(str(out), mode="r")
+    model = ome_image.Image.from_zarr(group)  # raises pydantic's ValidationError on any violation
+    multiscale = model.ome_attributes.multiscales[0]
+    paths = [ds.path for ds in multiscale.datasets]
+    assert paths[0] == "0" and len(paths) >= 2, paths  # 300 px > 256: one pyramid level below the image
+    assert [a.name for a in multiscale.axes] == ["c", "y", "x"]
+    for level, path in enumerate(paths):
+        arr = group[path]
+        assert arr.shape[0] == channels and arr.dtype == np.dtype(dtype), (path, arr.shape, arr.dtype)
+        scale = multiscale.datasets[level].coordinateTransformations[0].scale
+        base = 0.25 if content == "ngff" else 1.0
+        assert list(scale)[1:] == [base * 2 ** level] * 2, (path, scale)
+
+
+def test_the_validator_rejects_a_store_whose_metadata_lost_its_axes(tmp_path: Path, client: Any,
+                                                                   style_image: np.ndarray) -> None:
+    """The check above can fail: the same kind of store, with its NGFF axes removed, is refused."""
+    out = urst_dask.stylize(random_image(40, 50, seed=12), style_image, tmp_path / "out.zarr", method="identity",
+                            weights=tmp_path, client=client, stride=32, margin=4)
+    group = zarr.open_group(str(out), mode="r+")
+    ome = dict(group.attrs["ome"])
+    ome["multiscales"] = [{k: v for k, v in ms.items() if k != "axes"} for ms in ome["multiscales"]]
+    group.attrs["ome"] = ome
+    with pytest.raises(ValueError):  # pydantic's ValidationError is a ValueError
+        ome_image.Image.from_zarr(zarr.open_group(str(out), mode="r"))
