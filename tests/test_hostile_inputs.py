@@ -301,3 +301,29 @@ def test_a_style_symlink_to_a_directory_is_refused(tmp_path: Path, client: Any) 
                           method="identity", weights=tmp_path, client=client, stride=32, margin=4)
     one_line(info.value, f"style={str(tmp_path / 'style.png')!r}", "is a directory")
     assert not (tmp_path / "out.zarr").exists()
+
+
+def test_a_png_bomb_is_refused_even_with_allow_large_images(tmp_path: Path) -> None:
+    """With the limit lifted, a header over a few bytes of data is still refused before any
+    decoding: deflate cannot inflate 39 bytes to 30 GB of pixels."""
+    bomb = png_header_only(tmp_path / "bomb.png", 100_000, 100_000)
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(InputImageError) as info:
+            images.open_image(bomb, allow_large=True)
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    one_line(info.value, "PNG header claims 100000 x 100000 pixels (30000000000 bytes)", "truncated or forged",
+             "refused even with --allow-large-images")
+    assert seconds < 2.0 and peak < 16 << 20, (seconds, peak)
+
+
+def test_a_large_honest_png_passes_the_inflation_bound(tmp_path: Path) -> None:
+    """The bound refuses no real file: a flat 2000 x 2000 image compresses near deflate's best."""
+    Image.fromarray(np.zeros((2000, 2000, 3), np.uint8)).save(tmp_path / "flat.png", optimize=True)
+    head = readers.png.read_png_header(tmp_path / "flat.png")
+    assert head is not None and head.idat_bytes > 0 and not head.cannot_hold_its_pixels()
+    assert images.open_image(tmp_path / "flat.png", scratch_dir=tmp_path / "s").shape == (2000, 2000, 3)

@@ -7,7 +7,10 @@ PNGs whose header says 16 bits per sample, :func:`decode_png16` decodes with ``i
 key is ignored, as for 8-bit gray/RGB PNGs.  Other PNGs keep going through Pillow.
 
 :func:`read_png_header` reads only the chunk headers (``IHDR``, ``eXIf``), seeking over the
-image data, so it costs a few reads whatever the file's size.
+image data, so it costs a few reads whatever the file's size.  It also sums the ``IDAT``
+lengths: a header that claims more pixels than its compressed data could inflate to
+(:meth:`PngHeader.cannot_hold_its_pixels`) is a truncated or forged file, refused before
+anything is allocated.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 from ..errors import InputImageError
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DEFLATE_MAX_RATIO = 1100  # deflate inflates at most ~1032:1 (zlib on zeros: 1029:1), with slack
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,19 @@ class PngHeader:
     color_type: int  # 0 gray, 2 RGB, 3 palette, 4 gray+alpha, 6 RGBA
     interlaced: bool  # Adam7
     orientation: int = 1  # EXIF orientation 1-8 from the eXIf chunk (1: as stored)
+    idat_bytes: int = 0  # compressed image data: the IDAT chunks' lengths, summed
+
+    @property
+    def pixel_bytes(self) -> int:
+        """Bytes of pixel data the header claims (filter bytes and interlacing not counted)."""
+        samples = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(self.color_type, 4)
+        return self.height * -(-self.width * samples * self.depth // 8)
+
+    def cannot_hold_its_pixels(self) -> bool:
+        """True when the compressed data is too small to inflate to the claimed pixels even at
+        deflate's best ratio (:data:`DEFLATE_MAX_RATIO`): a truncated or forged file, such as a
+        decompression bomb's header over a few bytes."""
+        return self.pixel_bytes > DEFLATE_MAX_RATIO * self.idat_bytes + (64 << 10)
 
 
 def _exif_orientation(data: bytes) -> int:
@@ -53,7 +70,7 @@ def read_png_header(path: str | os.PathLike[str]) -> PngHeader | None:
     with open(path, "rb") as fh:
         if fh.read(8) != SIGNATURE:
             return None
-        ihdr, orientation = None, 1
+        ihdr, orientation, idat = None, 1, 0
         while True:
             head = fh.read(8)
             if len(head) < 8:
@@ -69,11 +86,12 @@ def read_png_header(path: str | os.PathLike[str]) -> PngHeader | None:
             elif tag == b"IEND":
                 break
             else:
+                idat += length if tag == b"IDAT" else 0
                 fh.seek(length + 4, os.SEEK_CUR)
     if ihdr is None:
         return None
     width, height, depth, color_type, _, _, interlace = ihdr
-    return PngHeader(width, height, depth, color_type, bool(interlace), orientation)
+    return PngHeader(width, height, depth, color_type, bool(interlace), orientation, idat)
 
 
 def orient(image: np.ndarray, orientation: int) -> np.ndarray:

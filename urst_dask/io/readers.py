@@ -574,6 +574,12 @@ def _read_raster(path: Path, where: str, allow_large: bool, scratch_dir: Path | 
                 Image.MAX_IMAGE_PIXELS = limit
             fmt = (im.format or fmt).lower() if fmt == "raster" else fmt
             head = png.read_png_header(path) if im.format == "PNG" else None
+            if head is not None and head.cannot_hold_its_pixels():  # before decoding allocates the pixels
+                im.close()
+                raise InputImageError(
+                    f"{where}: PNG header claims {w} x {h} pixels ({head.pixel_bytes} bytes) but the file holds "
+                    f"{head.idat_bytes} bytes of compressed image data, too few to inflate to that: truncated or "
+                    f"forged (a decompression bomb); refused even with {ALLOW_LARGE_FLAG}")
             if head is not None and head.depth == 16:  # Pillow would decode RGB(A) to 8 bits
                 im.close()
                 im = png.decode_png16(path, head, where)
