@@ -51,6 +51,9 @@ BAD = [
     (["c.png", "s.png", "--workers", "0"], "workers=0: must be an integer >= 1"),
     (["c.png", "s.png", "--weights", "{d}/noweights"], "weights file missing: {d}/noweights/wct16x/e1.pth"),
     (["c.png", "s.png", "--weights", "{d}/nowhere"], "weights='{d}/nowhere': not a directory"),
+    (["c.png", "s.png", "--paper", "--margin", "64"], "paper: --paper fixes the geometry (stride 1000, margin 32, crop); drop --margin"),
+    (["c.png", "s.png", "--paper", "--blend", "linear", "--no-align"], "drop --blend, --no-align"),
+    (["c.png", "s.png", "--stride", "16", "--margin", "7"], "stride=16: too small for margin=7 with a network whose size multiple is 16"),
 ]
 
 
@@ -77,11 +80,31 @@ def test_bad_output(files, weights, capsys, target, fragment):
     assert rc == 2 and fragment in capsys.readouterr().err
 
 
-def test_bad_choice_is_argparse_exit_2(files, capsys):
+@pytest.mark.parametrize("option, value, fragment", [("--norm", "batch", "invalid choice: 'batch'"),
+                                                     ("--blend", "feather", "invalid choice: 'feather'"),
+                                                     ("--margin", "wide", "margin='wide': expected a number of pixels or 'auto'")])
+def test_bad_choice_is_argparse_exit_2(files, capsys, option, value, fragment):
     with pytest.raises(SystemExit) as exc:
-        main(["stylize", "c.png", "s.png", "-o", "x.zarr", "--norm", "batch"])
+        main(["stylize", "c.png", "s.png", "-o", "x.zarr", option, value])
     assert exc.value.code == 2
-    assert "invalid choice: 'batch'" in capsys.readouterr().err
+    assert fragment in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, grid", [
+    ([], {"stride": 1000, "margin": 32, "multiple": 1, "blend": "crop", "align": True}),  # auto: passthrough (not measured): 32
+    (["--paper"], {"stride": 1000, "margin": 32, "multiple": 1, "blend": "crop", "align": True}),
+    (["--stride", "40", "--margin", "auto", "--blend", "gaussian"],
+     {"stride": 40, "margin": 19, "multiple": 1, "blend": "gaussian", "align": True}),  # auto stays < stride/2
+    (["--stride", "40", "--margin", "8", "--no-align"], {"stride": 40, "margin": 8, "multiple": 1, "blend": "crop",
+                                                         "align": False}),
+])
+def test_tiling_options_reach_the_store(files, capsys, argv, grid):
+    """The CLI's tiling options, as resolved against the network, are recorded in the store."""
+    out = files / "grid.zarr"
+    rc = main(["stylize", str(files / "c.png"), str(files / "s.png"), "-o", str(out), "--method", "passthrough",
+               "--weights", str(files), "--no-progress", "--workers", "1", *argv])
+    assert rc == 0, capsys.readouterr().err
+    assert store.read_attrs(out)["tile_grid"] == grid
 
 
 def test_stylize_and_export_with_real_weights(files, weights, capsys):

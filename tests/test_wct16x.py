@@ -122,3 +122,13 @@ def test_per_window_in_is_less_consistent_than_tin(tiled_vs_whole):
     assert dev_tin < 3.0
     assert dev_in > 3 * dev_tin
     assert _psnr(tiled_vs_whole["in"], tiled_vs_whole["whole"]) < _psnr(tiled_vs_whole["tin"], tiled_vs_whole["whole"])
+
+
+def test_margin_auto_gives_wct16x_its_measured_margin(weights):
+    """``--margin auto`` (the default) resolves to the margin measured seam-free for wct16x;
+    windows then start on its 16-px grid and span 1136 px at stride 1000."""
+    info = get_model(ModelSpec("wct16x", str(weights))).info
+    grid = TilePlan().resolve(info.size_multiple, info.seam_margin, info.receptive_field)
+    assert (info.size_multiple, info.seam_margin, grid.margin) == (16, 64, 64)
+    middle = grid.axis_windows(4000)[1]
+    assert (middle.lo % 16, middle.hi - middle.lo) == (0, 1136)
