@@ -22,36 +22,23 @@ Pure Python: no numpy arrays, no torch, no Dask.
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 from typing import Union
 
 from ..errors import ParameterError, ParameterTypeError, bad_value
+from ..settings import _Choice
 
 MIN_STRIDE = 16
 PAPER_STRIDE, PAPER_MARGIN = 1000, 32  # the paper's 1064-px windows at stride 1000
 
 
-class Blend(str, enum.Enum):
+class Blend(_Choice):
     """How overlapping window outputs are combined (MONAI's sliding-window modes, on tiles)."""
 
     CROP = "crop"  # keep each window's centre only: the paper's assembling
     LINEAR = "linear"  # linear ramps across the 2*margin overlap band: weights sum to one
     GAUSSIAN = "gaussian"  # a Gaussian importance map per window (sigma = 1/8 of its side), normalized
-
-    @classmethod
-    def parse(cls, value: "str | Blend", arg: str = "blend") -> "Blend":
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, str):
-            for m in cls:
-                if m.value == value.lower():
-                    return m
-        raise ParameterError(f"{arg}={value!r}: must be one of {', '.join(m.value for m in cls)}")
-
-    def __str__(self) -> str:  # pragma: no cover - cosmetic
-        return self.value
 
 
 AUTO = "auto"
@@ -96,7 +83,7 @@ class TilePlan:
             if 2 * margin >= stride:
                 raise bad_value("margin", self.margin, f"must be < stride/2 = {stride / 2:g}")
             object.__setattr__(self, "margin", margin)
-        object.__setattr__(self, "blend", Blend.parse(self.blend))
+        object.__setattr__(self, "blend", Blend.parse(self.blend, "blend"))
         if not isinstance(self.align, bool):
             raise ParameterTypeError(f"align={self.align!r}: must be a bool")
 
