@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import signal
 import sys
 import threading
 import warnings
@@ -171,16 +172,32 @@ def connect(options: ClusterOptions, client: Client | None = None) -> Iterator[C
         with warnings.catch_warnings():
             if not options.verbose:  # "Port 8787 is already in use": another cluster runs; ours takes any port
                 warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
-            cluster = stack.enter_context(LocalCluster(
+            cluster = stack.enter_context(_workers_ignore_sigint(LocalCluster, dict(
                 n_workers=options.workers,
                 threads_per_worker=options.threads_per_worker,
                 processes=options.processes,
                 dashboard_address=None,
                 silence_logs=logging.ERROR if options.verbose else logging.CRITICAL,
-            ))
+            )))
         c = stack.enter_context(Client(cluster))
         _register(c, dataclasses.replace(options, torch_threads=n))
         yield c
+
+
+def _workers_ignore_sigint(factory: Any, kwargs: dict[str, Any]) -> Any:
+    """``factory(**kwargs)`` (a :class:`LocalCluster`) with SIGINT ignored while it spawns its
+    worker processes, which inherit that: Ctrl-C in a terminal reaches the whole process group,
+    and a worker would otherwise die printing a ``KeyboardInterrupt`` traceback while this
+    process unwinds and closes the cluster.  Outside the main thread (no signal handlers
+    there) the cluster starts as it is; a Ctrl-C during the start itself is ignored."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:
+        return factory(**kwargs)
+    try:
+        return factory(**kwargs)
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 QUIET_LOGGERS = ("distributed", "asyncio", "tornado", "bokeh")
