@@ -138,6 +138,19 @@ def create_output(
     p = check_output_path(path, overwrite)
     if p.exists():
         shutil.rmtree(p)
+    try:
+        _create(p, shape, chunk, dtype, attrs, stats, style)
+    except OSError as exc:  # disk full...: a half-made store would be refused by the rerun, so none is left
+        shutil.rmtree(p, ignore_errors=True)
+        raise write_failed(p, exc, "the store", resumes=False) from exc
+    return p
+
+
+def _create(p: Path, shape: tuple[int, int, int], chunk: int, dtype: str, attrs: Mapping[str, Any],
+            stats: NormStats | None, style: StyleCode | None) -> None:
+    """The writes of :func:`create_output`, into the (absent) folder ``p``."""
+    import zarr
+
     root = zarr.open_group(str(p), mode="w", zarr_format=3)
     # write_empty_chunks: every written chunk exists on disk, so chunk presence == done.
     # Chunks are clamped to the image: a stride larger than the image would otherwise make
@@ -151,7 +164,6 @@ def create_output(
     if style is not None:
         _write_table(p, STYLE, style)
     root.attrs[ATTR] = {**attrs, "status": "running"}
-    return p
 
 
 def prepare_output(path: str | os.PathLike[str], fingerprint: str, overwrite: bool) -> str:
@@ -281,24 +293,32 @@ def write_region(path: str, y0: int, x0: int, block: np.ndarray) -> None:
                                       f"columns {x0}:{x0 + block.shape[1]}") from exc
 
 
-def write_failed(path: str | os.PathLike[str], exc: OSError, what: str = "it") -> OutputError:
-    """The one-line error for a failed write into the output ``path``."""
+def write_failed(path: str | os.PathLike[str], exc: OSError, what: str = "it", *, resumes: bool = True) -> OutputError:
+    """The one-line error for a failed write into the output ``path``; ``resumes=False`` while
+    the store is created (it is removed, and the rerun starts afresh)."""
     why = exc.strerror or str(exc) or type(exc).__name__
     hint = " (disk full: free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else " (fix the cause"
     where = f" at {exc.filename!r}" if exc.filename else ""
-    return OutputError(f"output={str(path)!r}: cannot write {what}: {why}{where}{hint}, then rerun the same "
-                       "command: it resumes; the store stays marked running until then)")
+    after = ("it resumes; the store stays marked running until then)" if resumes
+             else "nothing is left under that name)")
+    verb = "write" if resumes else "create"
+    return OutputError(f"output={str(path)!r}: cannot {verb} {what}: {why}{where}{hint}, then rerun the same "
+                       f"command: {after}")
 
 
 def mark_complete(path: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> None:
-    """Flip the status to ``complete``: the last write of a run."""
+    """Flip the status to ``complete``: the last write of a run.  An ``OSError`` (disk full...)
+    becomes an :class:`OutputError` naming the store, which stays ``running``."""
     import zarr
 
-    root = zarr.open_group(str(path), mode="r+")
-    meta = dict(root.attrs[ATTR])
-    meta.update(extra or {})
-    meta["status"] = "complete"
-    root.attrs[ATTR] = meta
+    try:
+        root = zarr.open_group(str(path), mode="r+")
+        meta = dict(root.attrs[ATTR])
+        meta.update(extra or {})
+        meta["status"] = "complete"
+        root.attrs[ATTR] = meta
+    except OSError as exc:
+        raise write_failed(path, exc, "the completion marker") from exc
 
 
 def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
