@@ -317,11 +317,7 @@ def check_export_target(out: str | os.PathLike[str], *, overwrite: bool = False)
                           f"name, e.g. {str(p / ('image' + suffix))!r}, or remove the directory")
     if p.exists() and not overwrite:
         raise OutputError(f"output={str(out)!r}: already exists; pass --overwrite to replace it")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output={str(out)!r}: folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"output={str(out)!r}: folder {str(parent)!r} is not writable")
+    store.check_folder(p, str(out))
     return p
 
 

@@ -88,12 +88,18 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
             raise OutputError(f"output={str(path)!r}: already exists and is not a Zarr store; {NOT_A_STORE_HINT}")
         if not overwrite:
             raise OutputError(f"output={str(path)!r}: already exists; pass --overwrite to replace it")
+    check_folder(p, str(path))
+    return p
+
+
+def check_folder(p: Path, given: str) -> None:
+    """The folder that will hold the output ``p`` exists and is writable (``given``: the
+    path as the user wrote it, for the message)."""
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
-        raise OutputError(f"output={str(path)!r}: folder {str(parent)!r} does not exist")
+        raise OutputError(f"output={given!r}: folder {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK):
-        raise OutputError(f"output={str(path)!r}: folder {str(parent)!r} is not writable")
-    return p
+        raise OutputError(f"output={given!r}: folder {str(parent)!r} is not writable")
 
 
 def check_not_input(output: str | os.PathLike[str], content: str | os.PathLike[str]) -> None:
