@@ -66,3 +66,41 @@ def test_the_validator_rejects_a_store_whose_metadata_lost_its_axes(tmp_path: Pa
     group.attrs["ome"] = ome
     with pytest.raises(ValueError):  # pydantic's ValidationError is a ValueError
         ome_image.Image.from_zarr(zarr.open_group(str(out), mode="r"))
+
+
+# ------------------------------------------- the TIFF export's OME-XML against the OME schema
+
+
+@pytest.mark.parametrize("channels, dtype", [(3, "uint8"), (1, "uint16"), (4, "uint8"), (3, "float32")])
+def test_tiff_export_ome_xml_validates_against_the_ome_schema(tmp_path: Path, client: Any, style_image: np.ndarray,
+                                                              channels: int, dtype: str) -> None:
+    """The OME-XML of ``export .tif`` is valid against the OME 2016-06 XSD (``ome-types``'s
+    validator, a test dependency), for RGB, gray uint16 with pixel sizes, RGBA and float."""
+    ome_types = pytest.importorskip("ome_types", reason="ome-types is not installed (pip install -e '.[test]')")
+    import tifffile
+
+    image = random_image(90, 120, seed=12, dtype=np.dtype(dtype))
+    image = image[..., :1] if channels == 1 else (np.concatenate([image, image[..., :1]], axis=2)
+                                                  if channels == 4 else image)
+    source: Any = ngff_input(tmp_path / "in.zarr", image, 0.5) if channels == 1 else image
+    out = urst_dask.stylize(source, style_image, tmp_path / "out.zarr", method="identity", weights=tmp_path,
+                            client=client, stride=64, margin=8, thumb_size=32)
+    tif = urst_dask.export(out, tmp_path / "out.tif")
+    with tifffile.TiffFile(tif) as tf:
+        xml = tf.pages[0].description
+    ome_types.validate_xml(xml)  # raises on any schema violation
+    ome = ome_types.from_xml(xml)
+    pixels = ome.images[0].pixels
+    assert (pixels.size_x, pixels.size_y, pixels.size_c) == (120, 90, channels)
+    if channels == 1:
+        assert pixels.physical_size_x == pytest.approx(0.5)
+
+
+def test_the_schema_check_can_fail() -> None:
+    """The control: OME-XML missing a required attribute (SizeX) is refused by the validator."""
+    ome_types = pytest.importorskip("ome_types", reason="ome-types is not installed (pip install -e '.[test]')")
+    xml = ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
+           '<Image ID="Image:0"><Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" SizeY="2" SizeC="1" '
+           'SizeZ="1" SizeT="1"><TiffData/></Pixels></Image></OME>')
+    with pytest.raises(Exception, match="SizeX"):
+        ome_types.validate_xml(xml)
