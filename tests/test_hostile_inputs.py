@@ -17,7 +17,6 @@ import struct
 import time
 import tracemalloc
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 

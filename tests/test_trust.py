@@ -16,7 +16,7 @@ from PIL import Image
 import urst_dask
 from conftest import random_image
 from urst_dask.cli import main
-from urst_dask.errors import OutputError, UrstError
+from urst_dask.errors import OutputError
 from urst_dask.io import store
 
 
@@ -184,7 +184,7 @@ def test_own_pid_lock_refuses_a_new_output(run, tmp_path):
 def test_lock_from_another_host_is_refused_with_what_to_do(run, tmp_path):
     out = tmp_path / "new.zarr"
     lock = write_lock(out, 12345, host="elsewhere.invalid")
-    with pytest.raises(OutputError, match=f"host 'elsewhere.invalid'.*delete the lock file if that run is gone"):
+    with pytest.raises(OutputError, match="host 'elsewhere.invalid'.*delete the lock file if that run is gone"):
         run(random_image(40, 50, seed=9), out)
     assert lock.exists() and not out.exists()
 

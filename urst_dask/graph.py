@@ -224,9 +224,9 @@ def stylize_array(
     wide (see :meth:`TileGrid.axis_chunks`).  One ``map_overlap`` (no boundary padding:
     windows stop at the image border as whole-image inference does) hands each task its
     block plus the neighbours' pixels; the task stylizes the block's grid-aligned windows and
-    cuts their outputs into weighted pieces.  A second, blockwise layer adds the pieces of
-    each output block (its own window's, plus the neighbours' for ``linear``/``gaussian``) and
-    converts to the output dtype.  ``whole=True`` makes the whole image one window.
+    cuts their outputs into pieces, one per output block they reach.  A second, blockwise
+    layer weights and adds the pieces of each output block (its own window's, plus the
+    neighbours' for ``linear``/``gaussian``) and converts to the output dtype.  ``whole=True`` makes the whole image one window.
     ``style`` and ``stats`` become one graph key each; the window tasks carry ``resources``
     (e.g. ``{"GPU": 1}``).  A :class:`TilePlan` is resolved here against the network, which
     this process then loads; the pipeline passes a resolved :class:`TileGrid`.

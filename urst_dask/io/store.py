@@ -139,7 +139,6 @@ def create_output(
     overwrite: bool = False,
 ) -> Path:
     """Create the store with status ``running``, its provenance, statistics and style code."""
-    import zarr
 
     p = check_output_path(path, overwrite)
     if p.exists():
