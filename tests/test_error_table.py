@@ -321,7 +321,7 @@ def test_error_table(row, tmp_path, weights, client, style_image, capsys, monkey
         assert "\n" not in str(info.value) and fragment in str(info.value), str(info.value)
     elif row.kind == "cli":
         seen: list[BaseException] = []
-        handler = getattr(cli, f"_cmd_{made[0]}")
+        handler = cli.run_command
 
         def recording(args: Any) -> None:
             try:
@@ -330,7 +330,7 @@ def test_error_table(row, tmp_path, weights, client, style_image, capsys, monkey
                 seen.append(exc)
                 raise
 
-        monkeypatch.setattr(cli, f"_cmd_{made[0]}", recording)
+        monkeypatch.setattr(cli, "run_command", recording)
         capsys.readouterr()
         rc = cli.main(made)
         line = _one_error_line(capsys.readouterr().err)

@@ -1,0 +1,78 @@
+"""``urst-dask`` command line: a thin layer over :mod:`urst_dask.api`.
+
+Exit status 0 on success, 2 on bad input (one ``urst-dask: error: ...`` line), 130 on Ctrl-C,
+143 on SIGTERM (handled like Ctrl-C: the run unwinds and removes its scratch data; a second
+SIGTERM kills at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Sequence
+
+from .. import __version__
+from ..errors import UrstError
+from . import images, info
+from .options import add_verbose
+
+# Each command module has ``register(subparsers)``, which adds its parsers with ``func=handler``.
+COMMANDS = (images, info)
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="urst-dask", description="Ultra-resolution style transfer (URST) on Dask.")
+    ap.add_argument("--version", action="version", version=f"urst-dask {__version__}")
+    add_verbose(ap, default=False)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for module in COMMANDS:
+        module.register(sub)
+    return ap
+
+
+def run_command(args: argparse.Namespace) -> None:
+    """Run the handler the parsed command registered (one place, so tests can watch it)."""
+    args.func(args)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a run unwinds exactly as on Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during the cleanup kills at once
+    raise Terminated()
+
+
+def _handle_sigterm() -> tuple[bool, object]:
+    """Install :func:`_terminate` for SIGTERM; return whether it was installed (not outside the
+    main thread, where Python cannot install handlers) and the handler it replaces."""
+    try:
+        return True, signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:
+        return False, None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from ..cluster import quiet_logging
+
+    quiet_logging(args.verbose)  # one line per failure; -v adds the workers' tracebacks
+    installed, previous = _handle_sigterm()
+    try:
+        run_command(args)
+    except UrstError as exc:
+        print(f"urst-dask: error: {exc}", file=sys.stderr)
+        return 2
+    except Terminated:
+        print("urst-dask: terminated (SIGTERM); any output store is left marked incomplete", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print("urst-dask: interrupted; any output store is left marked incomplete", file=sys.stderr)
+        return 130
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+    return 0
+

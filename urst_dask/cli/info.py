@@ -1,0 +1,74 @@
+"""``compare``, ``methods`` and ``weights``: looking at results and managing networks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import ParameterError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="seam score of an image (and PSNR/SSIM against a reference)")
+    p.add_argument("image", help="an output store or an image file")
+    p.add_argument("reference", nargs="?", help="the image to compare with (e.g. a --whole result)")
+    p.add_argument("--stride", type=int, help="tile stride for the seam score (default: the store's, else 1000)")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("methods", help="list the style networks and whether their weights are found")
+    p.add_argument("--weights")
+    p.set_defaults(func=_cmd_methods)
+
+    p = sub.add_parser("weights", help="manage pretrained weights")
+    wsub = p.add_subparsers(dest="wcmd", required=True)
+    f = wsub.add_parser("fetch", help="download weights from their upstream URLs, verifying sha256")
+    f.add_argument("methods", nargs="*", help="methods to fetch (default: all with a public download)")
+    f.add_argument("--dest", help="folder (default: $URST_DASK_WEIGHTS, then the user cache)")
+    f.add_argument("--mirror", help="http://host:port replacing the upstream host (mirrors, tests)")
+    wsub.add_parser("where", help="print the weights folder in use")
+    p.set_defaults(func=_cmd_weights)
+
+
+def _cmd_compare(a: argparse.Namespace) -> None:
+    from ..api import compare
+
+    figures = compare(a.image, a.reference, stride=a.stride)
+    print(f"seam score (stride {figures['stride']}): " + (f"{figures['seam']:.3f}" if figures["seam"] is not None
+                                                          else "n/a (no tile boundary 48 px inside the image)"))
+    print("  1.0: tile boundaries as smooth as the rest of the image; above ~1.1 seams start to show")
+    if a.reference:
+        print(f"PSNR: {figures['psnr']:.2f} dB")
+        print(f"SSIM: {figures['ssim']:.4f}")
+
+
+def _cmd_methods(a: argparse.Namespace) -> None:
+    from ..io.weights import resolve_weights_dir
+    from ..models import METHODS, weights_report
+
+    wdir = resolve_weights_dir(a.weights)
+    print(f"weights folder: {wdir}")
+    for name, files in weights_report(wdir).items():
+        ok = sum(v == "ok" for v in files.values())
+        print(f"{name:10s} {ok}/{len(files)} files ok  {METHODS[name].summary}")
+        for rel, status in files.items():
+            if status != "ok":
+                print(f"{'':10s}   {status:8s} {rel}")
+
+
+def _cmd_weights(a: argparse.Namespace) -> None:
+    from ..io.weights import fetch, resolve_weights_dir
+    from ..models import METHODS, method_entry
+
+    if a.wcmd == "where":
+        print(resolve_weights_dir(None))
+        return
+    dest = Path(a.dest) if a.dest else resolve_weights_dir(None)
+    names = a.methods or list(METHODS)
+    files = []
+    for n in names:
+        mod = method_entry(n).load_module()
+        files += [wf for wf in getattr(mod, "ALL_WEIGHTS", mod.WEIGHTS) if wf.url or a.methods]
+    if not files:
+        raise ParameterError(f"methods={names!r}: nothing with a public download")
+    fetch(files, dest, mirror=a.mirror, log=lambda s: print(s, flush=True))
+    print(f"weights in {dest}")
