@@ -17,8 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ParameterError
-from .stats import NormStats
+from ..errors import ParameterError
+from ..stats import NormStats
 
 SEAM_OFFSETS = (16, 32, 48)
 
