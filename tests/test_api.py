@@ -138,7 +138,7 @@ def test_exports(run, tmp_path):
 
 def test_model_loaded_once_per_process(run):
     """36 windows over two runs: the network is built once in this (worker) process."""
-    from urst_dask.runtime import load_count
+    from urst_dask.engine import load_count
 
     run(random_image(60, 60, seed=20), "warm.zarr", stride=16, margin=4)
     before = load_count("identity")

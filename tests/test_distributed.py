@@ -44,7 +44,7 @@ import urst_dask
 from conftest import random_image
 from urst_dask.cluster import gpu_resources
 from urst_dask.io import store
-from urst_dask.runtime import load_count
+from urst_dask.engine import load_count
 
 toy_slow.register()
 
@@ -302,9 +302,9 @@ def wct_runs(pair, weights, style_image, tmp_path_factory) -> SimpleNamespace:
 
 
 def _malloc_settings() -> dict:
-    from urst_dask import runtime
+    from urst_dask.engine import process
 
-    return dict(runtime.MALLOC)
+    return dict(process.MALLOC)
 
 
 @pytest.fixture(scope="module")
@@ -379,7 +379,7 @@ def test_statistics_are_one_key_of_the_tile_graph():
     import dask.array as da
 
     from urst_dask import graph
-    from urst_dask.runtime import ModelSpec
+    from urst_dask.engine import ModelSpec
     from urst_dask.settings import Precision
     from urst_dask.stats import NormStats, StyleCode
     from urst_dask.tiling import TilePlan, WindowJob

@@ -13,7 +13,7 @@ from urst_dask import graph
 from urst_dask.io.images import read_style
 from urst_dask.models import METHODS
 from urst_dask.preprocess import from_unit, hwc_to_nchw, nchw_to_hwc, to_unit
-from urst_dask.runtime import ModelSpec, get_model
+from urst_dask.engine import ModelSpec, get_model
 from urst_dask.settings import Precision
 from urst_dask.tiling import TilePlan
 from urst_dask.synthetic import demo_style

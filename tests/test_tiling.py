@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from conftest import random_image
 from urst_dask import graph
-from urst_dask.runtime import ModelSpec, get_model
+from urst_dask.engine import ModelSpec, get_model
 from urst_dask.settings import Precision
 from urst_dask.stats import NormStats
 from urst_dask.tiling import Blend, TilePlan, WindowJob

@@ -12,7 +12,7 @@ from urst_dask import graph
 from urst_dask.io.weights import load_state_dict, sha256_file
 from urst_dask.models import wct16x
 from urst_dask.preprocess import from_unit, hwc_to_nchw, nchw_to_hwc, to_unit
-from urst_dask.runtime import ModelSpec, get_model
+from urst_dask.engine import ModelSpec, get_model
 from urst_dask.settings import Precision
 from urst_dask.tiling import TilePlan
 from urst_dask.tiling import WindowJob

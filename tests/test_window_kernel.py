@@ -9,9 +9,9 @@ import torch
 from conftest import random_image
 from urst_dask import kernels
 from urst_dask.preprocess import hwc_to_nchw, preserve_colour
-from urst_dask.runtime import ModelSpec, get_model
+from urst_dask.engine import ModelSpec, get_model
 from urst_dask.settings import Precision
-from urst_dask import runtime
+from urst_dask.engine import batchcap
 from urst_dask.stats import NormStats
 from urst_dask.tiling import WindowJob, WindowMemoryError, finish, stylize_window, stylize_windows
 from urst_dask import graph
@@ -108,7 +108,7 @@ class _SmallDevice(_FakeNet):
 
 @pytest.fixture
 def fresh_caps(monkeypatch):
-    monkeypatch.setattr(runtime, "_batch_caps", {})
+    monkeypatch.setattr(batchcap, "_batch_caps", {})
 
 
 _STATS = NormStats.build("small", {})
@@ -123,7 +123,7 @@ def test_out_of_memory_halves_the_batch_and_remembers_it(fresh_caps):
         np.testing.assert_array_equal(finish(got, _job(), 3), want)
     # 7 same-shape windows: 7 -> 3 -> 1 ... the odd-shaped window alone
     assert model.calls[:3] == [7, 3, 1] and max(model.calls[3:]) <= 2
-    assert runtime.batch_cap(model.device) == 1
+    assert batchcap.batch_cap(model.device) == 1
     model.calls.clear()
     stylize_windows(windows[:4], model, None, _STATS, _job(), batch=4)
     assert model.calls == [1, 1, 1, 1]  # the process remembers: no new out-of-memory round trip
@@ -132,7 +132,7 @@ def test_out_of_memory_halves_the_batch_and_remembers_it(fresh_caps):
 def test_out_of_memory_with_one_window_per_call_still_explains(fresh_caps):
     with pytest.raises(WindowMemoryError, match="12x10 window"):
         stylize_windows([random_image(12, 10, seed=1)] * 4, _SmallDevice(fits=0), None, _STATS, _job(), batch=4)
-    assert runtime.batch_cap("cpu") == 1
+    assert batchcap.batch_cap("cpu") == 1
 
 
 def test_per_window_statistics_never_share_a_call(fresh_caps):

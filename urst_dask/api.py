@@ -24,6 +24,9 @@ import numpy as np
 
 from . import __version__, graph
 from .cluster import ClusterOptions, connect, gpu_resources, run
+from .engine import timing
+from .engine.backends import precheck
+from .engine.models import ModelSpec
 from .errors import OutputError, ParameterError, ParameterTypeError, UrstError, WeightsError
 from .io import images, store
 from .io import scratch as scratch_io
@@ -32,7 +35,6 @@ from .io.readers import input_identity, require_unit_range
 from .io.validate import check_min_side
 from .io.weights import resolve_weights_dir, verify_file
 from .models import method_entry
-from .runtime import ModelSpec
 from .preprocess import dtype_scale
 from .settings import ComputeOptions, NormMode, StyleOptions, parse_intensity
 from .stats import NormStats
@@ -124,9 +126,10 @@ def stylize(
     (:class:`StyleOptions`); ``stride``, ``margin`` (pixels or ``"auto"``), ``blend``
     ("crop" | "linear" | "gaussian"), ``align`` (:class:`TilePlan`; ``TilePlan.paper()`` is
     the paper's exact geometry); ``device``,
-    ``precision``, ``whole``, ``batch`` (windows per network call) (:class:`ComputeOptions`); ``scheduler``, ``workers``,
-    ``threads_per_worker``, ``processes`` (:class:`ClusterOptions`).  ``stats`` reuses
-    statistics (a NormStats or a previous output store) instead of a thumbnail pass.
+    ``precision`` ("auto": bf16 where the hardware has it), ``backend`` ("auto" | "eager" |
+    "inductor" | "openvino"), ``whole``, ``batch`` (windows per network call)
+    (:class:`ComputeOptions`); ``scheduler``, ``workers``, ``threads_per_worker``, ``processes``
+    (:class:`ClusterOptions`).  ``stats`` reuses statistics (a NormStats or a previous output store) instead of a thumbnail pass.
 
     The output is a Zarr v3 group: array ``"0"`` (H, W, 3) in the input dtype, chunks
     ``stride``; ``urst/stats`` the statistics; attributes ``urst_dask`` the provenance,
@@ -140,6 +143,7 @@ def stylize(
     """
     opts, tile_plan, comp, clus = _settings(settings, {StyleOptions: options, TilePlan: plan,
                                                        ComputeOptions: compute, ClusterOptions: cluster})
+    timing.start()  # the per-stage summary that verbose runs print at the end
     entry = method_entry(method)
     if opts.alpha != 1.0 and not entry.supports_alpha:
         raise ParameterError(f"alpha={opts.alpha!r}: {method} has no content/style blend; leave alpha at 1")
@@ -154,7 +158,8 @@ def stylize(
             raise WeightsError(f"style={str(style)!r}: checkpoint {wdir / wf.relpath} does not exist")
     store.check_output_link(out)  # a dangling -o link would place the scratch folder and store at its target
     run_scratch = scratch_io.start(out, scratch)  # decoded PNG/JPEG inputs; stale ones of dead runs removed
-    src = _as_source(content, axes, allow_large_images, run_scratch)
+    with timing.stage("decode input"):
+        src = _as_source(content, axes, allow_large_images, run_scratch)
     store.check_not_input(out, src.path)  # before anything is written: --overwrite would delete the input
     style_img, baked, style_meta = _style_input(style, entry.takes_style_image, allow_large_images, run_scratch)
     variant = variant if entry.takes_style_image else baked
@@ -163,6 +168,7 @@ def stylize(
     if stats is not None and stats.method != method:
         raise ParameterError(f"stats: collected for method {stats.method!r}, not {method!r}")
 
+    precheck(comp)  # --backend openvino without the package: one line naming the extra, before any work
     spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device)
     percentiles = parse_intensity(opts.intensity)
     meta = _provenance(src, style_meta, method, variant, wfiles, opts, tile_plan, comp, stats)
@@ -204,7 +210,7 @@ def stylize(
                 store.create_output(out_path, src.shape, tile_plan.stride, str(src.array.dtype), attrs, thumb_stats,
                                     style_code, overwrite=overwrite)
             job = WindowJob(alpha=opts.alpha, precision=comp.precision, preserve_color=opts.preserve_color,
-                            out_dtype=str(src.array.dtype), intensity=window)
+                            out_dtype=str(src.array.dtype), intensity=window, backend=comp.backend)
             stylized = graph.stylize_array(src.array, spec, style_code, thumb_stats, grid, job, whole=comp.whole,
                                            batch=comp.batch, resources=resources)
             todo = graph.missing_blocks(stylized, tile_plan.stride, store.present_chunks(out_path) if state == "resume" else set())
@@ -217,12 +223,17 @@ def stylize(
                     f", strip of windows {done + 1}-{done + len(strip)}" if len(strip) < len(todo) else "")
                 run(c, graph.write_blocks(stylized, str(out_path), strip), progress=progress, label=label)
                 done += len(strip)
+            timing.gather_compile_times(c)
             try:
-                levels = images.write_ngff_pyramid(out_path, pixel_size=src.pixel_size,
-                                                   channel_names=src.channel_names, channels=src.channels)
+                with timing.stage("pyramid"):
+                    levels = images.write_ngff_pyramid(out_path, pixel_size=src.pixel_size,
+                                                       channel_names=src.channel_names, channels=src.channels)
             except OSError as exc:  # disk full...: one line naming the store, which stays 'running'
                 raise store.write_failed(out_path, exc, "the pyramid levels") from exc
-        store.mark_complete(out_path, {"finished": _now(), "pyramid_levels": list(levels)})
+        with timing.stage("completion marker"):
+            store.mark_complete(out_path, {"finished": _now(), "pyramid_levels": list(levels)})
+        if clus.verbose:
+            timing.report()
         return out_path
 
 

@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -25,7 +26,8 @@ from distributed.diagnostics.progressbar import TextProgressBar
 from dask.utils import format_time
 
 from .errors import ParameterError, SchedulerError
-from .runtime import COMPACT_MMAP_THRESHOLD, set_mmap_threshold, set_torch_threads, torch_threads_for
+from .engine import timing
+from .engine.process import COMPACT_MMAP_THRESHOLD, set_mmap_threshold, set_torch_threads, torch_threads_for
 from .settings import MemoryMode
 
 
@@ -96,7 +98,7 @@ class CompactMemory(WorkerPlugin):
     1000 windows of a 1 GP image against 16 of a 16 MP one, 2-core Xeon): worker peak RSS
     405 / 410 MB against 367 / 361 MB (+12 %) with it; 540 / 566 MB against 428 / 503 MB
     (+13 % to +26 %) without.  The price: that pass took 331 s instead of 224 s, and a wct16x
-    window 12-20 % longer.  See :func:`urst_dask.runtime.set_mmap_threshold`.
+    window 12-20 % longer.  See :func:`urst_dask.engine.process.set_mmap_threshold`.
     """
 
     name = "urst-dask-compact-memory"
@@ -168,6 +170,9 @@ def connect(options: ClusterOptions, client: Client | None = None) -> Iterator[C
         return
     n = options.torch_threads or torch_threads_for(options.workers * options.threads_per_worker)
     with contextlib.ExitStack() as stack:
+        closing: list[float] = []
+        stack.callback(lambda: timing.add("cluster shutdown", time.perf_counter() - closing[0]) if closing else None)
+        started = time.perf_counter()
         stack.enter_context(dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}))
         with warnings.catch_warnings():
             if not options.verbose:  # "Port 8787 is already in use": another cluster runs; ours takes any port
@@ -181,6 +186,8 @@ def connect(options: ClusterOptions, client: Client | None = None) -> Iterator[C
             )))
         c = stack.enter_context(Client(cluster))
         _register(c, dataclasses.replace(options, torch_threads=n))
+        timing.add("cluster start", time.perf_counter() - started)
+        stack.callback(lambda: closing.append(time.perf_counter()))  # runs first on exit
         yield c
 
 
@@ -322,10 +329,18 @@ def run(client: Client, collection: Any, *, progress: bool, label: str) -> Any:
     into one flat layer and drops the layers' annotations, so the window tasks would run on any
     worker.  The scheduler still culls the graph to the keys asked for.
     """
+    started = time.perf_counter()
     futures = client.compute(collection, optimize_graph=not _annotated(collection))
     if progress:
         print(f"[urst-dask] {label}", file=sys.stderr, flush=True)
         keys = futures if isinstance(futures, list) else [futures]
         if keys:
             _StderrBar(keys, scheduler=client.scheduler.address, complete=True, interval="500ms")
-    return client.gather(futures)
+    result = client.gather(futures)
+    timing.add(STAGE_OF_LABEL.get(label.split(":")[0], label.split(":")[0]), time.perf_counter() - started)
+    return result
+
+
+# the per-stage summary's names for the labels the pipeline gives run()
+STAGE_OF_LABEL = {"network": "network load (worker)", "thumbnail stage": "thumbnail and style encoding",
+                  "tile stage": "windows"}

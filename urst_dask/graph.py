@@ -30,7 +30,7 @@ from dask.highlevelgraph import HighLevelGraph
 from . import preprocess as pp
 from .io import store
 from .models.base import ModelInfo
-from .runtime import ModelSpec, get_model
+from .engine.models import ModelSpec, get_model
 from .stats import NormStats, StyleCode
 from .tiling import AxisWindow, Blend, Piece, TileGrid, TilePlan, WindowJob, assemble, cut_pieces, finish, group_chunks, offsets
 from .tiling import pad_to_multiple, stylize_windows
@@ -173,6 +173,14 @@ def layout(shape: tuple[int, ...], grid: TileGrid, whole: bool = False, batch: i
                    (grid.axis_depth(h, whole), grid.axis_depth(w, whole)))
 
 
+def _standard_window(geo: _Layout, multiple: int) -> tuple[int, int]:
+    """The largest window of the image, padded to the network's size multiple: compiled
+    backends pad every window to it (one compiled network per image)."""
+    h = max(r.hi - r.lo for r in geo.rows)
+    w = max(c.hi - c.lo for c in geo.cols)
+    return h + (-h) % multiple, w + (-w) % multiple
+
+
 def _window_task(block: np.ndarray, *, spec: ModelSpec, style: StyleCode, stats: NormStats | None, job: WindowJob,
                  geo: _Layout, batch: int, block_id: tuple[int, ...] | None = None) -> list[Piece]:
     """One task: the windows of one block (one, or ``batch`` side by side), each cut out of
@@ -185,7 +193,8 @@ def _window_task(block: np.ndarray, *, spec: ModelSpec, style: StyleCode, stats:
     ywin = geo.rows[bi]
     xwins = [c for k, c in enumerate(geo.cols) if geo.col_block[k] == bj]
     crops = [block[ywin.lo - y_org : ywin.hi - y_org, xw.lo - x_org : xw.hi - x_org] for xw in xwins]
-    outs = stylize_windows(crops, get_model(spec), style, stats, job, batch=batch)
+    model = get_model(spec)
+    outs = stylize_windows(crops, model, style, stats, job, batch=batch, shape=_standard_window(geo, model.info.size_multiple))
     pieces: list[Piece] = []
     for xw, crop, out in zip(xwins, crops, outs):
         kept = out[ywin.keep_lo - ywin.lo : ywin.keep_hi - ywin.lo, xw.keep_lo - xw.lo : xw.keep_hi - xw.lo]

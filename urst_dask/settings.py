@@ -56,6 +56,16 @@ class Precision(_Choice):
     FLOAT32 = "float32"
     BFLOAT16 = "bfloat16"  # autocast; statistics stay float32/float64
     FLOAT16 = "float16"  # autocast on CUDA only
+    AUTO = "auto"  # bfloat16 where the device computes it natively (AMX/AVX512-BF16, bf16 GPUs), else float32
+
+
+class Backend(_Choice):
+    """How each worker executes the per-window network (see :mod:`urst_dask.engine.backends`)."""
+
+    AUTO = "auto"  # the fastest measured backend available for the device and network
+    EAGER = "eager"  # PyTorch eager: the reference and the fallback
+    INDUCTOR = "inductor"  # torch.compile (inductor), compiled once per worker and key
+    OPENVINO = "openvino"  # OpenVINO (CPU), the optional extra urst-dask[openvino]
 
 
 def _int(arg: str, value: object) -> int:
@@ -122,6 +132,7 @@ class ComputeOptions:
 
     device: DeviceKind = DeviceKind.AUTO
     precision: Precision = Precision.FLOAT32
+    backend: Backend = Backend.AUTO
     whole: bool = False  # no tiling: the whole image is one window
     batch: int = 1  # windows per network call (neighbours along a row); halves itself on out-of-memory
 
@@ -132,5 +143,6 @@ class ComputeOptions:
         object.__setattr__(self, "batch", batch)
         object.__setattr__(self, "device", DeviceKind.parse(self.device, "device"))
         object.__setattr__(self, "precision", Precision.parse(self.precision, "precision"))
+        object.__setattr__(self, "backend", Backend.parse(self.backend, "backend"))
         if not isinstance(self.whole, bool):
             raise ParameterTypeError(f"whole={self.whole!r}: must be a bool")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ParameterError
-from ..settings import DeviceKind, MemoryMode, NormMode, Precision
+from ..settings import Backend, DeviceKind, MemoryMode, NormMode, Precision
 from ..tiling.plan import AUTO, Blend, TilePlan
 
 
@@ -49,7 +49,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="intensity mapping into the network's range: 'dtype' (default: the dtype's full range) or "
                         "'percentile:LO,HI' (the thumbnail's percentiles, e.g. percentile:0.5,99.5; mapped back on output)")
     p.add_argument("--device", choices=[d.value for d in DeviceKind], default="auto")
-    p.add_argument("--precision", choices=[d.value for d in Precision], default="float32")
+    p.add_argument("--precision", choices=[d.value for d in Precision], default="float32",
+                   help="network arithmetic: float32 (default), bfloat16, float16 (CUDA), or auto (bfloat16 where "
+                        "the hardware computes it natively: AMX/AVX512-BF16 CPUs, bf16 GPUs; float32 elsewhere)")
+    p.add_argument("--backend", choices=[b.value for b in Backend], default="auto",
+                   help="how workers run the window network: auto (default: the fastest measured for the device), "
+                        "eager (PyTorch), inductor (torch.compile) or openvino (CPU; pip install "
+                        "'urst-dask[openvino]'); a compiler that fails falls back to eager with a warning")
     p.add_argument("--batch", type=int, default=1,
                    help="windows per network call (neighbours along a row; for GPUs); halves itself when the "
                         "device runs out of memory; default 1")
@@ -103,7 +109,7 @@ def run_kwargs(a: argparse.Namespace) -> dict:
         method=a.method, variant=a.variant, weights=a.weights, overwrite=a.overwrite, progress=not a.no_progress, stats=a.stats,
         alpha=a.alpha, style_size=a.style_size, thumb_size=a.thumb_size, **plan_kwargs(a),
         norm=a.norm, whole=a.whole, preserve_color=a.preserve_color, intensity=a.intensity, device=a.device, precision=a.precision,
-        batch=a.batch,
+        backend=a.backend, batch=a.batch,
         workers=a.workers, threads_per_worker=a.threads_per_worker, scheduler=a.scheduler, memory=a.memory,
         connect_timeout=a.scheduler_timeout,
         axes=getattr(a, "axes", None), allow_large_images=getattr(a, "allow_large_images", False),

@@ -1,22 +1,20 @@
 """Network calls over a batch of windows, with the out-of-memory fallback.
 
-The only state is the process's batch cap per device (:mod:`urst_dask.runtime`): once a
+The only state is the process's batch cap per device (:mod:`urst_dask.engine.batchcap`): once a
 device has run out of memory at some batch size, later calls in that process start at the
 smaller size.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
 import torch
 
+from .. import engine
+from ..engine.batchcap import batch_cap, lower_batch_cap
 from ..models.base import StyleModel
-from ..preprocess import preserve_colour
-from ..runtime import batch_cap, lower_batch_cap
-from ..settings import Precision
 from ..stats import NormStats, StyleCode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,23 +27,18 @@ class WindowMemoryError(MemoryError):
     """A window does not fit the device's memory, even after freeing cached blocks."""
 
 
-def _autocast(device: torch.device, precision: Precision):
-    if precision is Precision.FLOAT32:
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision is Precision.BFLOAT16 else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def _free_cache(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
 
 def run_in_batches(model: StyleModel, x: torch.Tensor, style: StyleCode, stats: NormStats | None,
-                   job: "WindowJob") -> torch.Tensor:
+                   job: "WindowJob", shape: tuple[int, int] | None = None) -> torch.Tensor:
     """``model`` over the (N, 3, H, W) batch ``x`` (float32 [0, 1], on the model's device) in
     slices no larger than this process's cap for the device; out of memory halves the slice
-    (down to one window, retried once after freeing the cache).  Returns (N, 3, H, W) float32."""
+    (down to one window, retried once after freeing the cache).  ``shape``: the image's
+    standard window (compiled backends pad to it, see :func:`urst_dask.engine.forward`).
+    Returns (N, 3, H, W) float32."""
     device = x.device
     n = x.shape[0]
     size = min(n, batch_cap(device) or n)
@@ -53,7 +46,8 @@ def run_in_batches(model: StyleModel, x: torch.Tensor, style: StyleCode, stats: 
     i, retried = 0, False
     while i < n:
         try:
-            y = _forward(model, x[i : i + size], style, stats, job)
+            y = engine.forward(model, x[i : i + size], style, stats, alpha=job.alpha, precision=job.precision,
+                               backend=job.backend, preserve_color=job.preserve_color, shape=shape)
         except torch.OutOfMemoryError:
             y = None
         if y is not None:
@@ -75,10 +69,3 @@ def run_in_batches(model: StyleModel, x: torch.Tensor, style: StyleCode, stats: 
             )
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
-
-def _forward(model: StyleModel, x: torch.Tensor, style: StyleCode, stats: NormStats | None, job: "WindowJob"):
-    with torch.inference_mode(), _autocast(x.device, job.precision):
-        y = model(x, style, stats, alpha=job.alpha)
-        if job.preserve_color:
-            y = preserve_colour(x, y)
-    return y.float()

@@ -23,7 +23,7 @@ import torch
 
 from ..models.base import StyleModel
 from ..preprocess import apply_intensity_range, from_unit, hwc_to_nchw, invert_intensity_range, nchw_to_hwc, to_unit
-from ..settings import Precision
+from ..settings import Backend, Precision
 from ..stats import NormStats, StyleCode
 from .retry import run_in_batches
 
@@ -39,6 +39,7 @@ class WindowJob:
     preserve_color: bool
     out_dtype: str
     intensity: tuple[float, float] | None = None  # intensity range in [0, 1] units (None: the dtype's range)
+    backend: Backend = Backend.EAGER  # how the worker executes the network (urst_dask.engine.backends)
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
@@ -66,6 +67,7 @@ def stylize_windows(
     stats: NormStats | None,
     job: WindowJob,
     batch: int = 1,
+    shape: tuple[int, int] | None = None,
 ) -> list[np.ndarray]:
     """Stylize windows, up to ``batch`` windows of one shape per network call.
 
@@ -73,7 +75,8 @@ def stylize_windows(
     mapped by the dtype's range or ``job.intensity``).  Runs on ``model.device``;
     ``stats=None`` uses each window's own statistics (``--norm in``, one window per call).
     Returns (h, w, 3) float32 RGB in [0, 1] network units, one per window; batching never
-    changes the result.
+    changes the result.  ``shape``: the image's standard (padded) window, which compiled
+    backends pad every window to, so an image needs one compiled network.
     """
     rgb = [rgb_part(w) for w in windows]
     out: list[np.ndarray] = [np.empty(0, np.float32)] * len(rgb)
@@ -88,7 +91,7 @@ def stylize_windows(
             xs = [hwc_to_nchw(apply_intensity_range(to_unit(pad_to_multiple(rgb[i], model.info.size_multiple)),
                                                     job.intensity), model.device) for i in part]
             x = xs[0] if len(xs) == 1 else torch.cat(xs)  # one window: no copy
-            y = run_in_batches(model, x.contiguous(memory_format=torch.channels_last), style, stats, job)
+            y = run_in_batches(model, x.contiguous(memory_format=torch.channels_last), style, stats, job, shape)
             y = y[..., :h, :w].clamp(0.0, 1.0)
             for j, i in enumerate(part):
                 out[i] = nchw_to_hwc(y[j : j + 1])

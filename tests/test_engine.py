@@ -1,0 +1,298 @@
+"""The per-worker engine: backends against eager, the compiled-network cache, the fallback,
+precision and device choice, and the refusals (missing package, wrong device)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from urst_dask import engine
+from urst_dask.engine import backends, baked, cache, precision
+from urst_dask.engine.run import _symmetric_pad
+from urst_dask.errors import UrstError
+from urst_dask.preprocess import hwc_to_nchw, resize_center_crop, to_unit
+from urst_dask.settings import Backend, ComputeOptions, Precision
+from urst_dask.stats import NormStats
+
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "images"
+# every method with weights here, and its variant (johnson: the style); the fast set runs the
+# first, the others are slow cases (a real network's conversion takes seconds on 2 cores)
+METHODS = (("wct16x", None), ("wct", None), ("johnson", "candy"), ("microast", None))
+FAST_AND_SLOW = [pytest.param(*m, marks=() if i == 0 else pytest.mark.slow) for i, m in enumerate(METHODS)]
+NATIVE_BF16 = pytest.mark.skipif(not precision.cpu_native_bf16(),
+                                 reason="this CPU has no native bf16 (OpenVINO then ignores the bf16 hint; "
+                                        "torch emulates it 20x slower)")
+OPENVINO = pytest.mark.skipif(not backends.openvino_available(), reason="openvino not installed")
+INDUCTOR = pytest.mark.skipif(not backends.inductor_available(torch.device("cpu")), reason="no C++ compiler")
+
+
+def _photo(name: str, size: int) -> np.ndarray:
+    from PIL import Image
+
+    path = PHOTOS / "content" / name
+    if not path.exists():
+        pytest.skip(f"{path} not here (CI: ../shared/images)")
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC))
+
+
+def _style(size: int = 128) -> np.ndarray:
+    from PIL import Image
+
+    path = PHOTOS / "style" / "starry_night.jpg"
+    if not path.exists():
+        pytest.skip(f"{path} not here")
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+_prepared: dict = {}
+
+
+def _prepared_model(weights, method, variant, side=64):
+    """(model, style code, thumbnail statistics, window) for a small real photograph."""
+    key = (method, variant, side)
+    if key not in _prepared:
+        model = engine.get_model(engine.ModelSpec(method, str(weights), variant))
+        s = resize_center_crop(to_unit(_style()), 128) if model.info.takes_style_image else None
+        style = model.prepare_style(s)
+        x = hwc_to_nchw(to_unit(_photo("cornell.jpg", side)))
+        with torch.inference_mode():
+            _, stats = model.collect_stats(x, style)
+        _prepared[key] = (model, style, stats, x.contiguous(memory_format=torch.channels_last))
+    return _prepared[key]
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = torch.mean((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).item()
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def _run(model, x, style, stats, backend, prec=Precision.FLOAT32, shape=None):
+    return engine.forward(model, x, style, stats, alpha=1.0, precision=prec, backend=backend, shape=shape)
+
+
+# ------------------------------------------------------------------ backends vs eager
+
+
+@OPENVINO
+@pytest.mark.parametrize("method,variant", FAST_AND_SLOW)
+def test_openvino_float32_matches_eager(weights, method, variant):
+    model, style, stats, x = _prepared_model(weights, method, variant)
+    ref = _run(model, x, style, stats, Backend.EAGER).clamp(0, 1)
+    got = _run(model, x, style, stats, Backend.OPENVINO).clamp(0, 1)
+    assert got.shape == ref.shape
+    assert (got - ref).abs().max().item() <= 1e-4
+
+
+@OPENVINO
+@NATIVE_BF16
+@pytest.mark.parametrize("method,variant", METHODS)
+def test_openvino_bfloat16_within_35_db(weights, method, variant):
+    model, style, stats, x = _prepared_model(weights, method, variant)
+    ref = _run(model, x, style, stats, Backend.EAGER)
+    assert _psnr(_run(model, x, style, stats, Backend.OPENVINO, Precision.BFLOAT16), ref) >= 35.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,variant", METHODS)
+def test_eager_bfloat16_within_35_db(weights, method, variant):
+    """bf16 autocast against float32 on a 512-px window of a photograph (cornell, 729x512, resized)."""
+    model, style, stats, x = _prepared_model(weights, method, variant, side=512)
+    ref = _run(model, x, style, stats, Backend.EAGER)
+    assert _psnr(_run(model, x, style, stats, Backend.EAGER, Precision.BFLOAT16), ref) >= 35.0
+
+
+@INDUCTOR
+def test_inductor_float32_matches_eager_on_a_small_network(weights):
+    """The fast inductor case: a one-level WCT (variant 1) on a 32-px window."""
+    model, style, stats, x = _prepared_model(weights, "wct", "1", side=32)
+    cache.clear()
+    ref = _run(model, x, style, stats, Backend.EAGER).clamp(0, 1)
+    got = _run(model, x, style, stats, Backend.INDUCTOR).clamp(0, 1)
+    assert cache.compile_count("inductor") == 1  # compiled, not fallen back to eager
+    assert (got - ref).abs().max().item() <= 1e-4
+
+
+@pytest.mark.slow
+@INDUCTOR
+@pytest.mark.parametrize("method,variant", METHODS)
+@pytest.mark.parametrize("prec", [Precision.FLOAT32, Precision.BFLOAT16])
+def test_inductor_matches_eager(weights, method, variant, prec):
+    model, style, stats, x = _prepared_model(weights, method, variant)
+    ref = _run(model, x, style, stats, Backend.EAGER).clamp(0, 1)
+    before = cache.compile_count("inductor")
+    got = _run(model, x, style, stats, Backend.INDUCTOR, prec).clamp(0, 1)
+    assert cache.compile_count("inductor") == before + 1
+    if prec is Precision.FLOAT32:
+        assert (got - ref).abs().max().item() <= 1e-4
+    else:
+        assert _psnr(got, ref) >= 35.0
+
+
+def test_folded_cascade_equals_the_model(weights):
+    """The baked WCT (1x1 convolutions from wct_affine) is the eager network, alpha included."""
+    model, style, stats, x = _prepared_model(weights, "wct16x", None, side=64)
+    for alpha in (1.0, 0.4):
+        net = baked.bake(model, style, stats, alpha)
+        assert isinstance(net, baked.FoldedCascade)
+        with torch.inference_mode():
+            ref = model(x, style, stats, alpha=alpha)
+            assert (net(x) - ref).abs().max().item() <= 1e-5
+
+
+# ------------------------------------------------------------------------------ cache
+
+
+class _Counting:
+    """A stand-in compiler: eager underneath, counting its builds."""
+
+    def __init__(self, fails: bool = False) -> None:
+        self.builds, self.fails = [], fails
+
+    def __call__(self, net, example, prec):
+        if self.fails:
+            raise RuntimeError("simulated compiler crash\nsecond line of the compiler's log")
+        self.builds.append(tuple(example.shape))
+        return backends._eager(net, example, prec)
+
+
+@pytest.fixture
+def fake_inductor(monkeypatch):
+    cache.clear()
+    fake = _Counting()
+    monkeypatch.setitem(backends.BUILDERS, Backend.INDUCTOR, fake)
+    monkeypatch.setattr(backends, "inductor_available", lambda device: True)
+    yield fake
+    cache.clear()
+
+
+def test_cache_compiles_once_per_key(weights, fake_inductor):
+    model, style, stats, x = _prepared_model(weights, "johnson", "candy", side=64)
+    for _ in range(3):
+        _run(model, x, style, stats, Backend.INDUCTOR, shape=(64, 64))
+    # an edge window, smaller, padded to the standard window: the same compiled network
+    edge = _run(model, x[..., :40, :24], style, stats, Backend.INDUCTOR, shape=(64, 64))
+    assert edge.shape[-2:] == (40, 24)
+    assert cache.compile_count("inductor") == 1 and fake_inductor.builds == [(1, 3, 64, 64)]
+    # another key (statistics, precision) compiles again, once
+    other = NormStats.build(stats.method, {p: {f: v * 1.01 for f, v in stats[p].items()} for p in stats.points()})
+    for _ in range(2):
+        _run(model, x, style, other, Backend.INDUCTOR, shape=(64, 64))
+    assert cache.compile_count("inductor") == 2
+
+
+def test_padded_edge_window_equals_eager_for_a_local_network(fake_inductor):
+    """An edge window padded (mirrored) to the standard shape, then cropped: for a 3x3 network
+    whose own border is replicated, the mirror adds nothing new, so the result is eager's."""
+    from toy_models import LocalMean
+
+    model = LocalMean().freeze()
+    style = model.prepare_style(None)
+    x = torch.rand(1, 3, 40, 56)
+    with torch.inference_mode():
+        _, stats = model.collect_stats(x, style)
+    edge = x[..., :21, :37]
+    got = _run(model, edge, style, stats, Backend.INDUCTOR, shape=(40, 56))
+    assert fake_inductor.builds == [(1, 3, 40, 56)]
+    torch.testing.assert_close(got, _run(model, edge, style, stats, Backend.EAGER), rtol=0, atol=1e-6)
+
+
+def test_symmetric_pad_matches_numpy():
+    a = np.arange(2 * 3 * 5 * 4, dtype=np.float32).reshape(2, 3, 5, 4)
+    got = _symmetric_pad(torch.from_numpy(a), 13, 11).numpy()
+    want = np.pad(a, ((0, 0), (0, 0), (0, 8), (0, 7)), mode="symmetric")
+    np.testing.assert_array_equal(got, want)
+
+
+def test_failing_backend_falls_back_to_eager_with_one_warning(weights, monkeypatch, caplog):
+    cache.clear()
+    monkeypatch.setitem(backends.BUILDERS, Backend.INDUCTOR, _Counting(fails=True))
+    monkeypatch.setattr(backends, "inductor_available", lambda device: True)
+    model, style, stats, x = _prepared_model(weights, "johnson", "candy", side=64)
+    ref = _run(model, x, style, stats, Backend.EAGER)
+    with caplog.at_level(logging.WARNING, logger="urst_dask"):
+        outs = [_run(model, x, style, stats, Backend.INDUCTOR),
+                _run(model, x[..., :32, :32], style, stats, Backend.INDUCTOR)]  # another key: no second warning
+    warnings = [r for r in caplog.records if r.name == "urst_dask" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "inductor" in warnings[0].getMessage() and "eager" in warnings[0].getMessage()
+    assert "second line" not in warnings[0].getMessage()  # one line
+    assert (outs[0] - ref).abs().max().item() <= 1e-5
+    assert cache.compile_count("eager") == 2 and cache.compile_count("inductor") == 0
+    cache.clear()
+
+
+def test_per_window_statistics_run_eager(weights, fake_inductor):
+    """``--norm in`` (no frozen statistics): the network is not fixed, nothing is compiled."""
+    model, style, stats, x = _prepared_model(weights, "johnson", "candy", side=64)
+    _run(model, x, style, None, Backend.INDUCTOR)
+    assert cache.compile_count() == 0
+
+
+# ---------------------------------------------------------------- choices and refusals
+
+
+def test_openvino_missing_is_one_clear_error(monkeypatch):
+    real = backends.importlib.util.find_spec
+    monkeypatch.setattr(backends.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "openvino" else real(name, *a))
+    monkeypatch.setattr(engine.run, "_checked", {})
+    with pytest.raises(UrstError, match=r"pip install 'urst-dask\[openvino\]'"):
+        backends.precheck(ComputeOptions(backend="openvino"))
+    with pytest.raises(backends.BackendUnavailable, match="openvino"):
+        engine.resolve_backend("openvino", "wct16x", torch.device("cpu"), Precision.FLOAT32)
+    # auto quietly does without it
+    assert engine.auto_backend("wct16x", torch.device("cpu"), Precision.FLOAT32) is not Backend.OPENVINO
+
+
+def test_cli_backend_openvino_without_the_package(monkeypatch, tmp_path, capsys):
+    from urst_dask.cli import main
+
+    real = backends.importlib.util.find_spec
+    monkeypatch.setattr(backends.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "openvino" else real(name, *a))
+    img = tmp_path / "c.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(img)
+    rc = main(["stylize", str(img), str(img), "-o", str(tmp_path / "o.zarr"), "--method", "identity",
+               "--backend", "openvino", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and "urst-dask[openvino]" in err
+
+
+def test_bad_backend_lists_the_choices():
+    with pytest.raises(UrstError, match="backend='tensorrt': must be one of auto, eager, inductor, openvino"):
+        ComputeOptions(backend="tensorrt")
+
+
+def test_auto_backend_runs_unvalidated_networks_eager():
+    assert engine.auto_backend("identity", torch.device("cpu"), Precision.FLOAT32) is Backend.EAGER
+
+
+@pytest.mark.parametrize("flags,want", [({"avx2", "amx_bf16"}, Precision.BFLOAT16),
+                                        ({"avx512f", "avx512_bf16"}, Precision.BFLOAT16),
+                                        ({"avx2", "fma"}, Precision.FLOAT32)])
+def test_auto_precision_follows_the_cpu(monkeypatch, flags, want):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(precision.torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert engine.resolve_precision("auto", torch.device("cpu")) is want
+    assert engine.resolve_precision("float32", torch.device("cpu")) is Precision.FLOAT32
+
+
+def test_float16_on_the_cpu_is_refused():
+    with pytest.raises(UrstError, match="float16 runs on CUDA"):
+        engine.resolve_precision("float16", torch.device("cpu"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_a_urst_error():
+    with pytest.raises(engine.DeviceError, match="no CUDA device") as info:
+        engine.resolve_device("cuda")
+    assert isinstance(info.value, UrstError)

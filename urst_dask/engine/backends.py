@@ -1,0 +1,154 @@
+"""Execution backends for the per-window network, and which one ``auto`` picks.
+
+Each backend turns a baked network (:func:`urst_dask.engine.baked.bake`: NCHW float32 in,
+NCHW float32 out) and an example input into a runner ``runner(x) -> y``:
+
+* ``eager`` - PyTorch as it is: the reference, and the fallback of every other backend;
+* ``inductor`` - ``torch.compile`` (CPU: C++/OpenMP kernels, weights frozen; CUDA: Triton);
+* ``openvino`` - OpenVINO's CPU plugin (the optional extra ``urst-dask[openvino]``); float32
+  or bfloat16 through its inference-precision hint.
+
+``auto`` picks, for a built-in network whose backends were checked against eager (tests/
+test_engine.py), the fastest backend measured for the device (benchmarks/bench_window.py,
+recorded in benchmarks/results/); a network registered from outside runs eager unless a
+backend is named.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import threading
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ParameterError, UrstError
+from ..settings import Backend, Precision
+
+Runner = Callable[[Tensor], Tensor]
+
+# networks whose compiled outputs tests/test_engine.py compares with eager
+VALIDATED = frozenset({"wct16x", "wct", "johnson", "microast"})
+
+
+class BackendUnavailable(UrstError, RuntimeError):
+    """The backend asked for cannot run here (package missing, wrong device)."""
+
+
+def openvino_available() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def inductor_available(device: torch.device) -> bool:
+    """``torch.compile`` needs a C++ compiler for CPU kernels (and Triton on CUDA)."""
+    if device.type == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    return any(shutil.which(cc) for cc in ("g++", "c++", "clang++"))
+
+
+def check_backend(backend: Backend | str, device: torch.device) -> Backend:
+    """Refuse a named backend that cannot run on ``device`` here, with a one-line reason."""
+    backend = Backend.parse(backend, "backend")
+    if backend is Backend.OPENVINO:
+        if device.type != "cpu":
+            raise BackendUnavailable(f"backend='openvino': runs on the CPU only, not on {device}; use inductor or eager")
+        if not openvino_available():
+            raise BackendUnavailable("backend='openvino': the OpenVINO package is not installed; "
+                                     "pip install 'urst-dask[openvino]' (or use --backend auto/inductor/eager)")
+    if backend is Backend.INDUCTOR and not inductor_available(device):
+        raise BackendUnavailable(f"backend='inductor': torch.compile needs "
+                                 f"{'Triton' if device.type == 'cuda' else 'a C++ compiler (g++)'} on this machine")
+    return backend
+
+
+def auto_backend(method: str, device: torch.device, precision: Precision) -> Backend:
+    """The fastest backend measured for ``device`` and ``precision`` (see the module text)."""
+    if method not in VALIDATED:
+        return Backend.EAGER
+    if device.type == "cuda":
+        return Backend.INDUCTOR if inductor_available(device) else Backend.EAGER
+    # CPU, benchmarks/results/window-*.json: OpenVINO is the fastest at both precisions and
+    # compiles in about a second; inductor is next but compiles for 20-60 s per process and
+    # window shape, more than the whole run of a small image, so auto never picks it here.
+    if openvino_available() and precision in (Precision.FLOAT32, Precision.BFLOAT16):
+        return Backend.OPENVINO
+    return Backend.EAGER
+
+
+def _eager(net: nn.Module, example: Tensor, precision: Precision) -> Runner:
+    def run(x: Tensor) -> Tensor:
+        with torch.inference_mode():
+            return net(x)
+
+    return run
+
+
+_freeze_lock = threading.Lock()
+
+
+def _inductor(net: nn.Module, example: Tensor, precision: Precision) -> Runner:
+    import torch._inductor.config as inductor_config
+
+    compiled = torch.compile(net, dynamic=False)
+    with _freeze_lock, inductor_config.patch(freezing=True), torch.inference_mode():
+        compiled(example)  # compiles now (freezing: weights folded into the kernels as constants)
+
+    def run(x: Tensor) -> Tensor:
+        with torch.inference_mode():
+            return compiled(x)
+
+    return run
+
+
+def _openvino(net: nn.Module, example: Tensor, precision: Precision) -> Runner:
+    try:
+        import openvino as ov
+    except ImportError as exc:  # pragma: no cover - check_backend refuses first
+        raise BackendUnavailable("backend='openvino': pip install 'urst-dask[openvino]'") from exc
+    if precision is Precision.FLOAT16:
+        raise ParameterError("precision='float16': not with backend='openvino' (CPU); use bfloat16 or float32")
+    hint = "bf16" if precision is Precision.BFLOAT16 else "f32"
+    example = example.contiguous()
+    with torch.no_grad():  # traced once without the re-run check (the check doubles the time)
+        traced = torch.jit.trace(net, example, check_trace=False)
+        model = ov.convert_model(traced, example_input=example)
+    compiled = ov.Core().compile_model(model, "CPU", {
+        "INFERENCE_PRECISION_HINT": hint,
+        "INFERENCE_NUM_THREADS": max(1, torch.get_num_threads()),
+        "PERFORMANCE_HINT": "LATENCY",
+    })
+    local = threading.local()  # one infer request per thread: a request is not thread-safe
+
+    def run(x: Tensor) -> Tensor:
+        req = getattr(local, "req", None)
+        if req is None:
+            req = local.req = compiled.create_infer_request()
+        req.infer({0: x.detach().cpu().contiguous().numpy()})
+        y = torch.from_numpy(req.get_output_tensor(0).data.copy())  # the request reuses its buffer
+        return y.to(x.device)
+
+    return run
+
+
+BUILDERS: dict[Backend, Callable[[nn.Module, Tensor, Precision], Runner]] = {
+    Backend.EAGER: _eager,
+    Backend.INDUCTOR: _inductor,
+    Backend.OPENVINO: _openvino,
+}
+
+
+def build_runner(backend: Backend, net: nn.Module, example: Tensor, precision: Precision) -> Runner:
+    """Compile ``net`` for ``example``'s shape with ``backend`` (may raise anything: callers
+    fall back to eager)."""
+    return BUILDERS[backend](net, example, precision)
+
+
+def precheck(compute) -> None:  # noqa: ANN001 - settings.ComputeOptions (no import cycle)
+    """Refuse, in the calling process and before any work, what no worker could run: a named
+    backend whose package is missing here (the extra to install is named), OpenVINO on CUDA."""
+    from ..settings import DeviceKind
+
+    if compute.backend is Backend.OPENVINO:
+        check_backend(Backend.OPENVINO, torch.device("cuda" if compute.device is DeviceKind.CUDA else "cpu"))

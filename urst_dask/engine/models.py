@@ -1,0 +1,69 @@
+"""One model per process: tasks carry a small :class:`ModelSpec`; :func:`get_model` loads the
+network the first time a process needs it and reuses it afterwards (thread-safe), so weights
+are never pickled into tasks.  ``LOADS`` counts real loads in this process (tests use it)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..models import load_model
+from ..models.base import StyleModel
+from ..settings import DeviceKind
+from .device import resolve_device
+
+_lock = threading.Lock()
+_models: dict["ModelSpec", StyleModel] = {}
+LOADS: dict[str, int] = {}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which network to run where: a few strings, cheap to send with every task."""
+
+    method: str
+    weights_dir: str
+    variant: str | None = None
+    device: DeviceKind = DeviceKind.AUTO
+
+
+def _load(spec: ModelSpec) -> StyleModel:
+    """:func:`load_model`, with torch's multi-line strict-loading error (a checkpoint with the
+    wrong keys or shapes) turned into one :class:`~urst_dask.errors.WeightsError` line."""
+    try:
+        return load_model(spec.method, Path(spec.weights_dir), spec.variant)
+    except RuntimeError as exc:
+        from ..io.weights import state_dict_mismatch
+        from ..models import method_entry
+
+        entry = method_entry(spec.method)
+        paths = [Path(spec.weights_dir) / wf.relpath for wf in entry.weights(spec.variant)]
+        arg = None if entry.takes_style_image else f"style={spec.variant!r}"
+        error = state_dict_mismatch(exc, paths, spec.method, arg)
+        if error is None:
+            raise
+        raise error from None
+
+
+def get_model(spec: ModelSpec) -> StyleModel:
+    """The process's model for ``spec``, loaded on first use."""
+    model = _models.get(spec)
+    if model is not None:
+        return model
+    with _lock:
+        model = _models.get(spec)
+        if model is None:
+            model = _load(spec)
+            # channels_last: oneDNN's fast path for these thin convolutions (5.5x on a 2-core Xeon)
+            model = model.to(device=resolve_device(spec.device), memory_format=torch.channels_last)
+            _models[spec] = model
+            LOADS[spec.method] = LOADS.get(spec.method, 0) + 1
+    return model
+
+
+def load_count(method: str | None = None) -> int:
+    """Number of model loads this process made (for one method, or in total)."""
+    return LOADS.get(method, 0) if method else sum(LOADS.values())

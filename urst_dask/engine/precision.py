@@ -1,0 +1,60 @@
+"""Which arithmetic the window network runs in.
+
+``auto`` means bfloat16 where the device computes it natively - a CPU with AMX or
+AVX512-BF16, a GPU with bf16 tensor cores (compute capability >= 8.0) - and float32 elsewhere
+(emulated bf16 is slower than float32, and loses precision for nothing).  Statistics and the
+whitening/colouring matrices are computed in float32/float64 whatever the precision
+(:mod:`urst_dask.kernels`).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+from ..errors import ParameterError
+from ..settings import Precision
+
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AMX or AVX512-BF16)."""
+    if any(f in cpu_flags() for f in BF16_CPU_FLAGS):
+        return True
+    cap = str(torch.backends.cpu.get_cpu_capability()).upper()  # "AVX512_BF16", "AMX"... on newer builds
+    return "BF16" in cap or "AMX" in cap
+
+
+def cuda_native_bf16(device: torch.device) -> bool:
+    return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def resolve_precision(precision: Precision | str, device: torch.device) -> Precision:
+    """The concrete precision (float32, bfloat16 or float16) for ``device``; float16 is CUDA-only."""
+    precision = Precision.parse(precision, "precision")
+    if precision is Precision.AUTO:
+        native = cuda_native_bf16(device) if device.type == "cuda" else cpu_native_bf16()
+        return Precision.BFLOAT16 if native else Precision.FLOAT32
+    if precision is Precision.FLOAT16 and device.type != "cuda":
+        raise ParameterError("precision='float16': float16 runs on CUDA devices only; use bfloat16 or auto on the CPU")
+    return precision
+
+
+def torch_dtype(precision: Precision) -> torch.dtype | None:
+    """The autocast dtype of a concrete precision (``None`` for float32)."""
+    return {Precision.BFLOAT16: torch.bfloat16, Precision.FLOAT16: torch.float16}.get(precision)
