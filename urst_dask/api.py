@@ -334,11 +334,19 @@ def check_export_target(out: str | os.PathLike[str], *, overwrite: bool = False)
 
 def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
             reference: str | os.PathLike[str] | np.ndarray | da.Array | None = None, *,
-            stride: int | None = None) -> dict[str, float | None]:
-    """Quality figures of ``image`` (a finished output store, an image file, or an (H, W, C)
+            stride: int | None = None, video: bool = False) -> dict[str, Any]:
+    """``video=True``: ``image`` and ``reference`` are frame sequences (folder/glob, (T, H, W, C)
+    Zarr or video file; ``reference`` defaults to the input recorded with ``image``) and the
+    figures are its flicker (:func:`urst_dask.video.compare.flicker_report`).
+
+    Quality figures of ``image`` (a finished output store, an image file, or an (H, W, C)
     array), read chunk by chunk: ``seam`` (the seam score at ``stride``: 1.0 means no visible
     tile boundary; default: the store's own stride, else 1000) and, against ``reference``
     (same shape), ``psnr`` (dB) and ``ssim``.  See :mod:`urst_dask.metrics`."""
+    if video:
+        from .video.compare import flicker_report
+
+        return flicker_report(image, reference)  # type: ignore[arg-type]
     a, a_stride = _compare_input(image, "image")
     b = _compare_input(reference, "reference")[0] if reference is not None else None
     if b is not None and b.shape != a.shape:

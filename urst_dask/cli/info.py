@@ -13,6 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("image", help="an output store or an image file")
     p.add_argument("reference", nargs="?", help="the image to compare with (e.g. a --whole result)")
     p.add_argument("--stride", type=int, help="tile stride for the seam score (default: the store's, else 1000)")
+    p.add_argument("--video", action="store_true", help="IMAGE (and REFERENCE, default: its recorded input) are "
+                   "frame sequences or videos: report the flicker of IMAGE against its content")
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("methods", help="list the style networks and whether their weights are found")
@@ -32,6 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _cmd_compare(a: argparse.Namespace) -> None:
     from ..api import compare
 
+    if a.video:
+        f = compare(a.image, a.reference, video=True)
+        print(f"flicker: {f['flicker']:.3f} (stylized change {f['stylized_change']:.5f} / content change "
+              f"{f['content_change']:.5f}, {f['pairs']} frame pairs, {f['cuts_skipped']} across cuts skipped)")
+        print("  motion-compensated frame-to-frame change of the stylized frames per unit of the content's; lower is steadier")
+        return
     figures = compare(a.image, a.reference, stride=a.stride)
     print(f"seam score (stride {figures['stride']}): " + (f"{figures['seam']:.3f}" if figures["seam"] is not None
                                                           else "n/a (no tile boundary 48 px inside the image)"))

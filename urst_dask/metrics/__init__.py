@@ -1,8 +1,10 @@
 """Measures of stylized images, pure numpy, no I/O: one module per idea.
 
 * :mod:`.quality` - seams, fidelity (PSNR/SSIM) and statistics distance.
+* :mod:`.flicker` - temporal flicker of a stylized sequence against its content.
 """
 
+from .flicker import Flicker, flicker, global_shift
 from .quality import (
     SEAM_OFFSETS,
     data_range,
@@ -16,6 +18,7 @@ from .quality import (
 )
 
 __all__ = [
+    "Flicker", "flicker", "global_shift",
     "SEAM_OFFSETS", "data_range", "psnr", "seam_lines", "seam_ratio", "seam_score", "ssim", "ssim_sum",
     "stats_distance",
 ]

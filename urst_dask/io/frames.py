@@ -1,0 +1,235 @@
+"""Frame sequences on disk: a folder or glob of image files, read and written one frame at a time.
+
+Frames are PNG (8/16-bit), TIFF (8/16-bit or float), JPEG, or EXR (half/float, through the
+``openexr`` package: the ``exr`` extra).  :func:`open_frames` lists the frames (sorted by
+name), reads only their headers, and refuses an empty sequence, a frame whose header cannot
+be read, and frames of different sizes or sample types, naming the frame.  Pixels are read
+by :func:`read_frame` in the worker that needs them, as (H, W, C) arrays (uint8, uint16 or
+float32); a frame that fails to decode there raises :class:`InputImageError` naming it.
+
+:func:`write_frame` writes one (H, W, C) frame to a temporary name in the same folder and
+renames it into place, so a frame file that exists is a complete one.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputImageError, ParameterError
+from . import png
+
+SUFFIXES = {".png": "png", ".tif": "tif", ".tiff": "tif", ".jpg": "jpg", ".jpeg": "jpg", ".exr": "exr"}
+FORMATS = ("png", "tif", "exr", "jpg")
+PARTIAL = ".partial"
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    """What a frame's header says: size, channels, sample type."""
+
+    height: int
+    width: int
+    channels: int
+    dtype: str
+
+
+@dataclass(frozen=True)
+class FrameFiles:
+    """A sequence of frame files of one size and sample type (``shape``: (H, W, C))."""
+
+    paths: tuple[str, ...]
+    shape: tuple[int, int, int]
+    dtype: str
+    source: str  # the folder or glob as given
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(Path(p).name for p in self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def _exr_module():
+    try:
+        import OpenEXR
+    except ImportError:
+        raise InputImageError("EXR frames need the 'exr' extra: pip install 'urst-dask[exr]'") from None
+    return OpenEXR
+
+
+def _exr_rgb_key(channels: dict) -> str:
+    for key in ("RGBA", "RGB", "Y"):
+        if key in channels:
+            return key
+    raise ValueError(f"no RGB, RGBA or Y channels (has {sorted(channels)})")
+
+
+def read_header(path: str | os.PathLike[str]) -> FrameHeader:
+    """The header of one frame file (no pixels decoded); :class:`InputImageError` naming the
+    frame if it cannot be read."""
+    p = Path(path)
+    kind = SUFFIXES.get(p.suffix.lower())
+    try:
+        if kind == "exr":
+            with _exr_module().File(str(p)) as f:
+                px = f.channels()[_exr_rgb_key(f.channels())].pixels
+                c = 1 if px.ndim == 2 else px.shape[2]
+                return FrameHeader(px.shape[0], px.shape[1], c, "float32")
+        if kind == "tif":
+            import tifffile
+
+            with tifffile.TiffFile(str(p)) as tif:
+                page = tif.pages[0]
+                shape = page.shape
+                c = 1 if len(shape) == 2 else shape[2]
+                dtype = np.dtype(page.dtype)
+                return FrameHeader(shape[0], shape[1], c, "float32" if dtype.kind == "f" else str(dtype))
+        from PIL import Image
+
+        header = png.read_png_header(p) if kind == "png" else None
+        with Image.open(p) as im:
+            w, h = im.size
+            c = {"L": 1, "I;16": 1, "LA": 4, "RGBA": 4, "PA": 4}.get(im.mode, 3)
+            if im.mode == "P" and "transparency" in im.info:
+                c = 4
+        depth = "uint16" if header is not None and header.depth == 16 else "uint8"
+        if header is not None and header.color_type == 4:
+            c = 4
+        return FrameHeader(h, w, c, depth)
+    except InputImageError:
+        raise
+    except Exception as exc:  # any decoder failure: one line naming the frame
+        raise InputImageError(f"frame={str(p)!r}: cannot be read: {exc}") from exc
+
+
+def _listed(source: str) -> list[Path]:
+    p = Path(source)
+    if p.is_dir():
+        files = [q for q in p.iterdir() if q.suffix.lower() in SUFFIXES and not q.name.startswith(".")]
+    elif glob.has_magic(source):
+        files = [Path(q) for q in glob.glob(source) if Path(q).suffix.lower() in SUFFIXES]
+    else:
+        raise InputImageError(f"frames={source!r}: not a folder, a glob of frames, a video file or a Zarr store")
+    return sorted(files, key=lambda q: q.name)
+
+
+def open_frames(source: str | os.PathLike[str]) -> FrameFiles:
+    """List and check the frames of ``source`` (a folder or a glob such as ``shots/*.png``)."""
+    text = str(source)
+    files = _listed(text)
+    if not files:
+        raise InputImageError(f"frames={text!r}: no frames (.png, .tif, .jpg or .exr files) found")
+    first = read_header(files[0])
+    for f in files[1:]:
+        h = read_header(f)
+        if (h.height, h.width) != (first.height, first.width):
+            raise InputImageError(f"frame={str(f)!r}: is {h.width}x{h.height}, but {files[0].name} is "
+                                  f"{first.width}x{first.height}; all frames of a sequence must have one size")
+        if (h.channels, h.dtype) != (first.channels, first.dtype):
+            raise InputImageError(f"frame={str(f)!r}: has {h.channels} channels of {h.dtype}, but {files[0].name} "
+                                  f"has {first.channels} of {first.dtype}; all frames must match")
+    return FrameFiles(tuple(str(f) for f in files), (first.height, first.width, first.channels), first.dtype, text)
+
+
+def _hwc(arr: np.ndarray) -> np.ndarray:
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def _read_pil(p: Path) -> np.ndarray:
+    from PIL import Image
+
+    header = png.read_png_header(p) if p.suffix.lower() == ".png" else None
+    if header is not None and header.depth == 16:
+        return _hwc(png.decode_png16(p, header, f"frame={str(p)!r}"))
+    with Image.open(p) as im:
+        im.load()
+        if im.mode in ("L", "RGB", "RGBA"):
+            return _hwc(np.asarray(im))
+        if im.mode == "I;16":
+            return _hwc(np.asarray(im).astype(np.uint16))
+        has_alpha = im.mode in ("LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+        return np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+
+
+def read_frame(path: str | os.PathLike[str]) -> np.ndarray:
+    """One frame as an (H, W, C) array: uint8/uint16 as stored, float frames as float32."""
+    p = Path(path)
+    kind = SUFFIXES.get(p.suffix.lower())
+    try:
+        if kind == "exr":
+            with _exr_module().File(str(p)) as f:
+                return _hwc(np.asarray(f.channels()[_exr_rgb_key(f.channels())].pixels, dtype=np.float32))
+        if kind == "tif":
+            import tifffile
+
+            arr = _hwc(tifffile.imread(str(p)))
+            return arr.astype(np.float32) if arr.dtype.kind == "f" else arr
+        return _read_pil(p)
+    except InputImageError:
+        raise
+    except Exception as exc:
+        raise InputImageError(f"frame={str(p)!r}: cannot be read: {exc}") from exc
+
+
+def check_format(fmt: str, dtype: str) -> str:
+    """The output frame format for ``fmt`` and the frames' ``dtype`` (refused: JPEG of
+    16-bit or float frames, which would lose their depth)."""
+    fmt = str(fmt).lower().lstrip(".")
+    fmt = {"tiff": "tif", "jpeg": "jpg"}.get(fmt, fmt)
+    if fmt not in FORMATS:
+        raise ParameterError(f"format={fmt!r}: must be one of {', '.join(FORMATS)}")
+    if fmt == "jpg" and dtype != "uint8":
+        raise ParameterError(f"format='jpg': JPEG holds 8 bits, the frames are {dtype}; use png, tif or exr")
+    if fmt == "png" and dtype not in ("uint8", "uint16"):
+        raise ParameterError(f"format='png': PNG holds 8 or 16 bits, the frames are {dtype}; use tif or exr")
+    return fmt
+
+
+def _encode(tmp: Path, frame: np.ndarray, fmt: str) -> None:
+    img = frame[..., 0] if frame.shape[2] == 1 else frame
+    if fmt == "tif":
+        import tifffile
+
+        tifffile.imwrite(str(tmp), img, photometric="minisblack" if img.ndim == 2 else "rgb",
+                         compression="zlib", extrasamples=("unassalpha",) if frame.shape[2] == 4 else None)
+    elif fmt == "exr":
+        ex = _exr_module()
+        data = frame.astype(np.float32) if frame.dtype.kind == "f" else frame / np.float32(np.iinfo(frame.dtype).max)
+        key = {1: "Y", 3: "RGB", 4: "RGBA"}[frame.shape[2]]
+        header = {"compression": ex.ZIP_COMPRESSION, "type": ex.scanlineimage}
+        with ex.File(header, {key: np.ascontiguousarray(data[..., 0] if key == "Y" else data, np.float32)}) as f:
+            f.write(str(tmp))
+    elif fmt == "png" and frame.dtype == np.uint16:
+        import imagecodecs
+
+        tmp.write_bytes(imagecodecs.png_encode(np.ascontiguousarray(img), level=6))
+    else:
+        from PIL import Image
+
+        kw = {"quality": 95, "subsampling": 0} if fmt == "jpg" else {"compress_level": 6}
+        Image.fromarray(np.ascontiguousarray(img)).save(tmp, format="JPEG" if fmt == "jpg" else "PNG", **kw)
+
+
+def write_frame(path: str | os.PathLike[str], frame: np.ndarray, fmt: str) -> Path:
+    """Write an (H, W, C) frame as ``fmt`` at ``path``: to ``.<name>.partial`` first, then
+    renamed, so the name exists only once the file is whole."""
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}{PARTIAL}")
+    try:
+        _encode(tmp, frame, fmt)
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return p
+
+
+def output_name(name: str, fmt: str) -> str:
+    """The output file name of input frame ``name``: its stem with the format's suffix."""
+    return f"{Path(name).stem}.{fmt}"

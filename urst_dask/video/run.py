@@ -1,0 +1,346 @@
+"""``stylize_video``: a frame sequence stylized on one Dask cluster, frame windows in flight.
+
+Stages (each resumable from the records in ``<out>.video-state``, see
+:mod:`urst_dask.io.framestore`):
+
+1. **probe** - each frame's colour histogram and, for ``per-frame``/``ema``, its own
+   thumbnail statistics; up to ``2 x window`` frames read at once, results recorded per frame.
+2. **statistics** - cuts from the histograms (:mod:`.cuts`), then each frame's statistics
+   by the policy (:mod:`.policy`); a ``shot``'s mosaic statistics are one task per shot.
+3. **tiles** - each frame's tile graph (:func:`urst_dask.graph.stylize_array`) ends in one
+   task that writes the frame (temporary name + rename, or its Zarr chunks); up to
+   ``window`` frames are in flight, and a new one is submitted as soon as one finishes, so
+   the workers never wait at a frame boundary.  A frame's done record is written after the
+   frame.
+4. **finish** - a video output is encoded from the stylized frames (kept in the records
+   until then); the metadata (policy, cuts, each frame's statistics key) is written with
+   status ``complete``; the records are removed.
+
+A frame that cannot be read stops the run after the frames before it are written; the
+error names it, and the same command resumes once it is fixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+from distributed import as_completed
+
+from .. import __version__, graph
+from ..cluster import connect, gpu_resources, run as run_graph
+from ..errors import InputImageError, OutputError, ParameterError, UrstError
+from ..io import framestore, video as video_io
+from ..io.lock import output_lock
+from ..io.weights import resolve_weights_dir, verify_file
+from ..models import method_entry
+from ..runtime import ModelSpec
+from ..settings import ComputeOptions, NormMode, StyleOptions
+from ..stats import NormStats, StyleCode
+from ..tiling import TilePlan, WindowJob
+from . import cuts as cut_mod
+from . import tasks
+from .policy import StatsPolicy, VideoOptions, ema_sequence
+from .sequence import Output, Sequence, check_replace, decode_video, open_sequence, plan_output
+
+
+def _log(progress: bool, text: str) -> None:
+    if progress:
+        print(f"[urst-dask] {text}", file=sys.stderr, flush=True)
+
+
+def _split_settings(settings: dict[str, Any], video: VideoOptions | None) -> tuple[VideoOptions, dict[str, Any]]:
+    names = {f.name for f in dataclasses.fields(VideoOptions)}
+    mine = {k: settings.pop(k) for k in list(settings) if k in names}
+    return (dataclasses.replace(video, **mine) if video else VideoOptions(**mine)), settings
+
+
+def _fingerprint(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def stylize_video(
+    content: str | os.PathLike[str],
+    style: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    method: str = "wct16x",
+    variant: str | None = None,
+    weights: str | os.PathLike[str] | None = None,
+    video: VideoOptions | None = None,
+    client: Any = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    **settings: Any,
+) -> Path:
+    """Stylize a frame sequence ``content`` with the style image ``style`` into ``out``.
+
+    ``content``: a folder or glob of frames (PNG/TIFF 8/16-bit, JPEG, EXR float in [0, 1]),
+    a (T, H, W, C) Zarr store, or a video file (mp4/mov/mkv, PyAV).  ``out``: a ``.zarr``
+    (T, H, W, C) store in the input dtype, a video file, or a frame folder (names and bit
+    depth kept).  Video settings (:class:`VideoOptions`, or as keywords): ``stats``
+    (``"per-frame" | "shot" | "ema"``), ``ema_decay``, ``cut_threshold``, ``shot_frames``,
+    ``window`` (frames in flight), ``format`` (folder output: png/tif/exr/jpg), ``codec``,
+    ``crf``, ``pix_fmt``, ``fps`` (video from frames).  Other keywords are
+    :func:`urst_dask.stylize`'s settings (``alpha``, ``stride``, ``margin``, ``blend``,
+    ``thumb_size``, ``device``, ``workers``...); ``norm`` must stay ``"tin"`` and
+    ``intensity`` ``"dtype"``.  Rerunning the same call after an interruption (even kill -9)
+    writes only the missing frames, byte-identical to an uninterrupted run.
+    """
+    from ..api import _settings, _style_input
+
+    vopts, rest = _split_settings(dict(settings), video)
+    opts, plan, comp, clus = _settings(rest, {})
+    if opts.norm is not NormMode.TIN or opts.intensity != "dtype":
+        raise ParameterError("norm/intensity: video runs use thumbnail statistics (norm='tin') and the dtype's "
+                             f"intensity range; got norm={opts.norm.value!r}, intensity={opts.intensity!r}")
+    entry = method_entry(method)
+    if not entry.takes_style_image:
+        raise ParameterError(f"method={method!r}: video runs need a style-image method (its statistics policy "
+                             "applies to the thumbnail statistics)")
+    wdir = resolve_weights_dir(weights).resolve()
+    wfiles = entry.weights(variant)
+    for wf in wfiles:
+        if wf.sha256:
+            verify_file(wdir / wf.relpath, wf)
+    state = framestore.RunState(out)
+    seq = open_sequence(content, state.work_path("input.zarr"))
+    output = plan_output(out, seq, vopts.format)
+    style_img, _, style_meta = _style_input(style, True, False)
+    spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device)
+    plain = {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(vopts).items() if k != "window"}
+    fp = _fingerprint({"version": __version__, "method": method, "variant": variant, "input": seq.identity,
+                       "style": style_meta, "weights": {wf.relpath: wf.sha256 for wf in wfiles},
+                       "options": dataclasses.asdict(opts), "plan": dataclasses.asdict(plan),
+                       "compute": dataclasses.asdict(comp), "video": plain, "output": [output.kind, output.fmt]})
+    with output_lock(out):
+        decided = check_replace(output, fp, overwrite)
+        if decided == "complete":
+            _log(progress, f"{out} is already complete (same run): nothing to do")
+            return output.path
+        resumed = state.start(fp) and decided == "resume"
+        if not resumed:
+            state.remove()
+            state.start(fp)
+        if seq.kind == "video":
+            seq = decode_video(seq, state.work_path("input.zarr"))
+        ctx = _Run(seq, output, state, spec, vopts, opts, plan, comp, progress, fp)
+        ctx.prepare(resumed, {"version": __version__, "method": method, "variant": variant, "style": style_meta})
+        with connect(clus, client) as c:
+            ctx.execute(c, style_img)
+        return output.path
+
+
+class _Run:
+    """One video run's stages (see the module docstring)."""
+
+    def __init__(self, seq: Sequence, output: Output, state: framestore.RunState, spec: ModelSpec,
+                 vopts: VideoOptions, opts: StyleOptions, plan: TilePlan, comp: ComputeOptions, progress: bool,
+                 fingerprint: str) -> None:
+        self.seq, self.output, self.state, self.spec = seq, output, state, spec
+        self.v, self.opts, self.plan, self.comp, self.progress, self.fp = vopts, opts, plan, comp, progress, fingerprint
+        self.meta: dict[str, Any] = {}
+        self.nonce = os.urandom(6).hex()  # task keys of this run: a rerun never meets an earlier run's failure
+
+    def _frames_target(self) -> Path:
+        return self.output.path if self.output.kind == "zarr" else self.state.work_path("frames.zarr")
+
+    def prepare(self, resumed: bool, meta: dict[str, Any]) -> None:
+        n, (h, w, c) = len(self.seq), self.seq.shape
+        self.meta = {**meta, "fingerprint": self.fp, "input": {"path": self.seq.path, "kind": self.seq.kind,
+                     "frames": n, "shape": [h, w, c], "dtype": self.seq.dtype},
+                     "stats_policy": self.v.stats.value, "ema_decay": self.v.ema_decay,
+                     "cut_threshold": self.v.cut_threshold, "shot_frames": self.v.shot_frames}
+        if self.output.kind == "video" and self.v.pix_fmt in ("yuv420p", "nv12") and (h % 2 or w % 2):
+            raise ParameterError(f"pix_fmt={self.v.pix_fmt!r}: needs even sizes, the frames are {w}x{h}; "
+                                 "use --pix-fmt yuv444p or a frame folder")
+        target = self._frames_target()
+        if self.output.kind in ("zarr", "video") and not (resumed and target.exists()):
+            framestore.create_frames_zarr(target, (n, h, w, c), self.seq.dtype, {**self.meta})
+            for f in (self.state.root / "done").glob("*.json"):
+                f.unlink()
+        if self.output.kind == "folder":
+            self.output.path.mkdir(exist_ok=True)
+            self.output.write_meta({**self.meta, "status": "running"})
+
+    # -------------------------------------------------------------------- stages
+
+    def execute(self, c: Any, style_img: Any) -> None:
+        resources = gpu_resources(c)
+        info = run_graph(c, graph.model_info(self.spec, resources), progress=False, label="network")
+        grid = self.plan.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
+        style = self._style(c, style_img, resources)
+        hists, raw, failed = self._probe(c, style, resources)
+        usable = failed[0] if failed else len(self.seq)
+        found = cut_mod.detect_cuts(hists[:usable], self.v.cut_threshold)
+        stats, keys, usable = self._statistics(c, style, resources, hists, raw, found, usable, bool(failed))
+        self._tiles(c, style, stats, keys, grid, resources, usable)
+        if failed:
+            t, msg = failed
+            raise InputImageError(f"{msg} (frame {t + 1} of {len(self.seq)}); the {usable} frames before it are "
+                                  "written: fix or replace it and rerun the same command to continue")
+        self._finish(found, keys, stats)
+
+    def _style(self, c: Any, style_img: Any, resources: Any) -> StyleCode:
+        saved = self.state.load_arrays("stats", "style-code")
+        if saved is not None:
+            method = str(saved.pop("__method__"))
+            return StyleCode.from_flat(method, saved)
+        fut = c.submit(tasks.prepare_style, self.spec, style_img, self.opts.style_size, resources=resources)
+        code = fut.result()
+        self.state.save_arrays("stats", "style-code", {"__method__": __import__("numpy").array(code.method),
+                                                       **code.to_flat()})
+        return code
+
+    def _probe(self, c: Any, style: StyleCode, resources: Any) -> tuple[list, list, tuple[int, str] | None]:
+        n = len(self.seq)
+        with_stats = self.v.stats is not StatsPolicy.SHOT
+        hists: list = [None] * n
+        raw: list = [None] * n
+        for t in range(n):
+            rec = self.state.load_arrays("probe", f"{t:06d}")
+            if rec is not None:
+                hists[t] = rec.pop("__hist__")
+                method = str(rec.pop("__method__", ""))
+                raw[t] = NormStats.from_flat(method, rec) if rec else None
+        todo = [t for t in range(n) if hists[t] is None]
+        failed: tuple[int, str] | None = None
+        style_f = c.scatter([style], broadcast=True)[0] if todo else None  # a list: a _Table is iterable
+
+        def submit(t: int):
+            f = c.submit(tasks.probe, self.seq.refs[t], self.spec, style_f, self.opts.alpha, self.opts.thumb_size,
+                         with_stats, resources=resources, key=f"probe-{self.nonce}-{t}")
+            f.frame = t  # type: ignore[attr-defined]
+            return f
+
+        if todo:
+            _log(self.progress, f"probe: {len(todo)} of {n} frames (histograms{', statistics' if with_stats else ''})")
+        queue = iter(todo)
+        pending = as_completed([submit(t) for _, t in zip(range(2 * self.v.window), queue)])
+        for fut in pending:
+            t = fut.frame
+            try:
+                hist, stats = fut.result()
+            except UrstError as exc:
+                failed = min(failed or (t, str(exc)), (t, str(exc)))
+                continue
+            hists[t], raw[t] = hist, stats
+            extra = {"__method__": __import__("numpy").array(stats.method), **stats.to_flat()} if stats else {}
+            self.state.save_arrays("probe", f"{t:06d}", {"__hist__": hist, **extra})
+            nxt = next(queue, None) if failed is None else None
+            if nxt is not None:
+                pending.add(submit(nxt))
+        return hists, raw, failed
+
+    def _statistics(self, c, style, resources, hists, raw, found, usable, failed):
+        """Each usable frame's statistics and statistics key."""
+        policy = self.v.stats
+        if policy is StatsPolicy.PER_FRAME:
+            return raw[:usable], [f"frame-{t:06d}" for t in range(usable)], usable
+        if policy is StatsPolicy.EMA:
+            values, _ = ema_sequence(raw[:usable], set(found), self.v.ema_decay)
+            return values, [f"ema-{t:06d}" for t in range(usable)], usable
+        shot_list = cut_mod.shots(found, usable)
+        if failed and shot_list:  # the shot the unreadable frame belongs to is not complete: left for the rerun
+            shot_list = shot_list[:-1]
+            usable = shot_list[-1][1] if shot_list else 0
+        futures = {}
+        values: dict[int, NormStats] = {}
+        for s, (a, b) in enumerate(shot_list):
+            got = self.state.load_stats(f"shot-{s:04d}")
+            if got is not None:
+                values[s] = got
+                continue
+            refs = [self.seq.refs[t] for t in cut_mod.sample_frames(a, b, self.v.shot_frames)]
+            futures[c.submit(tasks.shot_stats, refs, self.spec, style, self.opts.alpha, self.opts.thumb_size,
+                             resources=resources, key=f"shot-{self.nonce}-{s}")] = s
+        if futures:
+            _log(self.progress, f"statistics: {len(futures)} shot mosaics")
+        for fut in as_completed(list(futures)):
+            s = futures[fut]
+            values[s] = fut.result()
+            self.state.save_stats(f"shot-{s:04d}", values[s])
+        per_frame, keys = [], []
+        for s, (a, b) in enumerate(shot_list):
+            per_frame += [values[s]] * (b - a)
+            keys += [f"shot-{s:04d}"] * (b - a)
+        return per_frame, keys, usable
+
+    def _frame_graph(self, t: int, stats: NormStats, style: StyleCode, grid, resources):
+        ref = self.seq.refs[t]
+        h, w, ch = self.seq.shape
+        frame = da.from_delayed(dask.delayed(tasks.load, pure=False)(ref), (h, w, ch), dtype=self.seq.dtype)
+        extra = {"backend": self.comp.backend} if hasattr(self.comp, "backend") else {}
+        job = WindowJob(alpha=self.opts.alpha, precision=self.comp.precision, preserve_color=self.opts.preserve_color,
+                        out_dtype=self.seq.dtype, **extra)
+        styl = graph.stylize_array(frame, self.spec, style, stats, grid, job, whole=self.comp.whole,
+                                   batch=self.comp.batch, resources=resources)
+        if self.output.kind == "folder":
+            return dask.delayed(tasks.write_file, pure=True)(styl, str(self.output.frame_path(ref.name)),
+                                                             self.output.fmt)
+        return dask.delayed(tasks.write_zarr, pure=True)(styl, str(self._frames_target()), t)
+
+    def _tiles(self, c, style, stats, keys, grid, resources, usable: int) -> None:
+        done = self.state.done()
+        todo = [t for t in range(usable) if t not in done]
+        if not todo:
+            return
+        _log(self.progress, f"tiles: {len(todo)} of {len(self.seq)} frames, {self.v.window} in flight")
+        start, count = time.perf_counter(), 0
+        queue = iter(todo)
+
+        def submit(t: int):
+            f = c.compute(self._frame_graph(t, stats[t], style, grid, resources), optimize_graph=resources is None)
+            f.frame = t  # type: ignore[attr-defined]
+            return f
+
+        pending = as_completed([submit(t) for _, t in zip(range(self.v.window), queue)])
+        for fut in pending:
+            fut.result()
+            t = fut.frame
+            self.state.mark_done(t, {"stats_key": keys[t], "stats_sha256": stats[t].token()})
+            count += 1
+            rate = count / max(time.perf_counter() - start, 1e-9) * 60.0
+            _log(self.progress, f"frame {t + 1}/{len(self.seq)} ({self.seq.refs[t].name}) written: "
+                                f"{len(done) + count}/{usable} done, {rate:.2f} frames/min")
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.add(submit(nxt))
+
+    def _finish(self, found: list[int], keys: list[str], stats: list[NormStats]) -> None:
+        missing = sorted(set(range(len(keys))) - set(self.state.done()))
+        if missing:  # never mark complete with a frame not written
+            raise OutputError(f"output={str(self.output.path)!r}: frames {missing[:5]} were not written; rerun to finish")
+        frames = [{"index": t, "name": self.seq.refs[t].name, "stats_key": keys[t], "stats_sha256": stats[t].token()}
+                  for t in range(len(keys))]
+        meta = {**self.meta, "cuts": found, "shots": [list(s) for s in cut_mod.shots(found, len(keys))],
+                "frames": frames, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if self.output.kind == "video":
+            _encode(self, meta)
+        self.output.write_meta({**meta, "status": "complete"})
+        self.state.remove()
+
+
+def _encode(run: _Run, meta: dict[str, Any]) -> None:
+    from fractions import Fraction
+
+    h, w, _ = run.seq.shape
+    rate = run.seq.rate or Fraction(run.v.fps or 24).limit_denominator(1001)
+    src = run._frames_target()
+    _log(run.progress, f"encoding {len(run.seq)} frames with {run.v.codec} (crf {run.v.crf}, {run.v.pix_fmt}) "
+                       f"at {float(rate):g} fps")
+    with video_io.VideoEncoder(run.output.path, width=w, height=h, rate=rate, codec=run.v.codec, crf=run.v.crf,
+                               pix_fmt=run.v.pix_fmt) as enc:
+        for t in range(len(run.seq)):
+            enc.write(framestore.read_zarr_frame(src, t))
+    meta["video"] = {"codec": run.v.codec, "crf": run.v.crf, "pix_fmt": run.v.pix_fmt, "rate": str(rate),
+                     "frames": len(run.seq), "width": w, "height": h}
+
