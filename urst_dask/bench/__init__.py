@@ -1,0 +1,16 @@
+"""Benchmarks as a library: the memory-against-resolution sweep (the paper's Table 1).
+
+``memory_sweep(out=..., methods=[...], sizes=[...], modes=["tiled", "whole"])`` runs each
+(method, mode, size) in a fresh process, guards whole-image runs against running out of
+memory, and writes a CSV, a Markdown table, a JSON record and a PNG plot.  The command line is
+``urst-dask bench memory``.
+"""
+
+from __future__ import annotations
+
+from .config import DEFAULT_SIZES, PAPER_SIZES, Mode, SweepConfig
+from .memory import memory_report, memory_sweep
+from .predict import LinearFit, Verdict, fit, guard
+
+__all__ = ["DEFAULT_SIZES", "PAPER_SIZES", "LinearFit", "Mode", "SweepConfig", "Verdict", "fit", "guard", "memory_report",
+           "memory_sweep"]

@@ -1,0 +1,35 @@
+"""The machine description recorded with every benchmark result."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def describe(device: str = "auto") -> dict[str, Any]:
+    """CPU, cores, memory, GPU (if torch sees one), versions, date and time."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    gpu = None
+    if torch.cuda.is_available() and device != "cpu":
+        props = torch.cuda.get_device_properties(0)
+        gpu = {"name": props.name, "memory_gb": round(props.total_memory / 1e9, 1)}
+    return {"cpu": _cpu_name(), "cores": cores, "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+            "gpu": gpu, "device": device, "os": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M %Z")}

@@ -1,0 +1,112 @@
+"""PNG plots of the benchmarks (matplotlib: the optional extra ``urst-dask[plot]``).
+
+:func:`plot_memory`: peak memory against megapixels, one line per method and mode (solid:
+tiled, dashed: whole), log-log axes (sizes and memories span decades); a whole-image run the
+guard skipped is an ``x`` at its predicted memory, above the dotted line of the memory that was
+usable.  :func:`plot_curves` draws any named series the same way (the seam score against the
+margin, for instance).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import UrstError
+
+MIB = 2**20
+EXTRA = "pip install 'urst-dask[plot]'"
+
+
+class PlotUnavailable(UrstError, ImportError):
+    """matplotlib is not installed."""
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotUnavailable(f"plots need matplotlib, the 'plot' extra: {EXTRA}") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_memory(rows: list[dict[str, Any]], path: Path, *, title: str = "peak memory per run",
+                size: tuple[float, float] = (9.0, 6.0)) -> Path:
+    """Write a PNG of memory (GB) against megapixels for ``rows`` (see :mod:`.report`); return its path."""
+    from .report import memory_gb, ordered
+
+    plt = _pyplot()
+    rows = ordered(rows)
+    fig, ax = plt.subplots(figsize=size)
+    colours = plt.get_cmap("tab10")
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    usable = [r["predicted_mib"] for r in rows if r.get("predicted_mib") and r["status"].startswith("out of memory")]
+    for i, m in enumerate(methods):
+        for mode, style in (("tiled", "-"), ("whole", "--")):
+            mine = [r for r in rows if r["method"] == m and r["mode"] == mode]
+            pts = [(r["megapixels"], memory_gb(r)) for r in mine if r["status"] == "ok"]
+            if pts:
+                random = any(r["weights"] == "random" for r in rows if r["method"] == m)
+                ax.plot(*zip(*pts), style, marker="o" if mode == "tiled" else "s", ms=4, color=colours(i % 10),
+                        label=f"{m}{' (random)' if random else ''} {mode}")
+            skipped = [(r["megapixels"], r["predicted_mib"] * MIB / 1e9) for r in rows if r["method"] == m and r["mode"] == mode
+                       and r["status"].startswith("out of memory") and r.get("predicted_mib")]
+            if skipped:
+                ax.plot(*zip(*skipped), "x", ms=8, mew=2, color=colours(i % 10))
+    avail = [r["usable_mib"] for r in rows if r.get("usable_mib")]
+    if avail:
+        ax.axhline(min(avail) * MIB / 1e9, ls=":", color="grey", label="usable memory (guard) at the whole-image runs")
+    if usable:
+        ax.plot([], [], "x", color="black", label="whole, skipped: predicted out of memory")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("image size (megapixels)")
+    gpu = any(r.get("cuda_reserved_mib") is not None for r in rows)
+    ax.set_ylabel("peak GPU memory reserved (GB)" if gpu else "peak RSS of the run (GB)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    fig.tight_layout()
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def plot_curves(series: dict[str, Sequence[tuple[float, float]]], path: Path, *, xlabel: str, ylabel: str,
+                title: str, logx: bool = False, logy: bool = False, hline: tuple[float, str] | None = None,
+                size: tuple[float, float] = (8.0, 5.0)) -> Path:
+    """Write a PNG with one line per named series of ``(x, y)`` points; return its path."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=size)
+    for name, pts in series.items():
+        pts = sorted(pts)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=name)
+    if hline is not None:
+        ax.axhline(hline[0], ls=":", color="grey", label=hline[1])
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)

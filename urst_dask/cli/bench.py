@@ -1,0 +1,72 @@
+"""``bench memory``: peak memory against resolution per method and mode (the paper's Table 1)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..bench.config import DEFAULT_SIZES, Mode
+    from ..bench.predict import DEFAULT_SAFETY
+
+    p = sub.add_parser("bench", help="benchmarks: `bench memory` (memory against resolution)")
+    bsub = p.add_subparsers(dest="bcmd", required=True)
+    m = bsub.add_parser("memory", help="peak memory, wall time and MP/s against image size, per method and mode",
+                        description="Each (method, mode, size) runs in a fresh process (a local cluster of one "
+                                    "worker); whole-image runs predicted not to fit in memory are skipped and "
+                                    "recorded as out of memory.  Writes <name>.csv/.md/.json/.png under --out.")
+    m.add_argument("--methods", nargs="+", metavar="METHOD",
+                   help="networks to measure (default: every network; methods without weights run with random "
+                        "weights in their official layout, labelled 'random'; passthrough on request)")
+    m.add_argument("--sizes", nargs="+", type=int, metavar="SIDE", default=list(DEFAULT_SIZES),
+                   help="square image sides in pixels; default 1000 2000 ... 10000")
+    m.add_argument("--modes", nargs="+", choices=[x.value for x in Mode], default=[x.value for x in Mode],
+                   help="tiled (URST) and/or whole (the whole image as one window); default both")
+    m.add_argument("--image", type=Path, help="a photograph scaled to each size (default: generated content)")
+    m.add_argument("--style", default="demo", help="style image (default: a generated painting; johnson: candy)")
+    m.add_argument("--out", type=Path, required=True, help="folder for the CSV, Markdown, JSON and PNG")
+    m.add_argument("--name", default="memory", help="file name prefix under --out; default memory")
+    m.add_argument("--device", default="auto", help="auto | cpu | cuda; default auto")
+    m.add_argument("--weights", type=Path, help="weights folder (default: $URST_DASK_WEIGHTS, then the user cache)")
+    m.add_argument("--scratch", type=Path, help="cached inputs and outputs (default: $URST_BENCH_SCRATCH/memory "
+                                                "or /tmp/urst-bench/memory)")
+    m.add_argument("--safety", type=float, default=DEFAULT_SAFETY,
+                   help=f"share of the available memory a whole-image run may be predicted to take; default {DEFAULT_SAFETY}")
+    m.add_argument("--budget", type=float, metavar="MINUTES",
+                   help="do not start runs predicted to end after this many minutes")
+    m.add_argument("--timeout", type=float, metavar="SECONDS", help="stop any single run after this long")
+    m.add_argument("--no-resume", action="store_true", help="start afresh instead of keeping the runs in the journal")
+    m.add_argument("--report-only", action="store_true",
+                   help="run nothing: rewrite the tables and plot from the journal <name>-runs.jsonl under --out")
+    m.set_defaults(func=_cmd_memory)
+
+
+def _cmd_memory(a: argparse.Namespace) -> None:
+    from ..bench import memory_sweep
+    from ..bench.config import SweepConfig
+    from ..errors import bad_value
+
+    if a.report_only:
+        from ..bench import memory_report
+
+        paths = memory_report(a.out, a.name)
+        print("wrote " + " ".join(str(p) for p in paths.values()))
+        return
+    if a.budget is not None and not a.budget > 0:
+        raise bad_value("budget", a.budget, "must be a number of minutes > 0")
+
+    given = {"out": a.out, "sizes": a.sizes, "modes": a.modes, "image": a.image, "style": a.style, "name": a.name,
+             "device": a.device, "weights": a.weights, "safety": a.safety, "resume": not a.no_resume,
+             "budget_s": None if a.budget is None else a.budget * 60.0, "timeout_s": a.timeout}
+    if a.methods:
+        given["methods"] = a.methods
+    if a.scratch:
+        given["scratch"] = a.scratch
+    cfg = SweepConfig(**given)
+    rows = memory_sweep(cfg)
+    ok = sum(r["status"] == "ok" for r in rows)
+    print(f"{ok} of {len(rows)} runs measured", file=sys.stderr)
+    files = [cfg.out / f"{cfg.name}.{ext}" for ext in ("csv", "md", "json", "png")]
+    print("wrote " + " ".join(str(f) for f in files if f.exists()))
