@@ -28,7 +28,7 @@ from .engine import timing
 from .engine.backends import precheck
 from .engine.models import ModelSpec
 from .errors import OutputError, ParameterError, ParameterTypeError, UrstError, WeightsError
-from .io import images, store
+from .io import images, remote, store
 from .io import scratch as scratch_io
 from .io.lock import output_lock
 from .io.readers import input_identity, require_unit_range
@@ -107,6 +107,7 @@ def stylize(
     overwrite: bool = False,
     progress: bool = False,
     scratch: str | os.PathLike[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
     **settings: Any,
 ) -> Path:
     """Stylize ``content`` with ``style`` into the Zarr store ``out``; return its path.
@@ -140,9 +141,15 @@ def stylize(
     ``scratch``: where decoded copies of PNG/JPEG inputs go (default ``$URST_DASK_SCRATCH``,
     else ``<out>.scratch`` beside the output); removed when the run ends, and by the next run
     if this one is killed (see :mod:`urst_dask.io.scratch`).
+
+    ``content``, ``style``, ``out`` and ``stats`` may be Zarr stores at URLs (``s3://``,
+    ``gs://``, ``memory://``; ``https://`` read-only) with fsspec ``storage_options`` (one dict,
+    or one per scheme); see :mod:`urst_dask.io.remote`.
     """
     opts, tile_plan, comp, clus = _settings(settings, {StyleOptions: options, TilePlan: plan,
                                                        ComputeOptions: compute, ClusterOptions: cluster})
+    content, style, out, stats = (remote.attach(v, storage_options, arg) for v, arg in (
+        (content, "content"), (style, "style"), (out, "output"), (stats, "stats")))  # URLs carry their options
     timing.start()  # the per-stage summary that verbose runs print at the end
     entry = method_entry(method)
     if opts.alpha != 1.0 and not entry.supports_alpha:
@@ -177,12 +184,13 @@ def stylize(
     # one run per output; the completion marker is written only while held; the scratch folder goes at the end
     with scratch_io.removed(run_scratch), output_lock(out):
         state = store.prepare_output(out, meta["fingerprint"], overwrite)
-        out_path = Path(out)
+        out_path = store.output_path(out)  # a URL keeps its '//' (and storage options)
         if state == "complete":
             if progress:
                 print(f"[urst-dask] {out_path} is already complete (same fingerprint): nothing to do", file=sys.stderr)
             return out_path
         with connect(clus, client) as c:
+            remote.check_in_process(c, output=out_path, content=src.path)  # memory:// needs in-process workers
             resources = gpu_resources(c)
             info = run(c, graph.model_info(spec, resources), progress=False, label="network")
             check_min_side(method, info.size_multiple, shape=src.shape, where=f"content={src.path!r}",
@@ -278,14 +286,17 @@ def _provenance(src, style_meta, method, variant, wfiles, opts, plan, comp, stat
 
 
 def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False,
-           compression: str | None = None, tile: int | None = None) -> Path:
+           compression: str | None = None, tile: int | None = None,
+           storage_options: dict[str, Any] | None = None) -> Path:
     """Export a finished output store: ``.tif`` (pyramidal tiled BigTIFF with OME metadata,
     written tile by tile) or ``.png``/``.jpg`` (PNG streamed band by band, 8 or 16 bits as
     stored; JPEG uint8 RGB/gray up to 65500 px).
 
     ``.tif`` only: ``compression`` ``"zlib"`` (default) or ``"zstd"`` (lossless, with the
     predictor), ``"jpeg"`` (uint8 gray/RGB only) or ``"none"``; ``tile`` the tile side, a
-    multiple of 16 in [16, 4096] (default 256)."""
+    multiple of 16 in [16, 4096] (default 256).  ``store_path`` may be a URL (with fsspec
+    ``storage_options``); the export itself is a local file."""
+    store_path = remote.attach(store_path, storage_options, "store")
     p = Path(out)
     suffix = p.suffix.lower()
     tiff = suffix in (".tif", ".tiff")

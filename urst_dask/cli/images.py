@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..tiling.plan import TilePlan
-from .options import add_run_options, add_verbose, image_size, run_kwargs
+from .options import add_run_options, add_storage_options, add_verbose, image_size, run_kwargs, storage_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compression", help=".tif tiles: zlib (default) or zstd (lossless, with the predictor), jpeg "
                                          "(8-bit gray/RGB only) or none")
     p.add_argument("--tile", type=int, help=".tif tile side, a multiple of 16 in [16, 4096]; default 256")
+    add_storage_options(p)
     add_verbose(p)
     p.set_defaults(func=_cmd_export)
 
@@ -48,7 +49,9 @@ def _cmd_stylize(a: argparse.Namespace) -> None:
 def _cmd_export(a: argparse.Namespace) -> None:
     from ..api import export
 
-    print(f"wrote {export(a.store, a.out, overwrite=a.overwrite, compression=a.compression, tile=a.tile)}")
+    out = export(a.store, a.out, overwrite=a.overwrite, compression=a.compression, tile=a.tile,
+                 storage_options=storage_options(a))
+    print(f"wrote {out}")
 
 
 def _ensure_demo_weights(a: argparse.Namespace) -> None:

@@ -75,8 +75,16 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--export", help="also export the result (.png/.jpg/.tif) when done (checked before the run)")
     add_verbose(p)
+    add_storage_options(p)
     p.add_argument("--scratch", help="folder for decoded copies of PNG/JPEG inputs (default: $URST_DASK_SCRATCH, "
                                      "else <out>.scratch); removed at the end, or by the next run if killed")
+
+
+def add_storage_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage-options", metavar="JSON",
+                   help="fsspec options for stores at URLs (s3://, gs://, https://), one JSON object or one per "
+                        "scheme, e.g. '{\"endpoint_url\": \"http://127.0.0.1:9000\"}'; default: the environment "
+                        "(AWS_*, FSSPEC_S3...)")
 
 
 def add_verbose(p: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
@@ -104,6 +112,12 @@ def plan_kwargs(a: argparse.Namespace) -> dict:
     return given
 
 
+def storage_options(a: argparse.Namespace) -> dict | None:
+    from ..io.remote import parse_options
+
+    return parse_options(getattr(a, "storage_options", None))
+
+
 def run_kwargs(a: argparse.Namespace) -> dict:
     return dict(
         method=a.method, variant=a.variant, weights=a.weights, overwrite=a.overwrite, progress=not a.no_progress, stats=a.stats,
@@ -114,4 +128,5 @@ def run_kwargs(a: argparse.Namespace) -> dict:
         connect_timeout=a.scheduler_timeout,
         axes=getattr(a, "axes", None), allow_large_images=getattr(a, "allow_large_images", False),
         scratch=getattr(a, "scratch", None), verbose=getattr(a, "verbose", False),
+        storage_options=storage_options(a),
     )

@@ -6,6 +6,15 @@ holding JSON: the pid, the host name, the start time and a random token.  A seco
 same output is refused, naming the run that holds it.  A lock left by a run that died (same
 host, pid no longer alive) is taken over; one from another host cannot be checked and is
 refused with the path to delete.  Only the holder (same token) removes the lock.
+
+An output at a URL (s3://, gs://, memory://) is locked by an object beside the store,
+``<url>.lock``, holding the same JSON.  It is created with a conditional write where the
+backend has one (``If-None-Match: *`` on S3 and S3-compatible servers, memory://): two runs
+cannot both create it.  Elsewhere (gcs through fsspec's generic path, other backends) it is a
+check-then-write, read back to see whose token it holds: advisory, as two runs starting
+within the same round trip could both believe they hold it.  A dead run's lock (same host,
+pid gone) is taken over after reading it once more; taking over is advisory on every
+backend (no compare-and-delete).
 """
 
 from __future__ import annotations
@@ -21,8 +30,11 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import OutputError
+from .remote import RemotePath, as_remote
+from .remote_store import failure
 
 SUFFIX = ".lock"
+LockPath = Path | RemotePath
 
 
 @dataclass(frozen=True)
@@ -38,8 +50,12 @@ class LockInfo:
         return f"pid {self.pid} on host {self.host!r}, started {self.started}"
 
 
-def lock_path(output: str | os.PathLike[str]) -> Path:
-    """``<output>.lock`` beside the resolved output path (a symlinked output locks its target)."""
+def lock_path(output: str | os.PathLike[str]) -> LockPath:
+    """``<output>.lock`` beside the resolved output path (a symlinked output locks its target),
+    or the object ``<url>.lock`` beside a store at a URL."""
+    rp = as_remote(output)
+    if rp is not None:
+        return rp.sibling(SUFFIX)
     p = Path(output).resolve()
     return p.with_name(p.name + SUFFIX)
 
@@ -57,17 +73,39 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def read_lock(path: Path) -> LockInfo | None:
+def read_lock(path: LockPath) -> LockInfo | None:
     """The lock file's contents, or ``None`` if it is unreadable or not a lock of ours."""
     try:
-        data = json.loads(path.read_text())
+        text = path.fs().cat_file(path.fs_path()) if isinstance(path, RemotePath) else path.read_text()
+        data = json.loads(text)
         return LockInfo(int(data["pid"]), str(data["host"]), str(data["started"]), str(data["token"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _create(path: Path, info: LockInfo, output: str) -> bool:
+def _create_remote(path: RemotePath, info: LockInfo, output: str) -> bool:
+    """Create the lock object (conditionally where the backend can), then read it back: a
+    backend without conditional writes may have let another run write it too."""
+    fs, data = path.fs(), json.dumps(asdict(info)).encode()
+    try:
+        try:
+            fs.pipe_file(path.fs_path(), data, mode="create")
+        except TypeError:  # a backend whose pipe_file has no mode: check, then write
+            if fs.exists(path.fs_path()):
+                return False
+            fs.pipe_file(path.fs_path(), data)
+    except FileExistsError:
+        return False
+    except Exception as exc:  # noqa: BLE001 - permissions, network: one line naming the lock
+        raise failure("output", as_remote(output) or path, exc, f"create the lock {str.__str__(path)!r}") from exc
+    held = read_lock(path)
+    return held is not None and held.token == info.token
+
+
+def _create(path: LockPath, info: LockInfo, output: str) -> bool:
     """Create the lock file atomically; ``False`` if it already exists."""
+    if isinstance(path, RemotePath):
+        return _create_remote(path, info, output)
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
@@ -84,9 +122,15 @@ def _create(path: Path, info: LockInfo, output: str) -> bool:
     return True
 
 
-def _take_over(path: Path, stale: LockInfo) -> None:
+def _take_over(path: LockPath, stale: LockInfo) -> None:
     """Move a dead run's lock aside, making sure it is still that lock (another run may have
-    taken it over first)."""
+    taken it over first).  A lock object at a URL is deleted if it still holds the dead run's
+    token when read again."""
+    if isinstance(path, RemotePath):
+        held = read_lock(path)
+        if held is not None and held.token == stale.token:
+            path.fs().rm(path.fs_path())
+        return
     aside = path.with_name(f"{path.name}.stale-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         os.rename(path, aside)
@@ -99,7 +143,7 @@ def _take_over(path: Path, stale: LockInfo) -> None:
     aside.unlink(missing_ok=True)
 
 
-def acquire(output: str | os.PathLike[str]) -> tuple[Path, LockInfo]:
+def acquire(output: str | os.PathLike[str]) -> tuple[LockPath, LockInfo]:
     """Take the lock of ``output``; raise :class:`OutputError` naming the run that holds it."""
     path = lock_path(output)
     mine = LockInfo(os.getpid(), socket.gethostname(),
@@ -121,15 +165,19 @@ def acquire(output: str | os.PathLike[str]) -> tuple[Path, LockInfo]:
     raise OutputError(f"output={str(output)!r}: could not take the lock {str(path)!r} (other runs keep taking it)")
 
 
-def release(path: Path, info: LockInfo) -> None:
+def release(path: LockPath, info: LockInfo) -> None:
     """Remove the lock if it is still ours."""
     held = read_lock(path)
     if held is not None and held.token == info.token:
-        path.unlink(missing_ok=True)
+        if isinstance(path, RemotePath):
+            with contextlib.suppress(FileNotFoundError):
+                path.fs().rm(path.fs_path())
+        else:
+            path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
-def output_lock(output: str | os.PathLike[str]) -> Iterator[Path]:
+def output_lock(output: str | os.PathLike[str]) -> Iterator[LockPath]:
     """Hold the lock of ``output`` for the body; released on exit, also on error."""
     path, info = acquire(output)
     try:

@@ -25,6 +25,7 @@ import dask.array as da
 import numpy as np
 
 from ..errors import InputImageError, OutputError
+from .remote import zarr_target
 
 PixelSize = dict[str, tuple[float, str | None]]
 
@@ -301,7 +302,7 @@ def write_ngff_pyramid(
     import zarr
 
     try:
-        root = zarr.open_group(str(store_path), mode="r+")
+        root = zarr.open_group(zarr_target(store_path), mode="r+")
         base = root["0"]
     except (KeyError, FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
         raise OutputError(f"store={str(store_path)!r}: not a Zarr group with an image array '0'") from exc
@@ -342,7 +343,7 @@ def read_ngff_levels(store_path: str | os.PathLike[str]) -> tuple[da.Array, ...]
     import zarr
 
     try:
-        found = find_ngff(zarr.open_group(str(store_path), mode="r"))
+        found = find_ngff(zarr.open_group(zarr_target(store_path, read_only=True), mode="r"))
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
         raise InputImageError(f"store={str(store_path)!r}: not a Zarr group") from exc
     if found is None:

@@ -3,8 +3,9 @@
 Formats.  Zarr v2/v3 arrays and groups (a group's ``"0"`` array); OME-Zarr (NGFF 0.4/0.5,
 also bioformats2raw's ``"0"`` subgroup): levels, axes, pixel sizes and channel labels from the
 metadata; a chunk that cannot be decoded (truncated, garbage) is named, with its index, when
-its block is read (:class:`ZarrBlocks`).  A symbolic link that leads nowhere (dangling, or a
-loop) is refused as such.  TIFF/BigTIFF/OME-TIFF through tifffile's Zarr view, never read whole: pyramid
+its block is read (:class:`ZarrBlocks`).  Zarr stores may be at a URL (s3://, gs://, https://,
+memory://, read through fsspec: :mod:`.remote`); other formats are read from local files.  A
+symbolic link that leads nowhere (dangling, or a loop) is refused as such.  TIFF/BigTIFF/OME-TIFF through tifffile's Zarr view, never read whole: pyramid
 levels (SubIFDs or series levels), axes from ``series.axes``, pixel sizes and channel names
 from OME-XML; a file whose tiles point past its end is refused as truncated.  The TIFF reader
 is picklable (each worker process reopens the file), unlike tifffile's store.  PNG/JPEG (and
@@ -50,7 +51,7 @@ import numpy as np
 from dask.base import tokenize
 
 from ..errors import InputImageError
-from . import ome, png, scratch, validate
+from . import ome, png, remote, remote_store, scratch, validate
 
 TIFF_SUFFIXES = {".tif", ".tiff", ".btf", ".tf8", ".tf2"}
 SUPPORTED_DTYPES = ("uint8", "uint16", "float32")
@@ -364,13 +365,17 @@ def _from_zarr(array: Any, where: str) -> da.Array:
                          name=f"from-zarr-{tokenize(array, 'checked')}", meta=np.empty((0,) * array.ndim, array.dtype))
 
 
-def _read_zarr(path: Path, where: str) -> _Raw:
+def _read_zarr(path: Path | remote.RemotePath, where: str) -> _Raw:
     import zarr
 
     try:
-        node = zarr.open(str(path), mode="r")
+        node = zarr.open(remote.zarr_target(path, read_only=True), mode="r")
+    except FileNotFoundError as exc:  # locally, a missing path was refused before: a URL with nothing there
+        if not isinstance(path, remote.RemotePath):
+            raise InputImageError(f"{where}: not a readable Zarr store ({exc})") from exc
+        raise InputImageError(f"{where}: no Zarr store at this URL (no zarr.json, .zarray or .zgroup found)") from exc
     except Exception as exc:  # noqa: BLE001 - zarr raises many types for broken stores
-        raise InputImageError(f"{where}: not a readable Zarr store ({exc})") from exc
+        raise InputImageError(f"{where}: not a readable Zarr store ({type(exc).__name__}: {_flat(exc)})") from exc
     if isinstance(node, zarr.Array):
         return _Raw(_from_zarr(node, where), "zarr", _zarr_axes(node))
     validate.check_ngff_group(node, where)
@@ -617,8 +622,8 @@ HEAD_BYTES = 64 << 10  # bytes of a single-file image hashed into its identity
 
 
 def input_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A cheap fingerprint of an input on disk, for deciding whether a resumed run reads the
-    same pixels as the run that started the output.
+    """A cheap fingerprint of an input on disk or at a URL, for deciding whether a resumed run
+    reads the same pixels as the run that started the output.
 
     * A directory (Zarr, OME-Zarr): the sha256 of the sorted list of every file under it with
       its size and ``st_mtime_ns`` (one ``stat`` per file, no pixel read: fast even for
@@ -631,7 +636,16 @@ def input_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
     with ``cp -p``/``rsync -t``, or an mtime set back by hand), nor, for a single file, a change
     beyond the first 64 KiB that keeps size and mtime.  Hashing every byte would see those,
     at the cost of reading the whole image once more per run.
+
+    * A store at a URL: the sorted listing of every key with its size and what the backend
+      reports of its version (ETag, generation, modification time), see
+      :func:`.remote_store.identity`; it sees every rewrite that changes an ETag (S3, GCS) or
+      a modification time, and nothing when the server lists no keys (plain HTTP without
+      directory listings: then only the root metadata documents are hashed).
     """
+    rp = remote.as_remote(path)
+    if rp is not None:
+        return remote_store.identity(rp)
     p = Path(path).resolve()
     if p.is_dir():
         digest, count, total = hashlib.sha256(), 0, 0
@@ -654,14 +668,22 @@ def open_image(path: str | os.PathLike[str], arg: str = "content", *, axes: str 
                allow_large: bool = False, scratch_dir: str | os.PathLike[str] | None = None) -> ImageSource:
     """Open an image lazily as an :class:`ImageSource` with an (H, W, C) Dask array.
 
+    ``path``: a local path, or a Zarr/OME-Zarr store at a URL (``s3://``, ``gs://``,
+    ``http(s)://``, ``memory://``, ``file://``; see :mod:`.remote` for storage options).
+
     ``axes`` overrides axis detection (``"YXC"``, ``"CYX"``, ``"TCZYX"``...);
     ``allow_large`` lifts Pillow's decompression-bomb limit for this file; ``scratch_dir``
     is the folder (created if missing, not its parent) that receives the decoded copy of a
     PNG/JPEG (default: the system's temporary folder; see :mod:`.scratch`).  Every problem
     raises :class:`InputImageError` naming ``arg``, the file and the value.
     """
-    p = Path(path)
     where = _where(path, arg)
+    if remote.is_url(path):
+        got = remote.attach(path, None, arg)
+        if isinstance(got, remote.RemotePath):
+            return _build(_read_url(got, where), str(path), arg, axes)
+        path = got  # file:///...: a local path, with the checks below
+    p = Path(path)
     broken_link = validate.link_problem(p)
     if broken_link:
         raise InputImageError(f"{where}: {broken_link}")
@@ -678,6 +700,17 @@ def open_image(path: str | os.PathLike[str], arg: str = "content", *, axes: str 
     else:
         raw = _read_raster(p, where, allow_large, Path(scratch_dir) if scratch_dir else None)
     return _build(raw, str(path), arg, axes)
+
+
+URL_FILE_SUFFIXES = TIFF_SUFFIXES | {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+def _read_url(rp: remote.RemotePath, where: str) -> _Raw:
+    """A Zarr/OME-Zarr store at a URL, read through fsspec (single-file images are not)."""
+    if Path(rp.rstrip("/")).suffix.lower() in URL_FILE_SUFFIXES:
+        raise InputImageError(f"{where}: only Zarr and OME-Zarr stores are read from URLs; download the file "
+                              "and give its local path")
+    return _read_zarr(rp, where)
 
 
 def as_source(array: np.ndarray | da.Array, path: str = "<array>", arg: str = "content", *,

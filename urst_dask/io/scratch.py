@@ -3,10 +3,11 @@ leftover is cleaned up.
 
 A run's scratch folder is ``<root>/run-<host>-<pid>-<token>``, where ``<root>`` is, in
 order: the folder given (``--scratch DIR``, ``stylize(scratch=...)``), ``$URST_DASK_SCRATCH``,
-or ``<output>.scratch`` beside the output store.  The run folder is made when the first
-image is decoded into it and removed when the run ends: at the end of ``stylize``, and at
-interpreter exit (``atexit``: Ctrl-C, and SIGTERM, which the CLI turns into the same
-interrupt).  The root is removed when it is left empty.  A run killed outright (``kill -9``,
+or ``<output>.scratch`` beside the output store.  Scratch data is always local: for an output
+at a URL (s3://, gs://, memory://) the last fallback is ``<system temp>/urst-dask-scratch``.
+The run folder is made when the first image is decoded into it and removed when the run
+ends: at the end of ``stylize``, and at interpreter exit (``atexit``: Ctrl-C, and SIGTERM,
+which the CLI turns into the same interrupt).  The root is removed when it is left empty.  A run killed outright (``kill -9``,
 a power cut) leaves its folder; the next run with the same root removes every run folder
 of this host whose process is gone (:func:`clean_stale`).  Folders of other hosts cannot be
 checked and are left alone.
@@ -20,25 +21,31 @@ import os
 import secrets
 import shutil
 import socket
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import OutputError
 from .lock import pid_alive
+from .remote import as_remote
 
 ENV_VAR = "URST_DASK_SCRATCH"
+REMOTE_ROOT = "urst-dask-scratch"  # under the system's temporary folder, for outputs at a URL
 SUFFIX = ".scratch"
 PREFIX = "run-"
 
 
 def scratch_root(output: str | os.PathLike[str], given: str | os.PathLike[str] | None = None) -> Path:
     """The scratch root of a run writing ``output``: ``given``, else ``$URST_DASK_SCRATCH``,
-    else ``<output>.scratch`` beside the resolved output path.  Nothing is created."""
+    else ``<output>.scratch`` beside the resolved output path (for an output at a URL:
+    ``<system temp>/urst-dask-scratch``).  Nothing is created."""
     if given is not None and str(given):
         return Path(given).resolve()
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).resolve()
+    if as_remote(output) is not None:
+        return Path(tempfile.gettempdir()).resolve() / REMOTE_ROOT
     p = Path(output).resolve()
     return p.with_name(p.name + SUFFIX)
 

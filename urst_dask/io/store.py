@@ -13,8 +13,9 @@ Layout of ``out.zarr``::
 ``attributes["urst_dask"]["status"]`` is ``"running"`` from creation and becomes
 ``"complete"`` only after every chunk is written: an interrupted run never leaves a store
 that claims completeness, and readers refuse incomplete stores by default.  Chunks are
-written atomically (temporary file + rename), so a chunk present on disk is a finished one:
-rerunning the same command computes only the missing chunks (see :func:`prepare_output`).
+written atomically (temporary file + rename; one PUT at s3://, gs://), so a chunk present is
+a finished one: a rerun lists them (the disk, or the keys at a URL, :mod:`.remote_store`)
+and computes only the missing chunks (see :func:`prepare_output`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import numpy as np
 
 from ..errors import OutputError
 from ..stats import NormStats, StyleCode
-from . import validate
+from . import remote, remote_store, validate
+from .remote import RemotePath, as_remote, local_or_remote, zarr_target
 
 IMAGE = "0"
 STATS = "urst/stats"
@@ -44,8 +46,11 @@ NOT_A_STORE_HINT = "remove it or choose another path (--overwrite replaces only 
 
 
 def zarr_node_type(path: str | os.PathLike[str]) -> str | None:
-    """``"array"`` or ``"group"`` for a Zarr v2/v3 node on disk (a ``zarr.json`` that does
-    not say ``"array"`` counts as a group), ``None`` for anything else."""
+    """``"array"`` or ``"group"`` for a Zarr v2/v3 node on disk or at a URL (a ``zarr.json``
+    that does not say ``"array"`` counts as a group), ``None`` for anything else."""
+    rp = as_remote(path)
+    if rp is not None:
+        return remote_store.node_type(rp)
     p = Path(path)
     if not p.is_dir():
         return None
@@ -62,22 +67,35 @@ def zarr_node_type(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def exists(path: str | os.PathLike[str]) -> bool:
+    """Whether anything exists at ``path`` (a file, folder, or any key under a URL prefix)."""
+    return Path(path).exists() if (rp := as_remote(path)) is None else remote_store.exists(rp)
+
+
 def check_output_link(path: str | os.PathLike[str]) -> None:
     """Refuse an output ``path`` that is a dangling symbolic link or a link loop: writing
-    through it would create the store (and its scratch folder) wherever the link points."""
+    through it would create the store (and its scratch folder) wherever the link points.
+    A URL has no links; a read-only one (http/https) is refused here, before anything runs."""
+    rp = as_remote(path)
+    if rp is not None:
+        remote.require_writable(rp)
+        return
     broken_link = validate.link_problem(Path(path))
     if broken_link:
         raise OutputError(f"output={str(path)!r}: {broken_link}; remove the link or choose another path")
 
 
-def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
+def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path | RemotePath:
     """Validate that ``path`` can become the output store (before any work is done).
 
     ``overwrite`` replaces an existing Zarr store (array or group), never anything else, and
     never through a symbolic link: deleting the link's target would remove data that lives
     under another name, so a link is refused with its target named.  A dangling link (or a
     link loop) is refused with or without ``overwrite``: the store would be created wherever
-    it points."""
+    it points.  A URL must be writable (not http/https) and, for s3/gs, its bucket must exist."""
+    rp = as_remote(path)
+    if rp is not None:
+        return remote_store.check_output(rp, overwrite, NOT_A_STORE_HINT)
     p = Path(path)
     check_output_link(p)
     if p.is_symlink() and overwrite:
@@ -94,7 +112,10 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path:
 
 def check_folder(p: Path, given: str) -> None:
     """The folder that will hold the output ``p`` exists and is writable (``given``: the
-    path as the user wrote it, for the message)."""
+    path as the user wrote it, for the message).  Exports are local files: a URL is refused."""
+    if remote.is_url(given):
+        raise OutputError(f"output={given!r}: exports are written to local files; export to a local path and copy "
+                          "it (the store itself may be at a URL)")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"output={given!r}: folder {str(parent)!r} does not exist")
@@ -113,6 +134,10 @@ def check_not_input(output: str | os.PathLike[str], content: str | os.PathLike[s
     """
     if str(content) == "<array>":
         return
+    out_r, in_r = as_remote(output), as_remote(content)
+    if out_r is not None or in_r is not None:
+        remote_store.check_not_input(output, content, out_r, in_r)
+        return
     out_p, in_p = Path(output).resolve(), Path(content).resolve()
     same = out_p == in_p or (out_p.exists() and in_p.exists() and os.path.samefile(out_p, in_p))
     if same:
@@ -127,6 +152,12 @@ def check_not_input(output: str | os.PathLike[str], content: str | os.PathLike[s
                       "would destroy the input before it is read: choose an output path outside the input")
 
 
+def output_path(path: str | os.PathLike[str]) -> Path | RemotePath:
+    """The output store as the pipeline addresses it: a :class:`Path`, or a
+    :class:`~.remote.RemotePath` for a URL (``Path()`` would fold its ``//``)."""
+    return local_or_remote(path, "output")
+
+
 def create_output(
     path: str | os.PathLike[str],
     shape: tuple[int, int, int],  # (H, W, C), the pipeline's layout
@@ -137,26 +168,30 @@ def create_output(
     style: StyleCode | None = None,
     *,
     overwrite: bool = False,
-) -> Path:
+) -> Path | RemotePath:
     """Create the store with status ``running``, its provenance, statistics and style code."""
 
     p = check_output_path(path, overwrite)
-    if p.exists():
-        shutil.rmtree(p)
+    if exists(p):
+        remote_store.remove(p) if isinstance(p, RemotePath) else shutil.rmtree(p)
     try:
         _create(p, shape, chunk, dtype, attrs, stats, style)
-    except OSError as exc:  # disk full...: a half-made store would be refused by the rerun, so none is left
-        shutil.rmtree(p, ignore_errors=True)
-        raise write_failed(p, exc, "the store", resumes=False) from exc
+    except Exception as exc:  # disk full...: a half-made store would be refused by the rerun, so none is left
+        remote_store.remove(p, missing_ok=True) if isinstance(p, RemotePath) else shutil.rmtree(p, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise write_failed(p, exc, "the store", resumes=False) from exc
+        if isinstance(p, RemotePath):
+            raise remote_store.failure("output", p, exc, "create the store") from exc
+        raise
     return p
 
 
-def _create(p: Path, shape: tuple[int, int, int], chunk: int, dtype: str, attrs: Mapping[str, Any],
+def _create(p: Path | RemotePath, shape: tuple[int, int, int], chunk: int, dtype: str, attrs: Mapping[str, Any],
             stats: NormStats | None, style: StyleCode | None) -> None:
     """The writes of :func:`create_output`, into the (absent) folder ``p``."""
     import zarr
 
-    root = zarr.open_group(str(p), mode="w", zarr_format=3)
+    root = zarr.open_group(zarr_target(p), mode="w", zarr_format=3)
     # write_empty_chunks: every written chunk exists on disk, so chunk presence == done.
     # Chunks are clamped to the image: a stride larger than the image would otherwise make
     # Zarr allocate (and the pyramid inherit) stride x stride chunks for a few pixels.
@@ -177,8 +212,8 @@ def prepare_output(path: str | os.PathLike[str], fingerprint: str, overwrite: bo
 
     A store from a different run (fingerprint mismatch) is refused unless ``overwrite``.
     """
-    p = Path(path)
-    if overwrite or not p.exists():
+    p = local_or_remote(path, "output")
+    if overwrite or not exists(p):
         check_output_path(p, overwrite)
         return "new"
     kind = zarr_node_type(p)
@@ -187,7 +222,7 @@ def prepare_output(path: str | os.PathLike[str], fingerprint: str, overwrite: bo
     if kind == "array":
         raise OutputError(f"output={str(path)!r}: is a Zarr array, not a urst-dask output store (a Zarr group); "
                           "pass --overwrite to replace it, or choose another path")
-    meta = read_attrs(p) if (p / "zarr.json").exists() else {}
+    meta = read_attrs(p) if exists(p.child("zarr.json") if isinstance(p, RemotePath) else p / "zarr.json") else {}
     if not meta:
         raise OutputError(f"output={str(path)!r}: already exists and is not a urst-dask store; "
                           "pass --overwrite to replace it")
@@ -199,7 +234,12 @@ def prepare_output(path: str | os.PathLike[str], fingerprint: str, overwrite: bo
 
 
 def present_chunks(path: str | os.PathLike[str]) -> set[tuple[int, int]]:
-    """(row, col) indices of the image chunks already on disk (each written atomically)."""
+    """(row, col) indices of the image chunks already written (each written atomically: a
+    file renamed into place, or one object PUT).  A store at a URL is listed through its
+    filesystem (fsspec ``find``), never the local disk."""
+    rp = as_remote(path)
+    if rp is not None:
+        return remote_store.present_chunks(rp, IMAGE)
     base = Path(path) / IMAGE / "c" / "0"  # chunk keys c/<channel block 0>/<row>/<col>
     done = set()
     if base.is_dir():
@@ -210,10 +250,10 @@ def present_chunks(path: str | os.PathLike[str]) -> set[tuple[int, int]]:
     return done
 
 
-def _write_table(path: Path, where: str, table: NormStats | StyleCode) -> None:
+def _write_table(path: Path | RemotePath, where: str, table: NormStats | StyleCode) -> None:
     import zarr
 
-    root = zarr.open_group(str(path), mode="a")
+    root = zarr.open_group(zarr_target(path), mode="a")
     grp = root.require_group(where)
     grp.attrs["method"] = table.method
     grp.attrs["order"] = table.points()
@@ -233,7 +273,7 @@ def _read_table(path: str | os.PathLike[str], where: str, cls):
     if zarr_node_type(path) == "array":
         raise OutputError(f"{at}: is a Zarr array, not a urst-dask output store with {what}")
     try:
-        grp = zarr.open_group(str(path), mode="r")[where]
+        grp = zarr.open_group(zarr_target(path, read_only=True), mode="r")[where]
     except (KeyError, FileNotFoundError, zarr.errors.GroupNotFoundError, zarr.errors.NodeNotFoundError) as exc:
         raise OutputError(f"{at}: no {what} stored there") from exc
     except (ValueError, TypeError, zarr.errors.BaseZarrError) as exc:
@@ -264,7 +304,7 @@ def _read_table(path: str | os.PathLike[str], where: str, cls):
     return table
 
 
-def write_stats(path: Path, stats: NormStats) -> None:
+def write_stats(path: Path | RemotePath, stats: NormStats) -> None:
     _write_table(path, STATS, stats)
 
 
@@ -279,10 +319,11 @@ def read_style_code(path: str | os.PathLike[str]) -> StyleCode:
 
 
 @functools.lru_cache(maxsize=8)
-def _image_array(path: str):
+def _image_array(path: str, options_json: str):
     import zarr
 
-    return zarr.open_array(path, path=IMAGE, mode="r+")
+    target = RemotePath(path, options_json) if remote.is_url(path) else path
+    return zarr.open_array(zarr_target(target), path=IMAGE, mode="r+")
 
 
 def write_region(path: str, y0: int, x0: int, block: np.ndarray) -> None:
@@ -291,11 +332,17 @@ def write_region(path: str, y0: int, x0: int, block: np.ndarray) -> None:
     An ``OSError`` (disk full, quota, read-only file system...) becomes an
     :class:`OutputError` naming the store and the chunk: the store stays ``running``, and
     rerunning the same command once the cause is fixed writes the missing chunks."""
+    what = f"the chunk at rows {y0}:{y0 + block.shape[0]}, columns {x0}:{x0 + block.shape[1]}"
     try:
-        _image_array(path)[:, y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = np.moveaxis(block, 2, 0)
+        arr = _image_array(str.__str__(str(path)), getattr(path, "options_json", ""))
+        arr[:, y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = np.moveaxis(block, 2, 0)
     except OSError as exc:
-        raise write_failed(path, exc, f"the chunk at rows {y0}:{y0 + block.shape[0]}, "
-                                      f"columns {x0}:{x0 + block.shape[1]}") from exc
+        raise write_failed(path, exc, what) from exc
+    except Exception as exc:  # noqa: BLE001 - a store at a URL: credentials, network...: one line
+        rp = as_remote(path)
+        if rp is None:
+            raise
+        raise remote_store.failure("output", rp, exc, f"write {what}", resumes=True) from exc
 
 
 def write_failed(path: str | os.PathLike[str], exc: OSError, what: str = "it", *, resumes: bool = True) -> OutputError:
@@ -317,7 +364,7 @@ def mark_complete(path: str | os.PathLike[str], extra: Mapping[str, Any] | None 
     import zarr
 
     try:
-        root = zarr.open_group(str(path), mode="r+")
+        root = zarr.open_group(zarr_target(path), mode="r+")
         meta = dict(root.attrs[ATTR])
         meta.update(extra or {})
         meta["status"] = "complete"
@@ -330,7 +377,7 @@ def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
     import zarr
 
     try:
-        return dict(zarr.open_group(str(path), mode="r").attrs.get(ATTR, {}))
+        return dict(zarr.open_group(zarr_target(path, read_only=True), mode="r").attrs.get(ATTR, {}))
     except zarr.errors.ContainsArrayError as exc:
         raise OutputError(f"store={str(path)!r}: is a Zarr array, not a urst-dask output store (a Zarr group)") from exc
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
@@ -346,7 +393,7 @@ def open_output(path: str | os.PathLike[str], *, allow_incomplete: bool = False)
         raise OutputError(f"store={str(path)!r}: not a urst-dask output store (no '{ATTR}' attributes)")
     if meta.get("status") != "complete" and not allow_incomplete:
         raise OutputError(f"store={str(path)!r}: incomplete (status {meta.get('status')!r}); the run did not finish")
-    arr = zarr.open_array(str(path), path=IMAGE, mode="r")
+    arr = zarr.open_array(zarr_target(path, read_only=True), path=IMAGE, mode="r")
     image = da.from_zarr(arr)
     if tuple(arr.metadata.dimension_names or ()) == ("c", "y", "x"):
         image = image.transpose(1, 2, 0)
