@@ -260,3 +260,25 @@ def test_bad_arguments_in_the_api(tmp_path):
     cfg = SweepConfig(out=tmp_path, sizes=[2000, 1000, 2000])
     assert cfg.sizes == (1000, 2000) and "passthrough" not in cfg.methods
     assert {"wct16x", "johnson", "microast", "wct", "adain", "linearwct", "msgnet"} <= set(cfg.methods)
+
+
+# ------------------------------------------------------------------------- seam score against margin
+
+
+def test_seam_curves_from_a_seam_sweep(tmp_path):
+    from urst_dask.bench.seams import plot_seams, seam_series
+
+    rows = [{"config": "whole", "seam": 0.98},
+            {"config": "unaligned m32 crop", "margin": 32, "blend": "crop", "align": False, "seam": 1.7}]
+    rows += [{"config": f"m{m} {b}", "margin": m, "blend": b, "align": True, "seam": s}
+             for m, b, s in ((64, "crop", 1.01), (32, "crop", 1.33), (32, "linear", 0.86), (64, "linear", 1.0))]
+    doc = {"benchmark": "seams-x", "image": "x.jpg", "stride": 1000, "methods": {"wct16x": {"rows": rows}}}
+    (tmp_path / "seams-x.json").write_text(json.dumps(doc))
+    series = seam_series(doc)["wct16x"]
+    assert series["whole"] == 0.98
+    assert series["curves"] == {"crop": [(32, 1.33), (64, 1.01)], "linear": [(32, 0.86), (64, 1.0)]}  # sorted, unaligned left out
+    with Image.open(plot_seams(tmp_path / "seams-x.json", tmp_path / "s.png", size=(5.0, 4.0))) as im:
+        assert im.size == (550, 440)
+    with pytest.raises(Exception, match="no aligned"):
+        (tmp_path / "empty.json").write_text(json.dumps({"methods": {"a": {"rows": rows[:2]}}}))
+        plot_seams(tmp_path / "empty.json", tmp_path / "e.png")

@@ -42,6 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run nothing: rewrite the tables and plot from the journal <name>-runs.jsonl under --out")
     m.set_defaults(func=_cmd_memory)
 
+    s = bsub.add_parser("seams", help="plot the seam score against the margin of seam sweeps (seams-*.json)")
+    s.add_argument("json", nargs="+", type=Path, help="seam sweep results (benchmarks/results/seams-*.json)")
+    s.add_argument("--out", type=Path, required=True, help="folder for one PNG per JSON")
+    s.set_defaults(func=_cmd_seams)
+
+
+def _cmd_seams(a: argparse.Namespace) -> None:
+    from ..bench.config import _check_out
+    from ..bench.seams import plot_seams
+
+    out = _check_out(a.out)
+    print("wrote " + " ".join(str(plot_seams(js, out / f"memory-{js.stem}.png")) for js in a.json))
+
 
 def _cmd_memory(a: argparse.Namespace) -> None:
     from ..bench import memory_sweep
