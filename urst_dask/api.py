@@ -353,7 +353,8 @@ def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
     Quality figures of ``image`` (a finished output store, an image file, or an (H, W, C)
     array), read chunk by chunk: ``seam`` (the seam score at ``stride``: 1.0 means no visible
     tile boundary; default: the store's own stride, else 1000) and, against ``reference``
-    (same shape), ``psnr`` (dB) and ``ssim``.  See :mod:`urst_dask.metrics`."""
+    (same shape), ``psnr`` (dB) and ``ssim``; ``stroke``: the stroke size (dominant texture
+    wavelength in px, :func:`urst_dask.metrics.stroke_size`).  See :mod:`urst_dask.metrics`."""
     if video:
         from .video.compare import flicker_report
 
@@ -365,10 +366,12 @@ def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
     stride = int(stride or a_stride or TilePlan().stride)
     if stride < 1:
         raise ParameterError(f"stride={stride}: must be >= 1")
-    from .metrics import data_range
+    from .metrics import data_range, stroke_size
 
     figures = dask.compute(graph.quality(a, b, stride, data_range(a.dtype)), scheduler="threads")[0]
-    return {"stride": stride, **figures}
+    with dask.config.set(scheduler="threads"):  # stroke size: up to 16 tiles of 512 px, read one by one
+        stroke = stroke_size(a) if min(a.shape[:2]) >= 16 else None
+    return {"stride": stride, **figures, "stroke": stroke}
 
 
 def _compare_input(value: Any, arg: str) -> tuple[da.Array, int | None]:

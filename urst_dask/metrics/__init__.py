@@ -2,6 +2,7 @@
 
 * :mod:`.quality` - seams, fidelity (PSNR/SSIM) and statistics distance.
 * :mod:`.flicker` - temporal flicker of a stylized sequence against its content.
+* :mod:`.stroke` - stroke size: the dominant texture wavelength in pixels.
 """
 
 from .flicker import Flicker, flicker, global_shift
@@ -16,9 +17,10 @@ from .quality import (
     ssim_sum,
     stats_distance,
 )
+from .stroke import stroke_size
 
 __all__ = [
     "Flicker", "flicker", "global_shift",
     "SEAM_OFFSETS", "data_range", "psnr", "seam_lines", "seam_ratio", "seam_score", "ssim", "ssim_sum",
-    "stats_distance",
+    "stats_distance", "stroke_size",
 ]
