@@ -14,11 +14,11 @@ from typing import Sequence
 
 from .. import __version__
 from ..errors import UrstError
-from . import bench, images, info, video
+from . import bench, images, info, train, video
 from .options import add_verbose
 
 # Each command module has ``register(subparsers)``, which adds its parsers with ``func=handler``.
-COMMANDS = (images, info, video, bench)
+COMMANDS = (images, info, video, train, bench)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -9,7 +9,7 @@ from ..errors import ParameterError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compare", help="seam score of an image (and PSNR/SSIM against a reference)")
+    p = sub.add_parser("compare", help="seam score and stroke size of an image (and PSNR/SSIM against a reference)")
     p.add_argument("image", help="an output store or an image file")
     p.add_argument("reference", nargs="?", help="the image to compare with (e.g. a --whole result)")
     p.add_argument("--stride", type=int, help="tile stride for the seam score (default: the store's, else 1000)")
@@ -44,6 +44,10 @@ def _cmd_compare(a: argparse.Namespace) -> None:
     print(f"seam score (stride {figures['stride']}): " + (f"{figures['seam']:.3f}" if figures["seam"] is not None
                                                           else "n/a (no tile boundary 48 px inside the image)"))
     print("  1.0: tile boundaries as smooth as the rest of the image; above ~1.1 seams start to show")
+    if figures.get("stroke"):
+        st = figures["stroke"]
+        print(f"stroke size: {st['wavelength']:.1f} px dominant wavelength (centroid {st['centroid']:.1f} px, "
+              f"{int(st['tile'])}-px tiles)")
     if a.reference:
         print(f"PSNR: {figures['psnr']:.2f} dB")
         print(f"SSIM: {figures['ssim']:.4f}")
