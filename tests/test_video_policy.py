@@ -136,3 +136,25 @@ def test_policies_end_to_end_record_keys_and_share_statistics(tmp_path, client, 
     assert len(set(keys["per-frame"])) == 7
     assert keys["ema"][0] == keys["per-frame"][0] and keys["ema"][4] == keys["per-frame"][4]  # reset at the cut
     assert keys["ema"][1] != keys["per-frame"][1]
+    # the identity output changes exactly as its content does: flicker at most 1
+    from urst_dask.api import compare
+
+    f = compare(tmp_path / "shot", video=True)
+    assert f["pairs"] == 5 and f["cuts_skipped"] == 1 and f["cuts"] == [4] and f["flicker"] <= 1.0
+    assert f["content"] == str(tmp_path / "in")
+
+
+def test_compare_video_cli(tmp_path, capsys):
+    frames = _sequence((), 4)
+    _write(tmp_path / "a", frames)
+    rng = np.random.default_rng(3)
+    _write(tmp_path / "b", [np.clip(f.astype(int) + rng.integers(-30, 31, f.shape), 0, 255).astype(np.uint8)
+                            for f in frames])
+    from urst_dask.cli import main
+
+    assert main(["compare", "--video", str(tmp_path / "b"), str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("flicker: ") and "3 frame pairs" in out
+    assert float(out.split()[1]) > 3.0
+    assert main(["compare", "--video", str(tmp_path / "b")]) == 2  # no recorded input: one line
+    assert "records no input" in capsys.readouterr().err

@@ -92,12 +92,16 @@ def stylize_video(
     ``crf``, ``pix_fmt``, ``fps`` (video from frames).  Other keywords are
     :func:`urst_dask.stylize`'s settings (``alpha``, ``stride``, ``margin``, ``blend``,
     ``thumb_size``, ``device``, ``workers``...); ``norm`` must stay ``"tin"`` and
-    ``intensity`` ``"dtype"``.  Rerunning the same call after an interruption (even kill -9)
+    ``intensity`` ``"dtype"``; ``backend`` defaults to ``"eager"`` (a compiled network is
+    baked for one statistics value, so per-frame and ema would compile every frame).  Rerunning the same call after an interruption (even kill -9)
     writes only the missing frames, byte-identical to an uninterrupted run.
     """
     from ..api import _settings, _style_input
 
     vopts, rest = _split_settings(dict(settings), video)
+    if any(f.name == "backend" for f in dataclasses.fields(ComputeOptions)):
+        # compiled backends bake the statistics into the network: per-frame/ema would compile every frame
+        rest.setdefault("backend", "eager")
     opts, plan, comp, clus = _settings(rest, {})
     if opts.norm is not NormMode.TIN or opts.intensity != "dtype":
         raise ParameterError("norm/intensity: video runs use thumbnail statistics (norm='tin') and the dtype's "
