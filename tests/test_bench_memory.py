@@ -282,3 +282,16 @@ def test_seam_curves_from_a_seam_sweep(tmp_path):
     with pytest.raises(Exception, match="no aligned"):
         (tmp_path / "empty.json").write_text(json.dumps({"methods": {"a": {"rows": rows[:2]}}}))
         plot_seams(tmp_path / "empty.json", tmp_path / "e.png")
+
+
+def test_report_only_rebuilds_the_tables_from_the_journal(tmp_path, capsys):
+    rows = _rows()
+    (tmp_path / "m-runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["bench", "memory", "--report-only", "--out", str(tmp_path), "--name", "m"]) == 0
+    assert capsys.readouterr().out.startswith("wrote ")
+    with open(tmp_path / "m.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows)
+    doc = json.loads((tmp_path / "m.json").read_text())
+    assert doc["summary"]["wct16x"]["side"] == 2000 and doc["config"]["rebuilt_from"].endswith("m-runs.jsonl")
+    assert main(["bench", "memory", "--report-only", "--out", str(tmp_path), "--name", "nothing"]) == 2
+    assert "no journal nothing-runs.jsonl" in capsys.readouterr().err
