@@ -11,7 +11,7 @@ import torch
 from tensors import assert_batch_statistics_per_sample, smooth_image
 from urst_dask.errors import ParameterError
 from urst_dask.io.weights import file_status, load_state_dict
-from urst_dask.models import wct
+from urst_dask.models import vgg, wct
 
 SHARED = Path(os.environ.get("URST_DASK_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 WEIGHTS_DIR = SHARED / "weights"
@@ -67,11 +67,11 @@ def test_variants_and_weight_files(dicts):
     two = wct.build(dicts, "2")  # a smaller cascade from the same files
     assert two.levels == (2, 1) and two.info.size_multiple == 2
     # level 4/5 layouts (no weights here): the upstream nn.Sequential indices and shapes
-    assert tuple(wct.vgg_encoder_layers("51")[42].weight.shape) == (512, 512, 3, 3)
-    dec5 = wct.vgg_decoder_layers("51")
+    assert tuple(vgg.vgg_encoder_layers("51")[42].weight.shape) == (512, 512, 3, 3)
+    dec5 = vgg.vgg_decoder_layers("51")
     assert tuple(dec5[1].weight.shape) == (512, 512, 3, 3)
     assert tuple(dec5[-1].weight.shape) == (3, 64, 3, 3)
-    assert tuple(wct.vgg_decoder_layers("41")[14].weight.shape) == (128, 256, 3, 3)
+    assert tuple(vgg.vgg_decoder_layers("41")[14].weight.shape) == (128, 256, 3, 3)
 
 
 @torch.inference_mode()

@@ -15,11 +15,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from urst_dask import kernels
-from urst_dask.models import MethodEntry, register_method
+from urst_dask.models import Network, register_method
 from urst_dask.models.base import ModelInfo, StyleModel
 from urst_dask.stats import FrozenSource, StatsSource, StyleCode
 
-WEIGHTS: tuple = ()
 
 
 def _mean_std(feat: Tensor) -> dict[str, Tensor]:
@@ -77,13 +76,13 @@ def build(state_dicts: dict, variant: str | None = None) -> StyleModel:
     return kinds.get(variant or "", Identity)().freeze()
 
 
-def weights_for(variant: str | None) -> tuple:
-    return ()
+def build_fails(state_dicts: dict, variant: str | None = None) -> StyleModel:
+    return FailsInTiles().freeze()
 
 
 def register() -> None:
-    register_method(MethodEntry("identity", __name__, "test: identity through TIN"))
-    register_method(MethodEntry("identity-fails", __name__ + "_fails", "test: fails in the tile stage"))
+    register_method(Network(ModelInfo("identity", 1, 1, True, True), "test: identity through TIN", build))
+    register_method(Network(ModelInfo("identity-fails", 1, 1, True, True), "test: fails in the tile stage", build_fails))
 
 
 class Pool16(Identity):

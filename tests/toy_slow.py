@@ -16,8 +16,8 @@ import time
 
 from torch import Tensor
 
-from toy_models import WEIGHTS, Identity  # noqa: F401  (WEIGHTS: the module interface)
-from urst_dask.models import MethodEntry, register_method
+from toy_models import Identity
+from urst_dask.models import ModelInfo, Network, register_method
 from urst_dask.stats import FrozenSource, StatsSource, StyleCode
 
 NAME = "identity-slow"
@@ -50,9 +50,5 @@ def build(state_dicts: dict, variant: str | None = None) -> SlowIdentity:
     return SlowIdentity().freeze()
 
 
-def weights_for(variant: str | None) -> tuple:
-    return ()
-
-
 def register() -> None:
-    register_method(MethodEntry(NAME, __name__, "test: identity with slow windows"))
+    register_method(Network(ModelInfo(NAME, 1, 1, True, True), "test: identity with slow windows", build))

@@ -1,8 +1,7 @@
 """urst-dask: ultra-resolution neural style transfer (URST / Thumbnail Instance Normalization)
 as an out-of-core Dask pipeline over chunked Zarr arrays."""
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .errors import UrstError  # noqa: E402
 from .settings import ComputeOptions, NormMode, StyleOptions  # noqa: E402
 from .stats import NormStats, StyleCode  # noqa: E402

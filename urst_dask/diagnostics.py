@@ -2,7 +2,7 @@
 
 Peaks are per worker process: ``ru_maxrss`` (high-water mark of resident memory since the
 process started, so use a fresh cluster per measurement) and, on GPU workers,
-``torch.cuda.max_memory_allocated`` (reset with :func:`reset_cuda_peaks`).
+``torch.cuda.max_memory_allocated`` (since the process started, likewise).
 """
 
 from __future__ import annotations
@@ -21,13 +21,6 @@ def _cuda_peak_mb() -> float | None:
     return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
 
 
-def _cuda_reset() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-
-
 def _short(addr: str) -> str:
     return addr.rsplit(":", 1)[-1] if addr.startswith("tcp://127.0.0.1") else addr
 
@@ -41,6 +34,3 @@ def cuda_peak_per_worker(client: Any) -> dict[str, float | None]:
     """``{worker: torch.cuda.max_memory_allocated in MiB}`` (``None`` on CPU workers)."""
     return {_short(k): (None if v is None else round(v, 1)) for k, v in client.run(_cuda_peak_mb).items()}
 
-
-def reset_cuda_peaks(client: Any) -> None:
-    client.run(_cuda_reset)

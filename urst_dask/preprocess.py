@@ -11,8 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-SUPPORTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
-
 
 def dtype_scale(dtype: np.dtype) -> float:
     """Value mapped to 1.0: the integer dtype's maximum, 1.0 for float32."""

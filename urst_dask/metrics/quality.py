@@ -38,10 +38,10 @@ def _boundaries(length: int, stride: int) -> list[int]:
 
 def _line_diff(a: np.ndarray, axis: int, lines: Sequence[int]) -> float:
     """Mean |a[line] - a[line - 1]| over the given lines along ``axis`` (all channels)."""
-    lines = np.asarray(lines)
+    idx = np.asarray(lines, dtype=np.intp)
     if axis == 0:
-        return float(np.abs(a[lines] - a[lines - 1]).mean())
-    return float(np.abs(a[:, lines] - a[:, lines - 1]).mean())
+        return float(np.abs(a[idx] - a[idx - 1]).mean())
+    return float(np.abs(a[:, idx] - a[:, idx - 1]).mean())
 
 
 def seam_score(image: np.ndarray, stride: int | Sequence[int], offsets: Sequence[int] = SEAM_OFFSETS) -> float:

@@ -26,9 +26,12 @@ from torch import Tensor, nn
 
 from .. import kernels
 from ..io.weights import WeightFile
+from ..errors import ParameterError
 from ..stats import StatsSource, StyleCode
+from .registry import Network
 from .base import ModelInfo, StyleModel, stacked_receptive_field
-from .wct import vgg_body, vgg_decoder_layers, vgg_encoder_layers
+from .layers import adain_stats
+from .vgg import vgg_body, vgg_decoder_layers, vgg_encoder_layers
 
 POINT = "relu4_1"
 ENCODER_DEPTH = 31  # modules 0..30 of the upstream VGG: the output of module 30 is relu4_1
@@ -40,9 +43,13 @@ def full_vgg() -> nn.Sequential:
     return vgg_encoder_layers("54")
 
 
-def _content_stats(feat: Tensor) -> dict[str, Tensor]:
-    mean, std = kernels.calc_mean_std(feat, EPS, unbiased=True)
-    return {"mean": mean, "std": std}
+INFO = ModelInfo(
+    name="adain",
+    size_multiple=8,
+    receptive_field=stacked_receptive_field((vgg_body("41"),)),
+    takes_style_image=True,
+    supports_alpha=True,
+)
 
 
 class AdaIN(StyleModel):
@@ -52,25 +59,20 @@ class AdaIN(StyleModel):
         super().__init__()
         self.encoder = vgg_encoder_layers("41")  # modules 0..30 of the upstream VGG, ends at relu4_1
         self.decoder = vgg_decoder_layers("41")
-        self.info = ModelInfo(
-            name="adain",
-            size_multiple=8,
-            receptive_field=stacked_receptive_field((vgg_body("41"),)),
-            takes_style_image=True,
-            supports_alpha=True,
-        )
+        self.info = INFO
 
     def prepare_style(self, style: Tensor | None) -> StyleCode:
         if style is None:
-            raise ValueError("adain needs a style image")
+            raise ParameterError("style=None: adain needs a style image")
         with torch.inference_mode():
             f = self.encoder(style.float())
-            mean, std = kernels.calc_mean_std(f, EPS, unbiased=True)
+            st = adain_stats(f)
+            mean, std = st["mean"], st["std"]
         return StyleCode.build(self.info.name, {POINT: {"mean": mean[0].cpu().numpy(), "std": std[0].cpu().numpy()}})
 
     def run(self, x: Tensor, style: StyleCode, source: StatsSource, alpha: float) -> Tensor:
         f = self.encoder(x)  # relu4_1
-        content = source.get(POINT, f, _content_stats)  # per sample (N, C) unless frozen
+        content = source.get(POINT, f, adain_stats)  # per sample (N, C) unless frozen
         s = style.tensors(POINT, f.device)
         t = kernels.adain(f, content["mean"], content["std"], s["mean"], s["std"])
         if alpha != 1.0:
@@ -99,3 +101,7 @@ def build(state_dicts: dict[str, dict[str, Tensor]], variant: str | None = None)
     model.encoder.load_state_dict(vgg[:ENCODER_DEPTH].state_dict(), strict=True)
     model.decoder.load_state_dict(state_dicts["adain/decoder.pth"], strict=True)
     return model.freeze()
+
+
+NETWORK = Network(INFO, "AdaIN (Huang & Belongie 2017), pytorch-AdaIN checkpoints (user-supplied)",
+                  build, catalogue=WEIGHTS)

@@ -12,7 +12,8 @@ on another range (Johnson's [0, 255]) converts inside.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Self
 
 import torch
 from torch import Tensor, nn
@@ -29,8 +30,6 @@ class ModelInfo:
     receptive_field: int  # rough receptive field of one output pixel, in input pixels
     takes_style_image: bool  # False: the style is baked into the weights (Johnson)
     supports_alpha: bool
-    input_range: float = 1.0  # the range the original network was trained on (1 or 255)
-    styles: tuple[str, ...] = field(default_factory=tuple)  # named built-in styles, if any
     # smallest margin (px) whose tile seams are invisible on real photographs, measured by
     # benchmarks/bench_seams.py; None: not measured (``--margin auto`` then guesses from the
     # receptive field, see urst_dask.tiling.plan.auto_margin)
@@ -42,7 +41,7 @@ class StyleModel(nn.Module, abc.ABC):
 
     info: ModelInfo
 
-    def freeze(self) -> "StyleModel":
+    def freeze(self) -> Self:
         """Inference only: eval mode and no gradients for any parameter."""
         self.eval()
         for p in self.parameters():
@@ -78,16 +77,6 @@ class StyleModel(nn.Module, abc.ABC):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
-
-
-class ConvReLU(nn.Sequential):
-    """Reflection-padded 3x3 (or kxk) convolution followed by ReLU (optional)."""
-
-    def __init__(self, cin: int, cout: int, k: int = 3, relu: bool = True) -> None:
-        layers: list[nn.Module] = [nn.ReflectionPad2d(k // 2), nn.Conv2d(cin, cout, k)]
-        if relu:
-            layers.append(nn.ReLU(inplace=True))
-        super().__init__(*layers)
 
 
 def stacked_receptive_field(bodies: tuple[tuple[str, ...], ...]) -> int:

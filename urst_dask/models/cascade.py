@@ -9,9 +9,10 @@ style's, blend by alpha, decode.  Subclasses provide the ``encoders``/``decoders
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .. import kernels
+from ..errors import ParameterError
 from ..stats import FrozenSource, StatsSource, StyleCode
 from .base import StyleModel
 
@@ -24,11 +25,13 @@ def whitening_stats(feat: Tensor) -> dict[str, Tensor]:
 
 class CascadedWct(StyleModel):
     levels: tuple[int, ...]
+    encoders: nn.ModuleDict  # str(level) -> encoder to relu{level}_1
+    decoders: nn.ModuleDict  # str(level) -> its decoder
     clamp_output: bool = False  # the pipeline clamps anyway; set for a [0, 1] model output
 
     def prepare_style(self, style: Tensor | None) -> StyleCode:
         if style is None:
-            raise ValueError(f"{self.info.name} needs a style image")
+            raise ParameterError(f"style=None: {self.info.name} needs a style image")
         entries = {}
         with torch.inference_mode():
             for k in self.levels:

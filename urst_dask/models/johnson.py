@@ -39,7 +39,9 @@ from .. import kernels
 from ..errors import ParameterError
 from ..io.weights import WeightFile
 from ..stats import StatsSource, StyleCode
+from .registry import Network
 from .base import ModelInfo, StyleModel
+from .layers import ConvLayer, in_stats
 
 NAME = "johnson"
 STYLES = ("candy", "mosaic", "pointilism", "rain_princess", "udnie")
@@ -47,24 +49,6 @@ DEFAULT_STYLE = "candy"
 INPUT_RANGE = 255.0
 _USER_SUFFIXES = (".pth", ".model", ".pt")
 _RUNNING_KEY = re.compile(r"(^|\.)in\d+\.running_(mean|var)$")
-
-
-def in_stats(feat: Tensor) -> dict[str, Tensor]:
-    """``nn.InstanceNorm2d`` statistics: per-sample, per-channel mean and sqrt(biased var + 1e-5)."""
-    mean, std = kernels.calc_mean_std(feat, kernels.IN_EPS, unbiased=False)
-    return {"mean": mean, "std": std}
-
-
-class ConvLayer(nn.Module):
-    """Reflection pad ``k // 2`` then a kxk convolution (upstream ``ConvLayer``)."""
-
-    def __init__(self, cin: int, cout: int, k: int, stride: int = 1) -> None:
-        super().__init__()
-        self.pad = k // 2
-        self.conv2d = nn.Conv2d(cin, cout, k, stride)  # exposed: "<name>.conv2d.{weight,bias}"
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv2d(F.pad(x, (self.pad,) * 4, mode="reflect"))
 
 
 class UpsampleConvLayer(ConvLayer):
@@ -75,11 +59,11 @@ class UpsampleConvLayer(ConvLayer):
 
     def __init__(self, cin: int, cout: int, k: int = 3) -> None:
         if k != 3:
-            raise ValueError("UpsampleConvLayer: only 3x3 kernels are implemented")
+            raise ParameterError(f"UpsampleConvLayer: k={k}: only 3x3 kernels are implemented")
         super().__init__(cin, cout, k)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _up2_conv3(x, self.conv2d.weight, self.conv2d.bias)
+        return _up2_conv3(x, self.conv.weight, self.conv.bias)
 
 
 def _fold_taps(w: Tensor, dim: int) -> tuple[Tensor, Tensor]:
@@ -109,19 +93,6 @@ def _up2_conv3(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return out.permute(0, 1, 4, 2, 5, 3).reshape(n, -1, 2 * h, 2 * w)
 
 
-def _norm_affine(x: Tensor, mean: Tensor, std: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """``weight * (x - mean) / std + bias`` (:func:`kernels.tin`) folded into one multiply-add.
-
-    ``mean``/``std`` are ``(C,)`` or ``(N, C)``; the per-channel scale and shift are computed
-    in float32 or wider, then applied in ``x``'s dtype.
-    """
-    dt = torch.promote_types(torch.promote_types(mean.dtype, x.dtype), torch.float32)
-    scale = weight.to(dt) / std.to(dt)
-    shift = bias.to(dt) - mean.to(dt) * scale
-    shape = (-1, x.shape[1], 1, 1)
-    return torch.addcmul(shift.reshape(shape).to(x.dtype), x, scale.reshape(shape).to(x.dtype))
-
-
 class NormAffine(nn.Module):
     """The affine part of ``InstanceNorm2d(affine=True)``: ``weight``/``bias`` of shape (C,).
 
@@ -134,7 +105,7 @@ class NormAffine(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))  # exposed: "<name>.bias" (beta)
 
     def apply_stats(self, x: Tensor, stats: dict[str, Tensor]) -> Tensor:
-        return _norm_affine(x, stats["mean"], stats["std"], self.weight, self.bias)
+        return kernels.tin(x, stats["mean"], stats["std"], self.weight, self.bias)
 
 
 class ResidualBlock(nn.Module):
@@ -146,6 +117,8 @@ class ResidualBlock(nn.Module):
         self.in1 = NormAffine(channels)
         self.conv2 = ConvLayer(channels, channels, 3)
         self.in2 = NormAffine(channels)
+
+
 
 
 class JohnsonNet(StyleModel):
@@ -174,18 +147,7 @@ class JohnsonNet(StyleModel):
         self.deconv2 = UpsampleConvLayer(64, 32, 3)
         self.in5 = NormAffine(32)
         self.deconv3 = ConvLayer(32, 3, 9)
-        self.info = ModelInfo(
-            name=NAME,
-            size_multiple=4,  # conv2 and conv3 have stride 2
-            receptive_field=_receptive_field(),
-            takes_style_image=False,
-            supports_alpha=True,
-            input_range=INPUT_RANGE,
-            styles=STYLES,
-            # benchmarks/results/seams-*.json: margin 64 equals whole-image inference (margin 32:
-            # seam 1.15)
-            seam_margin=64,
-        )
+        self.info = INFO
 
     def norm_points(self) -> tuple[str, ...]:
         """The 15 normalization point names, in forward order."""
@@ -228,6 +190,18 @@ def _receptive_field() -> int:
         scale //= 2
         rf += (k - 1) * scale
     return rf + 8 * scale  # deconv3 9x9
+
+
+INFO = ModelInfo(
+    name=NAME,
+    size_multiple=4,  # conv2 and conv3 have stride 2
+    receptive_field=_receptive_field(),
+    takes_style_image=False,
+    supports_alpha=True,
+    # benchmarks/results/seams-*.json: margin 64 equals whole-image inference (margin 32:
+    # seam 1.15)
+    seam_margin=64,
+)
 
 
 WEIGHTS: tuple[WeightFile, ...] = tuple(
@@ -284,3 +258,8 @@ def build(state_dicts: dict[str, dict[str, Tensor]], variant: str | None = None)
     model = JohnsonNet(label)
     model.load_state_dict(drop_running_stats(sd), strict=True)
     return model.freeze()
+
+
+NETWORK = Network(INFO, "Johnson et al. fast neural style, 15 IN layers; style = candy | mosaic | pointilism | rain_princess | udnie "
+            "| a .pth/.model checkpoint",
+                  build, catalogue=WEIGHTS, files_for=weights_for)

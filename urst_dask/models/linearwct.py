@@ -33,9 +33,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..io.weights import WeightFile
+from ..errors import ParameterError
 from ..stats import StatsSource, StyleCode
+from .registry import Network
 from .base import ModelInfo, StyleModel, stacked_receptive_field
-from .wct import vgg_body
+from .layers import reflect_conv
+from .vgg import vgg_body
 
 POINT = "r41"
 MATRIX = 32  # matrixSize upstream
@@ -73,24 +76,21 @@ _DECODER = (
 )
 
 
-def _pad_conv(conv: nn.Conv2d, x: Tensor) -> Tensor:
-    return conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
-
-
 class Encoder4(nn.Module):
     """RGB [0, 1] -> relu4_1 (512 channels, 1/8 size)."""
 
     def __init__(self) -> None:
         super().__init__()
         for layer in _ENCODER:
-            if layer != "P":
+            if isinstance(layer, tuple):
                 name, cin, cout, k = layer
                 setattr(self, name, nn.Conv2d(cin, cout, k))
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.conv1(x)
+        first: nn.Conv2d = getattr(self, "conv1")
+        y = first(x)
         for layer in _ENCODER[1:]:
-            y = F.max_pool2d(y, 2, 2) if layer == "P" else F.relu(_pad_conv(getattr(self, layer[0]), y))
+            y = F.relu(reflect_conv(getattr(self, layer[0]), y)) if isinstance(layer, tuple) else F.max_pool2d(y, 2, 2)
         return y
 
 
@@ -100,7 +100,7 @@ class Decoder4(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         for layer in _DECODER:
-            if layer != "U":
+            if isinstance(layer, tuple):
                 name, cin, cout = layer
                 setattr(self, name, nn.Conv2d(cin, cout, 3))
 
@@ -110,7 +110,7 @@ class Decoder4(nn.Module):
             if layer == "U":
                 y = F.interpolate(y, scale_factor=2.0, mode="nearest")
                 continue
-            y = _pad_conv(getattr(self, layer[0]), y)
+            y = reflect_conv(getattr(self, layer[0]), y)
             if layer[0] != "conv19":
                 y = F.relu(y)
         return y
@@ -149,6 +149,15 @@ def _channel_mean(feat: Tensor) -> Tensor:
     return feat.flatten(2).mean(dim=2)  # (N, C)
 
 
+INFO = ModelInfo(
+    name="linearwct",
+    size_multiple=8,
+    receptive_field=stacked_receptive_field((vgg_body("41"),)),
+    takes_style_image=True,
+    supports_alpha=True,
+)
+
+
 class LinearWct(StyleModel):
     """Encoder to relu4_1, learned linear transformation with thumbnail content statistics, decoder."""
 
@@ -157,13 +166,7 @@ class LinearWct(StyleModel):
         self.encoder = Encoder4()
         self.decoder = Decoder4()
         self.matrix = MulLayer()
-        self.info = ModelInfo(
-            name="linearwct",
-            size_multiple=8,
-            receptive_field=stacked_receptive_field((vgg_body("41"),)),
-            takes_style_image=True,
-            supports_alpha=True,
-        )
+        self.info = INFO
 
     def _content_stats(self, feat: Tensor) -> dict[str, Tensor]:
         mean = _channel_mean(feat)
@@ -172,7 +175,7 @@ class LinearWct(StyleModel):
 
     def prepare_style(self, style: Tensor | None) -> StyleCode:
         if style is None:
-            raise ValueError("linearwct needs a style image")
+            raise ParameterError("style=None: linearwct needs a style image")
         with torch.inference_mode():
             f = self.encoder(style.float())
             mean = _channel_mean(f)
@@ -214,3 +217,7 @@ def build(state_dicts: dict[str, dict[str, Tensor]], variant: str | None = None)
     model.decoder.load_state_dict(state_dicts["linearwct/dec_r41.pth"], strict=True)
     model.matrix.load_state_dict(state_dicts["linearwct/r41.pth"], strict=True)
     return model.freeze()
+
+
+NETWORK = Network(INFO, "LinearWCT (Li et al. 2019), r41 checkpoints (user-supplied)",
+                  build, catalogue=WEIGHTS)

@@ -36,34 +36,23 @@ Input and output RGB in [0, 1] (the output is clamped).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import kernels
 from ..io.weights import WeightFile
+from ..errors import ParameterError
 from ..stats import StatsSource, StyleCode
+from .registry import Network
 from .base import ModelInfo, StyleModel
+from .layers import ConvLayer as _ConvLayer
+from .layers import adain_stats
 
 NAME = "microast"
-ADAIN_EPS = 1e-5  # upstream function.calc_mean_std
 
 
-def adain_stats(feat: Tensor) -> dict[str, Tensor]:
-    """pytorch-AdaIN statistics: per-sample, per-channel mean and sqrt(unbiased var + 1e-5)."""
-    mean, std = kernels.calc_mean_std(feat, ADAIN_EPS, unbiased=True)
-    return {"mean": mean, "std": std}
-
-
-class ConvLayer(nn.Module):
-    """Reflection pad ``k // 2`` then a (grouped) convolution (upstream ``ConvLayer``)."""
-
-    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> None:
-        super().__init__()
-        self.pad = k // 2
-        self.conv_layer = nn.Conv2d(cin, cout, k, stride, groups=groups)  # "<name>.conv_layer.*"
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv_layer(F.pad(x, (self.pad,) * 4, mode="reflect") if self.pad else x)
+def ConvLayer(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> _ConvLayer:
+    """Upstream ``ConvLayer``: reflection pad ``k // 2``, then a (grouped) conv keyed ``conv_layer``."""
+    return _ConvLayer(cin, cout, k, stride, groups, key="conv_layer")
 
 
 class ResidualLayer(nn.Module):
@@ -117,14 +106,15 @@ class Modulator(nn.Module):
     def forward(self, s1: Tensor, s2: Tensor) -> dict[str, Tensor]:
         """``{"w1", "b1"}`` from ``s1`` and ``{"w2", "b2"}`` from ``s2``, each ``(N, C)``."""
 
-        def pooled(branch: nn.Module, s: Tensor) -> Tensor:
+        def pooled(name: str, s: Tensor) -> Tensor:
+            branch: nn.Module = getattr(self, name)
             return branch(s).mean(dim=(2, 3))
 
         return {
-            "w1": pooled(self.weight1, s1),
-            "b1": pooled(self.bias1, s1),
-            "w2": pooled(self.weight2, s2),
-            "b2": pooled(self.bias2, s2),
+            "w1": pooled("weight1", s1),
+            "b1": pooled("bias1", s1),
+            "w2": pooled("weight2", s2),
+            "b2": pooled("bias2", s2),
         }
 
 
@@ -170,6 +160,17 @@ def _receptive_field() -> int:
     return rf + 8  # dec3.10 9x9
 
 
+INFO = ModelInfo(
+    name=NAME,
+    size_multiple=4,  # two stride-2 convs in the encoder
+    receptive_field=_receptive_field(),
+    takes_style_image=True,
+    supports_alpha=True,
+    # benchmarks/results/seams-*.json: margin 32 is within 78 dB of whole-image inference
+    seam_margin=32,
+)
+
+
 class MicroAST(StyleModel):
     """Content encoder + decoder with two AdaIN points; the style side is prepared once."""
 
@@ -179,23 +180,14 @@ class MicroAST(StyleModel):
         self.style_encoder = Encoder()
         self.modulator = Modulator(64)
         self.decoder = Decoder()
-        self.info = ModelInfo(
-            name=NAME,
-            size_multiple=4,  # two stride-2 convs in the encoder
-            receptive_field=_receptive_field(),
-            takes_style_image=True,
-            supports_alpha=True,
-            input_range=1.0,
-            # benchmarks/results/seams-*.json: margin 32 is within 78 dB of whole-image inference
-            seam_margin=32,
-        )
+        self.info = INFO
 
     def prepare_style(self, style: Tensor | None) -> StyleCode:
         """Style statistics at both AdaIN points and the four modulation vectors, as (C,) arrays."""
         if style is None:
-            raise ValueError("microast needs a style image")
+            raise ParameterError("style=None: microast needs a style image")
         if style.dim() != 4 or style.shape[0] != 1:
-            raise ValueError(f"style: expected (1, 3, H, W), got shape {tuple(style.shape)}")
+            raise ParameterError(f"style: expected (1, 3, H, W), got shape {tuple(style.shape)}")
         with torch.inference_mode():
             s = style.to(device=self.device, dtype=torch.float32)
             s1, s2 = self.style_encoder(s)
@@ -257,3 +249,7 @@ def build(state_dicts: dict[str, dict[str, Tensor]], variant: str | None = None)
         part = wf.relpath.split("/", 1)[1].split("_iter_", 1)[0]
         getattr(model, part).load_state_dict(state_dicts[wf.relpath], strict=True)
     return model.freeze()
+
+
+NETWORK = Network(INFO, "MicroAST arbitrary style (AAAI 2023): TIN at its two AdaIN points",
+                  build, catalogue=WEIGHTS)

@@ -36,8 +36,11 @@ from torch import Tensor, nn
 
 from .. import kernels
 from ..io.weights import WeightFile
+from ..errors import ParameterError
 from ..stats import InstanceSource, StatsSource, StyleCode
+from .registry import Network
 from .base import ModelInfo, StyleModel
+from .layers import ConvLayer, in_stats, reflect_conv
 
 NGF = 128
 EXPANSION = 4
@@ -69,38 +72,18 @@ def _seq(seq: nn.Sequential, x: Tensor, ctx: _Ctx) -> Tensor:
     return x
 
 
-def _in_stats(feat: Tensor) -> dict[str, Tensor]:
-    mean, std = kernels.calc_mean_std(feat)  # biased variance + 1e-5, as nn.InstanceNorm2d
-    return {"mean": mean, "std": std}
-
-
 class InstanceNormPoint(_CtxModule):
     """``nn.InstanceNorm2d(C)`` (affine only if the checkpoint has weight/bias) as a TIN point."""
 
     def __init__(self, channels: int, affine: bool = False) -> None:
         super().__init__()
         self.point = ""  # set by MsgNet once the network is assembled
-        if affine:
-            self.weight = nn.Parameter(torch.ones(channels))
-            self.bias = nn.Parameter(torch.zeros(channels))
-        else:
-            self.weight = self.bias = None
+        self.weight: nn.Parameter | None = nn.Parameter(torch.ones(channels)) if affine else None
+        self.bias: nn.Parameter | None = nn.Parameter(torch.zeros(channels)) if affine else None
 
     def forward(self, x: Tensor, ctx: _Ctx) -> Tensor:
-        st = ctx.source.get(self.point, x, _in_stats)
+        st = ctx.source.get(self.point, x, in_stats)
         return kernels.tin(x, st["mean"], st["std"], self.weight, self.bias)
-
-
-class ConvLayer(nn.Module):
-    """Reflection-padded convolution (upstream ``ConvLayer``; key ``conv2d``)."""
-
-    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int) -> None:
-        super().__init__()
-        self.pad = kernel_size // 2
-        self.conv2d = nn.Conv2d(cin, cout, kernel_size, stride)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv2d(F.pad(x, (self.pad,) * 4, mode="reflect"))
 
 
 class UpsampleConvLayer(nn.Module):
@@ -115,8 +98,7 @@ class UpsampleConvLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.conv2d.kernel_size == (1, 1):  # a 1x1 conv commutes with nearest upsampling
             return F.interpolate(self.conv2d(x), scale_factor=float(self.upsample), mode="nearest")
-        x = F.interpolate(x, scale_factor=float(self.upsample), mode="nearest")
-        return self.conv2d(F.pad(x, (self.pad,) * 4, mode="reflect"))
+        return reflect_conv(self.conv2d, F.interpolate(x, scale_factor=float(self.upsample), mode="nearest"))
 
 
 class Bottleneck(_CtxModule):
@@ -175,6 +157,17 @@ def _gram(f: Tensor) -> Tensor:
     return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
+INFO = ModelInfo(
+    name="msgnet",
+    size_multiple=4,
+    # main path: 7x7 (+6), 3x3/2 at scale 1 (+2) and at scale 2 (+4), six 3x3 at
+    # scale 4 (+48), upsampling 3x3 at scale 2 (+4) and 1 (+2), 7x7 (+6)
+    receptive_field=73,
+    takes_style_image=True,
+    supports_alpha=False,
+)
+
+
 class MsgNet(StyleModel):
     """The MSG-Net generator with thumbnail instance normalization."""
 
@@ -201,16 +194,7 @@ class MsgNet(StyleModel):
         for name, m in self.model.named_modules(prefix="model"):  # registration order = forward order
             if isinstance(m, InstanceNormPoint):
                 m.point = name
-        self.info = ModelInfo(
-            name="msgnet",
-            size_multiple=4,
-            # main path: 7x7 (+6), 3x3/2 at scale 1 (+2) and at scale 2 (+4), six 3x3 at
-            # scale 4 (+48), upsampling 3x3 at scale 2 (+4) and 1 (+2), 7x7 (+6)
-            receptive_field=73,
-            takes_style_image=True,
-            supports_alpha=False,
-            input_range=255.0,
-        )
+        self.info = INFO
 
     def points(self) -> list[str]:
         """The TIN point names, in forward order."""
@@ -222,7 +206,7 @@ class MsgNet(StyleModel):
 
     def prepare_style(self, style: Tensor | None) -> StyleCode:
         if style is None:
-            raise ValueError("msgnet needs a style image")
+            raise ParameterError("style=None: msgnet needs a style image")
         with torch.inference_mode():
             f = _seq(self.model1, self._to_bgr255(style.float()), _Ctx(InstanceSource(), None))
             g = _gram(f)
@@ -251,3 +235,7 @@ def build(state_dicts: dict[str, dict[str, Tensor]], variant: str | None = None)
     model = MsgNet(affine=affine)
     model.load_state_dict(sd, strict=True)
     return model.freeze()
+
+
+NETWORK = Network(INFO, "MSG-Net (Zhang & Dana 2017), 21styles.model (user-supplied)",
+                  build, catalogue=WEIGHTS)

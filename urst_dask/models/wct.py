@@ -13,8 +13,7 @@ content mean and whitening matrix, colour with the style's, blend by alpha, deco
 variant string is the top level K ("1".."5"; default "3", the levels shipped in
 ``shared/weights/wct_vgg19``).
 
-This module also holds the VGG-19 layer builders reused by the AdaIN and LinearWCT
-networks (same normalised VGG, same mirrored decoder).
+The VGG-19 layer builders live in :mod:`.vgg` (shared with AdaIN and LinearWCT).
 """
 
 from __future__ import annotations
@@ -23,66 +22,14 @@ from torch import Tensor, nn
 
 from ..errors import ParameterError
 from ..io.weights import WeightFile
+from .registry import Network
 from .base import ModelInfo, stacked_receptive_field
 from .cascade import CascadedWct
+from .vgg import vgg_body, vgg_decoder_layers, vgg_encoder_layers
 
-# VGG-19 body; "P" is a 2x2 max pool.  Each conv name maps to its output width.
-VGG19 = ("11", "12", "P", "21", "22", "P", "31", "32", "33", "34", "P",
-         "41", "42", "43", "44", "P", "51", "52", "53", "54")
-VGG19_WIDTH = {"11": 64, "12": 64, "21": 128, "22": 128, "31": 256, "32": 256, "33": 256, "34": 256,
-               "41": 512, "42": 512, "43": 512, "44": 512, "51": 512, "52": 512, "53": 512, "54": 512}
 MAX_LEVEL = 5
 DEFAULT_LEVEL = 3
 SUBDIR = "wct_vgg19"
-
-
-def vgg_body(last: str) -> tuple[str, ...]:
-    """The VGG-19 layer names up to and including conv ``last`` (e.g. "41" for relu4_1)."""
-    return VGG19[: VGG19.index(last) + 1]
-
-
-def vgg_encoder_layers(last: str) -> nn.Sequential:
-    """Normalised VGG-19 up to relu{last}, laid out as the upstream ``nn.Sequential``.
-
-    Index 0 is the 1x1 colour conv; each conv is ``[ReflectionPad, Conv3x3, ReLU]`` and each
-    pool one ``MaxPool2d(2, 2, ceil_mode=True)``, so relu1_1 is index 3, relu2_1 10,
-    relu3_1 17, relu4_1 30, relu5_1 43.
-    """
-    layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]  # colour / mean handling
-    cin = 3
-    for name in vgg_body(last):
-        if name == "P":
-            layers.append(nn.MaxPool2d(2, 2, 0, ceil_mode=True))
-            continue
-        cout = VGG19_WIDTH[name]
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3), nn.ReLU(inplace=True)]  # relu{name}
-        cin = cout
-    return nn.Sequential(*layers)
-
-
-def vgg_decoder_layers(last: str) -> nn.Sequential:
-    """Mirror of :func:`vgg_encoder_layers`: relu{last} features -> RGB (unclamped).
-
-    Each conv inverts one encoder conv (output width = that conv's input width) and is
-    ``[ReflectionPad, Conv3x3, ReLU]``, except the last (to RGB), which has no ReLU; each
-    pool becomes a 2x nearest upsampling.
-    """
-    body = vgg_body(last)
-    inputs: dict[str, int] = {}
-    cin = 3
-    for name in body:
-        if name != "P":
-            inputs[name] = cin
-            cin = VGG19_WIDTH[name]
-    layers: list[nn.Module] = []
-    for name in reversed(body):
-        if name == "P":
-            layers.append(nn.Upsample(scale_factor=2.0, mode="nearest"))
-            continue
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(VGG19_WIDTH[name], inputs[name], 3)]
-        if name != "11":
-            layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
 
 
 def parse_levels(variant: str | None) -> tuple[int, ...]:
@@ -99,6 +46,23 @@ def parse_levels(variant: str | None) -> tuple[int, ...]:
     return tuple(range(top, 0, -1))
 
 
+def info_for(levels: tuple[int, ...]) -> ModelInfo:
+    """The geometry of the cascade ``levels`` (e.g. ``(3, 2, 1)``)."""
+    return ModelInfo(
+        name="wct",
+        size_multiple=2 ** (max(levels) - 1),
+        receptive_field=stacked_receptive_field(tuple(vgg_body(f"{k}1") for k in levels)),
+        takes_style_image=True,
+        supports_alpha=True,
+        # levels 3..1 (the default): margin 32 already equals whole-image inference
+        # (benchmarks/results/seams-*.json); deeper levels are not measured here
+        seam_margin=32 if max(levels) <= 3 else None,
+    )
+
+
+INFO = info_for(parse_levels(None))
+
+
 class Wct(CascadedWct):
     """Cascaded multi-level WCT with the full normalised VGG-19 encoders/decoders."""
 
@@ -109,16 +73,7 @@ class Wct(CascadedWct):
         self.levels = tuple(levels)
         self.encoders = nn.ModuleDict({str(k): vgg_encoder_layers(f"{k}1") for k in self.levels})
         self.decoders = nn.ModuleDict({str(k): vgg_decoder_layers(f"{k}1") for k in self.levels})
-        self.info = ModelInfo(
-            name="wct",
-            size_multiple=2 ** (max(self.levels) - 1),
-            receptive_field=stacked_receptive_field(tuple(vgg_body(f"{k}1") for k in self.levels)),
-            takes_style_image=True,
-            supports_alpha=True,
-            # levels 3..1 (the default): margin 32 already equals whole-image inference
-            # (benchmarks/results/seams-*.json); deeper levels are not measured here
-            seam_margin=32 if max(self.levels) <= 3 else None,
-        )
+        self.info = info_for(self.levels)
 
 
 # sha256 of the level 1-3 files in shared/weights/wct_vgg19; levels 4-5 are not available
@@ -165,3 +120,7 @@ def build(state_dicts: dict[str, dict[str, Tensor]], variant: str | None = None)
         model.encoders[str(k)].load_state_dict(state_dicts[encoder_file(k).relpath], strict=True)
         model.decoders[str(k)].load_state_dict(state_dicts[decoder_file(k).relpath], strict=True)
     return model.freeze()
+
+
+NETWORK = Network(INFO, "original VGG-19 WCT (Li et al. 2017), levels K..1 (style variant K, default 3)",
+                  build, catalogue=ALL_WEIGHTS, files_for=weights_for)

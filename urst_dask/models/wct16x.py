@@ -16,8 +16,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..io.weights import WeightFile
+from .registry import Network
 from .base import ModelInfo, stacked_receptive_field
 from .cascade import CascadedWct
+from .layers import reflect_conv
 
 # VGG-19 body up to relu5_1; "P" is a 2x2 max pool.  Output width of each conv.
 _VGG = ("11", "12", "P", "21", "22", "P", "31", "32", "33", "34", "P", "41", "42", "43", "44", "P", "51")
@@ -36,11 +38,6 @@ def _widths(level: int) -> dict[str, int]:
     if level == 1:
         w["11"] = 24  # the level-1 pair was trained wider
     return w
-
-
-def _conv_pad_relu(conv: nn.Conv2d, x: Tensor, relu: bool = True) -> Tensor:
-    y = conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
-    return F.relu(y, inplace=True) if relu else y
 
 
 class SmallEncoder(nn.Module):
@@ -65,7 +62,7 @@ class SmallEncoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y = self.conv0(x)
         for name in self.order:  # ends at relu{level}_1
-            y = F.max_pool2d(y, 2) if name == "P" else _conv_pad_relu(getattr(self, f"conv{name}"), y)
+            y = F.max_pool2d(y, 2) if name == "P" else F.relu(reflect_conv(getattr(self, f"conv{name}"), y), inplace=True)
         return y
 
 
@@ -93,8 +90,25 @@ class SmallDecoder(nn.Module):
             if name == "P":
                 y = F.interpolate(y, scale_factor=2.0, mode="nearest")
             else:
-                y = _conv_pad_relu(getattr(self, f"conv{name}"), y)
+                y = F.relu(reflect_conv(getattr(self, f"conv{name}"), y), inplace=True)
         return y
+
+
+def info_for(levels: tuple[int, ...]) -> ModelInfo:
+    """The geometry of the cascade ``levels`` (default all five, 5..1)."""
+    return ModelInfo(
+        name="wct16x",
+        size_multiple=2 ** (max(levels) - 1),
+        receptive_field=stacked_receptive_field(tuple(_body(k) for k in levels)),
+        takes_style_image=True,
+        supports_alpha=True,
+        # benchmarks/results/seams-*.json: crop at margin 64 gives seam 1.01 and 48 dB against
+        # whole-image inference on a 3000-px photograph (margin 32: seam 1.33, 35 dB)
+        seam_margin=64 if tuple(levels) == LEVELS else None,
+    )
+
+
+INFO = info_for(LEVELS)
 
 
 class Wct16x(CascadedWct):
@@ -105,16 +119,7 @@ class Wct16x(CascadedWct):
         self.levels = tuple(levels)
         self.encoders = nn.ModuleDict({str(k): SmallEncoder(k) for k in self.levels})
         self.decoders = nn.ModuleDict({str(k): SmallDecoder(k) for k in self.levels})
-        self.info = ModelInfo(
-            name="wct16x",
-            size_multiple=2 ** (max(self.levels) - 1),
-            receptive_field=stacked_receptive_field(tuple(_body(k) for k in self.levels)),
-            takes_style_image=True,
-            supports_alpha=True,
-            # benchmarks/results/seams-*.json: crop at margin 64 gives seam 1.01 and 48 dB against
-            # whole-image inference on a 3000-px photograph (margin 32: seam 1.33, 35 dB)
-            seam_margin=64 if self.levels == LEVELS else None,
-        )
+        self.info = info_for(self.levels)
 
 
 WEIGHTS: tuple[WeightFile, ...] = tuple(
@@ -148,3 +153,7 @@ def build(state_dicts: dict[str, dict[str, Tensor]], variant: str | None = None)
         model.encoders[str(k)].load_state_dict(state_dicts[f"wct16x/e{k}.pth"], strict=True)
         model.decoders[str(k)].load_state_dict(state_dicts[f"wct16x/d{k}.pth"], strict=True)
     return model.freeze()
+
+
+NETWORK = Network(INFO, "16x-compressed VGG-19 WCT (Collaborative Distillation), 5 levels",
+                  build, catalogue=WEIGHTS)
