@@ -51,7 +51,7 @@ def _conditioning(spec, image, style_img, style_size=64):
 
 
 def test_every_registered_method_is_covered():
-    builtin = {name for name, e in METHODS.items() if e.module.startswith("urst_dask.")}
+    builtin = {name for name, e in METHODS.items() if e.build.__module__.startswith("urst_dask.")}
     assert builtin == set(REAL) | set(LAYOUT) | {"passthrough"}
 
 
