@@ -330,10 +330,14 @@ def test_s3_lock_object_refuses_a_live_run_and_another_host_takes_over_a_dead_on
     _write_lock(out, 12345, host="elsewhere.invalid")
     with pytest.raises(OutputError, match="host 'elsewhere.invalid'.*delete the lock file if that run is gone"):
         run(image, out)
+    assert not store.exists(out)
+    from urst_dask.io.lock import acquire, read_lock, release
+
     _write_lock(out, sleeper.pid)  # now dead: taken over
-    run(image, out)
-    assert store.read_attrs(out)["status"] == "complete" and not store.exists(lock_path(out))
-    np.testing.assert_array_equal(store.open_output(out).compute(), image)
+    path, info = acquire(out)
+    assert read_lock(path) == info and info.pid == os.getpid()
+    release(path, info)
+    assert not store.exists(lock_path(out))
 
 
 def test_s3_lock_is_created_exclusively(s3, bucket):
@@ -352,13 +356,18 @@ def test_s3_lock_is_created_exclusively(s3, bucket):
 
 
 def test_s3_existing_output_is_refused(run, s3, bucket):
-    image = random_image(40, 50, seed=30)
-    out = run(image, f"{bucket}/o.zarr", storage_options=s3)
-    with pytest.raises(OutputError, match="already exists from a different run"):
+    out = attach(f"{bucket}/o.zarr", s3)
+    store.create_output(out, (40, 50, 3), 32, "uint8", {"fingerprint": "an-earlier-run"}, None)
+    assert store.zarr_node_type(out) == "group" and store.read_attrs(out)["status"] == "running"
+    with pytest.raises(OutputError, match=f"output='{out}': already exists from a different run"):
         run(random_image(40, 50, seed=31), out)
+    with pytest.raises(OutputError, match="already exists; pass --overwrite"):
+        store.check_output_path(out, overwrite=False)
     attach(out).fs().pipe_file(f"{bucket.removeprefix('s3://')}/notzarr/a.txt", b"x")
     with pytest.raises(OutputError, match="already exists and is not a Zarr store"):
-        run(image, f"{bucket}/notzarr", storage_options=s3, overwrite=True)
+        run(random_image(40, 50, seed=31), f"{bucket}/notzarr", storage_options=s3, overwrite=True)
+    with pytest.raises(OutputError, match="bucket 'no-such-bucket' does not exist"):
+        run(random_image(40, 50, seed=31), "s3://no-such-bucket/o.zarr", storage_options=s3)
 
 
 def test_scratch_of_a_url_output_is_local(monkeypatch, tmp_path):

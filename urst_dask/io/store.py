@@ -75,10 +75,11 @@ def exists(path: str | os.PathLike[str]) -> bool:
 def check_output_link(path: str | os.PathLike[str]) -> None:
     """Refuse an output ``path`` that is a dangling symbolic link or a link loop: writing
     through it would create the store (and its scratch folder) wherever the link points.
-    A URL has no links; a read-only one (http/https) is refused here, before anything runs."""
+    A URL has no links; a read-only one (http/https) or a missing bucket is refused here."""
     rp = as_remote(path)
     if rp is not None:
         remote.require_writable(rp)
+        remote_store.check_bucket(rp)
         return
     broken_link = validate.link_problem(Path(path))
     if broken_link:
@@ -153,8 +154,7 @@ def check_not_input(output: str | os.PathLike[str], content: str | os.PathLike[s
 
 
 def output_path(path: str | os.PathLike[str]) -> Path | RemotePath:
-    """The output store as the pipeline addresses it: a :class:`Path`, or a
-    :class:`~.remote.RemotePath` for a URL (``Path()`` would fold its ``//``)."""
+    """The output store: a :class:`Path`, or a :class:`~.remote.RemotePath` for a URL."""
     return local_or_remote(path, "output")
 
 
