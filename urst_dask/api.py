@@ -109,8 +109,9 @@ def stylize(
     scratch: str | os.PathLike[str] | None = None,
     storage_options: dict[str, Any] | None = None,
     **settings: Any,
-) -> Path:
-    """Stylize ``content`` with ``style`` into the Zarr store ``out``; return its path.
+) -> Path | str:
+    """Stylize ``content`` with ``style`` into the Zarr store ``out``; return its path (a
+    :class:`~urst_dask.io.remote.RemotePath`, a ``str``, for a URL).
 
     ``content``: an image path (PNG/JPEG, TIFF/BigTIFF/OME-TIFF, Zarr/OME-Zarr) or a
     numpy/dask array; RGB, RGBA (alpha passed through) or gray (luminance transfer);
