@@ -3,6 +3,7 @@ precision and device choice, and the refusals (missing package, wrong device).""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -200,6 +201,28 @@ def test_padded_edge_window_equals_eager_for_a_local_network(fake_inductor):
     got = _run(model, edge, style, stats, Backend.INDUCTOR, shape=(40, 56))
     assert fake_inductor.builds == [(1, 3, 40, 56)]
     torch.testing.assert_close(got, _run(model, edge, style, stats, Backend.EAGER), rtol=0, atol=1e-6)
+
+
+def test_window_kernel_pads_every_window_to_one_compiled_network(fake_inductor):
+    """The tiling path: windows of three shapes (interior, edge, corner) share one compiled
+    network, and equal eager's output for a local network."""
+    from toy_models import LocalMean
+
+    from urst_dask.tiling import WindowJob, stylize_windows
+
+    model = LocalMean().freeze()
+    style = model.prepare_style(None)
+    rng = np.random.default_rng(0)
+    windows = [rng.integers(0, 256, size=s, dtype=np.uint8) for s in ((40, 56, 3), (40, 20, 3), (17, 20, 3))]
+    with torch.inference_mode():
+        _, stats = model.collect_stats(hwc_to_nchw(to_unit(windows[0])), style)
+    job = WindowJob(alpha=1.0, precision=Precision.FLOAT32, preserve_color=False, out_dtype="uint8")
+    compiled = stylize_windows(windows, model, style, stats, dataclasses.replace(job, backend=Backend.INDUCTOR),
+                               shape=(40, 56))
+    eager = stylize_windows(windows, model, style, stats, job, shape=(40, 56))
+    assert fake_inductor.builds == [(1, 3, 40, 56)]
+    for got, want in zip(compiled, eager):
+        np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_symmetric_pad_matches_numpy():

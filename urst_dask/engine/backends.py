@@ -16,9 +16,13 @@ backend is named.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
+import os
 import shutil
 import threading
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -102,6 +106,46 @@ def _inductor(net: nn.Module, example: Tensor, precision: Precision) -> Runner:
     return run
 
 
+def openvino_cache_dir() -> Path:
+    """Converted OpenVINO networks and compiled blobs: ``$URST_DASK_CACHE/openvino``, default
+    ``$XDG_CACHE_HOME/urst-dask/openvino`` (``~/.cache/urst-dask/openvino``)."""
+    base = os.environ.get("URST_DASK_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "urst-dask")
+    return Path(base) / "openvino"
+
+
+def _convert(ov, net: nn.Module, inputs: tuple[Tensor, ...]):  # noqa: ANN001 - the openvino module
+    with torch.no_grad():  # traced once without the re-run check (the check doubles the time)
+        traced = torch.jit.trace(net, inputs if len(inputs) > 1 else inputs[0], check_trace=False)
+        return ov.convert_model(traced, example_input=inputs if len(inputs) > 1 else inputs[0])
+
+
+def _converted(ov, net: nn.Module, example: Tensor):  # noqa: ANN001
+    """The OpenVINO model of ``net`` and its extra inputs.  A network that can take its baked
+    statistics as inputs (:class:`~urst_dask.engine.baked.FoldedCascade`) is converted once per
+    machine and window shape and kept on disk; others are converted per key, in memory."""
+    if not hasattr(net, "parametric"):
+        return _convert(ov, net, (example,)), [], None
+    extra = [t.detach().cpu() for t in net.affines()]
+    key = hashlib.sha256(f"{net.identity()}{tuple(example.shape)}{ov.__version__}{torch.__version__}".encode())
+    path = openvino_cache_dir() / f"{key.hexdigest()[:32]}.xml"
+    if path.exists() and path.with_suffix(".bin").exists():
+        try:
+            return ov.Core().read_model(str(path)), extra, path.stem
+        except Exception:  # noqa: BLE001 - a damaged cache entry: convert again
+            pass
+    model = _convert(ov, net.parametric(), (example, *extra))
+    # static shapes: the CPU plugin convolves only with weights of a known shape
+    model.reshape({inp: ov.PartialShape(list(t.shape)) for inp, t in zip(model.inputs, (example, *extra))})
+    with contextlib.suppress(OSError):  # a read-only cache only costs the next run a conversion
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.xml")
+        ov.save_model(model, str(tmp), compress_to_fp16=False)
+        os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
+        os.replace(tmp, path)
+    return model, extra, path.stem
+
+
 def _openvino(net: nn.Module, example: Tensor, precision: Precision) -> Runner:
     try:
         import openvino as ov
@@ -111,21 +155,35 @@ def _openvino(net: nn.Module, example: Tensor, precision: Precision) -> Runner:
         raise ParameterError("precision='float16': not with backend='openvino' (CPU); use bfloat16 or float32")
     hint = "bf16" if precision is Precision.BFLOAT16 else "f32"
     example = example.contiguous()
-    with torch.no_grad():  # traced once without the re-run check (the check doubles the time)
-        traced = torch.jit.trace(net, example, check_trace=False)
-        model = ov.convert_model(traced, example_input=example)
-    compiled = ov.Core().compile_model(model, "CPU", {
-        "INFERENCE_PRECISION_HINT": hint,
-        "INFERENCE_NUM_THREADS": max(1, torch.get_num_threads()),
-        "PERFORMANCE_HINT": "LATENCY",
-    })
+    threads = max(1, torch.get_num_threads())
+    if hasattr(net, "parametric"):  # the same network with other statistics: reuse the compiled one
+        ident = (net.identity(), tuple(example.shape), hint, threads)
+        hit = _ov_compiled.get(ident)
+        if hit is not None:
+            return _ov_runner(hit, [t.detach().cpu() for t in net.affines()])
+    model, extra, stem = _converted(ov, net, example)
+    core = ov.Core()
+    with contextlib.suppress(Exception):  # compiled blobs cached on disk too (best effort)
+        core.set_property({"CACHE_DIR": str(openvino_cache_dir() / "blobs")})
+    compiled = core.compile_model(model, "CPU", {
+        "INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
+    if stem is not None:
+        _ov_compiled[ident] = compiled
+    return _ov_runner(compiled, extra)
+
+
+_ov_compiled: dict[tuple, object] = {}  # parametric networks compiled in this process
+
+
+def _ov_runner(compiled, extra: list[Tensor]) -> Runner:  # noqa: ANN001 - an openvino CompiledModel
+    constants = {i + 1: t.numpy() for i, t in enumerate(extra)}
     local = threading.local()  # one infer request per thread: a request is not thread-safe
 
     def run(x: Tensor) -> Tensor:
         req = getattr(local, "req", None)
         if req is None:
             req = local.req = compiled.create_infer_request()
-        req.infer({0: x.detach().cpu().contiguous().numpy()})
+        req.infer({0: x.detach().cpu().contiguous().numpy(), **constants})
         y = torch.from_numpy(req.get_output_tensor(0).data.copy())  # the request reuses its buffer
         return y.to(x.device)
 

@@ -16,6 +16,7 @@ The models themselves are not changed: this wraps them from the outside.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 
 import torch
 from torch import Tensor, nn
@@ -88,14 +89,46 @@ class FoldedCascade(nn.Module):
             self.register_buffer(f"b{k}", b.to(torch.float32))
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.run(x, *self.affines())
+
+    def affines(self) -> list[Tensor]:
+        """The baked weights and biases, level by level (``a5, b5, a4, b4...``)."""
+        return [t for k in self.levels for t in (getattr(self, f"a{k}"), getattr(self, f"b{k}"))]
+
+    def run(self, x: Tensor, *affines: Tensor) -> Tensor:
+        """The forward pass with the 1x1 convolutions' weights given (see :class:`Parametric`)."""
         with _autocast(x.device, self.dtype):
-            for k in self.levels:
+            for i, k in enumerate(self.levels):
                 f = self.encoders[k](x)
                 with torch.autocast(device_type=x.device.type, enabled=False):  # the affine map stays float32
-                    f = torch.nn.functional.conv2d(f.float(), getattr(self, f"a{k}"), getattr(self, f"b{k}")).to(f.dtype)
+                    f = torch.nn.functional.conv2d(f.float(), affines[2 * i], affines[2 * i + 1]).to(f.dtype)
                 x = self.decoders[k](f)
             y = x.clamp(0.0, 1.0) if self.clamp_output else x
             return y.float()
+
+    def parametric(self) -> "Parametric":
+        return Parametric(self)
+
+    def identity(self) -> str:
+        """What the network is, statistics aside: its class, levels and weights (a sha256)."""
+        h = hashlib.sha256(f"{type(self).__name__}{self.levels}{self.clamp_output}".encode())
+        for name, t in list(self.encoders.state_dict().items()) + list(self.decoders.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+
+class Parametric(nn.Module):
+    """A :class:`FoldedCascade` whose 1x1 convolutions are inputs, not constants: one traced
+    graph per (network, window shape) serves every image and style (OpenVINO converts it once
+    per machine, see :mod:`urst_dask.engine.backends`)."""
+
+    def __init__(self, folded: FoldedCascade) -> None:
+        super().__init__()
+        self.folded = folded
+
+    def forward(self, x: Tensor, *affines: Tensor) -> Tensor:
+        return self.folded.run(x, *affines)
 
 
 def bake(model: StyleModel, style: StyleCode, stats: NormStats, alpha: float,

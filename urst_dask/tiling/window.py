@@ -84,8 +84,8 @@ def stylize_windows(
     for i, w in enumerate(rgb):
         groups.setdefault(w.shape, []).append(i)
     per_call = 1 if stats is None else max(1, int(batch))
-    for shape, idx in groups.items():
-        h, w = shape[:2]
+    for window_shape, idx in groups.items():
+        h, w = window_shape[:2]
         for k in range(0, len(idx), per_call):
             part = idx[k : k + per_call]
             xs = [hwc_to_nchw(apply_intensity_range(to_unit(pad_to_multiple(rgb[i], model.info.size_multiple)),
