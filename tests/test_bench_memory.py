@@ -140,6 +140,8 @@ def test_csv_markdown_and_ratio():
     md = report.to_markdown(rows, {"cpu": "x", "cores": 2, "memory_gb": 25})
     assert "| resolution | wct16x whole | wct16x tiled |" in md
     assert f"| 3000^2 | - | {915 / GB_MIB:.2f} |" in md
+    pred = (1500.0 + 2500.0 * (9e6 - 1e6) / 3e6) / GB_MIB  # the line through the 1000^2 and 2000^2 whole runs
+    assert f"- wct16x (fit of 2 whole-image runs): 3000^2: {pred:.2f} (over the usable memory: skipped)" in md
     r = report.ratios(rows)["wct16x"]
     assert r["side"] == 2000 and r["ratio"] == pytest.approx(4000.0 / 910.0, abs=0.01)
 

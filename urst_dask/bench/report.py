@@ -110,6 +110,34 @@ def _grid(rows: list[dict[str, Any]], field: str) -> list[str]:
     return lines
 
 
+def _predictions(rows: list[dict[str, Any]]) -> list[str]:
+    """The guard's line for whole-image sizes in the table that were not measured (GB), and whether
+    it would skip them at the usable memory of the method's last guard decision."""
+    from .predict import fit
+
+    sides = sorted({r["side"] for r in rows})
+    out = []
+    for m in _method_order(r["method"] for r in rows):
+        whole = {r["side"]: r for r in rows if r["method"] == m and r["mode"] == "whole"}
+        pts = [(s * s, r["peak_rss_mib"]) for s, r in whole.items() if r["status"] == "ok"]
+        usable = [r["usable_mib"] for r in whole.values() if r.get("usable_mib")]
+        missing = [s for s in sides if s not in whole or whole[s]["status"] != "ok"]
+        if len(pts) < 2 or not missing:
+            continue
+        line, cap = fit(pts), (usable[-1] if usable else None)
+        cells = []
+        for s in missing:
+            gb = line(s * s) * MIB / 1e9
+            over = cap is not None and line(s * s) > cap
+            cells.append(f"{s}^2: {gb:.2f}" + (" (over the usable memory: skipped)" if over else ""))
+        out.append(f"- {m} (fit of {len(pts)} whole-image runs): " + "; ".join(cells))
+    if not out:
+        return []
+    seen = [r["usable_mib"] for r in rows if r.get("usable_mib")]
+    usable = f" (the lowest usable memory the guard saw: {min(seen) * MIB / 1e9:.1f} GB)" if seen else ""
+    return ["", f"Whole-image memory predicted by the guard's linear fit (GB) where it was not measured{usable}:", ""] + out
+
+
 def to_markdown(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     gpu = any(r.get("cuda_reserved_mib") is not None for r in rows)
     what = "torch.cuda.max_memory_reserved" if gpu else "peak resident memory (RSS) of the run's process"
@@ -133,6 +161,7 @@ def to_markdown(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
             lines.append(f"| {m} | {e['side']}^2 | {e['whole_gb']:.2f} | {e['tiled_gb']:.2f} | {e['ratio']:.2f} | {spread} |")
         else:
             lines.append(f"| {m} | n/r | n/r | n/r | n/r | {spread} |")
+    lines += _predictions(rows)
     skipped = [r for r in rows if r["status"] not in ("ok",)]
     if skipped:
         lines += ["", "Runs not measured:", ""] + [f"- {r['method']} {r['mode']} {r['side']}^2: {r['status']}" for r in skipped]
