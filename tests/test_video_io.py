@@ -134,3 +134,27 @@ def test_outputs_refused(tmp_path, style_image):
     (other / "mine.txt").write_text("x")
     with pytest.raises(OutputError, match="not a urst-dask video output"):
         stylize_video(folder, style_image, other, method="identity")
+
+
+def test_video_output_resumes_from_its_records(tmp_path, client, style_image):
+    """A video file appears only at the end; an interrupted run's records alone let the rerun
+    write only the missing frames (counted with the toy network's window counter)."""
+    pytest.importorskip("av")
+    import toy_models
+
+    from urst_dask.io import video as video_io
+
+    frames = _frames(6, 48, 64, seed=5)
+    folder = _write(tmp_path / "in", frames)
+    good = (folder / "f004.png").read_bytes()
+    (folder / "f004.png").write_bytes(good[: len(good) // 2])
+    out = tmp_path / "out.mp4"
+    kw = dict(method="identity", client=client, stride=64, stats="per-frame", window=1)
+    with pytest.raises(InputImageError, match=r"f004\.png"):
+        stylize_video(folder, style_image, out, **kw)
+    assert not out.exists() and len(list((tmp_path / "out.mp4.video-state" / "done").glob("*.json"))) == 4
+    (folder / "f004.png").write_bytes(good)
+    before = toy_models.WINDOWS["count"]
+    stylize_video(folder, style_image, out, **kw)
+    assert toy_models.WINDOWS["count"] - before == 2  # one window per frame, frames 4 and 5 only
+    assert video_io.probe(out).frames == 6 and not (tmp_path / "out.mp4.video-state").exists()

@@ -130,7 +130,8 @@ def stylize_video(
         if decided == "complete":
             _log(progress, f"{out} is already complete (same run): nothing to do")
             return output.path
-        resumed = state.start(fp) and decided == "resume"
+        # a video's output file appears only at the end: its records alone say the run is resumable
+        resumed = state.start(fp) and (decided == "resume" or output.kind == "video")
         if not resumed:
             state.remove()
             state.start(fp)
@@ -294,6 +295,8 @@ class _Run:
 
     def _tiles(self, c, style, stats, keys, grid, resources, usable: int) -> None:
         done = self.state.done()
+        if self.output.kind == "folder":  # a record whose file was removed since does not count
+            done = {t: r for t, r in done.items() if self.output.frame_path(self.seq.refs[t].name).exists()}
         todo = [t for t in range(usable) if t not in done]
         if not todo:
             return
@@ -320,7 +323,7 @@ class _Run:
                 pending.add(submit(nxt))
 
     def _finish(self, found: list[int], keys: list[str], stats: list[NormStats]) -> None:
-        missing = sorted(set(range(len(keys))) - set(self.state.done()))
+        missing = sorted(set(range(len(keys))) - set(self.state.done()))  # every frame written, once
         if missing:  # never mark complete with a frame not written
             raise OutputError(f"output={str(self.output.path)!r}: frames {missing[:5]} were not written; rerun to finish")
         frames = [{"index": t, "name": self.seq.refs[t].name, "stats_key": keys[t], "stats_sha256": stats[t].token()}
