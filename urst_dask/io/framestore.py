@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import numpy as np
 
@@ -60,10 +60,10 @@ def read_json(path: Path) -> dict[str, Any] | None:
 # ----------------------------------------------------------------------- Zarr frames
 
 
-def _frames_array(path: str | os.PathLike[str], mode: str = "r"):
+def _frames_array(path: str | os.PathLike[str], mode: Literal["r", "r+"] = "r") -> Any:
     import zarr
 
-    node = zarr.open(str(path), mode=mode)
+    node: Any = zarr.open(str(path), mode=mode)
     if isinstance(node, zarr.Group):
         node = node["0"] if "0" in node else None
     return node
@@ -157,7 +157,7 @@ class RunState:
         return self.root / kind / f"{name}.npz"
 
     def save_arrays(self, kind: str, name: str, arrays: Mapping[str, np.ndarray]) -> None:
-        _atomic(self._npz(kind, name), lambda fh: np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()}))
+        _atomic(self._npz(kind, name), lambda fh: np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()}))  # type: ignore[arg-type]
 
     def load_arrays(self, kind: str, name: str) -> dict[str, np.ndarray] | None:
         try:

@@ -101,7 +101,7 @@ def flicker(stylized: Iterable[np.ndarray], content: Iterable[np.ndarray], cuts:
     for t, (s, c) in enumerate(zip(stylized, content, strict=True)):
         if np.shape(s)[:2] != np.shape(c)[:2]:
             raise ValueError(f"frame {t}: stylized {np.shape(s)[:2]} and content {np.shape(c)[:2]} sizes differ")
-        if prev_s is not None:
+        if prev_s is not None and prev_c is not None:
             if t in cut_set:
                 skipped += 1
             else:

@@ -140,7 +140,7 @@ def ema_sequence(raw: list[NormStats], starts: set[int], decay: float, state: Mo
     for i, stats in enumerate(raw):
         m = moments(stats)
         start = state is None or i in starts
-        state = m if start else blend(state, m, decay)
+        state = m if (start or state is None) else blend(state, m, decay)
         states.append(state)
         out.append(stats if start else from_moments(state, stats))  # a shot's first frame: its own, exactly
     return out, states

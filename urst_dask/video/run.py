@@ -223,7 +223,7 @@ class _Run:
         def submit(t: int):
             f = c.submit(tasks.probe, self.seq.refs[t], self.spec, style_f, self.opts.alpha, self.opts.thumb_size,
                          with_stats, resources=resources, key=f"probe-{self.nonce}-{t}")
-            f.frame = t  # type: ignore[attr-defined]
+            f.frame = t
             return f
 
         if todo:
@@ -245,19 +245,20 @@ class _Run:
                 pending.add(submit(nxt))
         return hists, raw, failed
 
-    def _statistics(self, c, style, resources, hists, raw, found, usable, failed):
+    def _statistics(self, c: Any, style: StyleCode, resources: Any, hists: list, raw: list, found: list[int],
+                    usable: int, failed: bool) -> tuple[list[NormStats], list[str], int]:
         """Each usable frame's statistics and statistics key."""
         policy = self.v.stats
         if policy is StatsPolicy.PER_FRAME:
             return raw[:usable], [f"frame-{t:06d}" for t in range(usable)], usable
         if policy is StatsPolicy.EMA:
-            values, _ = ema_sequence(raw[:usable], set(found), self.v.ema_decay)
-            return values, [f"ema-{t:06d}" for t in range(usable)], usable
+            smoothed, _ = ema_sequence(raw[:usable], set(found), self.v.ema_decay)
+            return smoothed, [f"ema-{t:06d}" for t in range(usable)], usable
         shot_list = cut_mod.shots(found, usable)
         if failed and shot_list:  # the shot the unreadable frame belongs to is not complete: left for the rerun
             shot_list = shot_list[:-1]
             usable = shot_list[-1][1] if shot_list else 0
-        futures = {}
+        futures: dict[Any, int] = {}
         values: dict[int, NormStats] = {}
         for s, (a, b) in enumerate(shot_list):
             got = self.state.load_stats(f"shot-{s:04d}")
@@ -273,19 +274,21 @@ class _Run:
             s = futures[fut]
             values[s] = fut.result()
             self.state.save_stats(f"shot-{s:04d}", values[s])
-        per_frame, keys = [], []
+        per_frame: list[NormStats] = []
+        keys: list[str] = []
         for s, (a, b) in enumerate(shot_list):
             per_frame += [values[s]] * (b - a)
             keys += [f"shot-{s:04d}"] * (b - a)
         return per_frame, keys, usable
 
-    def _frame_graph(self, t: int, stats: NormStats, style: StyleCode, grid, resources):
+    def _frame_graph(self, t: int, stats: NormStats, style: StyleCode, grid: Any, resources: Any) -> Any:
         ref = self.seq.refs[t]
         h, w, ch = self.seq.shape
         frame = da.from_delayed(dask.delayed(tasks.load, pure=False)(ref), (h, w, ch), dtype=self.seq.dtype)
-        extra = {"backend": self.comp.backend} if hasattr(self.comp, "backend") else {}
         job = WindowJob(alpha=self.opts.alpha, precision=self.comp.precision, preserve_color=self.opts.preserve_color,
-                        out_dtype=self.seq.dtype, **extra)
+                        out_dtype=self.seq.dtype)
+        if hasattr(self.comp, "backend"):
+            job = dataclasses.replace(job, backend=self.comp.backend)
         styl = graph.stylize_array(frame, self.spec, style, stats, grid, job, whole=self.comp.whole,
                                    batch=self.comp.batch, resources=resources)
         if self.output.kind == "folder":
@@ -293,7 +296,8 @@ class _Run:
                                                              self.output.fmt)
         return dask.delayed(tasks.write_zarr, pure=True)(styl, str(self._frames_target()), t)
 
-    def _tiles(self, c, style, stats, keys, grid, resources, usable: int) -> None:
+    def _tiles(self, c: Any, style: StyleCode, stats: list[NormStats], keys: list[str], grid: Any, resources: Any,
+               usable: int) -> None:
         done = self.state.done()
         if self.output.kind == "folder":  # a record whose file was removed since does not count
             done = {t: r for t, r in done.items() if self.output.frame_path(self.seq.refs[t].name).exists()}
@@ -306,7 +310,7 @@ class _Run:
 
         def submit(t: int):
             f = c.compute(self._frame_graph(t, stats[t], style, grid, resources), optimize_graph=resources is None)
-            f.frame = t  # type: ignore[attr-defined]
+            f.frame = t
             return f
 
         pending = as_completed([submit(t) for _, t in zip(range(self.v.window), queue)])
