@@ -23,13 +23,14 @@ import os
 import shutil
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ParameterError, UrstError
 from ..settings import Backend, Precision
+from .baked import FoldedCascade
 
 Runner = Callable[[Tensor], Tensor]
 
@@ -64,7 +65,7 @@ def check_backend(backend: Backend | str, device: torch.device) -> Backend:
     if backend is Backend.INDUCTOR and not inductor_available(device):
         raise BackendUnavailable(f"backend='inductor': torch.compile needs "
                                  f"{'Triton' if device.type == 'cuda' else 'a C++ compiler (g++)'} on this machine")
-    return backend
+    return cast(Backend, backend)
 
 
 def auto_backend(method: str, device: torch.device, precision: Precision) -> Backend:
@@ -124,7 +125,7 @@ def _converted(ov, net: nn.Module, example: Tensor):  # noqa: ANN001
     """The OpenVINO model of ``net`` and its extra inputs.  A network that can take its baked
     statistics as inputs (:class:`~urst_dask.engine.baked.FoldedCascade`) is converted once per
     machine and window shape and kept on disk; others are converted per key, in memory."""
-    if not hasattr(net, "parametric"):
+    if not isinstance(net, FoldedCascade):
         return _convert(ov, net, (example,)), [], None
     extra = [t.detach().cpu() for t in net.affines()]
     key = hashlib.sha256(f"{net.identity()}{tuple(example.shape)}{ov.__version__}{torch.__version__}".encode())
@@ -156,18 +157,19 @@ def _openvino(net: nn.Module, example: Tensor, precision: Precision) -> Runner:
     hint = "bf16" if precision is Precision.BFLOAT16 else "f32"
     example = example.contiguous()
     threads = max(1, torch.get_num_threads())
-    if hasattr(net, "parametric"):  # the same network with other statistics: reuse the compiled one
+    ident: tuple = ()
+    if isinstance(net, FoldedCascade):  # the same network with other statistics: reuse the compiled one
         ident = (net.identity(), tuple(example.shape), hint, threads)
         hit = _ov_compiled.get(ident)
         if hit is not None:
             return _ov_runner(hit, [t.detach().cpu() for t in net.affines()])
-    model, extra, stem = _converted(ov, net, example)
+    model, extra, _ = _converted(ov, net, example)
     core = ov.Core()
     with contextlib.suppress(Exception):  # compiled blobs cached on disk too (best effort)
         core.set_property({"CACHE_DIR": str(openvino_cache_dir() / "blobs")})
     compiled = core.compile_model(model, "CPU", {
         "INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
-    if stem is not None:
+    if ident:
         _ov_compiled[ident] = compiled
     return _ov_runner(compiled, extra)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -46,7 +47,7 @@ def cuda_native_bf16(device: torch.device) -> bool:
 
 def resolve_precision(precision: Precision | str, device: torch.device) -> Precision:
     """The concrete precision (float32, bfloat16 or float16) for ``device``; float16 is CUDA-only."""
-    precision = Precision.parse(precision, "precision")
+    precision = cast(Precision, Precision.parse(precision, "precision"))
     if precision is Precision.AUTO:
         native = cuda_native_bf16(device) if device.type == "cuda" else cpu_native_bf16()
         return Precision.BFLOAT16 if native else Precision.FLOAT32

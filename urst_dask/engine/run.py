@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -23,7 +24,7 @@ def resolve_backend(backend: Backend | str, method: str, device: torch.device, p
     """The backend that runs: ``auto`` resolved (:func:`~.backends.auto_backend`), a named one
     checked (:class:`~.backends.BackendUnavailable` if it cannot run here).  Without frozen
     statistics (``--norm in``) the network is not fixed, so it runs eager."""
-    backend = Backend.parse(backend, "backend")
+    backend = cast(Backend, Backend.parse(backend, "backend"))
     if not frozen_stats:
         return Backend.EAGER
     if backend is Backend.AUTO:
