@@ -17,7 +17,6 @@ from .readers import (
     as_source,
     check_finite,
     check_image,
-    check_rgb,
     open_image,
     read_style,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "as_source",
     "check_finite",
     "check_image",
-    "check_rgb",
     "open_image",
     "read_ngff_levels",
     "read_style",

@@ -1,0 +1,126 @@
+"""PNG/JPEG (and other Pillow formats), decoded once and streamed band by band into a
+temporary Zarr (``tempfile.mkdtemp(prefix="urst-dask-")`` in ``scratch_dir``, by default in
+``TMPDIR``; removed at interpreter exit; reused while the file is unchanged), so the graph
+reads from disk and never embeds the pixels.  The temporary Zarr is on this machine's disk:
+for a cluster on other machines, convert the PNG to Zarr first.  16-bit PNGs (gray,
+gray+alpha, RGB, RGBA) are decoded by :mod:`..png` (imagecodecs' libpng) and stay uint16,
+where Pillow would give 8 bits.  EXIF orientation is applied.  Images above Pillow's
+``Image.MAX_IMAGE_PIXELS`` are refused unless ``allow_large=True`` (``--allow-large-images``).
+Palette images become RGB(A), gray+alpha RGBA."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from ...errors import InputImageError
+from .. import png, scratch
+from .source import ALLOW_LARGE_FLAG, RawImage
+
+_PIL_LOCK = threading.Lock()
+_RASTER_CACHE: dict[tuple[Any, ...], str] = {}
+_TEMP_DIRS: list[str] = []
+
+
+@atexit.register
+def _remove_temp_stores() -> None:
+    for d in _TEMP_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _normalise_mode(im: Any, where: str) -> Any:
+    mode = im.mode
+    if mode == "1":
+        return im.convert("L")
+    if mode in ("P", "PA"):
+        return im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
+    if mode in ("LA", "La", "RGBa"):
+        return im.convert("RGBA")
+    if mode in ("RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+        return im.convert("RGB")
+    if mode in ("L", "RGB", "RGBA", "I", "F") or mode.startswith("I;16"):
+        return im
+    raise InputImageError(f"{where}: unsupported image mode {mode!r}")
+
+
+def _band(im: Any, y0: int, y1: int, where: str) -> np.ndarray:
+    if isinstance(im, np.ndarray):  # a 16-bit PNG decoded by png.decode_png16: (H, W, C) uint16
+        return im[y0:y1]
+    band = np.asarray(im.crop((0, y0, im.size[0], y1)))
+    if band.ndim == 2:
+        band = band[..., None]
+    if band.dtype.kind in "iu" and band.dtype.itemsize > 1:  # I;16 (any byte order) or I (int32)
+        if band.dtype.itemsize > 2 and (band.min() < 0 or band.max() > 65535):
+            raise InputImageError(f"{where}: 32-bit integer pixels outside the uint16 range")
+        band = band.astype(np.uint16)
+    return band.astype(np.float32) if band.dtype.kind == "f" else band
+
+
+def read_raster(path: Path, where: str, allow_large: bool, scratch_dir: Path | None = None) -> RawImage:
+    import zarr
+    from PIL import Image, ImageOps
+
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, str(scratch_dir))
+    fmt = "jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else (path.suffix.lower().lstrip(".") or "raster")
+    cached = _RASTER_CACHE.get(key)
+    if cached and os.path.isdir(cached):
+        return RawImage(da.from_zarr(zarr.open_array(cached, mode="r")), fmt, "YXC")
+    with _PIL_LOCK:
+        limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None  # our own check below, with the flag that lifts it
+        try:
+            im = Image.open(path)
+            w, h = im.size
+            if limit is not None and w * h > limit and not allow_large:
+                im.close()
+                raise InputImageError(
+                    f"{where}: {w} x {h} = {w * h} pixels exceeds Pillow's decompression-bomb limit of {limit} "
+                    f"pixels; if you trust this file pass {ALLOW_LARGE_FLAG} (allow_large=True), or convert it to "
+                    f"a tiled TIFF or Zarr")
+            if limit is not None and w * h <= limit:
+                Image.MAX_IMAGE_PIXELS = limit
+            fmt = (im.format or fmt).lower() if fmt == "raster" else fmt
+            head = png.read_png_header(path) if im.format == "PNG" else None
+            if head is not None and head.cannot_hold_its_pixels():  # before decoding allocates the pixels
+                im.close()
+                raise InputImageError(
+                    f"{where}: PNG header claims {w} x {h} pixels ({head.pixel_bytes} bytes) but the file holds "
+                    f"{head.idat_bytes} bytes of compressed image data, too few to inflate to that: truncated or "
+                    f"forged (a decompression bomb); refused even with {ALLOW_LARGE_FLAG}")
+            if head is not None and head.depth == 16:  # Pillow would decode RGB(A) to 8 bits
+                im.close()
+                im = png.decode_png16(path, head, where)
+            else:
+                im.load()
+                ImageOps.exif_transpose(im, in_place=True)
+                im = _normalise_mode(im, where)
+        except InputImageError:
+            raise
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise InputImageError(f"{where}: not a readable image ({exc})") from exc
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+    h, w = im.shape[:2] if isinstance(im, np.ndarray) else im.size[::-1]
+    step = 1024
+    first = _band(im, 0, min(h, step), where)
+    tmp = tempfile.mkdtemp(prefix="urst-dask-", dir=str(scratch.make(scratch_dir)) if scratch_dir else None)
+    _TEMP_DIRS.append(tmp)
+    store = os.path.join(tmp, path.name + ".zarr")
+    z = zarr.create_array(store, shape=(h, w, first.shape[2]), dtype=first.dtype, fill_value=0,
+                          chunks=(min(h, step), min(w, step), first.shape[2]), dimension_names=("y", "x", "c"))
+    z[: first.shape[0]] = first
+    for y0 in range(step, h, step):
+        z[y0 : y0 + step] = _band(im, y0, min(h, y0 + step), where)
+    if not isinstance(im, np.ndarray):
+        im.close()
+    _RASTER_CACHE[key] = store
+    return RawImage(da.from_zarr(zarr.open_array(store, mode="r")), fmt, "YXC")
