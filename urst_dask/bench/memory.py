@@ -180,7 +180,7 @@ def memory_report(out: str | Path, name: str = "memory", *, log: Log | None = _s
 
 
 def memory_sweep(config: SweepConfig | None = None, *, log: Log | None = _stderr, **settings: Any) -> list[dict[str, Any]]:
-    """Run the sweep and return its rows (one dict per method, mode and size, smallest first).
+    """Run the sweep and return its rows (one dict per method, size and mode asked for, by method then size).
 
     Settings are a :class:`SweepConfig` or its fields as keywords (``out`` is required):
     ``memory_sweep(out="bench-out", methods=["wct16x"], sizes=[1000, 2000])``.  Writes
@@ -218,4 +218,5 @@ def memory_sweep(config: SweepConfig | None = None, *, log: Log | None = _stderr
         _write_all(cfg, rows, machine, log)
     if not todo:
         _write_all(cfg, rows, machine, log)
-    return report.ordered(rows, cfg.methods, cfg.sizes)
+    modes = {m.value for m in cfg.modes}
+    return [r for r in report.ordered(rows, cfg.methods, cfg.sizes) if r["mode"] in modes]
