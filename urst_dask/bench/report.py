@@ -151,7 +151,8 @@ def to_markdown(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     lines += _grid(rows, "memory")
     lines += ["", "## Throughput (MP/s, wall time of the whole stylize call, thumbnail stage included)", ""]
     lines += _grid(rows, "mp_per_s")
-    lines += ["", "## whole / tiled memory at the largest whole-image size that fits", "",
+    lines += ["", "## whole / tiled memory at the largest size where both were measured", "",
+              "(the largest whole-image size that fits, where the guard or the watchdog stopped the larger ones)", "",
               "| method | size | whole GB | tiled GB | whole/tiled | tiled GB over all sizes (min-max) |",
               "|---|---|---|---|---|---|"]
     for m, e in ratios(rows).items():
@@ -164,7 +165,8 @@ def to_markdown(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     lines += _predictions(rows)
     skipped = [r for r in rows if r["status"] not in ("ok",)]
     if skipped:
-        lines += ["", "Runs not measured:", ""] + [f"- {r['method']} {r['mode']} {r['side']}^2: {r['status']}" for r in skipped]
+        lines += ["", "Runs not measured (other n/r cells were not attempted):", ""]
+        lines += [f"- {r['method']} {r['mode']} {r['side']}^2: {r['status']}" for r in skipped]
     return "\n".join(lines) + "\n"
 
 
