@@ -51,7 +51,7 @@ def _axes(ax: Any, xs: list[float], ys: list[float]) -> None:
     ax.set_xscale("log")
     if xs:
         ax.set_xticks(xs)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.4g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     if ys and max(ys) > 8 * min(ys):
         ax.set_yscale("log")
@@ -88,7 +88,7 @@ def plot_memory(rows: list[dict[str, Any]], path: Path, *, title: str = "peak me
     avail = [r["usable_mib"] for r in rows if r.get("usable_mib")]
     ys = [v for v in (memory_gb(r) for r in rows) if v] + [r["predicted_mib"] * MIB / 1e9 for r in rows if r.get("predicted_mib")]
     if avail:
-        ax.axhline(min(avail) * MIB / 1e9, ls=":", color="grey", label="usable memory (guard) at the whole-image runs")
+        ax.axhline(min(avail) * MIB / 1e9, ls=":", color="grey", label="lowest usable memory the guard saw (whole-image runs)")
         ys.append(min(avail) * MIB / 1e9)
     if usable:
         ax.plot([], [], "x", color="black", label="whole, skipped: predicted out of memory")
