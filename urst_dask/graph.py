@@ -187,6 +187,7 @@ def _window_task(block: np.ndarray, *, spec: ModelSpec, style: StyleCode, stats:
     the overlapped block at its aligned global position, stylized (same-shape windows in one
     network call) and cut into pieces for the blocks its support touches.  The blend is
     applied by the assembly, so one window pass serves every blend."""
+    assert block_id is not None  # dask passes it to every block
     bi, bj = block_id[0], block_id[1]
     y_org = geo.row_edges[bi] - (geo.depth[0] if bi > 0 else 0)  # global origin of the overlapped block
     x_org = geo.col_edges[bj] - (geo.depth[1] if bj > 0 else 0)
@@ -287,10 +288,10 @@ def _assembled(windows: da.Array, chunks: tuple[tuple[int, ...], ...], geo: _Lay
     layer: dict[Any, Any] = {}
     for i in range(nr):
         for j in range(nc):
+            deps: list[tuple[Any, ...]] = []
             if blend is Blend.CROP:
-                deps = [(windows.name, i, j, 0)]
+                deps.append((windows.name, i, j, 0))
             else:
-                deps = []
                 for di in (-1, 0, 1):
                     for dj in (-1, 0, 1):
                         if 0 <= i + di < nr and 0 <= j + dj < nc:
@@ -308,6 +309,7 @@ def _assembled(windows: da.Array, chunks: tuple[tuple[int, ...], ...], geo: _Lay
 
 
 def _write_block(block: np.ndarray, *, path: str, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    assert block_info is not None  # dask passes it to every block
     (y0, _), (x0, _), _ = block_info[0]["array-location"]
     store.write_region(path, y0, x0, block)
     return np.ones((1, 1), dtype=bool)
@@ -402,7 +404,8 @@ def quality(image: da.Array, reference: da.Array | None, stride: int, peak: floa
     a = image.astype(np.float64).rechunk({2: -1})
     parts: dict[str, Any] = {}
     lines = metrics.seam_lines(a.shape, stride)
-    on, ref = [], []
+    on: list[Any] = []
+    ref: list[Any] = []
     for axis, (bounds, refs) in lines.items():
         n = a.shape[1 - axis]
         for picked, out in ((bounds, on), (refs, ref)):
@@ -430,6 +433,7 @@ def quality(image: da.Array, reference: da.Array | None, stride: int, peak: floa
 def _synthetic_chunk(*, seed: int, block_info: dict[Any, Any] | None = None) -> np.ndarray:
     from .synthetic import synthetic_block
 
+    assert block_info is not None  # dask passes it to every block
     (y0, y1), (x0, x1), _ = block_info[None]["array-location"]
     return synthetic_block(y0, x0, y1 - y0, x1 - x0, seed)
 

@@ -94,7 +94,7 @@ class _Table:
         return f"{type(self).__name__}-{self.token()}"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.token() == self.token()  # type: ignore[union-attr]
+        return type(other) is type(self) and other.token() == self.token()
 
     def __hash__(self) -> int:
         return hash(self.token())

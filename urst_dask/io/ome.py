@@ -131,7 +131,7 @@ def parse_ngff(attrs: Mapping[str, Any]) -> NgffImage | None:
     axes_meta = [a if isinstance(a, Mapping) else {"name": str(a)} for a in ms.get("axes", ())]
     letters = [NAME_TO_LETTER.get(str(a.get("name", "")).lower()) or TYPE_TO_LETTER.get(str(a.get("type")))
                for a in axes_meta]
-    axes = "".join(letters) if axes_meta and all(letters) and len(set(letters)) == len(letters) else None
+    axes = "".join(x or "" for x in letters) if axes_meta and all(letters) and len(set(letters)) == len(letters) else None
     pixel_size = None
     if axes and "Y" in axes and "X" in axes:
         first = ms["datasets"][0].get("coordinateTransformations")

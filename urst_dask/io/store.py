@@ -160,7 +160,7 @@ def output_path(path: str | os.PathLike[str]) -> Path | RemotePath:
 
 def create_output(
     path: str | os.PathLike[str],
-    shape: tuple[int, int, int],  # (H, W, C), the pipeline's layout
+    shape: tuple[int, ...],  # (H, W, C), the pipeline's layout
     chunk: int,
     dtype: str,
     attrs: Mapping[str, Any],
@@ -186,7 +186,7 @@ def create_output(
     return p
 
 
-def _create(p: Path | RemotePath, shape: tuple[int, int, int], chunk: int, dtype: str, attrs: Mapping[str, Any],
+def _create(p: Path | RemotePath, shape: tuple[int, ...], chunk: int, dtype: str, attrs: Mapping[str, Any],
             stats: NormStats | None, style: StyleCode | None) -> None:
     """The writes of :func:`create_output`, into the (absent) folder ``p``."""
     import zarr

@@ -288,7 +288,7 @@ def write_pyramidal_tiff(
             if n < 0:
                 raise ParameterError(f"levels={levels!r}: must be >= 0")
             scratch = tempfile.mkdtemp(prefix=f".{p.name}.levels-", dir=p.parent) if n else None
-            pyramid = _scratch_levels(arr, n, scratch, 4 * tile) if n else []
+            pyramid = _scratch_levels(arr, n, scratch, 4 * tile) if scratch else []
         photometric = "minisblack" if c == 1 else "rgb"
         options = {**tile_options, "photometric": photometric, "extrasamples": ("unassalpha",) if c == 4 else None}
         meta = _ome_metadata(p.stem, c, pixel_size, channel_names)

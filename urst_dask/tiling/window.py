@@ -81,8 +81,8 @@ def stylize_windows(
     rgb = [rgb_part(w) for w in windows]
     out: list[np.ndarray] = [np.empty(0, np.float32)] * len(rgb)
     groups: dict[tuple[int, ...], list[int]] = {}
-    for i, w in enumerate(rgb):
-        groups.setdefault(w.shape, []).append(i)
+    for i, one in enumerate(rgb):
+        groups.setdefault(one.shape, []).append(i)
     per_call = 1 if stats is None else max(1, int(batch))
     for window_shape, idx in groups.items():
         h, w = window_shape[:2]

@@ -78,7 +78,7 @@ def read_raster(path: Path, where: str, allow_large: bool, scratch_dir: Path | N
         limit = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None  # our own check below, with the flag that lifts it
         try:
-            im = Image.open(path)
+            im: Any = Image.open(path)
             w, h = im.size
             if limit is not None and w * h > limit and not allow_large:
                 im.close()

@@ -30,7 +30,7 @@ def zarr_axes(arr: Any) -> str | None:
     if not names or any(n is None for n in names):
         return None
     letters = [ome.NAME_TO_LETTER.get(str(n).lower()) for n in names]
-    return "".join(letters) if all(letters) else None
+    return "".join(x or "" for x in letters) if all(letters) else None
 
 
 class ZarrBlocks:
@@ -105,10 +105,10 @@ def read_zarr(path: Path | remote.RemotePath, where: str) -> RawImage:
         axes = image.axes or zarr_axes(base)
         return RawImage(_from_zarr(base, where), "ome-zarr", axes, tuple(_from_zarr(a, where) for a in arrays[1:]),
                     image.pixel_size, image.channel_names)
-    arrays = dict(node.arrays())
-    if "0" in arrays:
-        return RawImage(_from_zarr(arrays["0"], where), "zarr", zarr_axes(arrays["0"]))
-    if len(arrays) == 1:
-        only = next(iter(arrays.values()))
+    members = dict(node.arrays())
+    if "0" in members:
+        return RawImage(_from_zarr(members["0"], where), "zarr", zarr_axes(members["0"]))
+    if len(members) == 1:
+        only = next(iter(members.values()))
         return RawImage(_from_zarr(only, where), "zarr", zarr_axes(only))
-    raise InputImageError(f"{where}: Zarr group with arrays {sorted(arrays)}; expected one array or an array named '0'")
+    raise InputImageError(f"{where}: Zarr group with arrays {sorted(members)}; expected one array or an array named '0'")
