@@ -166,6 +166,11 @@ def phase_stylize(a: argparse.Namespace) -> None:
     labels = ["content"]
     for name, (weights, jstyle) in runs.items():
         out = DATA / f"big-{a.method}-{name}.zarr"
+        if a.only and name not in a.only:  # another invocation does this one (or did it: reuse its store)
+            if name in results and out.exists():
+                crops.append(np.asarray(store.open_output(out)[:, :, :3].compute()))
+                labels.append(name)
+            continue
         cmd = [sys.executable, "-m", "urst_dask", "stylize", str(big), jstyle if a.method == "johnson" else str(style),
                "-o", str(out), "--method", a.method, "--weights", weights, "--overwrite", "--no-progress"]
         t0 = time.perf_counter()
@@ -183,6 +188,8 @@ def phase_stylize(a: argparse.Namespace) -> None:
     png = RESULTS / f"stroke-{a.method}-crops.png"
     Image.fromarray(strip).save(png)
     results["crops"] = {"file": png.name, "order": labels, "window": [y, x, side]}
+    doc = _load(a.method)  # re-read: a training phase may have recorded meanwhile
+    doc["stylize"] = {**doc.get("stylize", {}), **results}
     _save(a.method, doc)
 
 
@@ -196,6 +203,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--size", type=int, default=256, help="patch/thumbnail side (paper 256; crop is twice it)")
     ap.add_argument("--stroke-weight", type=float, default=1.0)
+    ap.add_argument("--only", nargs="*", help="stylize: only these runs (pretrained, sp0, sp1)")
     ap.add_argument("--lr", type=float, default=None, help="default: the method's (microast 1e-4)")
     a = ap.parse_args()
     {"data": phase_data, "train": phase_train, "evaluate": phase_evaluate, "stylize": phase_stylize}[a.phase](a)
