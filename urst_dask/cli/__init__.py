@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from .. import __version__
 from ..errors import UrstError
@@ -45,7 +45,7 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def _handle_sigterm() -> tuple[bool, object]:
+def _handle_sigterm() -> tuple[bool, Any]:
     """Install :func:`_terminate` for SIGTERM; return whether it was installed (not outside the
     main thread, where Python cannot install handlers) and the handler it replaces."""
     try:

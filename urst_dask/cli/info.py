@@ -78,8 +78,7 @@ def _cmd_weights(a: argparse.Namespace) -> None:
     names = a.methods or list(METHODS)
     files = []
     for n in names:
-        mod = method_entry(n).load_module()
-        files += [wf for wf in getattr(mod, "ALL_WEIGHTS", mod.WEIGHTS) if wf.url or a.methods]
+        files += [wf for wf in method_entry(n).catalogue if wf.url or a.methods]
     if not files:
         raise ParameterError(f"methods={names!r}: nothing with a public download")
     fetch(files, dest, mirror=a.mirror, log=lambda s: print(s, flush=True))
