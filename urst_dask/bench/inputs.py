@@ -57,7 +57,7 @@ def _periodic(side: int) -> da.Array:
     base = synthetic_block(0, 0, PERIOD, PERIOD)
 
     def block(block_info: dict | None = None) -> np.ndarray:
-        (y0, y1), (x0, x1), _ = block_info[None]["array-location"]
+        (y0, y1), (x0, x1), _ = (block_info or {})[None]["array-location"]
         return base[np.arange(y0, y1) % PERIOD][:, np.arange(x0, x1) % PERIOD]
 
     chunks = da.core.normalize_chunks((1000, 1000, 3), (side, side, 3))

@@ -46,7 +46,7 @@ class Verdict:
     def status(self) -> str:
         if self.run:
             return "ok"
-        return (f"out of memory (predicted {self.predicted_mb * MB / GB:.1f} GB > "
+        return (f"out of memory (predicted {(self.predicted_mb or 0.0) * MB / GB:.1f} GB > "
                 f"available {self.usable_mb * MB / GB:.1f} GB)")
 
 

@@ -68,12 +68,12 @@ def ratios(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for m in _method_order(r["method"] for r in rows):
         ok = {(r["mode"], r["side"]): r for r in rows if r["method"] == m and r["status"] == "ok"}
         both = sorted(s for (mode, s) in ok if mode == "whole" and ("tiled", s) in ok)
-        tiled = [memory_gb(r) for (mode, _), r in ok.items() if mode == "tiled"]
+        tiled = [g for (mode, _), r in ok.items() if mode == "tiled" and (g := memory_gb(r)) is not None]
         entry: dict[str, Any] = {"largest_whole_side": max((s for mode, s in ok if mode == "whole"), default=None)}
         if both:
             s = both[-1]
-            w, t = memory_gb(ok[("whole", s)]), memory_gb(ok[("tiled", s)])
-            entry.update(side=s, whole_gb=w, tiled_gb=t, ratio=round(w / t, 2))
+            w, t = memory_gb(ok[("whole", s)]) or 0.0, memory_gb(ok[("tiled", s)]) or 0.0
+            entry.update(side=s, whole_gb=w, tiled_gb=t, ratio=round(w / t, 2) if t else None)
         if tiled:
             entry.update(tiled_min_gb=min(tiled), tiled_max_gb=max(tiled),
                          tiled_sides=sorted(s for mode, s in ok if mode == "tiled"))
@@ -125,6 +125,8 @@ def _predictions(rows: list[dict[str, Any]]) -> list[str]:
         if len(pts) < 2 or not missing:
             continue
         line, cap = fit(pts), (usable[-1] if usable else None)
+        if line is None:
+            continue
         cells = []
         for s in missing:
             gb = line(s * s) * MIB / 1e9
@@ -134,8 +136,8 @@ def _predictions(rows: list[dict[str, Any]]) -> list[str]:
     if not out:
         return []
     seen = [r["usable_mib"] for r in rows if r.get("usable_mib")]
-    usable = f" (the lowest usable memory the guard saw: {min(seen) * MIB / 1e9:.1f} GB)" if seen else ""
-    return ["", f"Whole-image memory predicted by the guard's linear fit (GB) where it was not measured{usable}:", ""] + out
+    note = f" (the lowest usable memory the guard saw: {min(seen) * MIB / 1e9:.1f} GB)" if seen else ""
+    return ["", f"Whole-image memory predicted by the guard's linear fit (GB) where it was not measured{note}:", ""] + out
 
 
 def to_markdown(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
@@ -158,7 +160,7 @@ def to_markdown(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     for m, e in ratios(rows).items():
         spread = f"{e['tiled_min_gb']:.2f}-{e['tiled_max_gb']:.2f} ({min(e['tiled_sides'])}^2-{max(e['tiled_sides'])}^2)" \
             if "tiled_min_gb" in e else "n/r"
-        if "ratio" in e:
+        if e.get("ratio") is not None:
             lines.append(f"| {m} | {e['side']}^2 | {e['whole_gb']:.2f} | {e['tiled_gb']:.2f} | {e['ratio']:.2f} | {spread} |")
         else:
             lines.append(f"| {m} | n/r | n/r | n/r | n/r | {spread} |")
