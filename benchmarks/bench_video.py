@@ -112,7 +112,8 @@ def throughput_bench(a: argparse.Namespace) -> None:
 
     root = SCRATCH / "video-throughput"
     shutil.rmtree(root, ignore_errors=True)
-    rows = {}
+    rows: dict = {}
+    load0 = round(os.getloadavg()[0], 1)
     for label, (w, h), n in (("4K", (3840, 2160), a.frames4k), ("8K", (7680, 4320), a.frames8k)):
         if n < 1:
             continue
@@ -127,13 +128,14 @@ def throughput_bench(a: argparse.Namespace) -> None:
         wall = time.perf_counter() - t0
         rows[label] = {"size": [w, h], "frames": n, "wall_s": round(wall, 1), "frames_per_minute": round(n / wall * 60, 3),
                        "seconds_per_frame": round(wall / n, 1)}
+        rows[label]["load_average_1min_after"] = round(os.getloadavg()[0], 1)
         print(f"{label}: {n} frames in {wall:.0f} s = {n / wall * 60:.2f} frames/min")
         shutil.rmtree(folder)
-    record(f"video-throughput-{a.method}", {"method": a.method, "workers": a.workers, "threads_per_worker": 1,
-                                            "window": a.window, "stats": "shot", "output": "png folder",
-                                            "note": "wall time of the whole command: probe, shot statistics, tiles, "
-                                                    "PNG decode/encode; on a shared CPU, measured under flock -x",
-                                            "results": rows})
+        record(f"video-throughput-{a.method}", {"method": a.method, "workers": a.workers, "threads_per_worker": 1,
+                                                "window": a.window, "stats": "shot", "output": "png folder",
+                                                "note": "wall time of the whole command: probe, shot statistics, tiles, "
+                                                        "PNG decode/encode; " + a.note,
+                                                "load_average_1min_before": load0, "results": rows})
 
 
 def main() -> None:
@@ -146,6 +148,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=2)
     ap.add_argument("--frames4k", type=int, default=3)
     ap.add_argument("--frames8k", type=int, default=2)
+    ap.add_argument("--note", default="measured under flock -x (a quiet machine)", help="throughput: how it was run")
     a = ap.parse_args()
     flicker_bench(a) if a.what == "flicker" else throughput_bench(a)
 
