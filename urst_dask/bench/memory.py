@@ -17,12 +17,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import OutputError, ParameterTypeError
+from ..logs import LOGGER
 from . import report
 from .config import Mode, SweepConfig
 from .inputs import content_path
@@ -36,7 +36,7 @@ MIB = 2**20
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    LOGGER.info(line)
 
 
 def _journal(cfg: SweepConfig) -> Path:

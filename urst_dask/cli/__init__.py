@@ -8,14 +8,15 @@ SIGTERM kills at once).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from typing import Any, Sequence
 
-from .. import __version__
+from .. import __version__, logs
 from ..errors import UrstError
 from . import bench, images, info, train, video
-from .options import add_verbose
+from .options import add_verbosity
 
 # Each command module has ``register(subparsers)``, which adds its parsers with ``func=handler``.
 COMMANDS = (images, info, video, train, bench)
@@ -24,10 +25,12 @@ COMMANDS = (images, info, video, train, bench)
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="urst-dask", description="Ultra-resolution style transfer (URST) on Dask.")
     ap.add_argument("--version", action="version", version=f"urst-dask {__version__}")
-    add_verbose(ap, default=False)
+    add_verbosity(ap, default=False)
     sub = ap.add_subparsers(dest="cmd", required=True)
     for module in COMMANDS:
         module.register(sub)
+    for command in sub.choices.values():  # -v/-q on every command
+        add_verbosity(command)
     return ap
 
 
@@ -59,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..cluster import quiet_logging
 
     quiet_logging(args.verbose)  # one line per failure; -v adds the workers' tracebacks
+    logs.configure(verbose=args.verbose, quiet=args.quiet)
     installed, previous = _handle_sigterm()
     try:
         run_command(args)
@@ -68,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated:
         print("urst-dask: terminated (SIGTERM); any output store is left marked incomplete", file=sys.stderr)
         return 143
+    except BrokenPipeError:  # the reader went away (`urst-dask methods | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("urst-dask: interrupted; any output store is left marked incomplete", file=sys.stderr)
         return 130

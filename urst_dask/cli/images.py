@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..tiling.plan import TilePlan
-from .options import add_run_options, add_storage_options, add_verbose, image_size, run_kwargs, storage_options
+from .options import add_run_options, add_storage_options, image_size, run_kwargs, storage_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                                          "(8-bit gray/RGB only) or none")
     p.add_argument("--tile", type=int, help=".tif tile side, a multiple of 16 in [16, 4096]; default 256")
     add_storage_options(p)
-    add_verbose(p)
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("demo", help="stylize a generated image with a generated style (no input files needed)")

@@ -74,7 +74,6 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output store")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--export", help="also export the result (.png/.jpg/.tif) when done (checked before the run)")
-    add_verbose(p)
     add_storage_options(p)
     p.add_argument("--scratch", help="folder for decoded copies of PNG/JPEG inputs (default: $URST_DASK_SCRATCH, "
                                      "else <out>.scratch); removed at the end, or by the next run if killed")
@@ -87,9 +86,12 @@ def add_storage_options(p: argparse.ArgumentParser) -> None:
                         "(AWS_*, FSSPEC_S3...)")
 
 
-def add_verbose(p: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
+def add_verbosity(p: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
+    """``-v`` and ``-q``, accepted before or after the command's name."""
     p.add_argument("-v", "--verbose", action="store_true", default=default,
-                   help="log the details of a failure (worker tracebacks) besides the one-line error")
+                   help="more detail: the workers' tracebacks of a failure besides the one-line error, debug lines")
+    p.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="no status lines or progress bars: warnings, errors and the final 'wrote ...' line only")
 
 
 def margin_arg(text: str) -> int | str:
@@ -120,7 +122,7 @@ def storage_options(a: argparse.Namespace) -> dict | None:
 
 def run_kwargs(a: argparse.Namespace) -> dict:
     return dict(
-        method=a.method, variant=a.variant, weights=a.weights, overwrite=a.overwrite, progress=not a.no_progress, stats=a.stats,
+        method=a.method, variant=a.variant, weights=a.weights, overwrite=a.overwrite, progress=not (a.no_progress or getattr(a, "quiet", False)), stats=a.stats,
         alpha=a.alpha, style_size=a.style_size, thumb_size=a.thumb_size, **plan_kwargs(a),
         norm=a.norm, whole=a.whole, preserve_color=a.preserve_color, intensity=a.intensity, device=a.device, precision=a.precision,
         backend=a.backend, batch=a.batch,

@@ -6,7 +6,7 @@ import argparse
 
 from ..settings import DeviceKind, MemoryMode, Precision
 from ..tiling.plan import Blend
-from .options import add_verbose, margin_arg, plan_kwargs
+from .options import margin_arg, plan_kwargs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", help="an existing Dask scheduler (tcp://host:8786)")
     p.add_argument("--overwrite", action="store_true", help="replace an output of another run")
     p.add_argument("--no-progress", action="store_true")
-    add_verbose(p)
     p.set_defaults(func=_cmd_video, align=None, paper=False)
 
 
@@ -55,7 +54,7 @@ def _cmd_video(a: argparse.Namespace) -> None:
 
     out = stylize_video(
         a.content, a.style, a.out, method=a.method, variant=a.variant, weights=a.weights, overwrite=a.overwrite,
-        progress=not a.no_progress, stats=a.stats, ema_decay=a.ema_decay, cut_threshold=a.cut_threshold,
+        progress=not (a.no_progress or getattr(a, "quiet", False)), stats=a.stats, ema_decay=a.ema_decay, cut_threshold=a.cut_threshold,
         shot_frames=a.shot_frames, window=a.window, format=a.format, codec=a.codec, crf=a.crf, pix_fmt=a.pix_fmt,
         fps=a.fps, alpha=a.alpha, style_size=a.style_size, thumb_size=a.thumb_size, **plan_kwargs(a),
         preserve_color=a.preserve_color, device=a.device, precision=a.precision, batch=a.batch, workers=a.workers,

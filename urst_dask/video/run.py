@@ -26,7 +26,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,8 +40,9 @@ from ..errors import InputImageError, OutputError, ParameterError, UrstError
 from ..io import framestore, video as video_io
 from ..io.lock import output_lock
 from ..io.weights import resolve_weights_dir, verify_file
+from ..logs import LOGGER
 from ..models import method_entry
-from ..runtime import ModelSpec
+from ..engine import ModelSpec
 from ..settings import ComputeOptions, NormMode, StyleOptions
 from ..stats import NormStats, StyleCode
 from ..tiling import TilePlan, WindowJob
@@ -54,7 +54,7 @@ from .sequence import Output, Sequence, check_replace, decode_video, open_sequen
 
 def _log(progress: bool, text: str) -> None:
     if progress:
-        print(f"[urst-dask] {text}", file=sys.stderr, flush=True)
+        LOGGER.info(text)
 
 
 def _split_settings(settings: dict[str, Any], video: VideoOptions | None) -> tuple[VideoOptions, dict[str, Any]]:
