@@ -103,7 +103,7 @@ def run_config(label: str, workers: int, threads: int, torch_threads: int | None
 
     from urst_dask import api
     from urst_dask.cluster import ClusterOptions, connect
-    from urst_dask.runtime import load_count
+    from urst_dask.engine import load_count
 
     out = SCRATCH / f"scaling-{workers}w{threads}t.zarr"
     shutil.rmtree(out, ignore_errors=True)

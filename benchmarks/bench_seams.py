@@ -53,7 +53,7 @@ def save_png(path: Path, arr: np.ndarray) -> None:
 
 def run_method(method: str, image: np.ndarray, style: np.ndarray | None, margins: list, stride: int, tag: str) -> dict:
     from urst_dask import graph, metrics
-    from urst_dask.runtime import ModelSpec, get_model
+    from urst_dask.engine import ModelSpec, get_model
     from urst_dask.settings import Precision
     from urst_dask.tiling import Blend, TilePlan, WindowJob
 

@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--thumbs", nargs="+", type=int, default=[64, 128, 256, 512, 1024, 2048])
     a = ap.parse_args()
     from urst_dask import graph, metrics
-    from urst_dask.runtime import ModelSpec, get_model
+    from urst_dask.engine import ModelSpec, get_model
 
     image = upscaled(a.image, a.size)
     arr = da.from_array(image, chunks=(1000, 1000, 3))

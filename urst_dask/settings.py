@@ -132,7 +132,10 @@ class ComputeOptions:
 
     device: DeviceKind = DeviceKind.AUTO
     precision: Precision = Precision.FLOAT32
-    backend: Backend = Backend.AUTO
+    # eager by default: a compiled backend converts once per window shape (minutes on a loaded
+    # 2-core machine, cached on disk for OpenVINO) and differs from eager at the image's
+    # bottom/right border; ``auto`` picks the fastest measured one (see urst_dask.engine.backends)
+    backend: Backend = Backend.EAGER
     whole: bool = False  # no tiling: the whole image is one window
     batch: int = 1  # windows per network call (neighbours along a row); halves itself on out-of-memory
 

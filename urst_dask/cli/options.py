@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ParameterError
-from ..settings import Backend, DeviceKind, MemoryMode, NormMode, Precision
+from ..settings import Backend, ComputeOptions, DeviceKind, MemoryMode, NormMode, Precision
 from ..tiling.plan import AUTO, Blend, TilePlan
 
 
@@ -52,9 +52,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=[d.value for d in Precision], default="float32",
                    help="network arithmetic: float32 (default), bfloat16, float16 (CUDA), or auto (bfloat16 where "
                         "the hardware computes it natively: AMX/AVX512-BF16 CPUs, bf16 GPUs; float32 elsewhere)")
-    p.add_argument("--backend", choices=[b.value for b in Backend], default="auto",
-                   help="how workers run the window network: auto (default: the fastest measured for the device), "
-                        "eager (PyTorch), inductor (torch.compile) or openvino (CPU; pip install "
+    p.add_argument("--backend", choices=[b.value for b in Backend], default=ComputeOptions().backend.value,
+                   help="how workers run the window network: eager (default, PyTorch), auto (the fastest measured "
+                        "for the device: OpenVINO on CPUs where installed, inductor on GPUs), inductor (torch.compile) or openvino (CPU; pip install "
                         "'urst-dask[openvino]'); a compiler that fails falls back to eager with a warning")
     p.add_argument("--batch", type=int, default=1,
                    help="windows per network call (neighbours along a row; for GPUs); halves itself when the "

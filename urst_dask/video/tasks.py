@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import preprocess as pp
 from ..errors import InputImageError
-from ..runtime import ModelSpec, get_model
+from ..engine import ModelSpec, get_model
 from ..stats import NormStats, StyleCode
 from ..tiling import pad_to_multiple
 from .cuts import colour_histogram
