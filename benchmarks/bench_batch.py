@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 import torch
-
 from common import record, weights_dir
-from urst_dask.preprocess import hwc_to_nchw, resize_center_crop, to_unit
+
 from urst_dask.engine import ModelSpec, get_model
+from urst_dask.preprocess import hwc_to_nchw, resize_center_crop, to_unit
 from urst_dask.settings import Precision
 from urst_dask.synthetic import demo_style, synthetic_block
 from urst_dask.tiling import WindowJob, finish, stylize_windows

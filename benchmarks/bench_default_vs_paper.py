@@ -35,8 +35,9 @@ def main() -> None:
     ap.add_argument("--style", default="starry_night.jpg")
     ap.add_argument("--size", type=int, default=3000)
     a = ap.parse_args()
-    import urst_dask
     from distributed import Client, LocalCluster
+
+    import urst_dask
     from urst_dask.io import store
     from urst_dask.tiling import TilePlan
 

@@ -23,8 +23,8 @@ import time
 
 import dask.array as da
 import zarr
-
 from common import SCRATCH, record, synthetic_zarr, weights_dir
+
 from urst_dask import api
 from urst_dask.cluster import ClusterOptions, connect
 from urst_dask.diagnostics import _peak_rss_mb, peak_rss_per_worker

@@ -14,6 +14,7 @@ import shutil
 import time
 
 from common import SCRATCH, record, synthetic_zarr, weights_dir
+
 from urst_dask.diagnostics import cuda_peak_per_worker, peak_rss_per_worker
 
 

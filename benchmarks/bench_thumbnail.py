@@ -11,8 +11,8 @@ import time
 import dask
 import dask.array as da
 import zarr
-
 from common import record, synthetic_zarr
+
 from urst_dask import graph
 
 

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import zarr
+from conftest import random_image
 
 import urst_dask
-from conftest import random_image
 from urst_dask.errors import OutputError, ParameterTypeError
 from urst_dask.io import store
 
@@ -121,8 +121,8 @@ def test_norm_in_stores_no_stats(run):
 
 
 def test_exports(run, tmp_path):
-    from PIL import Image
     import tifffile
+    from PIL import Image
 
     image = random_image(300, 420, seed=16)
     out = run(image, stride=128, margin=8)

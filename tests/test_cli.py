@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import zarr
+from conftest import random_image
 from PIL import Image
 
-from conftest import random_image
 from urst_dask.cli import main
 from urst_dask.io import store
 

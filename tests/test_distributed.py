@@ -36,15 +36,15 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import pytest
+import toy_slow
+from conftest import random_image
 from distributed import Client, get_task_stream
 from distributed.utils import key_split
 
-import toy_slow
 import urst_dask
-from conftest import random_image
 from urst_dask.cluster import gpu_resources
-from urst_dask.io import store
 from urst_dask.engine import load_count
+from urst_dask.io import store
 
 toy_slow.register()
 

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
+from conftest import REPO, random_image
 from PIL import Image
 
 import urst_dask
-from conftest import REPO, random_image
 from urst_dask.errors import OutputError, UrstError
 from urst_dask.io import store
 

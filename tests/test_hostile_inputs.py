@@ -25,11 +25,11 @@ import pytest
 import tifffile
 import torch
 import zarr
+from conftest import random_image
 from PIL import Image
+from test_io_bad_input import png_header_only
 
 import urst_dask
-from conftest import random_image
-from test_io_bad_input import png_header_only
 from urst_dask.errors import InputImageError, OutputError, UrstError, WeightsError
 from urst_dask.io import images, readers
 

@@ -53,7 +53,7 @@ def embedded_arrays(arr, min_size=64):
         elif isinstance(v, (tuple, list)):
             for x in v:
                 walk(x)
-        elif hasattr(v, "args") and isinstance(getattr(v, "args"), tuple):  # dask Task objects
+        elif hasattr(v, "args") and isinstance(v.args, tuple):  # dask Task objects
             walk(v.args)
             if hasattr(v, "value"):
                 walk(v.value)

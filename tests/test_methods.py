@@ -7,17 +7,16 @@ import dask.array as da
 import numpy as np
 import pytest
 import torch
-
 from test_model_layouts import METHODS as LAYOUT_BUILDERS
+
 from urst_dask import graph
+from urst_dask.engine import ModelSpec, get_model
 from urst_dask.io.images import read_style
 from urst_dask.models import METHODS
 from urst_dask.preprocess import from_unit, hwc_to_nchw, nchw_to_hwc, to_unit
-from urst_dask.engine import ModelSpec, get_model
 from urst_dask.settings import Precision
-from urst_dask.tiling import TilePlan
 from urst_dask.synthetic import demo_style
-from urst_dask.tiling import WindowJob
+from urst_dask.tiling import TilePlan, WindowJob
 
 REAL = {"wct16x": None, "johnson": "mosaic", "microast": None, "wct": None}  # method -> variant
 LAYOUT = sorted(LAYOUT_BUILDERS)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import random_image
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import random_image
 from urst_dask import metrics
 from urst_dask.api import compare
 from urst_dask.cli import main

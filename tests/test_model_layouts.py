@@ -17,8 +17,8 @@ from typing import Callable
 import pytest
 import torch
 import torch.nn.functional as F
-
 from tensors import assert_batch_statistics_per_sample, smooth_image
+
 from urst_dask.io.weights import load_state_dict, sha256_file
 from urst_dask.models import adain, linearwct, msgnet
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tensors import assert_batch_statistics_per_sample, smooth_image
+
 from urst_dask.errors import ParameterError
 from urst_dask.io.weights import file_status, load_state_dict
 from urst_dask.models import vgg, wct

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import random_image
 from PIL import Image
 
 import urst_dask
-from conftest import random_image
 from urst_dask.io import scratch, store
 
 TESTS = Path(__file__).resolve().parent

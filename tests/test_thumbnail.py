@@ -2,8 +2,8 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-
 from conftest import random_image
+
 from urst_dask import graph
 from urst_dask.preprocess import area_weights, thumb_shape, to_unit
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import dask
 import numpy as np
 import pytest
+from conftest import random_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import random_image
 from urst_dask import graph
 from urst_dask.engine import ModelSpec, get_model
 from urst_dask.settings import Precision

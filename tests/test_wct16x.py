@@ -9,13 +9,12 @@ import pytest
 import torch
 
 from urst_dask import graph
+from urst_dask.engine import ModelSpec, get_model
 from urst_dask.io.weights import load_state_dict, sha256_file
 from urst_dask.models import wct16x
 from urst_dask.preprocess import from_unit, hwc_to_nchw, nchw_to_hwc, to_unit
-from urst_dask.engine import ModelSpec, get_model
 from urst_dask.settings import Precision
-from urst_dask.tiling import TilePlan
-from urst_dask.tiling import WindowJob
+from urst_dask.tiling import TilePlan, WindowJob
 
 JOB = WindowJob(alpha=1.0, precision=Precision.FLOAT32, preserve_color=False, out_dtype="uint8")
 

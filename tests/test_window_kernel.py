@@ -5,16 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import random_image
-from urst_dask import kernels
+
+from urst_dask import graph, kernels
+from urst_dask.engine import ModelSpec, batchcap, get_model
 from urst_dask.preprocess import hwc_to_nchw, preserve_colour
-from urst_dask.engine import ModelSpec, get_model
 from urst_dask.settings import Precision
-from urst_dask.engine import batchcap
 from urst_dask.stats import NormStats
 from urst_dask.tiling import WindowJob, WindowMemoryError, finish, stylize_window, stylize_windows
-from urst_dask import graph
 
 
 def _job(precision=Precision.FLOAT32, preserve=False):
@@ -40,8 +38,8 @@ def test_statistics_stay_float32_under_autocast():
 def test_bfloat16_window_close_to_float32(weights):
     spec = ModelSpec("wct16x", str(weights))
     model = get_model(spec)
-    from urst_dask.synthetic import demo_style
     from urst_dask.preprocess import resize_center_crop, to_unit
+    from urst_dask.synthetic import demo_style
 
     style = model.prepare_style(resize_center_crop(to_unit(demo_style(128)), 64))
     image = graph.synthetic_array((96, 128), seed=2).compute()

@@ -20,7 +20,6 @@ from urst_dask.models.base import ModelInfo, StyleModel
 from urst_dask.stats import FrozenSource, StatsSource, StyleCode
 
 
-
 def _mean_std(feat: Tensor) -> dict[str, Tensor]:
     mean, std = kernels.calc_mean_std(feat)
     return {"mean": mean[0], "std": std[0]}

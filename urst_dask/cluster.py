@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import dask
+from dask.utils import format_time
 from distributed import Client, LocalCluster
 from distributed.comm import get_address_host
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.diagnostics.progressbar import TextProgressBar
-from dask.utils import format_time
 
-from .errors import ParameterError, SchedulerError
 from .engine import timing
 from .engine.process import COMPACT_MMAP_THRESHOLD, set_mmap_threshold, set_torch_threads, torch_threads_for
+from .errors import ParameterError, SchedulerError
 from .settings import MemoryMode
 
 

@@ -28,12 +28,25 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from . import preprocess as pp
+from .engine.models import ModelSpec, get_model
 from .io import store
 from .models.base import ModelInfo
-from .engine.models import ModelSpec, get_model
 from .stats import NormStats, StyleCode
-from .tiling import AxisWindow, Blend, Piece, TileGrid, TilePlan, WindowJob, assemble, cut_pieces, finish, group_chunks, offsets
-from .tiling import pad_to_multiple, stylize_windows
+from .tiling import (
+    AxisWindow,
+    Blend,
+    Piece,
+    TileGrid,
+    TilePlan,
+    WindowJob,
+    assemble,
+    cut_pieces,
+    finish,
+    group_chunks,
+    offsets,
+    pad_to_multiple,
+    stylize_windows,
+)
 
 # --------------------------------------------------------------------- thumbnail stage
 
@@ -197,7 +210,7 @@ def _window_task(block: np.ndarray, *, spec: ModelSpec, style: StyleCode, stats:
     model = get_model(spec)
     outs = stylize_windows(crops, model, style, stats, job, batch=batch, shape=_standard_window(geo, model.info.size_multiple))
     pieces: list[Piece] = []
-    for xw, crop, out in zip(xwins, crops, outs):
+    for xw, _, out in zip(xwins, crops, outs):
         kept = out[ywin.keep_lo - ywin.lo : ywin.keep_hi - ywin.lo, xw.keep_lo - xw.lo : xw.keep_hi - xw.lo]
         pieces += cut_pieces(kept, ywin, xw, geo.row_edges, geo.col_edges, (bi, bj))
     if block.shape[2] == 4:  # alpha bypasses the network: the home block's, untouched

@@ -25,12 +25,12 @@ import torch
 from torch import Tensor, nn
 
 from .. import kernels
-from ..io.weights import WeightFile
 from ..errors import ParameterError
+from ..io.weights import WeightFile
 from ..stats import StatsSource, StyleCode
-from .registry import Network
 from .base import ModelInfo, StyleModel, stacked_receptive_field
 from .layers import adain_stats
+from .registry import Network
 from .vgg import vgg_body, vgg_decoder_layers, vgg_encoder_layers
 
 POINT = "relu4_1"

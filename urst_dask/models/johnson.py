@@ -39,9 +39,9 @@ from .. import kernels
 from ..errors import ParameterError
 from ..io.weights import WeightFile
 from ..stats import StatsSource, StyleCode
-from .registry import Network
 from .base import ModelInfo, StyleModel
 from .layers import ConvLayer, in_stats
+from .registry import Network
 
 NAME = "johnson"
 STYLES = ("candy", "mosaic", "pointilism", "rain_princess", "udnie")

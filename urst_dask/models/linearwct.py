@@ -32,12 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..io.weights import WeightFile
 from ..errors import ParameterError
+from ..io.weights import WeightFile
 from ..stats import StatsSource, StyleCode
-from .registry import Network
 from .base import ModelInfo, StyleModel, stacked_receptive_field
 from .layers import reflect_conv
+from .registry import Network
 from .vgg import vgg_body
 
 POINT = "r41"
@@ -87,7 +87,7 @@ class Encoder4(nn.Module):
                 setattr(self, name, nn.Conv2d(cin, cout, k))
 
     def forward(self, x: Tensor) -> Tensor:
-        first: nn.Conv2d = getattr(self, "conv1")
+        first: nn.Conv2d = self.conv1
         y = first(x)
         for layer in _ENCODER[1:]:
             y = F.relu(reflect_conv(getattr(self, layer[0]), y)) if isinstance(layer, tuple) else F.max_pool2d(y, 2, 2)

@@ -39,13 +39,13 @@ import torch
 from torch import Tensor, nn
 
 from .. import kernels
-from ..io.weights import WeightFile
 from ..errors import ParameterError
+from ..io.weights import WeightFile
 from ..stats import StatsSource, StyleCode
-from .registry import Network
 from .base import ModelInfo, StyleModel
 from .layers import ConvLayer as _ConvLayer
 from .layers import adain_stats
+from .registry import Network
 
 NAME = "microast"
 

@@ -35,12 +35,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import kernels
-from ..io.weights import WeightFile
 from ..errors import ParameterError
+from ..io.weights import WeightFile
 from ..stats import InstanceSource, StatsSource, StyleCode
-from .registry import Network
 from .base import ModelInfo, StyleModel
 from .layers import ConvLayer, in_stats, reflect_conv
+from .registry import Network
 
 NGF = 128
 EXPANSION = 4

@@ -13,9 +13,9 @@ from torch import Tensor, nn
 
 from .. import kernels
 from ..stats import StatsSource, StyleCode
-from .registry import Network
 from .base import ModelInfo, StyleModel
 from .layers import in_stats
+from .registry import Network
 
 WEIGHTS: tuple = ()
 

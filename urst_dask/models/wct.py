@@ -22,9 +22,9 @@ from torch import Tensor, nn
 
 from ..errors import ParameterError
 from ..io.weights import WeightFile
-from .registry import Network
 from .base import ModelInfo, stacked_receptive_field
 from .cascade import CascadedWct
+from .registry import Network
 from .vgg import vgg_body, vgg_decoder_layers, vgg_encoder_layers
 
 MAX_LEVEL = 5

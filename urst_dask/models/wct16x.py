@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..io.weights import WeightFile
-from .registry import Network
 from .base import ModelInfo, stacked_receptive_field
 from .cascade import CascadedWct
 from .layers import reflect_conv
+from .registry import Network
 
 # VGG-19 body up to relu5_1; "P" is a 2x2 max pool.  Output width of each conv.
 _VGG = ("11", "12", "P", "21", "22", "P", "31", "32", "33", "34", "P", "41", "42", "43", "44", "P", "51")

@@ -35,14 +35,16 @@ import dask.array as da
 from distributed import as_completed
 
 from .. import __version__, graph
-from ..cluster import connect, gpu_resources, run as run_graph
+from ..cluster import connect, gpu_resources
+from ..cluster import run as run_graph
+from ..engine import ModelSpec
 from ..errors import InputImageError, OutputError, ParameterError, UrstError
-from ..io import framestore, video as video_io
+from ..io import framestore
+from ..io import video as video_io
 from ..io.lock import output_lock
 from ..io.weights import resolve_weights_dir, verify_file
 from ..logs import LOGGER
 from ..models import method_entry
-from ..engine import ModelSpec
 from ..settings import ComputeOptions, NormMode, StyleOptions
 from ..stats import NormStats, StyleCode
 from ..tiling import TilePlan, WindowJob

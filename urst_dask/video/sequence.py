@@ -19,7 +19,8 @@ from typing import Any
 
 from ..errors import InputImageError, OutputError
 from ..io import frames as frame_io
-from ..io import framestore, video as video_io
+from ..io import framestore
+from ..io import video as video_io
 from ..io.store import check_folder, check_not_input, zarr_node_type
 from .tasks import FrameRef
 

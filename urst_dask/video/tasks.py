@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import preprocess as pp
-from ..errors import InputImageError
 from ..engine import ModelSpec, get_model
+from ..errors import InputImageError
 from ..stats import NormStats, StyleCode
 from ..tiling import pad_to_multiple
 from .cuts import colour_histogram
