@@ -157,7 +157,7 @@ class Full:
 
 
 def disk_full_stylize(c: Ctx) -> Callable[[], Any]:
-    c.monkeypatch.setattr(store, "_image_array", lambda path: Full())
+    c.monkeypatch.setattr(store, "_image_array", lambda path, *options: Full())
     return lambda: urst_dask.stylize(random_image(40, 50, seed=5), c.style, c.d / "full.zarr", method="identity",
                                      weights=c.d, client=c.client, stride=32, margin=4)
 
