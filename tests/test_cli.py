@@ -121,3 +121,18 @@ def test_stylize_and_export_with_real_weights(files, weights, capsys):
     np.testing.assert_array_equal(png, store.open_output(out).compute())
     assert main(["export", str(out), str(files / "real.tif")]) == 0
     assert main(["export", str(out), str(files / "real.bmp")]) == 2
+
+
+def test_quiet_leaves_only_the_wrote_line(files, capsys):
+    """-q: no status lines, no progress bars; the final 'wrote ...' line stays on stdout."""
+    out = files / "quiet.zarr"
+    rc = main(["stylize", str(files / "c.png"), str(files / "s.png"), "-o", str(out), "--method", "passthrough",
+               "--weights", str(files), "--stride", "48", "--margin", "8", "--workers", "1", "-q"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "[urst-dask]" not in captured.err and "tile stage" not in captured.err, captured.err
+    assert captured.out.strip() == f"wrote {out}"
+    rc = main(["stylize", str(files / "c.png"), str(files / "s.png"), "-o", str(out), "--method", "passthrough",
+               "--weights", str(files), "--stride", "48", "--margin", "8", "--workers", "1"])
+    captured = capsys.readouterr()
+    assert rc == 0 and "already complete" in captured.err, captured.err  # the control: status lines without -q

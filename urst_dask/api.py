@@ -14,7 +14,6 @@ import errno
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from .io.lock import output_lock
 from .io.readers import input_identity, require_unit_range
 from .io.validate import check_min_side
 from .io.weights import resolve_weights_dir, verify_file
+from .logs import LOGGER
 from .models import method_entry
 from .preprocess import dtype_scale
 from .settings import ComputeOptions, NormMode, StyleOptions, parse_intensity
@@ -188,7 +188,7 @@ def stylize(
         out_path = store.output_path(out)  # a URL keeps its '//' (and storage options)
         if state == "complete":
             if progress:
-                print(f"[urst-dask] {out_path} is already complete (same fingerprint): nothing to do", file=sys.stderr)
+                LOGGER.info(f"{out_path} is already complete (same fingerprint): nothing to do")
             return out_path
         with connect(clus, client) as c:
             remote.check_in_process(c, output=out_path, content=src.path)  # memory:// needs in-process workers

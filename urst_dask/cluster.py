@@ -28,6 +28,7 @@ from distributed.diagnostics.progressbar import TextProgressBar
 from .engine import timing
 from .engine.process import COMPACT_MMAP_THRESHOLD, set_mmap_threshold, set_torch_threads, torch_threads_for
 from .errors import ParameterError, SchedulerError
+from .logs import LOGGER
 from .settings import MemoryMode
 
 
@@ -332,7 +333,7 @@ def run(client: Client, collection: Any, *, progress: bool, label: str) -> Any:
     started = time.perf_counter()
     futures = client.compute(collection, optimize_graph=not _annotated(collection))
     if progress:
-        print(f"[urst-dask] {label}", file=sys.stderr, flush=True)
+        LOGGER.info(label)
         keys = futures if isinstance(futures, list) else [futures]
         if keys:
             _StderrBar(keys, scheduler=client.scheduler.address, complete=True, interval="500ms")

@@ -100,11 +100,11 @@ def gather_compile_times(client) -> None:  # noqa: ANN001 - a distributed Client
 
 
 def report() -> None:
-    """Print the summary on stderr (``-v``)."""
-    import sys
+    """Log the summary (``-v``) on the ``urst_dask`` logger (the command line prints it on stderr)."""
+    from ..logs import LOGGER
 
     total = None
     if _t0:
         age = process_age()
         total = (time.perf_counter() - _t0[0]) + (dict(stages()).get("process start and imports", 0.0) if age else 0.0)
-    print("[urst-dask] time per stage:\n" + summary(total), file=sys.stderr, flush=True)
+    LOGGER.info("time per stage:\n" + summary(total))

@@ -14,6 +14,7 @@ import torch
 
 from .. import engine
 from ..engine.batchcap import batch_cap, lower_batch_cap
+from ..errors import UrstError
 from ..models.base import StyleModel
 from ..stats import NormStats, StyleCode
 
@@ -23,8 +24,9 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("urst_dask")
 
 
-class WindowMemoryError(MemoryError):
-    """A window does not fit the device's memory, even after freeing cached blocks."""
+class WindowMemoryError(UrstError, MemoryError):
+    """A window does not fit the device's memory, even after freeing cached blocks (one line
+    on the command line, exit 2: the message says which window and what to lower)."""
 
 
 def _free_cache(device: torch.device) -> None:
