@@ -28,6 +28,8 @@ is not recorded here (``""``).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -87,8 +89,7 @@ class Encoder4(nn.Module):
                 setattr(self, name, nn.Conv2d(cin, cout, k))
 
     def forward(self, x: Tensor) -> Tensor:
-        first: nn.Conv2d = self.conv1
-        y = first(x)
+        y = reflect_conv(cast(nn.Conv2d, self.conv1), x)  # 1x1: no padding
         for layer in _ENCODER[1:]:
             y = F.relu(reflect_conv(getattr(self, layer[0]), y)) if isinstance(layer, tuple) else F.max_pool2d(y, 2, 2)
         return y
