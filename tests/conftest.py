@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from urst_dask.testing import random_image, toys, weights_dir
 
-import toy_models  # noqa: E402
-
-toy_models.register()
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def weights_dir() -> Path | None:
-    env = os.environ.get("URST_DASK_WEIGHTS")
-    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "weights"]:
-        if cand.is_dir():
-            return cand
-    return None
+toys.register()
 
 
 @pytest.fixture(scope="session")
@@ -43,13 +29,6 @@ def client():
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
             Client(cluster) as c:
         yield c
-
-
-def random_image(h: int, w: int, seed: int = 0, dtype=np.uint8) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    if np.dtype(dtype) == np.float32:
-        return rng.random((h, w, 3), dtype=np.float32)
-    return rng.integers(0, np.iinfo(dtype).max + 1, size=(h, w, 3), dtype=dtype)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The ``urst_dask`` logger: status lines and warnings of the library go through it.
 
-A library caller configures logging as usual (the package adds only a ``NullHandler``); the
+A library caller configures logging as usual.  Unconfigured, Python's last-resort handler
+shows warnings on stderr (a Dask worker's log, for instance) and drops status lines; the
 command line calls :func:`configure` once: status lines as ``[urst-dask] ...`` on stderr,
 ``-q`` keeps warnings and errors only, ``-v`` adds debug detail.
 """
@@ -11,7 +12,6 @@ import logging
 import sys
 
 LOGGER = logging.getLogger("urst_dask")
-LOGGER.addHandler(logging.NullHandler())
 
 
 def configure(*, verbose: bool = False, quiet: bool = False) -> None:

@@ -140,9 +140,8 @@ def test_video_output_resumes_from_its_records(tmp_path, client, style_image):
     """A video file appears only at the end; an interrupted run's records alone let the rerun
     write only the missing frames (counted with the toy network's window counter)."""
     pytest.importorskip("av")
-    import toy_models
-
     from urst_dask.io import video as video_io
+    from urst_dask.testing import toys as toy_models
 
     frames = _frames(6, 48, 64, seed=5)
     folder = _write(tmp_path / "in", frames)

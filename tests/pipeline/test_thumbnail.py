@@ -2,10 +2,10 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import random_image
 
 from urst_dask import graph
 from urst_dask.preprocess import area_weights, thumb_shape, to_unit
+from urst_dask.testing import random_image
 
 
 @pytest.mark.parametrize("h, w, t, expected", [(4000, 3000, 1024, (1365, 1024)), (1000, 800, 1024, (1000, 800)),

@@ -17,8 +17,7 @@ from PIL import Image
 from urst_dask.errors import ParameterError
 from urst_dask.models import ModelInfo, Network
 from urst_dask.models.registry import Registry
-
-REPO = Path(__file__).resolve().parents[1]
+from urst_dask.testing import REPO
 
 PLUGIN = textwrap.dedent('''
     import torch

@@ -19,9 +19,7 @@ from pathlib import Path
 import fsspec
 import numpy as np
 import pytest
-import toy_models
 import zarr
-from conftest import random_image
 from PIL import Image
 
 import urst_dask
@@ -30,6 +28,8 @@ from urst_dask.errors import OutputError
 from urst_dask.io import store
 from urst_dask.io.lock import lock_path
 from urst_dask.io.remote import RemotePath, attach
+from urst_dask.testing import random_image
+from urst_dask.testing import toys as toy_models
 
 
 @pytest.fixture

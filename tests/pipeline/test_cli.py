@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import zarr
-from conftest import random_image
 from PIL import Image
 
 from urst_dask.cli import main
 from urst_dask.io import store
+from urst_dask.testing import random_image
 
 
 @pytest.fixture

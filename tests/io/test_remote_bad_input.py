@@ -10,11 +10,11 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import random_image
 
 import urst_dask
 from urst_dask.cli import main
 from urst_dask.errors import InputImageError, OutputError, ParameterError
+from urst_dask.testing import random_image
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

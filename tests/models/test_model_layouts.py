@@ -17,10 +17,10 @@ from typing import Callable
 import pytest
 import torch
 import torch.nn.functional as F
-from tensors import assert_batch_statistics_per_sample, smooth_image
 
 from urst_dask.io.weights import load_state_dict, sha256_file
 from urst_dask.models import adain, linearwct, msgnet
+from urst_dask.testing.tensors import assert_batch_statistics_per_sample, smooth_image
 
 StateDict = dict[str, torch.Tensor]
 

@@ -15,10 +15,11 @@ import threading
 import time
 
 from torch import Tensor
-from toy_models import Identity
 
 from urst_dask.models import ModelInfo, Network, register_method
 from urst_dask.stats import FrozenSource, StatsSource, StyleCode
+
+from .toys import Identity
 
 NAME = "identity-slow"
 _lock = threading.Lock()

@@ -56,7 +56,7 @@ def test_every_registered_method_is_covered():
 
 def test_passthrough_is_exact(tmp_path):
     """The weightless benchmark network returns its input through the real tiling path."""
-    from conftest import random_image
+    from urst_dask.testing import random_image
 
     spec = ModelSpec("passthrough", str(tmp_path))
     image = random_image(70, 110, seed=9)

@@ -21,18 +21,19 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-from conftest import REPO, random_image
 from PIL import Image
 
 import urst_dask
 from urst_dask.errors import OutputError, UrstError
 from urst_dask.io import store
+from urst_dask.testing import REPO, random_image
 
 TESTS = Path(__file__).resolve().parent
 
 DRIVER = """
 import sys
-import toy_models, toy_slow
+from urst_dask.testing import slow as toy_slow
+from urst_dask.testing import toys as toy_models
 toy_models.register()
 toy_slow.register()
 from urst_dask.cli import main
@@ -44,7 +45,7 @@ def cli_env(**extra: str) -> dict[str, str]:
     """The environment of a CLI subprocess: the repository and the tests folder importable, the
     toy networks preloaded into the local cluster's worker processes."""
     path = os.pathsep.join(p for p in (str(REPO), str(TESTS), os.environ.get("PYTHONPATH")) if p)
-    return dict(os.environ, PYTHONPATH=path, DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps(["dask_preload_toys"]),
+    return dict(os.environ, PYTHONPATH=path, DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps(["urst_dask.testing.preload"]),
                 **extra)
 
 

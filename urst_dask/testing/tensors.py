@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import weights_dir
+
+from . import weights_dir
 
 
 def image(h: int, w: int, seed: int = 0, n: int = 1) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Worker preload for the tests: ``dask worker ... --preload dask_preload_toys``.
+"""Worker preload for the tests: ``dask worker ... --preload urst_dask.testing.preload``.
 
 Registers the toy networks (``identity``, ``identity-fails``, ``identity-slow``) in the
 worker process, as ``tests/conftest.py`` does in the test process.  The worker needs the
@@ -8,8 +8,8 @@ module and the toy modules it names import by name.  The built-in networks need 
 
 from __future__ import annotations
 
-import toy_models
-import toy_slow
+from urst_dask.testing import slow as toy_slow
+from urst_dask.testing import toys as toy_models
 
 toy_models.register()
 toy_slow.register()

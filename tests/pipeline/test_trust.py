@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from conftest import random_image
 from PIL import Image
 
 import urst_dask
 from urst_dask.cli import main
 from urst_dask.errors import OutputError
 from urst_dask.io import store
+from urst_dask.testing import random_image
 
 
 @pytest.fixture

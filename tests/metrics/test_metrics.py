@@ -5,7 +5,6 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import random_image
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +13,7 @@ from urst_dask.api import compare
 from urst_dask.cli import main
 from urst_dask.errors import ParameterError
 from urst_dask.stats import NormStats
+from urst_dask.testing import random_image
 
 
 def _smooth(h: int, w: int, seed: int = 0) -> np.ndarray:

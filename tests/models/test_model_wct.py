@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensors import assert_batch_statistics_per_sample, smooth_image
 
 from urst_dask.errors import ParameterError
 from urst_dask.io.weights import file_status, load_state_dict
 from urst_dask.models import vgg, wct
+from urst_dask.testing import REPO
+from urst_dask.testing.tensors import assert_batch_statistics_per_sample, smooth_image
 
-SHARED = Path(os.environ.get("URST_DASK_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED = Path(os.environ.get("URST_DASK_SHARED", REPO.parent / "shared"))
 WEIGHTS_DIR = SHARED / "weights"
 
 pytestmark = pytest.mark.skipif(

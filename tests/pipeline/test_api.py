@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import zarr
-from conftest import random_image
 
 import urst_dask
 from urst_dask.errors import OutputError, ParameterTypeError
 from urst_dask.io import store
+from urst_dask.testing import random_image
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def test_rerun_resumes_only_missing_chunks(run, tmp_path, blend):
     """An interrupted store (chunks missing, status running) is finished by rerunning the same
     call: only the windows the missing chunks need are computed (their own with ``crop``; with
     a blend, also the neighbours that feather into them) and the result is byte-identical."""
-    import toy_models
+    from urst_dask.testing import toys as toy_models
 
     image = random_image(100, 130, seed=16)
     ref = run(image, "ref.zarr", stride=32, margin=4, blend=blend)

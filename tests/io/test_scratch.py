@@ -16,17 +16,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import random_image
 from PIL import Image
 
 import urst_dask
 from urst_dask.io import scratch, store
+from urst_dask.testing import random_image
 
 TESTS = Path(__file__).resolve().parent
 
 DRIVER = """
 import sys
-import toy_models, toy_slow
+from urst_dask.testing import slow as toy_slow
+from urst_dask.testing import toys as toy_models
 toy_models.register()
 toy_slow.register()
 from urst_dask.cli import main
@@ -61,7 +62,7 @@ def test_sigterm_unwinds_like_ctrl_c_and_leaves_no_scratch(pngs):
     out = pngs / "out.zarr"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p),
                TMPDIR=str(tmp), URST_TOY_DELAY="1.0",
-               DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps(["dask_preload_toys"]))
+               DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps(["urst_dask.testing.preload"]))
     env.pop(scratch.ENV_VAR, None)
     argv = ["stylize", str(pngs / "c.png"), str(pngs / "s.png"), "-o", str(out), "--method", "identity-slow",
             "--weights", str(pngs), "--stride", "32", "--margin", "4", "--no-progress"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import random_image
 
 from urst_dask import graph, kernels
 from urst_dask.engine import ModelSpec, batchcap, get_model
 from urst_dask.preprocess import hwc_to_nchw, preserve_colour
 from urst_dask.settings import Precision
 from urst_dask.stats import NormStats
+from urst_dask.testing import random_image
 from urst_dask.tiling import WindowJob, WindowMemoryError, finish, stylize_window, stylize_windows
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 import zarr
-from conftest import random_image
 
 import urst_dask
+from urst_dask.testing import random_image
 
 ome_image = pytest.importorskip("ome_zarr_models.v05.image",
                                 reason="ome-zarr-models is not installed (pip install -e '.[test]')")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +17,9 @@ from urst_dask.errors import UrstError
 from urst_dask.preprocess import hwc_to_nchw, resize_center_crop, to_unit
 from urst_dask.settings import Backend, ComputeOptions, Precision
 from urst_dask.stats import NormStats
+from urst_dask.testing import REPO
 
-PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "images"
+PHOTOS = REPO.parent / "shared" / "images"
 # every method with weights here, and its variant (johnson: the style); the fast set runs the
 # first, the others are slow cases (a real network's conversion takes seconds on 2 cores)
 METHODS = (("wct16x", None), ("wct", None), ("johnson", "candy"), ("microast", None))
@@ -190,7 +190,7 @@ def test_cache_compiles_once_per_key(weights, fake_inductor):
 def test_padded_edge_window_equals_eager_for_a_local_network(fake_inductor):
     """An edge window padded (mirrored) to the standard shape, then cropped: for a 3x3 network
     whose own border is replicated, the mirror adds nothing new, so the result is eager's."""
-    from toy_models import LocalMean
+    from urst_dask.testing.toys import LocalMean
 
     model = LocalMean().freeze()
     style = model.prepare_style(None)
@@ -206,8 +206,7 @@ def test_padded_edge_window_equals_eager_for_a_local_network(fake_inductor):
 def test_window_kernel_pads_every_window_to_one_compiled_network(fake_inductor):
     """The tiling path: windows of three shapes (interior, edge, corner) share one compiled
     network, and equal eager's output for a local network."""
-    from toy_models import LocalMean
-
+    from urst_dask.testing.toys import LocalMean
     from urst_dask.tiling import WindowJob, stylize_windows
 
     model = LocalMean().freeze()

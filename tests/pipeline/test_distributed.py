@@ -15,7 +15,7 @@ What these tests show, with no GPU:
 
 Every process is started in a session of its own and its whole process group is killed
 when its fixture ends, whatever happened (and at interpreter exit as a last resort); every
-wait is bounded.  Worker processes load the toy networks with ``--preload dask_preload_toys``.
+wait is bounded.  Worker processes load the toy networks with ``--preload urst_dask.testing.preload``.
 """
 
 from __future__ import annotations
@@ -36,8 +36,6 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import pytest
-import toy_slow
-from conftest import random_image
 from distributed import Client, get_task_stream
 from distributed.utils import key_split
 
@@ -45,6 +43,8 @@ import urst_dask
 from urst_dask.cluster import gpu_resources
 from urst_dask.engine import load_count
 from urst_dask.io import store
+from urst_dask.testing import random_image
+from urst_dask.testing import slow as toy_slow
 
 toy_slow.register()
 
@@ -132,7 +132,7 @@ class ProcCluster:
     def start_worker(self, name: str, *extra: str) -> None:
         self._spawn(name, [str(DASK), "worker", self.address, "--name", name, "--host", "127.0.0.1",
                            "--nthreads", "1", "--no-dashboard", "--local-directory", str(self.root / name),
-                           "--death-timeout", "120s", "--preload", "dask_preload_toys", *extra])
+                           "--death-timeout", "120s", "--preload", "urst_dask.testing.preload", *extra])
 
     def wait_for_workers(self, n: int) -> None:
         with Client(self.address, timeout="20s") as c:

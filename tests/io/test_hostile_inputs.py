@@ -25,13 +25,13 @@ import pytest
 import tifffile
 import torch
 import zarr
-from conftest import random_image
 from PIL import Image
 from test_io_bad_input import png_header_only
 
 import urst_dask
 from urst_dask.errors import InputImageError, OutputError, UrstError, WeightsError
 from urst_dask.io import images, readers
+from urst_dask.testing import random_image
 
 CASE_SECONDS = 30  # generous for 2 shared cores; every case takes well under a second or two
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dask
 import numpy as np
 import pytest
-from conftest import random_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +13,7 @@ from urst_dask import graph
 from urst_dask.engine import ModelSpec, get_model
 from urst_dask.settings import Precision
 from urst_dask.stats import NormStats
+from urst_dask.testing import random_image
 from urst_dask.tiling import Blend, TilePlan, WindowJob
 
 IDENTITY = ModelSpec("identity", ".")

@@ -22,13 +22,13 @@ import pytest
 import tifffile
 import torch
 import zarr
-from conftest import REPO, random_image
 from PIL import Image
 
 import urst_dask
 from urst_dask import cli
 from urst_dask.errors import InputImageError, OutputError, ParameterError, UrstError, WeightsError
 from urst_dask.io import images, store
+from urst_dask.testing import REPO, random_image
 
 
 @dataclass(frozen=True)
