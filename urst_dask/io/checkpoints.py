@@ -14,7 +14,6 @@ crash never leaves a half-written checkpoint under the real name.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -23,15 +22,9 @@ from typing import Any
 
 import torch
 
+from .weights import sha256_file
+
 RECORD_SUFFIX = ".trained.json"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _atomic(path: Path, write) -> None:
@@ -61,7 +54,7 @@ def load_tensors(path: str | os.PathLike[str]) -> Any:
 def save_trained(state_dict: dict[str, torch.Tensor], path: str | os.PathLike[str], record: dict[str, Any]) -> Path:
     """Save a trained state dict at ``path`` and its ``.trained.json`` record (digest + ``record``)."""
     p = save_tensors(state_dict, path)
-    doc = {**record, "file": p.name, "sha256": _sha256(p)}
+    doc = {**record, "file": p.name, "sha256": sha256_file(p)}
     _atomic(p.with_name(p.name + RECORD_SUFFIX), lambda f: f.write((json.dumps(doc, indent=1) + "\n").encode()))
     return p
 

@@ -8,6 +8,7 @@ run at all (the baseline costs only the thumbnail pass).  Inputs NCHW float [0, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -46,14 +47,10 @@ def _stroke(thumb_out: Tensor, patch_out: Tensor, batch: ContentBatch, lossnet: 
     return losses.stroke_perceptual_loss(patch_out, target, lossnet)
 
 
-def microast_objective(net: nn.Module, lossnet: LossNet, batch: ContentBatch, style: Tensor,
-                       cfg: TrainConfig, stroke: bool) -> dict[str, Tensor]:
-    layers = loss_layers(cfg)
-    signals = forward.microast_style_signals(net, style)  # type: ignore[arg-type]
-
-    def run(x: Tensor, source) -> Tensor:
-        return forward.microast_run(net, x, signals, source)  # type: ignore[arg-type]
-
+def _passes(run: Any, lossnet: LossNet, batch: ContentBatch, style: Tensor, layers: Any,
+            stroke: bool) -> tuple[Tensor, Tensor | None, dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
+    """The stylized thumbnail (and, for the stroke loss, the patch normalized with the
+    thumbnail's statistics), and the loss network's features of the output, content and style."""
     if stroke:
         thumb_out, patch_out = forward.two_passes(run, batch.thumb, batch.patch)
     else:
@@ -62,6 +59,18 @@ def microast_objective(net: nn.Module, lossnet: LossNet, batch: ContentBatch, st
     with torch.no_grad():
         content_feats = lossnet(batch.thumb, (layers.content,))
         style_feats = lossnet(style, layers.style)
+    return thumb_out, patch_out, out_feats, content_feats, style_feats
+
+
+def microast_objective(net: nn.Module, lossnet: LossNet, batch: ContentBatch, style: Tensor,
+                       cfg: TrainConfig, stroke: bool) -> dict[str, Tensor]:
+    layers = loss_layers(cfg)
+    signals = forward.microast_style_signals(net, style)  # type: ignore[arg-type]
+
+    def run(x: Tensor, source) -> Tensor:
+        return forward.microast_run(net, x, signals, source)  # type: ignore[arg-type]
+
+    thumb_out, patch_out, out_feats, content_feats, style_feats = _passes(run, lossnet, batch, style, layers, stroke)
     wssc = cfg.setting("ssc_weight")
     res_signals = forward.microast_style_signals(net, thumb_out) if wssc > 0 else None  # type: ignore[arg-type]
     ssc = losses.ssc_loss(res_signals, signals) if res_signals is not None else thumb_out.new_zeros(())
@@ -78,14 +87,8 @@ def johnson_objective(net: nn.Module, lossnet: LossNet, batch: ContentBatch, sty
     def run(x: Tensor, source) -> Tensor:
         return forward.johnson_run(net, x, source)  # type: ignore[arg-type]
 
-    if stroke:
-        thumb_out, patch_out = forward.two_passes(run, batch.thumb, batch.patch)
-    else:
-        thumb_out, patch_out = run(batch.thumb, forward.TensorRecorder()), None
-    out_feats = lossnet(thumb_out, tuple(dict.fromkeys((layers.content, *layers.style))))
+    thumb_out, patch_out, out_feats, content_feats, style_feats = _passes(run, lossnet, batch, style, layers, stroke)
     with torch.no_grad():
-        content_feats = lossnet(batch.thumb, (layers.content,))
-        style_feats = lossnet(style, layers.style)
         grams = {k: losses.gram(v).mean(0, keepdim=True) for k, v in style_feats.items()}
     parts = losses.johnson_loss(out_feats, content_feats, grams, content_layer=layers.content,
                                 style_layers=layers.style,
