@@ -50,7 +50,7 @@ def _conditioning(spec, image, style_img, style_size=64):
 
 
 def test_every_registered_method_is_covered():
-    builtin = {name for name, e in METHODS.items() if e.build.__module__.startswith("urst_dask.")}
+    builtin = {name for name, e in METHODS.items() if e.build.__module__.startswith("urst_dask.models.")}
     assert builtin == set(REAL) | set(LAYOUT) | {"passthrough"}
 
 
@@ -132,7 +132,7 @@ def real_content(weights):
     return read_style(path), read_style(weights.parent / "images" / "style" / "starry_night.jpg")
 
 
-@pytest.mark.parametrize("method", sorted(REAL))
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m == "wct" else m for m in sorted(REAL)])
 def test_tiled_vs_whole_psnr_on_a_real_image(method, weights, real_content, record_property):
     content, style_img = real_content
     spec = ModelSpec(method, str(weights), variant=REAL[method])

@@ -125,6 +125,7 @@ def nan_argv(d: Path, *extra: str) -> list[str]:
             "--weights", str(d), "--no-progress", *extra]
 
 
+@pytest.mark.slow
 def test_verbose_adds_the_worker_detail_to_the_one_line(tmp_path: Path) -> None:
     """With ``-v`` the failing worker's detail (its ``Compute Failed`` record or a traceback)
     reaches stderr, and the last line is still the one ``urst-dask: error:`` line.  The same run
