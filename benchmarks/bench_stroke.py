@@ -7,13 +7,13 @@ Phases (run them one by one so each stays short; every phase appends to the same
     python benchmarks/bench_stroke.py train --stroke-weight 0   # baseline fine-tune (L_o only)
     python benchmarks/bench_stroke.py train --stroke-weight 1   # with L_sp
     python benchmarks/bench_stroke.py evaluate                  # losses on a fixed held-out batch
-    python benchmarks/bench_stroke.py stylize                   # 4096^2 results, stroke size, crops PNG
+    python benchmarks/bench_stroke.py stylize                   # 4096^2 results, stroke size, crops JPEG
 
 ``--method microast|johnson`` (johnson: fine-tuned from ``--init-style``, trained towards the
 painting).  Data: the photographs of ../shared/images/content, 512-px crops of their 2x
 bicubic enlargements, and two synthetic images of the project's generator; style: one
 painting of ../shared/images/style.  The JSON goes to results/stroke-<method>.json, the crops
-to results/stroke-<method>-crops.png.
+to results/stroke-<method>-crops.jpg.
 """
 
 from __future__ import annotations
@@ -183,11 +183,11 @@ def phase_stylize(a: argparse.Namespace) -> None:
         crops.append(np.asarray(store.open_output(out)[:, :, :3].compute()))
         labels.append(name)
     results["content_stroke"] = compare(big)["stroke"]
-    y, x, side = 1600, 1600, 768
+    y, x, side = 1792, 1792, 384  # full-resolution crops, small enough to keep in git as a JPEG
     strip = np.concatenate([c[y : y + side, x : x + side] for c in crops], axis=1)
-    png = RESULTS / f"stroke-{a.method}-crops.png"
-    Image.fromarray(strip).save(png)
-    results["crops"] = {"file": png.name, "order": labels, "window": [y, x, side]}
+    jpg = RESULTS / f"stroke-{a.method}-crops.jpg"
+    Image.fromarray(strip).save(jpg, quality=90)
+    results["crops"] = {"file": jpg.name, "order": labels, "window": [y, x, side]}
     doc = _load(a.method)  # re-read: a training phase may have recorded meanwhile
     doc["stylize"] = {**doc.get("stylize", {}), **results}
     _save(a.method, doc)
