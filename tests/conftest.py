@@ -41,3 +41,18 @@ def style_image() -> np.ndarray:
     from urst_dask.synthetic import demo_style
 
     return demo_style(128, seed=3)
+
+
+@pytest.fixture
+def run(tmp_path, client, style_image):
+    """``run(content, out, **settings)``: stylize on the in-process cluster, with the toy
+    ``identity`` network at stride 32 and margin 4 unless told otherwise."""
+    import urst_dask
+
+    def _run(content, out, **kw):
+        kw.setdefault("method", "identity")
+        kw.setdefault("stride", 32)
+        kw.setdefault("margin", 4)
+        return urst_dask.stylize(content, style_image, out, weights=tmp_path, client=client, **kw)
+
+    return _run

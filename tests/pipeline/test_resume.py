@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from PIL import Image
 
 from urst_dask import graph
 from urst_dask.io import store
+from urst_dask.testing.processes import kill_when
 
 
 def _cli(*args: str) -> list[str]:
@@ -41,19 +40,7 @@ def test_kill_9_then_rerun_is_byte_identical(tmp_path, weights, blend):
 
     out = tmp_path / "killed.zarr"
     cmd = _cli("stylize", str(content), str(style), "-o", str(out), *common)
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            if len(store.present_chunks(out)) >= 1 if out.exists() else False:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the run finished before it could be killed; make it longer"
-        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its worker processes
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    kill_when(cmd, lambda: out.exists() and len(store.present_chunks(out)) >= 1, env=env)
     done_before = store.present_chunks(out)
     assert store.read_attrs(out)["status"] == "running"
     assert 1 <= len(done_before) < 6  # 2 x 3 chunks: interrupted mid-run

@@ -20,17 +20,6 @@ from urst_dask.io import store
 from urst_dask.testing import random_image
 
 
-@pytest.fixture
-def run(tmp_path, client, style_image):
-    def _run(content, out, **kw):
-        kw.setdefault("method", "identity")
-        kw.setdefault("stride", 32)
-        kw.setdefault("margin", 4)
-        return urst_dask.stylize(content, style_image, out, weights=tmp_path, client=client, **kw)
-
-    return _run
-
-
 def make_input(path: Path, image: np.ndarray, chunk: int = 32) -> Path:
     z = zarr.create_array(str(path), shape=image.shape, dtype=image.dtype, chunks=(chunk, chunk, image.shape[2]),
                           dimension_names=("y", "x", "c"))

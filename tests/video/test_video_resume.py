@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 from PIL import Image
 
 from urst_dask import graph
 from urst_dask.synthetic import demo_style
+from urst_dask.testing.processes import kill_when
 
 
 def _cli(*args: str) -> list[str]:
@@ -42,20 +41,7 @@ def test_kill_9_mid_sequence_then_rerun_is_byte_identical(tmp_path):
 
     out = tmp_path / "killed"
     done = tmp_path / "killed.video-state" / "done"
-    proc = subprocess.Popen(_cli(*common, "-o", str(out)), env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            if done.is_dir() and len(list(done.glob("*.json"))) >= 3:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run finished before it could be killed; make it longer"
-        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its worker processes
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    kill_when(_cli(*common, "-o", str(out)), lambda: done.is_dir() and len(list(done.glob("*.json"))) >= 3, env=env)
     written = sorted(p.name for p in out.glob("*.png"))
     assert 3 <= len(written) < n, written
     assert json.loads((out / "urst_video.json").read_text())["status"] == "running"
