@@ -16,6 +16,7 @@ from PIL import Image
 
 from urst_dask.errors import InputImageError, OutputError
 from urst_dask.io import images, ome, readers, writers
+from urst_dask.pipeline import export
 
 
 def rgb(h, w, seed=0, c=3, dtype=np.uint8):
@@ -372,7 +373,7 @@ def test_write_pyramidal_tiff_roundtrip(tmp_path, monkeypatch, c, dtype):
 
     monkeypatch.setattr(writers, "_bands", spy)
     size = {"y": (0.5, "micrometer"), "x": (0.5, "micrometer")}
-    images.write_pyramidal_tiff(tmp_path / "o.tif", arr, tile=64, pixel_size=size)
+    export.write_tiff(tmp_path / "o.tif", arr, tile=64, pixel_size=size)
     # full resolution band by band (its chunk height rounded up to the tile), never whole
     assert max(rows for h, rows in bands if h == 300) == 64
     with tifffile.TiffFile(tmp_path / "o.tif") as tf:
@@ -394,12 +395,12 @@ def test_write_pyramidal_tiff_roundtrip(tmp_path, monkeypatch, c, dtype):
 def test_write_pyramidal_tiff_with_given_levels_and_overwrite(tmp_path):
     img = rgb(64, 64, seed=16)
     levels = [da.from_array(img[::2, ::2]), da.from_array(img[::4, ::4])]
-    images.write_pyramidal_tiff(tmp_path / "g.tif", da.from_array(img), tile=16, levels=levels)
+    export.write_tiff(tmp_path / "g.tif", da.from_array(img), tile=16, levels=levels)
     with tifffile.TiffFile(tmp_path / "g.tif") as tf:
         np.testing.assert_array_equal(tf.series[0].levels[2].asarray(), img[::4, ::4])
     with pytest.raises(OutputError, match="already exists; pass --overwrite"):
-        images.write_pyramidal_tiff(tmp_path / "g.tif", da.from_array(img), tile=16)
-    images.write_pyramidal_tiff(tmp_path / "g.tif", da.from_array(img), tile=16, levels=0, overwrite=True)
+        export.write_tiff(tmp_path / "g.tif", da.from_array(img), tile=16)
+    export.write_tiff(tmp_path / "g.tif", da.from_array(img), tile=16, levels=0, overwrite=True)
     with tifffile.TiffFile(tmp_path / "g.tif") as tf:
         assert len(tf.series[0].levels) == 1
 
@@ -424,7 +425,7 @@ def decode_png(data: bytes) -> tuple[dict, bytes]:
 @pytest.mark.parametrize("c, dtype", [(3, np.uint8), (4, np.uint8), (1, np.uint8), (1, np.uint16), (3, np.uint16)])
 def test_png_export_is_streamed_and_exact(tmp_path, c, dtype):
     img = rgb(150, 70, seed=17, c=c, dtype=dtype)
-    images.write_raster(tmp_path / "o.png", da.from_array(img, chunks=(40, 70, c)))
+    export.write_raster(tmp_path / "o.png", da.from_array(img, chunks=(40, 70, c)))
     head, raw = decode_png((tmp_path / "o.png").read_bytes())
     assert head == {"w": 70, "h": 150, "depth": 8 * np.dtype(dtype).itemsize, "ctype": {1: 0, 3: 2, 4: 6}[c]}
     rows = np.frombuffer(raw, np.uint8).reshape(150, -1)

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from urst_dask import metrics
-from urst_dask.api import compare
 from urst_dask.cli import main
 from urst_dask.errors import ParameterError
+from urst_dask.pipeline.quality import compare, quality
 from urst_dask.stats import NormStats
 from urst_dask.testing import random_image
 
@@ -64,21 +64,17 @@ def test_psnr_and_ssim_known_values():
        seed=st.integers(0, 999))
 def test_blockwise_ssim_equals_the_whole_image_ssim(h, w, cy, cx, seed):
     """The out-of-core form (blocks overlapped by the window radius) adds up exactly."""
-    from urst_dask import graph
-
     a, b = random_image(h, w, seed=seed), random_image(h, w, seed=seed + 1)
     whole = metrics.ssim(a, b)
-    lazy = graph.quality(da.from_array(a, chunks=(cy, cx, 3)), da.from_array(b, chunks=(cy, cx, 3)), 1000, 255.0)
+    lazy = quality(da.from_array(a, chunks=(cy, cx, 3)), da.from_array(b, chunks=(cy, cx, 3)), 1000, 255.0)
     got = lazy.compute(scheduler="sync")
     assert got["ssim"] == pytest.approx(whole, rel=1e-9, abs=1e-12)
     assert got["psnr"] == pytest.approx(metrics.psnr(a, b))
 
 
 def test_lazy_seam_equals_numpy_seam():
-    from urst_dask import graph
-
     image = _smooth(300, 420, seed=4)
-    got = graph.quality(da.from_array(image, chunks=(70, 90, 3)), None, 100, 255.0).compute(scheduler="sync")
+    got = quality(da.from_array(image, chunks=(70, 90, 3)), None, 100, 255.0).compute(scheduler="sync")
     assert got["seam"] == pytest.approx(metrics.seam_score(image, 100), rel=1e-12)
 
 

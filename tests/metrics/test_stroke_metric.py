@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from urst_dask.api import compare
 from urst_dask.cli import main
 from urst_dask.errors import ParameterError
 from urst_dask.metrics import stroke_size
+from urst_dask.pipeline.quality import compare
 
 
 def stripes(wavelength: float, angle: float, h: int = 300, w: int = 340, phase: float = 0.0) -> np.ndarray:

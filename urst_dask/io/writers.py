@@ -3,24 +3,26 @@
 Every writer checks the target first (exists without ``overwrite``, a dangling symbolic
 link, missing or unwritable folder -> :class:`OutputError`), writes to ``.<name>.partial`` beside it and renames it into
 place at the end, so a failed export never leaves a half-written file under the real name.
-TIFF and PNG are written band by band from a Dask array (never a whole level in memory);
-JPEG goes through Pillow and is built in memory (at most 65500 px a side).
+
+The writers compute nothing: they take a numpy array or a :class:`Raster` (an image's shape,
+dtype and a ``read(y0, y1)`` callable supplying numpy rows), and pull TIFF and PNG band by band
+from it (never a whole level in memory); :mod:`urst_dask.pipeline.export` makes a Raster of a
+Dask array and computes the reduced TIFF levels.  JPEG goes through Pillow and is built in
+memory (at most 65500 px a side).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import struct
-import tempfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
-import dask.array as da
 import numpy as np
 
-from ..errors import OutputError, ParameterError
+from ..errors import OutputError, ParameterError, ParameterTypeError
 from ..settings import _Choice
 from . import ome, validate
 
@@ -29,7 +31,37 @@ PNG_MAX_SIDE = 2**31 - 1
 BAND_BYTES = 256 << 20  # rows read at once are kept under this
 
 
-def _check_writable_target(path: Path, overwrite: bool) -> None:
+@dataclass(frozen=True)
+class Raster:
+    """An (H, W, C) image read band by band: ``read(y0, y1)`` returns rows ``y0:y1`` as numpy;
+    ``chunk_rows`` is the height the source is best read in (bands are a multiple of it)."""
+
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+    chunk_rows: int
+    read: Callable[[int, int], np.ndarray]
+
+
+def as_raster(image: np.ndarray | Raster) -> Raster:
+    """``image`` as a :class:`Raster`; a 2-D array gets a channel axis.  Anything but numpy
+    (e.g. a Dask array) is refused: :func:`urst_dask.pipeline.export.as_raster` streams those."""
+    if isinstance(image, Raster):
+        return image
+    if not isinstance(image, np.ndarray):
+        raise ParameterTypeError(f"image={type(image).__name__}: the writers take a numpy array or a Raster; "
+                                 "export a Dask array through urst_dask.pipeline.export")
+    arr = image[..., None] if image.ndim == 2 else image
+    h, w, c = (int(s) for s in arr.shape)
+
+    def read(y0: int, y1: int) -> np.ndarray:
+        return arr[y0:y1]
+
+    return Raster((h, w, c), arr.dtype, max(1, min(1024, h)), read)
+
+
+def check_target(path: Path, overwrite: bool) -> None:
+    """Refuse an export target: a dangling link, an existing file without ``overwrite``, a
+    missing, non-folder or unwritable parent (:class:`OutputError`)."""
     broken_link = validate.link_problem(path)
     if broken_link:
         raise OutputError(f"output={str(path)!r}: {broken_link}; remove the link or choose another path")
@@ -54,26 +86,20 @@ def _partial(path: Path) -> Path:
     return tmp
 
 
-def _as_dask(image: np.ndarray | da.Array) -> da.Array:
-    arr = image if isinstance(image, da.Array) else da.from_array(np.asarray(image), chunks=(1024, 1024, -1))
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    return arr
-
-
-def _band_rows(array: da.Array, multiple: int) -> int:
+def _band_rows(array: Raster, multiple: int) -> int:
     """Rows per band: the source's chunk height rounded up to ``multiple``, under BAND_BYTES."""
     h = int(array.shape[0])
     row_bytes = max(1, int(np.prod(array.shape[1:])) * array.dtype.itemsize)
-    rows = -(-int(array.chunks[0][0]) // multiple) * multiple if array.chunks[0] else multiple
+    rows = -(-int(array.chunk_rows) // multiple) * multiple if h else multiple
     while rows > multiple and rows * row_bytes > BAND_BYTES:
         rows -= multiple
     return max(1, min(rows, -(-h // multiple) * multiple))
 
 
-def _bands(array: da.Array, rows: int) -> Iterator[np.ndarray]:
-    for y in range(0, int(array.shape[0]), rows):
-        yield np.asarray(array[y : y + rows].compute())
+def _bands(array: Raster, rows: int) -> Iterator[np.ndarray]:
+    h = int(array.shape[0])
+    for y in range(0, h, rows):
+        yield np.asarray(array.read(y, min(y + rows, h)))
 
 
 # ------------------------------------------------------------------------- PNG / JPEG
@@ -83,7 +109,7 @@ def _png_chunk(fh, tag: bytes, data: bytes) -> None:
     fh.write(struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
 
 
-def _write_png(fh, array: da.Array, level: int = 6) -> None:
+def _write_png(fh, array: Raster, level: int = 6) -> None:
     """PNG (8/16-bit gray, RGB or RGBA), rows filtered with "Up" and deflated band by band."""
     h, w, c = (int(s) for s in array.shape)
     depth = 8 * array.dtype.itemsize
@@ -106,17 +132,17 @@ def _write_png(fh, array: da.Array, level: int = 6) -> None:
     _png_chunk(fh, b"IEND", b"")
 
 
-def write_raster(path: str | os.PathLike[str], image: np.ndarray | da.Array, *, overwrite: bool = False,
+def write_raster(path: str | os.PathLike[str], image: np.ndarray | Raster, *, overwrite: bool = False,
                  quality: int = 95) -> None:
     """Write an (H, W, C) image (C = 1, 3 or 4) as PNG or JPEG (the format from the suffix).
 
-    PNG: uint8 or uint16, gray/RGB/RGBA, streamed band by band from a Dask array.
+    PNG: uint8 or uint16, gray/RGB/RGBA, streamed band by band from the :class:`Raster`.
     JPEG: uint8 gray/RGB only, at most 65500 px a side, built whole in memory by Pillow.
     """
     p = Path(path)
-    _check_writable_target(p, overwrite)
-    arr = _as_dask(image)
-    h, w, c = (int(s) for s in arr.shape)
+    check_target(p, overwrite)
+    arr = as_raster(image)
+    h, w, c = arr.shape
     jpeg = p.suffix.lower() in (".jpg", ".jpeg")
     name = "JPEG" if jpeg else "PNG"
     if c not in (1, 3, 4):
@@ -132,7 +158,7 @@ def write_raster(path: str | os.PathLike[str], image: np.ndarray | da.Array, *, 
         if jpeg:
             from PIL import Image
 
-            pixels = np.asarray(arr.compute())
+            pixels = np.asarray(arr.read(0, h))
             Image.fromarray(pixels[..., 0] if c == 1 else pixels).save(tmp, format="JPEG", quality=quality)
         else:
             with open(tmp, "wb") as fh:
@@ -145,7 +171,7 @@ def write_raster(path: str | os.PathLike[str], image: np.ndarray | da.Array, *, 
 # -------------------------------------------------------------------------------- TIFF
 
 
-def _tiles(array: da.Array, tile: int) -> Iterator[np.ndarray]:
+def _tiles(array: Raster, tile: int) -> Iterator[np.ndarray]:
     """Tiles in row-major order, read one band of tile rows at a time (edge tiles padded)."""
     w, c = int(array.shape[1]), int(array.shape[2])
     for band in _bands(array, _band_rows(array, tile)):
@@ -157,20 +183,14 @@ def _tiles(array: da.Array, tile: int) -> Iterator[np.ndarray]:
                 yield t[..., 0] if c == 1 else t
 
 
-def _scratch_levels(array: da.Array, n: int, folder: str, chunk: int) -> list[da.Array]:
-    """Levels 1..n, each the 2x area mean of the previous, stored in a scratch Zarr (so the
-    full resolution is read once for all of them)."""
-    import zarr
-
-    out, prev = [], array
-    for i in range(1, n + 1):
-        nxt = ome.half(prev, chunk)
-        h, w, c = (int(s) for s in nxt.shape)
-        z = zarr.create_array(os.path.join(folder, f"{i}.zarr"), shape=(h, w, c), dtype=nxt.dtype, fill_value=0,
-                              chunks=(min(chunk, h), min(chunk, w), c))
-        da.store(nxt.rechunk(z.chunks), z, lock=False)
-        prev = da.from_zarr(z)
-        out.append(prev)
+def _halves(array: Raster, n: int) -> list[Raster]:
+    """Levels 1..n of an in-memory image, each the 2x area mean of the previous
+    (:func:`ome.half_block`, on odd sizes the last row/column repeated)."""
+    out, prev = [], np.asarray(array.read(0, array.shape[0]))
+    for _ in range(n):
+        h, w = prev.shape[:2]
+        prev = ome._half_block(np.pad(prev, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge"))
+        out.append(as_raster(prev))
     return out
 
 
@@ -237,12 +257,30 @@ def tiff_options(compression: str | TiffCompression | None, tile: int, dtype: np
     return options
 
 
+def check_tiff_pixels(path: str | os.PathLike[str], channels: int, dtype: np.dtype) -> None:
+    """Refuse what a TIFF export cannot hold (1/3/4 channels of uint8, uint16 or float32)."""
+    if channels not in (1, 3, 4) or str(dtype) not in ("uint8", "uint16", "float32"):
+        raise OutputError(f"output={str(path)!r}: cannot write {channels} channels of {dtype} (1/3/4 channels of "
+                          f"uint8, uint16 or float32)")
+
+
+def _given_levels(levels: Sequence[np.ndarray | Raster], shape: tuple[int, int, int]) -> list[Raster]:
+    pyramid, prev, c = [], shape[:2], shape[2]
+    for i, given in enumerate(levels, 1):
+        lev = as_raster(given)
+        if lev.shape[2] != c or lev.shape[0] > prev[0] or lev.shape[1] > prev[1]:
+            raise ParameterError(f"levels[{i - 1}]: shape {lev.shape} is not a smaller level of {prev + (c,)}")
+        pyramid.append(lev)
+        prev = lev.shape[:2]
+    return pyramid
+
+
 def write_pyramidal_tiff(
     path: str | os.PathLike[str],
-    array: da.Array | np.ndarray,
+    array: np.ndarray | Raster,
     *,
     tile: int = 256,
-    levels: int | Sequence[da.Array] | None = None,
+    levels: int | Sequence[np.ndarray | Raster] | None = None,
     pixel_size: dict | None = None,
     channel_names: Sequence[str] | None = None,
     overwrite: bool = False,
@@ -251,44 +289,36 @@ def write_pyramidal_tiff(
     """Write an (H, W, C) image as a tiled, pyramidal BigTIFF with OME-XML (QuPath, napari,
     Bio-Formats open it); returns the path.
 
-    The reduced levels go into SubIFDs of the first page.  ``levels``: ``None`` halves until
-    the longer side fits in one tile; an int gives that many levels (0: no pyramid); a
-    sequence gives ready levels (e.g. an NGFF store's), each (h, w, C) and smaller than the one
-    before.  Computed levels are 2x area means kept in a scratch Zarr beside the output
-    (removed at the end).  Every level is written tile by tile, one band of tile rows at a
-    time.  C = 1 -> minisblack, 3 -> RGB, 4 -> RGB + unassociated alpha.  ``pixel_size``
-    ({"y": (0.25, "micrometer"), ...}) goes into OME-XML and the resolution tags.
-    ``compression`` and ``tile`` as in :func:`tiff_options` (zlib with the predictor, 256 px
-    tiles by default).
+    The reduced levels go into SubIFDs of the first page.  ``levels``: a sequence gives ready
+    levels (e.g. an NGFF store's), each (h, w, C) and smaller than the one before; for a numpy
+    ``array``, ``None`` halves until the longer side fits in one tile and an int gives that
+    many levels (0: no pyramid), 2x area means computed in memory.  A :class:`Raster` too big
+    for memory takes its levels from :func:`urst_dask.pipeline.export.write_tiff`.  Every level
+    is written tile by tile, one band of tile rows at a time.  C = 1 -> minisblack, 3 -> RGB,
+    4 -> RGB + unassociated alpha.  ``pixel_size`` ({"y": (0.25, "micrometer"), ...}) goes
+    into OME-XML and the resolution tags.  ``compression`` and ``tile`` as in
+    :func:`tiff_options` (zlib with the predictor, 256 px tiles by default).
     """
     import tifffile
 
     p = Path(path)
-    _check_writable_target(p, overwrite)
-    arr = _as_dask(array)
-    h, w, c = (int(s) for s in arr.shape)
-    if c not in (1, 3, 4) or str(arr.dtype) not in ("uint8", "uint16", "float32"):
-        raise OutputError(f"output={str(path)!r}: cannot write {c} channels of {arr.dtype} (1/3/4 channels of "
-                          f"uint8, uint16 or float32)")
+    check_target(p, overwrite)
+    arr = as_raster(array)
+    h, w, c = arr.shape
+    check_tiff_pixels(path, c, arr.dtype)
     tile_options = tiff_options(compression, tile, arr.dtype, c)
-    scratch = None
+    if isinstance(levels, Sequence):
+        pyramid = _given_levels(levels, arr.shape)
+    else:
+        n = ome.level_count(h, w, tile) if levels is None else int(levels)
+        if n < 0:
+            raise ParameterError(f"levels={levels!r}: must be >= 0")
+        if n and not isinstance(array, np.ndarray):
+            raise ParameterError(f"levels={levels!r}: a Raster needs its reduced levels given; "
+                                 "urst_dask.pipeline.export.write_tiff computes them")
+        pyramid = _halves(arr, n)
     tmp = _partial(p)
     try:
-        if isinstance(levels, Sequence):
-            pyramid, prev = [], (h, w)
-            for i, lev in enumerate(levels, 1):
-                lev = _as_dask(lev)
-                if int(lev.shape[2]) != c or int(lev.shape[0]) > prev[0] or int(lev.shape[1]) > prev[1]:
-                    raise ParameterError(f"levels[{i - 1}]: shape {tuple(lev.shape)} is not a smaller level of "
-                                         f"{prev + (c,)}")
-                pyramid.append(lev)
-                prev = (int(lev.shape[0]), int(lev.shape[1]))
-        else:
-            n = ome.level_count(h, w, tile) if levels is None else int(levels)
-            if n < 0:
-                raise ParameterError(f"levels={levels!r}: must be >= 0")
-            scratch = tempfile.mkdtemp(prefix=f".{p.name}.levels-", dir=p.parent) if n else None
-            pyramid = _scratch_levels(arr, n, scratch, 4 * tile) if scratch else []
         photometric = "minisblack" if c == 1 else "rgb"
         options = {**tile_options, "photometric": photometric, "extrasamples": ("unassalpha",) if c == 4 else None}
         meta = _ome_metadata(p.stem, c, pixel_size, channel_names)
@@ -297,18 +327,16 @@ def write_pyramidal_tiff(
             tw.write(_tiles(arr, tile), shape=shape0, dtype=arr.dtype, subifds=len(pyramid), metadata=meta,
                      **_resolution(pixel_size, 1), **options)
             for i, lev in enumerate(pyramid, 1):
-                lh, lw = int(lev.shape[0]), int(lev.shape[1])
+                lh, lw = lev.shape[:2]
                 tw.write(_tiles(lev, tile), shape=(lh, lw) if c == 1 else (lh, lw, c), dtype=arr.dtype,
                          subfiletype=1, **_resolution(pixel_size, 2**i), **options)
         os.replace(tmp, p)
     finally:
         tmp.unlink(missing_ok=True)
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
     return p
 
 
-def write_tiff(path: str | os.PathLike[str], array: da.Array, *, tile: int = 256, overwrite: bool = False,
+def write_tiff(path: str | os.PathLike[str], array: np.ndarray | Raster, *, tile: int = 256, overwrite: bool = False,
                compression: str | TiffCompression | None = "zlib") -> None:
     """Write an (H, W, C) array as a tiled BigTIFF without a pyramid (see :func:`write_pyramidal_tiff`)."""
     write_pyramidal_tiff(path, array, tile=tile, levels=0, overwrite=overwrite, compression=compression)

@@ -20,13 +20,13 @@ Definition (:func:`stroke_size`):
 A pure sinusoid of wavelength ``L`` (any orientation, ``2 <= L <= T / (k_min + 1.5)``, 45 px
 for 256-px tiles, 93 px for 512) measures ``L`` within 5 %; longer wavelengths approach
 ``T / k_min`` (the band's end); white noise measures 2 px (the peak sits at the Nyquist
-frequency).  Bigger strokes -> a longer wavelength.  Pure numpy; the image may be
-any array-like supporting slicing (a Dask array is read tile by tile).
+frequency).  Bigger strokes -> a longer wavelength.  Pure numpy: a Dask image's tiles are
+placed by :func:`tile_origins` and read by :mod:`urst_dask.pipeline.quality`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Iterable
 
 import numpy as np
 
@@ -68,16 +68,17 @@ def radial_average(power: np.ndarray) -> np.ndarray:
     return sums / np.maximum(counts, 1)
 
 
-def _tile_origins(h: int, w: int, t: int, max_tiles: int) -> list[tuple[int, int]]:
+def _origins(h: int, w: int, t: int, max_tiles: int) -> list[tuple[int, int]]:
     per_side = max(1, int(np.floor(np.sqrt(max_tiles))))
     ys = np.unique(np.linspace(0, h - t, min(per_side, max(1, h // t))).round().astype(int))
     xs = np.unique(np.linspace(0, w - t, min(per_side, max(1, w // t))).round().astype(int))
     return [(int(y), int(x)) for y in ys for x in xs][:max_tiles]
 
 
-def spectrum(image: Any, tile: int = DEFAULT_TILE, max_tiles: int = DEFAULT_MAX_TILES) -> tuple[np.ndarray, int]:
-    """The tile-averaged radial power spectrum ``P(k)`` of ``image`` (H, W[, C]) and the tile side used."""
-    shape = tuple(int(s) for s in image.shape)
+def tile_origins(shape: tuple[int, ...], tile: int = DEFAULT_TILE,
+                 max_tiles: int = DEFAULT_MAX_TILES) -> tuple[list[tuple[int, int]], int]:
+    """Where the tiles of an (H, W[, C]) image's stroke size lie: their (y, x) origins and side."""
+    shape = tuple(int(s) for s in shape)
     if len(shape) not in (2, 3):
         raise ParameterError(f"image: shape {shape}; expected (H, W) or (H, W, C)")
     h, w = shape[:2]
@@ -86,18 +87,37 @@ def spectrum(image: Any, tile: int = DEFAULT_TILE, max_tiles: int = DEFAULT_MAX_
         raise ParameterError(f"image: {w} x {h} is too small for a stroke size (needs 16 x 16 or more)")
     if max_tiles < 1:
         raise ParameterError(f"max_tiles={max_tiles}: must be >= 1")
-    total = np.zeros(t // 2 + 1)
-    origins = _tile_origins(h, w, t, max_tiles)
-    for y, x in origins:
-        total += radial_average(tile_power(luminance(np.asarray(image[y : y + t, x : x + t]))))
-    return total / len(origins), t
+    return _origins(h, w, t, max_tiles), t
 
 
-def stroke_size(image: Any, *, tile: int = DEFAULT_TILE, max_tiles: int = DEFAULT_MAX_TILES,
+def tiles_spectrum(tiles: Iterable[np.ndarray], side: int) -> np.ndarray:
+    """The radial power spectrum ``P(k)`` averaged over (side, side[, C]) numpy tiles."""
+    total, n = np.zeros(side // 2 + 1), 0
+    for t in tiles:
+        total += radial_average(tile_power(luminance(t)))
+        n += 1
+    return total / max(n, 1)
+
+
+def spectrum(image: np.ndarray, tile: int = DEFAULT_TILE, max_tiles: int = DEFAULT_MAX_TILES) -> tuple[np.ndarray, int]:
+    """The tile-averaged radial power spectrum ``P(k)`` of ``image`` (H, W[, C]) and the tile side used."""
+    origins, t = tile_origins(image.shape, tile, max_tiles)
+    return tiles_spectrum((image[y : y + t, x : x + t] for y, x in origins), t), t
+
+
+def stroke_size(image: np.ndarray, *, tile: int = DEFAULT_TILE, max_tiles: int = DEFAULT_MAX_TILES,
                 k_min: int = DEFAULT_K_MIN) -> dict[str, float]:
     """``{"wavelength": px, "centroid": px, "tile": T}``: the dominant texture wavelength of
-    ``image`` (H, W[, C], any dtype; see the module docstring for the definition)."""
-    p, t = spectrum(image, tile, max_tiles)
+    ``image`` (numpy, H, W[, C], any dtype; see the module docstring for the definition).
+    :func:`urst_dask.pipeline.quality.stroke_size` reads a Dask image's tiles one by one."""
+    origins, t = tile_origins(image.shape, tile, max_tiles)
+    return stroke_from_tiles((image[y : y + t, x : x + t] for y, x in origins), t, k_min=k_min)
+
+
+def stroke_from_tiles(tiles: Iterable[np.ndarray], side: int, *, k_min: int = DEFAULT_K_MIN) -> dict[str, float]:
+    """:func:`stroke_size` from the image's tiles (numpy, ``side`` x ``side``, as placed by
+    :func:`tile_origins`)."""
+    p, t = tiles_spectrum(tiles, side), side
     kmax = t // 2
     k_lo = max(1, min(int(k_min), kmax - 2))
     k = np.arange(kmax + 1, dtype=np.float64)

@@ -1,0 +1,136 @@
+"""Quality figures of an image or output store: the Dask side of :mod:`urst_dask.metrics`.
+
+:func:`quality` builds the graph (seam lines, PSNR, SSIM, chunk by chunk); :func:`compare`
+computes it with the threaded scheduler and reads the few stroke-size tiles one by one.  The
+metrics themselves take numpy.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.delayed import Delayed
+
+from .. import metrics
+from ..errors import ParameterError, ParameterTypeError, UrstError
+from ..io import store
+from ..io.readers import as_source, open_image
+from ..metrics import stroke
+from ..tiling import TilePlan
+
+
+def _ssim_block(a: np.ndarray, b: np.ndarray, *, peak: float, radius: int) -> np.ndarray:
+    total, count = metrics.ssim_sum(a, b, peak, radius)
+    return np.array([[[total, count]]], dtype=np.float64)
+
+
+def _at_least(chunks: tuple[int, ...], minimum: int) -> tuple[int, ...]:
+    """The same axis cut in chunks of at least ``minimum`` (a shorter chunk joins the next;
+    a short last one joins the previous)."""
+    out: list[int] = []
+    for c in chunks:
+        if out and out[-1] < minimum:
+            out[-1] += c
+        else:
+            out.append(c)
+    if len(out) > 1 and out[-1] < minimum:
+        tail = out.pop()
+        out[-1] += tail
+    return tuple(out)
+
+
+def _psnr(mse: float, peak: float) -> float:
+    return float("inf") if mse == 0 else float(10 * np.log10(peak**2 / mse))
+
+
+def _ssim_mean(totals: np.ndarray) -> float:
+    return float(totals[0] / totals[1]) if totals[1] else float("nan")
+
+
+def quality(image: da.Array, reference: da.Array | None, stride: int, peak: float, radius: int = 3) -> Delayed:
+    """Delayed dict of :mod:`urst_dask.metrics` figures for an (H, W, C) image, chunk by
+    chunk (never loaded whole): ``seam`` at ``stride`` (only the compared lines are read),
+    and against ``reference`` (same shape) ``psnr`` and ``ssim`` (blocks overlapped by the
+    SSIM window's radius, so the sum equals the whole-image computation)."""
+    a = image.astype(np.float64).rechunk({2: -1})
+    parts: dict[str, Any] = {}
+    lines = metrics.seam_lines(a.shape, stride)
+    on: list[Any] = []
+    ref: list[Any] = []
+    for axis, (bounds, refs) in lines.items():
+        n = a.shape[1 - axis]
+        for picked, out in ((bounds, on), (refs, ref)):
+            idx = np.asarray(picked)
+            diff = da.abs(da.take(a, idx, axis=axis) - da.take(a, idx - 1, axis=axis)).mean()
+            out.append((diff, len(picked) * n))
+    parts["seam"] = dask.delayed(metrics.seam_ratio)(on, ref) if on else None
+    if reference is not None:
+        a = a.rechunk(tuple(_at_least(c, 2 * radius + 1) for c in a.chunks[:2]) + ((a.shape[2],),))
+        b = reference.astype(np.float64).rechunk(a.chunks)
+        mse = ((a - b) ** 2).mean()
+        parts["psnr"] = dask.delayed(_psnr)(mse, peak)
+        sums = da.map_overlap(_ssim_block, a, b, depth={0: radius, 1: radius, 2: 0}, boundary="none", trim=False,
+                              allow_rechunk=False, peak=peak, radius=radius, dtype=np.float64,
+                              chunks=(tuple(1 for _ in a.chunks[0]), tuple(1 for _ in a.chunks[1]), (2,)),
+                              meta=np.empty((0, 0, 0), np.float64))
+        parts["ssim"] = dask.delayed(_ssim_mean)(sums.sum(axis=(0, 1)))
+    return dask.delayed(dict)(parts)
+
+
+def _stroke_tiles(image: da.Array, origins: list[tuple[int, int]], side: int) -> Iterator[np.ndarray]:
+    for y, x in origins:  # one tile at a time: up to 16 tiles of 512 px
+        yield np.asarray(image[y : y + side, x : x + side].compute(scheduler="threads"))
+
+
+def stroke_size(image: da.Array) -> dict[str, float]:
+    """:func:`urst_dask.metrics.stroke_size` of a Dask image, its few tiles read one by one."""
+    origins, side = stroke.tile_origins(tuple(int(s) for s in image.shape))
+    return stroke.stroke_from_tiles(_stroke_tiles(image, origins, side), side)
+
+
+def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
+            reference: str | os.PathLike[str] | np.ndarray | da.Array | None = None, *,
+            stride: int | None = None, video: bool = False) -> dict[str, Any]:
+    """``video=True``: ``image`` and ``reference`` are frame sequences (folder/glob, (T, H, W, C)
+    Zarr or video file; ``reference`` defaults to the input recorded with ``image``) and the
+    figures are its flicker (:func:`urst_dask.video.compare.flicker_report`).
+
+    Quality figures of ``image`` (a finished output store, an image file, or an (H, W, C)
+    array), read chunk by chunk: ``seam`` (the seam score at ``stride``: 1.0 means no visible
+    tile boundary; default: the store's own stride, else 1000) and, against ``reference``
+    (same shape), ``psnr`` (dB) and ``ssim``; ``stroke``: the stroke size (dominant texture
+    wavelength in px, :func:`urst_dask.metrics.stroke_size`).  See :mod:`urst_dask.metrics`."""
+    if video:
+        from ..video.compare import flicker_report
+
+        return flicker_report(image, reference)  # type: ignore[arg-type]
+    a, a_stride = _compare_input(image, "image")
+    b = _compare_input(reference, "reference")[0] if reference is not None else None
+    if b is not None and b.shape != a.shape:
+        raise ParameterError(f"reference: shape {tuple(b.shape)} differs from the image's {tuple(a.shape)}")
+    stride = int(stride or a_stride or TilePlan().stride)
+    if stride < 1:
+        raise ParameterError(f"stride={stride}: must be >= 1")
+    figures = dask.compute(quality(a, b, stride, metrics.data_range(a.dtype)), scheduler="threads")[0]
+    strokes = stroke_size(a) if min(a.shape[:2]) >= 16 else None
+    return {"stride": stride, **figures, "stroke": strokes}
+
+
+def _compare_input(value: Any, arg: str) -> tuple[da.Array, int | None]:
+    """(H, W, C) array of an image or store, and the store's stride (None if not a store)."""
+    if isinstance(value, (np.ndarray, da.Array)):
+        return as_source(value, "<array>", arg).array, None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ParameterTypeError(f"{arg}={type(value).__name__}: expected a path or an array")
+    try:
+        meta = store.read_attrs(value)
+    except UrstError:
+        meta = {}
+    if meta:  # a urst-dask output store: refused if incomplete
+        grid = meta.get("tile_grid") or meta.get("tile_plan") or {}
+        return store.open_output(value), grid.get("stride")
+    return open_image(value, arg).array, None
