@@ -17,6 +17,7 @@ from PIL import Image
 from urst_dask.errors import InputImageError, OutputError
 from urst_dask.io import images, ome, readers, writers
 from urst_dask.pipeline import export
+from urst_dask.pipeline.pyramid import write_pyramid
 
 
 def rgb(h, w, seed=0, c=3, dtype=np.uint8):
@@ -293,6 +294,23 @@ def test_style_is_rgb_whatever_the_source(tmp_path):
     assert g.shape == (10, 12, 3) and (g[..., 0] == g[..., 2]).all()
 
 
+def test_style_is_read_without_a_dask_compute(tmp_path, monkeypatch):
+    """io computes nothing: the style is read straight from the stored array, checks kept."""
+    img = rgb(20, 16, seed=14, dtype=np.float32).transpose(2, 0, 1)
+    zarr.save_array(str(tmp_path / "s.zarr"), img)
+    bad = img.copy()
+    bad[1, 3, 4] = np.nan
+    zarr.save_array(str(tmp_path / "nan.zarr"), bad)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("read_style computed a Dask graph")
+
+    monkeypatch.setattr(da.Array, "compute", refuse)
+    np.testing.assert_array_equal(images.read_style(tmp_path / "s.zarr", axes="CYX"), img.transpose(1, 2, 0))
+    with pytest.raises(InputImageError, match="nan.zarr': 1 non-finite values"):
+        images.read_style(tmp_path / "nan.zarr", axes="CYX")
+
+
 # ------------------------------------------------------------------------------- writers
 
 
@@ -320,7 +338,7 @@ def test_write_ngff_pyramid(tmp_path, layout, dtype):
     root.attrs["urst_dask"] = {"status": "complete", "method": "x"}
     root.create_array("7", shape=(1, 1, 3), dtype=dtype)  # a stale level of an earlier, bigger pyramid
     size = {"y": (0.5, "micrometer"), "x": (0.25, "micrometer")}
-    paths = images.write_ngff_pyramid(tmp_path / "o.zarr", pixel_size=size, min_size=16)
+    paths = write_pyramid(tmp_path / "o.zarr", pixel_size=size, min_size=16)
     assert paths == ("0", "1", "2", "3")
     root = zarr.open_group(str(tmp_path / "o.zarr"), mode="r")
     assert "7" not in dict(root.arrays())
@@ -350,13 +368,13 @@ def test_write_ngff_pyramid_gray_and_rgba_channels(tmp_path):
     for c, model, colours in ((1, "greyscale", ["FFFFFF"]), (4, "color", ["FF0000", "00FF00", "0000FF", "FFFFFF"])):
         root = zarr.open_group(str(tmp_path / f"{c}.zarr"), mode="w", zarr_format=3)
         root.create_array("0", shape=(40, 40, c), dtype="uint8", chunks=(16, 16, c))[...] = rgb(40, 40, c=c)
-        images.write_ngff_pyramid(tmp_path / f"{c}.zarr", min_size=16, channel_names=["only"] if c == 1 else None)
+        write_pyramid(tmp_path / f"{c}.zarr", min_size=16, channel_names=["only"] if c == 1 else None)
         omero = zarr.open_group(str(tmp_path / f"{c}.zarr"), mode="r").attrs["ome"]["omero"]
         assert omero["rdefs"]["model"] == model
         assert [ch["color"] for ch in omero["channels"]] == colours
     assert omero["channels"][3]["active"] is False  # alpha is not shown as a colour
     with pytest.raises(OutputError, match="not a Zarr group"):
-        images.write_ngff_pyramid(tmp_path / "none.zarr")
+        write_pyramid(tmp_path / "none.zarr")
 
 
 @pytest.mark.parametrize("c, dtype", [(3, np.uint8), (4, np.uint8), (1, np.uint16), (3, np.float32)])

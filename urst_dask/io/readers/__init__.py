@@ -27,7 +27,7 @@ import numpy as np
 
 from ...errors import InputImageError
 from .. import png, remote, validate
-from .checks import build, check_finite, check_image, check_unit_range, require_unit_range
+from .checks import build, check_finite, check_finite_pixels, check_image, check_unit_range, require_unit_range
 from .identity import HEAD_BYTES, input_identity
 from .raster import read_raster
 from .source import (
@@ -86,11 +86,17 @@ def open_image(path: str | os.PathLike[str], arg: str = "content", *, axes: str 
     PNG/JPEG (default: the system's temporary folder; see :mod:`.scratch`).  Every problem
     raises :class:`InputImageError` naming ``arg``, the file and the value.
     """
+    return build(_open_raw(path, arg, allow_large, scratch_dir), str(path), arg, axes)
+
+
+def _open_raw(path: str | os.PathLike[str], arg: str, allow_large: bool,
+              scratch_dir: str | os.PathLike[str] | None) -> RawImage:
+    """The format reader's :class:`RawImage` of a local path or a URL (nothing checked beyond the file)."""
     where = where_of(path, arg)
     if remote.is_url(path):
         got = remote.attach(path, None, arg)
         if isinstance(got, remote.RemotePath):
-            return build(_read_url(got, where), str(path), arg, axes)
+            return _read_url(got, where)
         path = got  # file:///...: a local path, with the checks below
     p = Path(path)
     broken_link = validate.link_problem(p)
@@ -101,8 +107,7 @@ def open_image(path: str | os.PathLike[str], arg: str = "content", *, axes: str 
     reader = _reader_for(p, where)
     if reader.name != "zarr" and not os.access(p, os.R_OK):
         raise InputImageError(f"{where}: not readable (permission denied)")
-    raw = reader.read(p, where, allow_large, Path(scratch_dir) if scratch_dir else None)
-    return build(raw, str(path), arg, axes)
+    return reader.read(p, where, allow_large, Path(scratch_dir) if scratch_dir else None)
 
 
 URL_FILE_SUFFIXES = TIFF_SUFFIXES | {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
@@ -145,10 +150,16 @@ def read_style(path: str | os.PathLike[str], arg: str = "style", *, axes: str | 
 
     Any size is accepted (a 1 x 1 style is resized up later); gray is repeated to RGB and
     alpha dropped.  PNG/JPEG above Pillow's limit need ``allow_large``; TIFF/Zarr styles are
-    read whole (a 20000 x 20000 RGB uint8 style takes 1.2 GB).
+    read whole (a 20000 x 20000 RGB uint8 style takes 1.2 GB), straight from the stored array
+    (no Dask compute), with the same checks as :func:`open_image`.
     """
-    src = open_image(path, arg, axes=axes, allow_large=allow_large, scratch_dir=scratch_dir)
-    return as_rgb(np.asarray(src.array.compute()))
+    raw = _open_raw(path, arg, allow_large, scratch_dir)
+    src = build(raw, str(path), arg, axes)  # the axes, shape and dtype checks; nothing read yet
+    where = where_of(path, arg)
+    pixels = to_yxc(raw.stored[tuple(slice(0, int(n)) for n in raw.array.shape)], src.axes_in, where)
+    if pixels.dtype.kind == "f":
+        check_finite_pixels(np.asarray(pixels), where)
+    return as_rgb(np.ascontiguousarray(pixels))
 
 
 __all__ = [

@@ -13,6 +13,11 @@ from .. import validate
 from .source import CHANNELS, SUPPORTED_DTYPES, ImageSource, RawImage, guess_axes, metadata_axes, parse_axes, to_yxc, where_of
 
 
+def check_finite_pixels(pixels: np.ndarray, where: str) -> None:
+    """Refuse NaN/inf in an image read whole (:class:`InputImageError` naming ``where``)."""
+    _finite_block(pixels, where)
+
+
 def _finite_block(block: np.ndarray, where: str, block_info: dict | None = None) -> np.ndarray:
     finite = np.isfinite(block)
     if not finite.all():

@@ -73,7 +73,8 @@ def read_raster(path: Path, where: str, allow_large: bool, scratch_dir: Path | N
     fmt = "jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else (path.suffix.lower().lstrip(".") or "raster")
     cached = _RASTER_CACHE.get(key)
     if cached and os.path.isdir(cached):
-        return RawImage(da.from_zarr(zarr.open_array(cached, mode="r")), fmt, "YXC")
+        z = zarr.open_array(cached, mode="r")
+        return RawImage(da.from_zarr(z), fmt, "YXC", stored=z)
     with _PIL_LOCK:
         limit = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None  # our own check below, with the flag that lifts it
@@ -123,4 +124,5 @@ def read_raster(path: Path, where: str, allow_large: bool, scratch_dir: Path | N
     if not isinstance(im, np.ndarray):
         im.close()
     _RASTER_CACHE[key] = store
-    return RawImage(da.from_zarr(zarr.open_array(store, mode="r")), fmt, "YXC")
+    z = zarr.open_array(store, mode="r")
+    return RawImage(da.from_zarr(z), fmt, "YXC", stored=z)

@@ -59,6 +59,7 @@ class RawImage:
     levels: tuple[da.Array, ...] = ()
     pixel_size: dict | None = None
     channel_names: tuple[str, ...] | None = None
+    stored: Any = None  # the array-like behind ``array`` (numpy when indexed): a small image read whole, no Dask
 
 
 def where_of(path: Any, arg: str) -> str:

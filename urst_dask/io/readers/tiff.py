@@ -110,7 +110,7 @@ def read_tiff(path: Path, where: str) -> RawImage:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt TIFFs raise many types
         raise InputImageError(f"{where}: not a readable TIFF ({type(exc).__name__}: {exc})") from exc
-    arrays, axes = [], None
+    arrays, axes, stored = [], None, None
     for level in range(len(series.levels)):
         try:
             z = _tiff_zarr(str(path), stamp, 0, level)
@@ -121,9 +121,11 @@ def read_tiff(path: Path, where: str) -> RawImage:
         level_axes = "".join(z.attrs.get("_ARRAY_DIMENSIONS", ())) or None
         axes = axes or level_axes
         reader = TiffLevel(str(path), stamp, 0, level, tuple(z.shape), str(z.dtype), where)
+        stored = stored or reader
         chunks = _tiff_chunks(tuple(z.shape), tuple(z.chunks), level_axes or "", z.dtype.itemsize) \
             if level_axes and len(level_axes) == z.ndim else "auto"
         arrays.append(da.from_array(reader, chunks=chunks, name=f"tiff-{tokenize(str(path), stamp, level)}",
                                     lock=False, meta=np.empty((0,) * z.ndim, z.dtype)))
     pixel_size, names = ome.parse_ome_xml(ome_xml) if ome_xml else (None, None)
-    return RawImage(arrays[0], "ome-tiff" if ome_xml else "tiff", axes, tuple(arrays[1:]), pixel_size, names)
+    return RawImage(arrays[0], "ome-tiff" if ome_xml else "tiff", axes, tuple(arrays[1:]), pixel_size, names,
+                    stored)

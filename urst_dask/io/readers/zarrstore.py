@@ -89,7 +89,7 @@ def read_zarr(path: Path | remote.RemotePath, where: str) -> RawImage:
     except Exception as exc:  # noqa: BLE001 - zarr raises many types for broken stores
         raise InputImageError(f"{where}: not a readable Zarr store ({type(exc).__name__}: {flat(exc)})") from exc
     if isinstance(node, zarr.Array):
-        return RawImage(_from_zarr(node, where), "zarr", zarr_axes(node))
+        return RawImage(_from_zarr(node, where), "zarr", zarr_axes(node), stored=ZarrBlocks(node, where))
     validate.check_ngff_group(node, where)
     found = ome.find_ngff(node)
     if found is not None:
@@ -104,11 +104,12 @@ def read_zarr(path: Path | remote.RemotePath, where: str) -> RawImage:
         base = arrays[0]
         axes = image.axes or zarr_axes(base)
         return RawImage(_from_zarr(base, where), "ome-zarr", axes, tuple(_from_zarr(a, where) for a in arrays[1:]),
-                    image.pixel_size, image.channel_names)
+                        image.pixel_size, image.channel_names, ZarrBlocks(base, where))
     members = dict(node.arrays())
     if "0" in members:
-        return RawImage(_from_zarr(members["0"], where), "zarr", zarr_axes(members["0"]))
+        return RawImage(_from_zarr(members["0"], where), "zarr", zarr_axes(members["0"]),
+                        stored=ZarrBlocks(members["0"], where))
     if len(members) == 1:
         only = next(iter(members.values()))
-        return RawImage(_from_zarr(only, where), "zarr", zarr_axes(only))
+        return RawImage(_from_zarr(only, where), "zarr", zarr_axes(only), stored=ZarrBlocks(only, where))
     raise InputImageError(f"{where}: Zarr group with arrays {sorted(members)}; expected one array or an array named '0'")
