@@ -3,7 +3,7 @@
 Generated content is the synthetic image of :mod:`urst_dask.synthetic` (detail at every
 scale, computed block by block); ``--image`` content is a photograph scaled to cover the
 square and centre-cropped.  Either is written once per side as an uncompressed tiled BigTIFF
-(through :mod:`urst_dask.io.writers`, one band of tiles at a time) under the scratch folder
+(through :func:`urst_dask.pipeline.export.write_tiff`, one band of tiles computed at a time) under the scratch folder
 and reused by every method and mode, so the sweep measures the pipeline, not the generator.
 Generated sides above ``FRESH_MAX`` (the gigapixel points) repeat a 2000 x 2000 synthetic
 block: fresh content for one gigapixel takes over an hour to generate on 2 cores, and what
@@ -16,7 +16,6 @@ import hashlib
 import os
 from pathlib import Path
 
-import dask
 import dask.array as da
 import numpy as np
 
@@ -66,8 +65,8 @@ def _periodic(side: int) -> da.Array:
 
 def content_path(side: int, scratch: Path, image: Path | None = None) -> Path:
     """The cached (side, side, 3) uint8 content TIFF, written on first use."""
-    from ..graph import synthetic_array
-    from ..io.writers import write_tiff
+    from ..pipeline.export import write_tiff
+    from ..pipeline.synthetic import synthetic_array
 
     periodic = image is None and side > FRESH_MAX
     name = (f"photo-{_photo_tag(image)}-{side}.tif" if image is not None else
@@ -87,6 +86,5 @@ def content_path(side: int, scratch: Path, image: Path | None = None) -> Path:
         if photo.dtype != np.uint8:
             raise InputImageError(f"image={str(image)!r}: {photo.dtype} photograph; the sweep takes 8-bit images")
         arr = da.from_array(_cover_square(photo, side), chunks=(1000, 1000, 3))
-    with dask.config.set(scheduler="threads"):
-        write_tiff(path, arr, tile=TILE, compression=None)  # written to a temporary name, then renamed
+    write_tiff(path, arr, tile=TILE, levels=0, compression=None)  # written to a temporary name, then renamed
     return path
