@@ -20,13 +20,22 @@ from .options import add_verbosity
 
 # Each command module has ``register(subparsers)``, which adds its parsers with ``func=handler``.
 COMMANDS = (images, info, video, train, bench)
+EXAMPLES = """Examples:
+  urst-dask demo -o demo.zarr                            and demo.png; no input files needed
+  urst-dask stylize photo.tif starry.jpg -o out.zarr     tile by tile into a Zarr store
+  urst-dask export out.zarr out.tif                      a pyramidal OME-TIFF for QuPath or napari
+  urst-dask compare out.zarr                             seam score and stroke size
+
+`urst-dask COMMAND --help` shows a command's options and examples.
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="urst-dask", description="Ultra-resolution style transfer (URST) on Dask.")
-    ap.add_argument("--version", action="version", version=f"urst-dask {__version__}")
+    ap = argparse.ArgumentParser(prog="urst-dask", description="Ultra-resolution style transfer (URST) on Dask.",
+                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"urst-dask {__version__}", help="print the version and exit")
     add_verbosity(ap, default=False)
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub = ap.add_subparsers(dest="cmd", required=True, title="commands", metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
     for command in sub.choices.values():  # -v/-q on every command

@@ -6,17 +6,36 @@ import argparse
 import sys
 from pathlib import Path
 
+RAW = argparse.RawDescriptionHelpFormatter
+BENCH_EXAMPLES = """Examples:
+  urst-dask bench memory --out results/ --methods wct16x --sizes 1000 2000 4000
+  urst-dask bench memory --out results/ --report-only
+  urst-dask bench seams benchmarks/results/seams-*.json --out plots/
+"""
+MEMORY_EXAMPLES = """Examples:
+  urst-dask bench memory --out results/                       every network, tiled and whole, 1000-10000 px
+  urst-dask bench memory --out results/ --methods wct16x --modes tiled --sizes 1000 4000 16000 --budget 60
+  urst-dask bench memory --out results/ --image cornell.jpg --name photo --device cuda
+  urst-dask bench memory --out results/ --report-only          rewrite the tables and plot from the journal
+"""
+SEAMS_EXAMPLES = """Examples:
+  urst-dask bench seams benchmarks/results/seams-wct16x.json --out plots/
+  urst-dask bench seams benchmarks/results/seams-*.json --out plots/
+"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..bench.config import DEFAULT_SIZES, Mode
     from ..bench.predict import DEFAULT_SAFETY
 
-    p = sub.add_parser("bench", help="benchmarks: `bench memory` (memory against resolution)")
-    bsub = p.add_subparsers(dest="bcmd", required=True)
+    p = sub.add_parser("bench", help="benchmarks: `bench memory` (memory against resolution)",
+                       epilog=BENCH_EXAMPLES, formatter_class=RAW)
+    bsub = p.add_subparsers(dest="bcmd", required=True, title="commands")
     m = bsub.add_parser("memory", help="peak memory, wall time and MP/s against image size, per method and mode",
                         description="Each (method, mode, size) runs in a fresh process (a local cluster of one "
                                     "worker); whole-image runs predicted not to fit in memory are skipped and "
-                                    "recorded as out of memory.  Writes <name>.csv/.md/.json/.png under --out.")
+                                    "recorded as out of memory.  Writes <name>.csv/.md/.json/.png under --out.",
+                        epilog=MEMORY_EXAMPLES, formatter_class=RAW)
     m.add_argument("--methods", nargs="+", metavar="METHOD",
                    help="networks to measure (default: every network; methods without weights run with random "
                         "weights in their official layout, labelled 'random'; passthrough on request)")
@@ -42,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run nothing: rewrite the tables and plot from the journal <name>-runs.jsonl under --out")
     m.set_defaults(func=_cmd_memory)
 
-    s = bsub.add_parser("seams", help="plot the seam score against the margin of seam sweeps (seams-*.json)")
+    s = bsub.add_parser("seams", help="plot the seam score against the margin of seam sweeps (seams-*.json)",
+                        epilog=SEAMS_EXAMPLES, formatter_class=RAW)
     s.add_argument("json", nargs="+", type=Path, help="seam sweep results (benchmarks/results/seams-*.json)")
     s.add_argument("--out", type=Path, required=True, help="folder for one PNG per JSON")
     s.set_defaults(func=_cmd_seams)

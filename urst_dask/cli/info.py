@@ -7,9 +7,38 @@ from pathlib import Path
 
 from ..errors import ParameterError
 
+RAW = argparse.RawDescriptionHelpFormatter
+COMPARE_EXAMPLES = """Examples:
+  urst-dask compare out.zarr                      seam score and stroke size of a finished store
+  urst-dask compare out.zarr whole.zarr           also PSNR and SSIM against a --whole run
+  urst-dask compare photo.tif --stride 512        seams of an image made with 512-px tiles
+  urst-dask compare frames-out/ frames/ --video   flicker of a stylized sequence against its content
+"""
+METHODS_EXAMPLES = """Examples:
+  urst-dask methods                               networks and the state of their weight files
+  urst-dask methods --weights /data/weights       the same for another weights folder
+"""
+WEIGHTS_EXAMPLES = """Examples:
+  urst-dask weights fetch                         every network with a public download
+  urst-dask weights fetch wct16x adain --dest /data/weights
+  urst-dask weights where                         the folder in use
+"""
+FETCH_EXAMPLES = """Examples:
+  urst-dask weights fetch                         every network with a public download
+  urst-dask weights fetch johnson                 one network, into $URST_DASK_WEIGHTS or the user cache
+  urst-dask weights fetch wct16x --dest /data/weights
+"""
+WHERE_EXAMPLES = """Examples:
+  urst-dask weights where                         $URST_DASK_WEIGHTS, else the user cache
+  URST_DASK_WEIGHTS=/data/weights urst-dask weights where
+"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compare", help="seam score and stroke size of an image (and PSNR/SSIM against a reference)")
+    p = sub.add_parser("compare", help="seam score and stroke size of an image (and PSNR/SSIM against a reference)",
+                       description="Quality figures of an image, read chunk by chunk: the seam score at the tile "
+                                   "stride, the stroke size, and PSNR/SSIM against a reference of the same shape.",
+                       epilog=COMPARE_EXAMPLES, formatter_class=RAW)
     p.add_argument("image", help="an output store or an image file")
     p.add_argument("reference", nargs="?", help="the image to compare with (e.g. a --whole result)")
     p.add_argument("--stride", type=int, help="tile stride for the seam score (default: the store's, else 1000)")
@@ -17,17 +46,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "frame sequences or videos: report the flicker of IMAGE against its content")
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("methods", help="list the style networks and whether their weights are found")
-    p.add_argument("--weights")
+    p = sub.add_parser("methods", help="list the style networks and whether their weights are found",
+                       epilog=METHODS_EXAMPLES, formatter_class=RAW)
+    p.add_argument("--weights", help="weights folder to check (default: $URST_DASK_WEIGHTS, then the user cache)")
     p.set_defaults(func=_cmd_methods)
 
-    p = sub.add_parser("weights", help="manage pretrained weights")
-    wsub = p.add_subparsers(dest="wcmd", required=True)
-    f = wsub.add_parser("fetch", help="download weights from their upstream URLs, verifying sha256")
+    p = sub.add_parser("weights", help="manage pretrained weights", epilog=WEIGHTS_EXAMPLES, formatter_class=RAW)
+    wsub = p.add_subparsers(dest="wcmd", required=True, title="commands")
+    f = wsub.add_parser("fetch", help="download weights from their upstream URLs, verifying sha256",
+                        epilog=FETCH_EXAMPLES, formatter_class=RAW)
     f.add_argument("methods", nargs="*", help="methods to fetch (default: all with a public download)")
     f.add_argument("--dest", help="folder (default: $URST_DASK_WEIGHTS, then the user cache)")
     f.add_argument("--mirror", help="http://host:port replacing the upstream host (mirrors, tests)")
-    wsub.add_parser("where", help="print the weights folder in use")
+    wsub.add_parser("where", help="print the weights folder in use", epilog=WHERE_EXAMPLES, formatter_class=RAW)
     p.set_defaults(func=_cmd_weights)
 
 

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import argparse
 
-from ..settings import DeviceKind, MemoryMode, Precision
-from ..tiling.plan import Blend
-from .options import margin_arg, plan_kwargs
+from .options import _add_field, _fields, plan_kwargs
+
+EXAMPLES = """Examples:
+  urst-dask video frames/ starry.jpg -o out-frames/            a folder of frames, shot statistics
+  urst-dask video clip.mp4 starry.jpg -o out.mp4 --crf 18      a video file, re-encoded with H.264
+  urst-dask video seq.zarr starry.jpg -o out.zarr --stats ema --ema-decay 0.8
+  urst-dask video clip.mov candy -o out.mp4 --method johnson --device cuda --batch 4
+"""
+# the options shared with ``stylize``, their help and defaults taken from the run configuration
+SHARED = ("method", "variant", "weights", "alpha", "style_size", "thumb_size", "preserve_color", "stride", "margin",
+          "blend", "device", "precision", "batch", "scheduler", "workers", "threads_per_worker", "memory")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("video", help="stylize a frame folder/glob, a (T, H, W, C) Zarr or a video file")
+    p = sub.add_parser("video", help="stylize a frame folder/glob, a (T, H, W, C) Zarr or a video file",
+                       description="Stylize every frame of a sequence, tile by tile, with the normalisation "
+                                   "statistics shared over time (per frame, per shot or as a moving average).",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("content", help="frames: a folder or glob (png/tif/jpg/exr), a .zarr (T, H, W, C), or mp4/mov/mkv")
-    p.add_argument("style", help="style image")
+    p.add_argument("style", help="style image (or a style name/checkpoint for baked-in-style methods)")
     p.add_argument("-o", "--out", required=True, help="a frame folder, a .zarr (T, H, W, C) or a video file (.mp4...)")
     p.add_argument("--stats", default="shot", choices=["per-frame", "shot", "ema"],
                    help="statistics over time: per-frame (the paper), shot (one per shot, from a mosaic of its "
@@ -27,25 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crf", type=int, default=16, help="H.264/H.265 quality (0 lossless - 51); default 16")
     p.add_argument("--pix-fmt", default="yuv420p", help="video pixel format; default yuv420p (yuv444p: full colour)")
     p.add_argument("--fps", type=float, help="frame rate of a video made from frames; default 24 (a video keeps its own)")
-    p.add_argument("--method", default="wct16x", help="style network; default wct16x")
-    p.add_argument("--variant")
-    p.add_argument("--weights", help="weights folder (default: $URST_DASK_WEIGHTS, then the user cache)")
-    p.add_argument("--alpha", type=float, default=1.0)
-    p.add_argument("--style-size", type=int, default=1024)
-    p.add_argument("--thumb-size", type=int, default=1024)
-    p.add_argument("--stride", type=int, help="kept centre of each window; default 1000")
-    p.add_argument("--margin", type=margin_arg, help="context around a window, pixels or 'auto'")
-    p.add_argument("--blend", choices=[b.value for b in Blend])
-    p.add_argument("--preserve-color", action="store_true")
-    p.add_argument("--device", choices=[d.value for d in DeviceKind], default="auto")
-    p.add_argument("--precision", choices=[d.value for d in Precision], default="float32")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--threads-per-worker", type=int, default=1)
-    p.add_argument("--memory", choices=[m.value for m in MemoryMode], default="fast")
-    p.add_argument("--scheduler", help="an existing Dask scheduler (tcp://host:8786)")
+    for group, f in _fields():
+        if f.name in SHARED:
+            _add_field(p, group, f)
     p.add_argument("--overwrite", action="store_true", help="replace an output of another run")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or status lines")
     p.set_defaults(func=_cmd_video, align=None, paper=False)
 
 
