@@ -1,0 +1,74 @@
+"""A napari reader (npe2 contribution, see ``urst_dask/napari.yaml``) for urst-dask output stores
+and OME-Zarr images: ``napari out.zarr`` or File > Open shows the result as a multiscale layer,
+every level a lazy Dask array (napari reads the tiles it shows).
+
+napari is not imported here: the reader returns plain layer data, ``[(levels, kwargs, "image")]``.
+Install the ``napari`` extra (``pip install "urst-dask[napari]"``) to get napari itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import UrstError
+from . import store
+from .readers import open_image
+from .readers.zarrstore import is_zarr
+
+LayerData = tuple[list[Any], dict[str, Any], str]
+CONTRAST = {"uint8": (0, 255), "uint16": (0, 65535), "float32": (0.0, 1.0)}
+
+
+def _local_zarr(path: Any) -> str | None:
+    """The one local Zarr folder ``path`` names (napari may pass a list of paths), else None."""
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    p = Path(path)
+    return str(p) if p.is_dir() and is_zarr(p) else None
+
+
+def read_layers(path: str | os.PathLike[str]) -> list[LayerData]:
+    """The image of a urst-dask output store or an OME-Zarr (or plain Zarr) image as napari
+    layer data: its levels largest first (an output store's full resolution refused while the
+    run is incomplete, as :func:`urst_dask.io.store.open_output` does), gray as (H, W), RGB(A)
+    as (H, W, C) with ``rgb``, the pixel size as ``scale`` when the store records one."""
+    try:
+        is_output = bool(store.read_attrs(path))
+    except UrstError:
+        is_output = False
+    src = open_image(path, "path")
+    base = store.open_output(path) if is_output else src.array
+    levels = [base, *src.levels]
+    rgb = src.channels != "gray"
+    if not rgb:
+        levels = [lv[..., 0] for lv in levels]
+    kwargs: dict[str, Any] = {"multiscale": True, "rgb": rgb, "name": Path(path).name.removesuffix(".zarr")}
+    if str(base.dtype) in CONTRAST:
+        kwargs["contrast_limits"] = CONTRAST[str(base.dtype)]
+    size = src.pixel_size or {}
+    if "y" in size and "x" in size:
+        kwargs["scale"] = (float(size["y"][0]), float(size["x"][0]))
+    return [(levels, kwargs, "image")]
+
+
+def napari_get_reader(path: Any) -> Callable[[Any], list[LayerData]] | None:
+    """napari's reader hook: a function reading ``path`` when it is a local Zarr folder holding
+    an image urst-dask can open, else None (so napari tries its other readers)."""
+    folder = _local_zarr(path)
+    if folder is None:
+        return None
+    try:
+        open_image(folder, "path")  # lazy: the metadata and one check, no pixels read
+    except UrstError:
+        return None
+
+    def reader(given: Any) -> list[LayerData]:
+        return read_layers(_local_zarr(given) or folder)
+
+    return reader
