@@ -14,7 +14,7 @@ import tifffile
 import zarr
 from PIL import Image
 
-from urst_dask.errors import InputImageError, OutputError
+from urst_dask.errors import InputImageError, OutputError, ParameterTypeError
 from urst_dask.io import images, ome, readers, writers
 from urst_dask.pipeline import export
 from urst_dask.pipeline.pyramid import write_pyramid
@@ -453,6 +453,17 @@ def test_png_export_is_streamed_and_exact(tmp_path, c, dtype):
     np.testing.assert_array_equal(pixels, img)
     if dtype == np.uint8 or c == 1:  # what Pillow can read back exactly
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o.png")).reshape(img.shape), img)
+
+
+def test_writers_take_numpy_and_leave_dask_to_the_pipeline(tmp_path):
+    """io computes nothing: a Dask array is refused, pipeline.export streams it band by band."""
+    img = rgb(30, 40, seed=18)
+    with pytest.raises(ParameterTypeError, match="urst_dask.pipeline.export"):
+        writers.write_raster(tmp_path / "o.png", da.from_array(img))
+    export.write_raster(tmp_path / "d.png", da.from_array(img, chunks=(7, 40, 3)))
+    writers.write_raster(tmp_path / "n.png", img)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "d.png")), img)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "n.png")), img)
 
 
 def test_jpeg_export_and_limits(tmp_path):

@@ -57,6 +57,27 @@ def test_control_the_check_can_fail():
     assert n == pytest.approx(2.0, abs=0.3) and not close(n, 8.0)
 
 
+def test_a_dask_image_measures_as_the_numpy_one_its_tiles_read_one_by_one(monkeypatch):
+    """metrics take numpy; urst_dask.pipeline.quality reads a Dask image's few tiles and hands them over."""
+    import dask.array as da
+
+    from urst_dask.pipeline import quality
+
+    img = (stripes(12.0, 0.7, 1100, 1300) * 255).astype(np.uint8)
+    read = []
+    real = quality._stroke_tiles
+
+    def spy(image, origins, side):
+        for tile in real(image, origins, side):
+            read.append(tile.shape)
+            yield tile
+
+    monkeypatch.setattr(quality, "_stroke_tiles", spy)
+    got = quality.stroke_size(da.from_array(img, chunks=(300, 300, 3)))
+    assert got == stroke_size(img)
+    assert read == [(512, 512, 3)] * 4  # 2 x 2 tiles of 512 px fit in 1100 x 1300, never the whole image
+
+
 def test_larger_strokes_give_a_longer_wavelength():
     """Blobs blurred at two scales (a stand-in for small and big brush strokes)."""
     rng = np.random.default_rng(1)
