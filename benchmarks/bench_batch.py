@@ -23,7 +23,7 @@ from common import record, weights_dir
 
 from urst_dask.engine import ModelSpec, get_model
 from urst_dask.preprocess import hwc_to_nchw, resize_center_crop, to_unit
-from urst_dask.settings import Precision
+from urst_dask.settings import ComputeOptions, Precision, StyleOptions
 from urst_dask.synthetic import demo_style, synthetic_block
 from urst_dask.tiling import WindowJob, finish, stylize_windows
 
@@ -54,8 +54,7 @@ def main() -> None:
     windows = [strip[:, i * WINDOW : (i + 1) * WINDOW] for i in range(most)]
     with torch.inference_mode():
         _, stats = model.collect_stats(hwc_to_nchw(to_unit(windows[0]), device), style)
-    job = WindowJob(alpha=1.0, precision=Precision.parse(a.precision, "precision"), preserve_color=False,
-                    out_dtype="uint8")
+    job = WindowJob(StyleOptions(), ComputeOptions(precision=Precision.parse(a.precision, "precision")), "uint8")
     rows, reference = [], None
     for b in sorted(a.batches):
         if device.type == "cuda":

@@ -26,8 +26,9 @@ import zarr
 from common import SCRATCH, record, synthetic_zarr, weights_dir
 
 from urst_dask import api
-from urst_dask.cluster import ClusterOptions, connect
 from urst_dask.diagnostics import _peak_rss_mb, peak_rss_per_worker
+from urst_dask.pipeline.cluster import connect
+from urst_dask.settings import ClusterOptions
 from urst_dask.synthetic import demo_style
 
 

@@ -23,7 +23,8 @@ def run_one(side: int, whole: bool, method: str, workers: int, threads: int, sty
     from distributed import Client
 
     from urst_dask import api
-    from urst_dask.cluster import ClusterOptions, connect
+    from urst_dask.pipeline.cluster import connect
+    from urst_dask.settings import ClusterOptions
 
     src = synthetic_zarr(side, side)
     out = SCRATCH / f"out-{side}{'-whole' if whole else ''}-{blend}.zarr"

@@ -102,8 +102,9 @@ def run_config(label: str, workers: int, threads: int, torch_threads: int | None
     from distributed.utils import key_split
 
     from urst_dask import api
-    from urst_dask.cluster import ClusterOptions, connect
     from urst_dask.engine import load_count
+    from urst_dask.pipeline.cluster import connect
+    from urst_dask.settings import ClusterOptions
 
     out = SCRATCH / f"scaling-{workers}w{threads}t.zarr"
     shutil.rmtree(out, ignore_errors=True)

@@ -52,20 +52,21 @@ def save_png(path: Path, arr: np.ndarray) -> None:
 
 
 def run_method(method: str, image: np.ndarray, style: np.ndarray | None, margins: list, stride: int, tag: str) -> dict:
-    from urst_dask import graph, metrics
+    from urst_dask import metrics
     from urst_dask.engine import ModelSpec, get_model
-    from urst_dask.settings import Precision
+    from urst_dask.pipeline.conditioning import conditioning
+    from urst_dask.pipeline.tiles import tile_graph
+    from urst_dask.settings import ComputeOptions, Precision, StyleOptions
     from urst_dask.tiling import Blend, TilePlan, WindowJob
 
     spec = ModelSpec(method, str(weights_dir()), variant=BAKED.get(method))
     info = get_model(spec).info
     arr = da.from_array(image, chunks=(1000, 1000, 3))
-    job = WindowJob(alpha=1.0, precision=Precision.FLOAT32, preserve_color=False, out_dtype="uint8")
+    job = WindowJob(StyleOptions(preserve_color=False), ComputeOptions(precision=Precision.FLOAT32), "uint8")
     with dask.config.set(scheduler="threads", num_workers=1):
-        style_code, stats, _ = dask.compute(graph.conditioning(arr, style, spec, thumb_size=1024, style_size=1024,
-                                                               alpha=1.0))[0]
+        style_code, stats, _ = dask.compute(conditioning(arr, style, spec, StyleOptions(thumb_size=1024, style_size=1024)))[0]
         t = time.perf_counter()
-        whole = graph.stylize_array(arr, spec, style_code, stats, TilePlan(), job, whole=True).compute()
+        whole = tile_graph(arr, spec, style_code, stats, TilePlan(), WindowJob(job.style, ComputeOptions(whole=True), "uint8")).compute()
         t_whole = time.perf_counter() - t
         save_png(SCRATCH / f"seams-{tag}-{method}-whole.png", whole)
         rows = [{"config": "whole", "seconds": round(t_whole, 2),
@@ -80,14 +81,14 @@ def run_method(method: str, image: np.ndarray, style: np.ndarray | None, margins
                   f"SSIM {rows[-1]['ssim_vs_whole']:.4f}  {seconds:.1f} s", flush=True)
 
         t = time.perf_counter()
-        old = graph.stylize_array(arr, spec, style_code, stats, TilePlan(stride=stride, margin=32, blend="crop",
+        old = tile_graph(arr, spec, style_code, stats, TilePlan(stride=stride, margin=32, blend="crop",
                                                                          align=False), job).compute()
         measure("unaligned m32 crop (v0.1)", old, time.perf_counter() - t, margin=32, blend="crop", align=False)
         save_png(SCRATCH / f"seams-{tag}-{method}-unaligned.png", old)
         for margin in margins:
             grid = TilePlan(stride=stride, margin=margin).resolve(info.size_multiple, info.seam_margin,
                                                                   info.receptive_field)
-            outs = [graph.stylize_array(arr, spec, style_code, stats,
+            outs = [tile_graph(arr, spec, style_code, stats,
                                         TilePlan(stride=stride, margin=grid.margin, blend=b), job) for b in Blend]
             t = time.perf_counter()
             results = dask.compute(*outs)  # one window pass, three assemblies

@@ -34,8 +34,10 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=4096, help="longer side of the upscaled photograph")
     ap.add_argument("--thumbs", nargs="+", type=int, default=[64, 128, 256, 512, 1024, 2048])
     a = ap.parse_args()
-    from urst_dask import graph, metrics
+    from urst_dask import metrics
     from urst_dask.engine import ModelSpec, get_model
+    from urst_dask.pipeline.conditioning import conditioning
+    from urst_dask.settings import StyleOptions
 
     image = upscaled(a.image, a.size)
     arr = da.from_array(image, chunks=(1000, 1000, 3))
@@ -45,12 +47,12 @@ def main() -> None:
         spec = ModelSpec(method, str(weights_dir()))
         get_model(spec)
         with dask.config.set(scheduler="threads", num_workers=1):
-            full = dask.compute(graph.conditioning(arr, style_image(a.style, method), spec, thumb_size=min(image.shape[:2]),
-                                                   style_size=1024, alpha=1.0))[0]
+            full = dask.compute(conditioning(arr, style_image(a.style, method), spec,
+                                             StyleOptions(thumb_size=min(image.shape[:2]))))[0]
             rows = {}
             for t in a.thumbs:
-                thumb = dask.compute(graph.conditioning(arr, style_image(a.style, method), spec, thumb_size=t,
-                                                        style_size=1024, alpha=1.0))[0]
+                thumb = dask.compute(conditioning(arr, style_image(a.style, method), spec,
+                                                  StyleOptions(thumb_size=t)))[0]
                 d = metrics.stats_distance(thumb[1], full[1])
                 rows[t] = {k: round(v, 5) for k, v in d.items()}
                 print(f"{method:9s} thumb {t:5d}: " + "  ".join(f"{k} {v:.4f}" for k, v in d.items()), flush=True)

@@ -13,7 +13,7 @@ import dask.array as da
 import zarr
 from common import record, synthetic_zarr
 
-from urst_dask import graph
+from urst_dask.pipeline.conditioning import thumbnail
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
     for side in a.sizes:
         arr = da.from_zarr(zarr.open_array(str(synthetic_zarr(side, side)), mode="r"))
         t = time.perf_counter()
-        thumb = dask.compute(graph.thumbnail(arr, 1024), scheduler="threads")[0]
+        thumb = dask.compute(thumbnail(arr, 1024), scheduler="threads")[0]
         wall = time.perf_counter() - t
         rows.append({"side": side, "thumb_shape": list(thumb.shape), "wall_s": round(wall, 2),
                      "mp_per_s": round(side * side / 1e6 / wall, 2)})

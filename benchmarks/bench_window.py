@@ -31,7 +31,7 @@ from urst_dask import engine
 from urst_dask.engine import backends, cache, precision
 from urst_dask.models import METHODS, load_model
 from urst_dask.preprocess import hwc_to_nchw, resize_center_crop, to_unit
-from urst_dask.settings import Backend, Precision
+from urst_dask.settings import Backend, ComputeOptions, Precision
 from urst_dask.synthetic import demo_style, synthetic_block
 
 RANDOM = {"adain": ("urst_dask.models.adain", "AdaIN"), "linearwct": ("urst_dask.models.linearwct", "LinearWct"),
@@ -108,7 +108,7 @@ def main() -> None:
             cache.clear()
 
             def run(prec=prec, be=be):
-                return engine.forward(model, x, style, stats, precision=prec, backend=be)
+                return engine.forward(model, x, style, stats, compute=ComputeOptions(precision=prec, backend=be))
 
             t0 = time.perf_counter()
             y = run()  # compiles (compiled backends) and warms oneDNN

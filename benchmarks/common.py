@@ -53,13 +53,13 @@ def synthetic_zarr(side_h: int, side_w: int, seed: int = 0) -> Path:
     import dask
     import zarr
 
-    from urst_dask import graph
+    from urst_dask.pipeline.synthetic import synthetic_array
 
     path = SCRATCH / f"synthetic-{side_h}x{side_w}-s{seed}.zarr"
     if (path / "zarr.json").exists():
         return path
     SCRATCH.mkdir(parents=True, exist_ok=True)
-    arr = graph.synthetic_array((side_h, side_w), seed=seed, chunk=1000)
+    arr = synthetic_array((side_h, side_w), seed=seed, chunk=1000)
     target = zarr.create_array(str(path), shape=arr.shape, chunks=(1000, 1000, 3), dtype="uint8", overwrite=True)
     with dask.config.set(scheduler="threads"):
         arr.store(target, lock=False)

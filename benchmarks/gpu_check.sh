@@ -67,7 +67,7 @@ for prec in (Precision.FLOAT32, Precision.BFLOAT16, Precision.FLOAT16):
             print(key, out["windows"][key], flush=True)
 
 import urst_dask
-from urst_dask import graph
+from urst_dask.pipeline.synthetic import synthetic_array
 
 def worker_peak():
     import torch
@@ -81,7 +81,7 @@ for side in (int(s) for s in os.environ["GPU_CHECK_SIZES"].split()):
         continue
     from distributed import Client, LocalCluster
     with LocalCluster(n_workers=torch.cuda.device_count(), threads_per_worker=2, dashboard_address=None) as cl, Client(cl) as c:
-        arr = graph.synthetic_array((side, side), seed=0, chunk=1000)
+        arr = synthetic_array((side, side), seed=0, chunk=1000)
         t = time.perf_counter()
         urst_dask.stylize(arr, style_img, os.path.join(tmp, f"s{side}.zarr"), client=c, device="cuda",
                           backend="auto", precision="auto", overwrite=True)

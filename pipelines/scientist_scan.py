@@ -22,16 +22,17 @@ import sys
 import time
 
 import urst_dask
-from urst_dask.cluster import ClusterOptions, connect
+from urst_dask.pipeline.cluster import connect
+from urst_dask.settings import ClusterOptions
 
 
 def make_demo_scan(path: str, size: str, pixel_size_um: float = 0.25) -> None:
     """A synthetic RGB scan with realistic detail at every scale, as a pyramidal OME-TIFF."""
-    from urst_dask import graph
     from urst_dask.io.images import write_pyramidal_tiff
+    from urst_dask.pipeline.synthetic import synthetic_array
 
     w, h = (int(v) for v in size.lower().split("x"))
-    image = graph.synthetic_array((h, w), seed=11, chunk=1024)
+    image = synthetic_array((h, w), seed=11, chunk=1024)
     write_pyramidal_tiff(path, image, pixel_size={"y": (pixel_size_um, "micrometer"), "x": (pixel_size_um, "micrometer")})
     print(f"wrote {path} ({w}x{h}, {pixel_size_um} um/px)")
 

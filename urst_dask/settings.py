@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import ParameterError, ParameterTypeError, bad_value
 
@@ -88,33 +89,61 @@ def _positive_float(arg: str, value: object, *, lo: float, hi: float) -> float:
 MAX_BATCH = 64
 
 
-def parse_intensity(spec: str) -> tuple[float, float] | None:
-    """``"dtype"`` -> ``None``; ``"percentile:LO,HI"`` -> ``(LO, HI)`` with 0 <= LO < HI <= 100."""
-    if spec == "dtype":
-        return None
-    head, _, tail = str(spec).partition(":")
-    try:
-        lo, hi = (float(v) for v in tail.split(","))
-    except ValueError:
-        lo = hi = float("nan")
-    if head != "percentile" or not (0.0 <= lo < hi <= 100.0):
-        raise ParameterError(f"intensity={spec!r}: must be 'dtype' or 'percentile:LO,HI' with 0 <= LO < HI <= 100")
-    return lo, hi
+def _opt(help_text: str, **cli: Any) -> dict[str, Any]:
+    """Field metadata read by the command line (:func:`urst_dask.cli.options.add_run_options`):
+    ``help`` and, where the flag differs from the field, ``flag``, ``aliases``, ``type``..."""
+    return {"help": help_text, **cli}
+
+
+@dataclass(frozen=True)
+class Intensity:
+    """How pixel values map into the network's [0, 1]: ``mode`` ``"dtype"`` (the dtype's range)
+    or ``"percentile"`` with the thumbnail's percentiles ``(lo, hi)``, 0 <= lo < hi <= 100.
+
+    Parsed once from the user's string (:meth:`parse`); ``text`` keeps that string for the
+    provenance, so a run's fingerprint is the one it always had."""
+
+    mode: str = "dtype"
+    percentiles: tuple[float, float] | None = None
+    text: str = field(default="dtype", compare=False)
+
+    @classmethod
+    def parse(cls, spec: "str | Intensity") -> "Intensity":
+        """``"dtype"`` or ``"percentile:LO,HI"`` with 0 <= LO < HI <= 100."""
+        if isinstance(spec, Intensity):
+            return spec
+        if spec == "dtype":
+            return cls()
+        head, _, tail = str(spec).partition(":")
+        try:
+            lo, hi = (float(v) for v in tail.split(","))
+        except ValueError:
+            lo = hi = float("nan")
+        if head != "percentile" or not (0.0 <= lo < hi <= 100.0):
+            raise ParameterError(f"intensity={spec!r}: must be 'dtype' or 'percentile:LO,HI' with 0 <= LO < HI <= 100")
+        return cls("percentile", (lo, hi), str(spec))
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass(frozen=True)
 class StyleOptions:
     """How the style image becomes a style code, and how strongly it is applied."""
 
-    alpha: float = 1.0
-    style_size: int = 1024
-    thumb_size: int = 1024
-    norm: NormMode = NormMode.TIN
-    preserve_color: bool = False
-    intensity: str = "dtype"  # "dtype" (the dtype's range) or "percentile:LO,HI" of the thumbnail
+    alpha: float = field(default=1.0, metadata=_opt("content/style blend in [0, 1]"))
+    style_size: int = field(default=1024, metadata=_opt("style image side after resize+crop"))
+    thumb_size: int = field(default=1024, metadata=_opt("thumbnail shorter side"))
+    norm: NormMode = field(default=NormMode.TIN, metadata=_opt(
+        "tin: thumbnail statistics (URST); in: per-window statistics (baseline)"))
+    preserve_color: bool = field(default=False, metadata=_opt("keep the content's colours (luminance transfer)"))
+    # "dtype" (the dtype's range) or "percentile:LO,HI" of the thumbnail; a string is parsed here, once
+    intensity: Intensity = field(default=Intensity(), metadata=_opt(
+        "intensity mapping into the network's range: 'dtype' (the dtype's full range) or 'percentile:LO,HI' (the "
+        "thumbnail's percentiles, e.g. percentile:0.5,99.5; mapped back on output)", type=str))
 
     def __post_init__(self) -> None:
-        parse_intensity(self.intensity)
+        object.__setattr__(self, "intensity", Intensity.parse(self.intensity))
         object.__setattr__(self, "alpha", _positive_float("alpha", self.alpha, lo=0.0, hi=1.0))
         for name in ("style_size", "thumb_size"):
             v = _int(name, getattr(self, name))
@@ -130,14 +159,21 @@ class StyleOptions:
 class ComputeOptions:
     """Where and how each worker runs the network."""
 
-    device: DeviceKind = DeviceKind.AUTO
-    precision: Precision = Precision.FLOAT32
+    device: DeviceKind = field(default=DeviceKind.AUTO, metadata=_opt("where the network runs"))
+    precision: Precision = field(default=Precision.FLOAT32, metadata=_opt(
+        "network arithmetic: float32, bfloat16, float16 (CUDA), or auto (bfloat16 where the hardware computes it "
+        "natively: AMX/AVX512-BF16 CPUs, bf16 GPUs; float32 elsewhere)"))
     # eager by default: a compiled backend converts once per window shape (minutes on a loaded
     # 2-core machine, cached on disk for OpenVINO) and differs from eager at the image's
     # bottom/right border; ``auto`` picks the fastest measured one (see urst_dask.engine.backends)
-    backend: Backend = Backend.EAGER
-    whole: bool = False  # no tiling: the whole image is one window
-    batch: int = 1  # windows per network call (neighbours along a row); halves itself on out-of-memory
+    backend: Backend = field(default=Backend.EAGER, metadata=_opt(
+        "how workers run the window network: eager (PyTorch), auto (the fastest measured for the device: OpenVINO "
+        "on CPUs where installed, inductor on GPUs), inductor (torch.compile) or openvino (CPU; pip install "
+        "'urst-dask[openvino]'); a compiler that fails falls back to eager with a warning"))
+    whole: bool = field(default=False, metadata=_opt("no tiling: the whole image as one window"))
+    batch: int = field(default=1, metadata=_opt(
+        "windows per network call (neighbours along a row; for GPUs); halves itself when the device runs out of "
+        "memory"))
 
     def __post_init__(self) -> None:
         batch = _int("batch", self.batch)
@@ -149,3 +185,44 @@ class ComputeOptions:
         object.__setattr__(self, "backend", Backend.parse(self.backend, "backend"))
         if not isinstance(self.whole, bool):
             raise ParameterTypeError(f"whole={self.whole!r}: must be a bool")
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Which cluster runs the graph.
+
+    ``scheduler``: address of an existing scheduler (``tcp://host:8786``); ``None`` starts a
+    local cluster in-process with ``workers`` worker processes (``processes=False``: threads
+    of this process) of ``threads_per_worker`` threads each.  ``connect_timeout``: seconds
+    the scheduler has to answer each connection step (connect, handshake, identity, client
+    registration) before the run is refused.  ``verbose``: let the embedded cluster's workers log
+    errors (a failed task's ``Compute Failed`` traceback); by default they log only critical
+    events, and a failure reaches the caller once, as its exception.
+    """
+
+    scheduler: str | None = field(default=None, metadata=_opt(
+        "use an existing Dask scheduler (tcp://host:8786) instead of a local cluster"))
+    workers: int = field(default=1, metadata=_opt("local cluster worker processes"))
+    threads_per_worker: int = field(default=1, metadata=_opt("tasks at once per worker"))
+    processes: bool = field(default=True, metadata=_opt("", cli=False))
+    # per task; default: the worker's share of the CPUs
+    torch_threads: int | None = field(default=None, metadata=_opt("", cli=False))
+    memory: MemoryMode = field(default=MemoryMode.FAST, metadata=_opt(
+        "worker allocator: fast or compact (freed arrays go back to the OS at once: flat memory at any image size, "
+        "windows 12-20%% slower)"))
+    connect_timeout: float = field(default=20.0, metadata=_opt(
+        "seconds the scheduler has to answer each connection step", flag="--scheduler-timeout"))
+    # worker logs at ERROR (tracebacks of failed tasks) instead of CRITICAL; the CLI's -v
+    verbose: bool = field(default=False, metadata=_opt("", cli=False))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "memory", MemoryMode.parse(self.memory, "memory"))
+        for name in ("workers", "threads_per_worker"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ParameterError(f"{name}={v!r}: must be an integer >= 1")
+        if self.torch_threads is not None and (not isinstance(self.torch_threads, int) or self.torch_threads < 1):
+            raise ParameterError(f"torch_threads={self.torch_threads!r}: must be an integer >= 1")
+        t = self.connect_timeout
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 3600:
+            raise ParameterError(f"connect_timeout={t!r}: must be a number of seconds in (0, 3600]")

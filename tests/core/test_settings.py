@@ -36,7 +36,7 @@ def test_compute_options_reject(kwargs, exc, fragment):
 
 
 def test_cluster_memory_mode_lists_valid_values():
-    from urst_dask.cluster import ClusterOptions
+    from urst_dask.settings import ClusterOptions
 
     with pytest.raises(ParameterError, match="memory='small': must be one of fast, compact"):
         ClusterOptions(memory="small")

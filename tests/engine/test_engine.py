@@ -15,7 +15,7 @@ from urst_dask.engine import backends, baked, cache, precision
 from urst_dask.engine.run import _symmetric_pad
 from urst_dask.errors import UrstError
 from urst_dask.preprocess import hwc_to_nchw, resize_center_crop, to_unit
-from urst_dask.settings import Backend, ComputeOptions, Precision
+from urst_dask.settings import Backend, ComputeOptions, Precision, StyleOptions
 from urst_dask.stats import NormStats
 from urst_dask.testing import REPO
 
@@ -74,7 +74,8 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def _run(model, x, style, stats, backend, prec=Precision.FLOAT32, shape=None):
-    return engine.forward(model, x, style, stats, alpha=1.0, precision=prec, backend=backend, shape=shape)
+    return engine.forward(model, x, style, stats, StyleOptions(alpha=1.0), ComputeOptions(precision=prec, backend=backend),
+                          shape=shape)
 
 
 # ------------------------------------------------------------------ backends vs eager
@@ -215,9 +216,9 @@ def test_window_kernel_pads_every_window_to_one_compiled_network(fake_inductor):
     windows = [rng.integers(0, 256, size=s, dtype=np.uint8) for s in ((40, 56, 3), (40, 20, 3), (17, 20, 3))]
     with torch.inference_mode():
         _, stats = model.collect_stats(hwc_to_nchw(to_unit(windows[0])), style)
-    job = WindowJob(alpha=1.0, precision=Precision.FLOAT32, preserve_color=False, out_dtype="uint8")
-    compiled = stylize_windows(windows, model, style, stats, dataclasses.replace(job, backend=Backend.INDUCTOR),
-                               shape=(40, 56))
+    job = WindowJob(StyleOptions(preserve_color=False), ComputeOptions(precision=Precision.FLOAT32), "uint8")
+    compiled = stylize_windows(windows, model, style, stats,
+                               dataclasses.replace(job, compute=ComputeOptions(backend=Backend.INDUCTOR)), shape=(40, 56))
     eager = stylize_windows(windows, model, style, stats, job, shape=(40, 56))
     assert fake_inductor.builds == [(1, 3, 40, 56)]
     for got, want in zip(compiled, eager):

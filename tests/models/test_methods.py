@@ -9,18 +9,24 @@ import pytest
 import torch
 from test_model_layouts import METHODS as LAYOUT_BUILDERS
 
-from urst_dask import graph
 from urst_dask.engine import ModelSpec, get_model
 from urst_dask.io.images import read_style
 from urst_dask.models import METHODS
+from urst_dask.pipeline.conditioning import conditioning
+from urst_dask.pipeline.synthetic import synthetic_array
+from urst_dask.pipeline.tiles import tile_graph
 from urst_dask.preprocess import from_unit, hwc_to_nchw, nchw_to_hwc, to_unit
-from urst_dask.settings import Precision
+from urst_dask.settings import ComputeOptions, Precision, StyleOptions
 from urst_dask.synthetic import demo_style
 from urst_dask.tiling import TilePlan, WindowJob
 
 REAL = {"wct16x": None, "johnson": "mosaic", "microast": None, "wct": None}  # method -> variant
 LAYOUT = sorted(LAYOUT_BUILDERS)
-JOB = WindowJob(alpha=1.0, precision=Precision.FLOAT32, preserve_color=False, out_dtype="uint8")
+JOB = WindowJob(StyleOptions(preserve_color=False), ComputeOptions(precision=Precision.FLOAT32), "uint8")
+
+
+def _job(**compute) -> WindowJob:
+    return WindowJob(JOB.style, ComputeOptions(precision=Precision.FLOAT32, **compute), JOB.out_dtype)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +51,9 @@ def _style_image(method):
 
 
 def _conditioning(spec, image, style_img, style_size=64):
-    return dask.compute(graph.conditioning(da.from_array(image, chunks=(64, 64, 3)), style_img, spec,
-                                           thumb_size=1024, style_size=style_size, alpha=1.0), scheduler="sync")[0][:2]
+    return dask.compute(conditioning(da.from_array(image, chunks=(64, 64, 3)), style_img, spec,
+                                     StyleOptions(thumb_size=1024, style_size=style_size, alpha=1.0)),
+                        scheduler="sync")[0][:2]
 
 
 def test_every_registered_method_is_covered():
@@ -61,7 +68,7 @@ def test_passthrough_is_exact(tmp_path):
     spec = ModelSpec("passthrough", str(tmp_path))
     image = random_image(70, 110, seed=9)
     style, stats = _conditioning(spec, image, demo_style(32))
-    out = graph.stylize_array(da.from_array(image, chunks=(40, 40, 3)), spec, style, stats,
+    out = tile_graph(da.from_array(image, chunks=(40, 40, 3)), spec, style, stats,
                               TilePlan(stride=32, margin=6), JOB).compute(scheduler="sync")
     np.testing.assert_array_equal(out, image)
 
@@ -71,10 +78,10 @@ def test_single_window_tin_equals_whole_image_in(method, weights, layout_weights
     """Thumbnail == image and one window == image: TIN with the thumbnail's statistics is the
     network's own instance normalization, for every network."""
     spec = _spec(method, weights, layout_weights)
-    image = graph.synthetic_array((64, 96), seed=6).compute()
+    image = synthetic_array((64, 96), seed=6).compute()
     style, stats = _conditioning(spec, image, _style_image(method))
     arr = da.from_array(image, chunks=(32, 32, 3))
-    tiled = graph.stylize_array(arr, spec, style, stats, TilePlan(stride=1000, margin=0), JOB).compute(scheduler="sync")
+    tiled = tile_graph(arr, spec, style, stats, TilePlan(stride=1000, margin=0), JOB).compute(scheduler="sync")
     with torch.inference_mode():
         plain = get_model(spec)(hwc_to_nchw(to_unit(image)), style, None).clamp(0, 1)
     ref = from_unit(nchw_to_hwc(plain), np.uint8)
@@ -87,10 +94,10 @@ def test_single_window_tin_equals_whole_image_in(method, weights, layout_weights
 def test_modes_work_for_every_method(method, norm, whole, weights, layout_weights):
     """--norm tin|in and --whole on a multi-window image: right shape, dtype and range, not flat."""
     spec = _spec(method, weights, layout_weights)
-    image = graph.synthetic_array((90, 130), seed=7).compute()
+    image = synthetic_array((90, 130), seed=7).compute()
     style, stats = _conditioning(spec, image, _style_image(method))
-    out = graph.stylize_array(da.from_array(image, chunks=(45, 45, 3)), spec, style, stats if norm == "tin" else None,
-                              TilePlan(stride=48, margin=8), JOB, whole=whole)
+    out = tile_graph(da.from_array(image, chunks=(45, 45, 3)), spec, style, stats if norm == "tin" else None,
+                              TilePlan(stride=48, margin=8), _job(whole=whole))
     result = out.compute(scheduler="sync")
     assert result.shape == image.shape and result.dtype == np.uint8
     assert result.std() > 0.5  # a real picture, not a constant
@@ -101,12 +108,12 @@ def test_batched_windows_equal_single_windows_for_every_method(method, weights, 
     """Three windows per network call (``batch=3``) against one per call: the same picture
     for every network (float summation order may differ with the batch: within 1 grey level)."""
     spec = _spec(method, weights, layout_weights)
-    image = graph.synthetic_array((100, 150), seed=8).compute()  # 2 x 3 windows (4- and 6-px tails merged)
+    image = synthetic_array((100, 150), seed=8).compute()  # 2 x 3 windows (4- and 6-px tails merged)
     style, stats = _conditioning(spec, image, _style_image(method))
     arr = da.from_array(image, chunks=(60, 50, 3))
     plan = TilePlan(stride=48, margin=8)
-    one = graph.stylize_array(arr, spec, style, stats, plan, JOB).compute(scheduler="sync")
-    three = graph.stylize_array(arr, spec, style, stats, plan, JOB, batch=3)
+    one = tile_graph(arr, spec, style, stats, plan, JOB).compute(scheduler="sync")
+    three = tile_graph(arr, spec, style, stats, plan, _job(batch=3))
     assert three.numblocks[:2] == (2, 1)
     diff = np.abs(three.compute(scheduler="sync").astype(int) - one.astype(int))
     assert diff.max() <= 1 and diff.mean() < 0.01
@@ -139,8 +146,8 @@ def test_tiled_vs_whole_psnr_on_a_real_image(method, weights, real_content, reco
     style, stats = _conditioning(spec, content, style_img if METHODS[method].takes_style_image else None, 256)
     arr = da.from_array(content, chunks=(400, 400, 3))
     plan = TilePlan(stride=400, margin=32, blend="crop")
-    whole = graph.stylize_array(arr, spec, style, stats, plan, JOB, whole=True).compute(scheduler="threads")
-    tiled = graph.stylize_array(arr, spec, style, stats, plan, JOB).compute(scheduler="threads")
+    whole = tile_graph(arr, spec, style, stats, plan, _job(whole=True)).compute(scheduler="threads")
+    tiled = tile_graph(arr, spec, style, stats, plan, JOB).compute(scheduler="threads")
     psnr = _psnr(tiled, whole)
     record_property("psnr_db", round(psnr, 2))
     print(f"{method}: tiled vs whole PSNR {psnr:.2f} dB")

@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from urst_dask import graph
 from urst_dask.engine import ModelSpec, get_model
 from urst_dask.io.weights import load_state_dict, sha256_file
 from urst_dask.models import wct16x
+from urst_dask.pipeline.conditioning import conditioning
+from urst_dask.pipeline.synthetic import synthetic_array
+from urst_dask.pipeline.tiles import tile_graph
 from urst_dask.preprocess import from_unit, hwc_to_nchw, nchw_to_hwc, to_unit
-from urst_dask.settings import Precision
+from urst_dask.settings import ComputeOptions, Precision, StyleOptions
 from urst_dask.tiling import TilePlan, WindowJob
 
-JOB = WindowJob(alpha=1.0, precision=Precision.FLOAT32, preserve_color=False, out_dtype="uint8")
+JOB = WindowJob(StyleOptions(preserve_color=False), ComputeOptions(precision=Precision.FLOAT32), "uint8")
 
 
 def test_checkpoints_match_their_sha256(weights):
@@ -35,7 +37,7 @@ def test_strict_layout(weights):
 
 def _conditioning(spec, image, style, thumb_size=1024, style_size=256):
     arr = da.from_array(image, chunks=(500, 500, 3))
-    return dask.compute(graph.conditioning(arr, style, spec, thumb_size=thumb_size, style_size=style_size, alpha=1.0),
+    return dask.compute(conditioning(arr, style, spec, StyleOptions(thumb_size=thumb_size, style_size=style_size)),
                         scheduler="sync")[0][:2]
 
 
@@ -43,9 +45,9 @@ def test_single_tile_tin_equals_whole_image_in(weights, style_image):
     """Thumbnail == image, one window == image (margin 0, multiple of 16): TIN with the
     thumbnail's statistics reproduces the network's plain whole-image pass."""
     spec = ModelSpec("wct16x", str(weights))
-    image = graph.synthetic_array((192, 256), seed=5).compute()
+    image = synthetic_array((192, 256), seed=5).compute()
     style, stats = _conditioning(spec, image, style_image)
-    tiled = graph.stylize_array(da.from_array(image, chunks=(64, 64, 3)), spec, style, stats,
+    tiled = tile_graph(da.from_array(image, chunks=(64, 64, 3)), spec, style, stats,
                                 TilePlan(stride=1000, margin=0), JOB).compute(scheduler="sync")
     model = get_model(spec)
     with torch.inference_mode():
@@ -57,13 +59,13 @@ def test_single_tile_tin_equals_whole_image_in(weights, style_image):
 def test_stats_come_from_the_thumbnail(weights, style_image):
     """Different thumbnails give different outputs for the same window (the statistics are used)."""
     spec = ModelSpec("wct16x", str(weights))
-    image = graph.synthetic_array((128, 128), seed=1).compute()
-    other = graph.synthetic_array((128, 128), seed=2).compute()
+    image = synthetic_array((128, 128), seed=1).compute()
+    other = synthetic_array((128, 128), seed=2).compute()
     style, stats = _conditioning(spec, image, style_image)
     _, other_stats = _conditioning(spec, other, style_image)
     arr = da.from_array(image, chunks=(128, 128, 3))
-    a = graph.stylize_array(arr, spec, style, stats, TilePlan(stride=128, margin=0), JOB).compute(scheduler="sync")
-    b = graph.stylize_array(arr, spec, style, other_stats, TilePlan(stride=128, margin=0), JOB).compute(scheduler="sync")
+    a = tile_graph(arr, spec, style, stats, TilePlan(stride=128, margin=0), JOB).compute(scheduler="sync")
+    b = tile_graph(arr, spec, style, other_stats, TilePlan(stride=128, margin=0), JOB).compute(scheduler="sync")
     assert np.abs(a.astype(int) - b.astype(int)).mean() > 2.0
 
 
@@ -79,15 +81,15 @@ def tiled_vs_whole(weights):
     from urst_dask.io.images import read_style
 
     style_path = weights.parent / "images" / "style" / "starry_night.jpg"
-    style_img = read_style(style_path) if style_path.exists() else graph.synthetic_array((512, 512), seed=9).compute()
+    style_img = read_style(style_path) if style_path.exists() else synthetic_array((512, 512), seed=9).compute()
     spec = ModelSpec("wct16x", str(weights))
-    image = graph.synthetic_array((1100, 1500), seed=0).compute()
+    image = synthetic_array((1100, 1500), seed=0).compute()
     style, stats = _conditioning(spec, image, style_img, style_size=512)
     arr = da.from_array(image, chunks=(1000, 1000, 3))
     run = {}
     for name, st, whole, plan in (("whole", stats, True, TilePlan()), ("tin", stats, False, TilePlan()),
                                   ("paper", stats, False, TilePlan.paper()), ("in", None, False, TilePlan())):
-        run[name] = graph.stylize_array(arr, spec, style, st, plan, JOB, whole=whole).compute(scheduler="threads")
+        run[name] = tile_graph(arr, spec, style, st, plan, WindowJob(JOB.style, ComputeOptions(whole=whole), "uint8")).compute(scheduler="threads")
     return run
 
 

@@ -40,9 +40,9 @@ from distributed import Client, get_task_stream
 from distributed.utils import key_split
 
 import urst_dask
-from urst_dask.cluster import gpu_resources
 from urst_dask.engine import load_count
 from urst_dask.io import store
+from urst_dask.pipeline.cluster import gpu_resources
 from urst_dask.testing import random_image
 from urst_dask.testing import slow as toy_slow
 
@@ -378,17 +378,17 @@ def test_statistics_are_one_key_of_the_tile_graph():
     """Every window task depends on the same single key that holds the statistics."""
     import dask.array as da
 
-    from urst_dask import graph
     from urst_dask.engine import ModelSpec
-    from urst_dask.settings import Precision
+    from urst_dask.pipeline.tiles import tile_graph
+    from urst_dask.settings import ComputeOptions, Precision, StyleOptions
     from urst_dask.stats import NormStats, StyleCode
     from urst_dask.tiling import TilePlan, WindowJob
 
     stats = NormStats.build("identity", {"in1": {"mean": np.full(3, 0.5), "std": np.full(3, 0.25)}})
     style = StyleCode.build("identity", {})
-    job = WindowJob(alpha=1.0, precision=Precision.FLOAT32, preserve_color=False, out_dtype="uint8")
+    job = WindowJob(StyleOptions(preserve_color=False), ComputeOptions(precision=Precision.FLOAT32), "uint8")
     image = da.zeros((96, 96, 3), dtype=np.uint8, chunks=(32, 32, 3))
-    out = graph.stylize_array(image, ModelSpec("identity", "."), style, stats, TilePlan(stride=32, margin=4), job)
+    out = tile_graph(image, ModelSpec("identity", "."), style, stats, TilePlan(stride=32, margin=4), job)
     g = dict(out.__dask_graph__())
     holders = [k for k, v in g.items() if getattr(v, "value", v) is stats]
     assert len(holders) == 1

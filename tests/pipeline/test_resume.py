@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from urst_dask import graph
 from urst_dask.io import store
+from urst_dask.pipeline.synthetic import synthetic_array
 from urst_dask.testing.processes import kill_when
 
 
@@ -25,7 +25,7 @@ def test_kill_9_then_rerun_is_byte_identical(tmp_path, weights, blend):
     """With a blend, the rerun recomputes the missing chunks' neighbour windows too; those
     are deterministic, so the store ends byte-identical to a clean run all the same."""
     content = tmp_path / "c.png"
-    Image.fromarray(graph.synthetic_array((480, 720), seed=3).compute()).save(content)
+    Image.fromarray(synthetic_array((480, 720), seed=3).compute()).save(content)
     style = tmp_path / "s.png"
     from urst_dask.synthetic import demo_style
 
@@ -57,7 +57,7 @@ def test_fingerprint_mismatch_refuses_to_resume(tmp_path, weights, capsys):
     from urst_dask.cli import main
 
     content = tmp_path / "c.png"
-    Image.fromarray(graph.synthetic_array((64, 64), seed=3).compute()).save(content)
+    Image.fromarray(synthetic_array((64, 64), seed=3).compute()).save(content)
     out = tmp_path / "o.zarr"
     base = ["stylize", str(content), "mosaic", "--method", "johnson", "-o", str(out), "--weights", str(weights),
             "--no-progress", "--workers", "1"]

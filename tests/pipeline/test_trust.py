@@ -359,8 +359,8 @@ def test_http_server_as_scheduler_is_refused(tmp_path, style_image, http_server)
 
 
 def test_real_scheduler_passes_the_probe_and_a_worker_does_not(client):
-    from urst_dask.cluster import check_scheduler
     from urst_dask.errors import SchedulerError
+    from urst_dask.pipeline.cluster import check_scheduler
 
     check_scheduler(client.scheduler.address, 5)
     worker = next(iter(client.scheduler_info()["workers"]))
@@ -387,8 +387,8 @@ def test_cli_bad_scheduler_is_one_line_exit_2(tmp_path, capsys, silent_server, s
                                                ("tcp://127.0.0.1:port", "invalid literal"),
                                                ("notascheme://x", "unknown address scheme 'notascheme'")])
 def test_malformed_scheduler_address_is_a_parameter_error(address, fragment):
-    from urst_dask.cluster import check_scheduler
     from urst_dask.errors import ParameterError
+    from urst_dask.pipeline.cluster import check_scheduler
 
     with pytest.raises(ParameterError, match=f"scheduler='{address}': {fragment}.*expected an address like "
                                              "tcp://host:8786"):

@@ -9,9 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from urst_dask import graph
 from urst_dask.engine import ModelSpec, get_model
-from urst_dask.settings import Precision
+from urst_dask.pipeline.conditioning import conditioning
+from urst_dask.pipeline.tiles import tile_graph
+from urst_dask.pipeline.write import strips
+from urst_dask.settings import ComputeOptions, Precision, StyleOptions
 from urst_dask.stats import NormStats
 from urst_dask.testing import random_image
 from urst_dask.tiling import Blend, TilePlan, WindowJob
@@ -21,20 +23,20 @@ LOCALMEAN = ModelSpec("identity", ".", variant="localmean")
 POOL16 = ModelSpec("identity", ".", variant="pool16")
 
 
-def _job(dtype) -> WindowJob:
-    return WindowJob(alpha=1.0, precision=Precision.FLOAT32, preserve_color=False, out_dtype=str(np.dtype(dtype)))
+def _job(dtype, **compute) -> WindowJob:
+    return WindowJob(StyleOptions(), ComputeOptions(precision=Precision.FLOAT32, **compute), str(np.dtype(dtype)))
 
 
 def _stats(spec: ModelSpec, image: np.ndarray) -> NormStats:
-    return dask.compute(graph.conditioning(dask.array.from_array(image, chunks=(64, 64, 3)), None, spec,
-                                           thumb_size=16, style_size=16, alpha=1.0), scheduler="sync")[0][1]
+    return dask.compute(conditioning(dask.array.from_array(image, chunks=(64, 64, 3)), None, spec,
+                                     StyleOptions(thumb_size=16, style_size=16, alpha=1.0)), scheduler="sync")[0][1]
 
 
 def _tiled(spec, image, plan, stats=None, whole=False, in_chunks=(37, 41, 3), batch=1):
     """(lazy, computed) tiled result; ``plan`` is resolved against the toy network."""
     arr = dask.array.from_array(image, chunks=in_chunks)
     style = get_model(spec).prepare_style(None)
-    out = graph.stylize_array(arr, spec, style, stats, plan, _job(image.dtype), whole=whole, batch=batch)
+    out = tile_graph(arr, spec, style, stats, plan, _job(image.dtype, whole=whole, batch=batch))
     return out, out.compute(scheduler="sync")
 
 
@@ -161,7 +163,7 @@ def test_statistics_are_one_graph_key():
 @pytest.mark.parametrize("rows, cols, threads", [(25, 40, 2), (2, 40, 16), (1, 1, 1), (5, 3, 4), (40, 25, 64)])
 def test_strips_cover_every_window_once_with_a_bounded_width(rows, cols, threads):
     blocks = [(i, j) for i in range(rows) for j in range(cols)]
-    parts = graph.strips(blocks, rows, threads)
+    parts = strips(blocks, rows, threads)
     flat = [b for part in parts for b in part]
     assert sorted(flat) == blocks  # each window once
     k = max(4, -(-8 * threads // rows))

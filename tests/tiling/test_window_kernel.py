@@ -6,17 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from urst_dask import graph, kernels
+from urst_dask import kernels
 from urst_dask.engine import ModelSpec, batchcap, get_model
+from urst_dask.pipeline.synthetic import synthetic_array
 from urst_dask.preprocess import hwc_to_nchw, preserve_colour
-from urst_dask.settings import Precision
+from urst_dask.settings import ComputeOptions, Precision, StyleOptions
 from urst_dask.stats import NormStats
 from urst_dask.testing import random_image
 from urst_dask.tiling import WindowJob, WindowMemoryError, finish, stylize_window, stylize_windows
 
 
 def _job(precision=Precision.FLOAT32, preserve=False):
-    return WindowJob(alpha=1.0, precision=precision, preserve_color=preserve, out_dtype="uint8")
+    return WindowJob(StyleOptions(preserve_color=preserve), ComputeOptions(precision=precision), "uint8")
 
 
 def test_statistics_stay_float32_under_autocast():
@@ -42,7 +43,7 @@ def test_bfloat16_window_close_to_float32(weights):
     from urst_dask.synthetic import demo_style
 
     style = model.prepare_style(resize_center_crop(to_unit(demo_style(128)), 64))
-    image = graph.synthetic_array((96, 128), seed=2).compute()
+    image = synthetic_array((96, 128), seed=2).compute()
     with torch.inference_mode():
         _, stats = model.collect_stats(hwc_to_nchw(to_unit(image)), style)
     f32 = stylize_window(image, model, style, stats, _job()).astype(float)

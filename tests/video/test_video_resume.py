@@ -15,7 +15,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from urst_dask import graph
+from urst_dask.pipeline.synthetic import synthetic_array
 from urst_dask.synthetic import demo_style
 from urst_dask.testing.processes import kill_when
 
@@ -27,7 +27,7 @@ def _cli(*args: str) -> list[str]:
 def test_kill_9_mid_sequence_then_rerun_is_byte_identical(tmp_path):
     frames = tmp_path / "frames"
     frames.mkdir()
-    scene = graph.synthetic_array((96, 400), seed=5).compute()
+    scene = synthetic_array((96, 400), seed=5).compute()
     n = 16
     for t in range(n):
         Image.fromarray(scene[:, 8 * t : 8 * t + 128]).save(frames / f"pan_{t:03d}.png")

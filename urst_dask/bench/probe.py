@@ -50,7 +50,8 @@ def _cuda_peaks() -> dict[str, float] | None:
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one stylize as ``spec`` says and return the peaks, the wall time and the throughput."""
     from .. import api
-    from ..cluster import ClusterOptions, connect
+    from ..pipeline.cluster import connect
+    from ..settings import ClusterOptions
     from ..synthetic import demo_style
 
     style: Any = demo_style(768) if spec["style"] == "demo" else spec["style"]

@@ -68,7 +68,7 @@ def _handle_sigterm() -> tuple[bool, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from ..cluster import quiet_logging
+    from ..pipeline.cluster import quiet_logging
 
     quiet_logging(args.verbose)  # one line per failure; -v adds the workers' tracebacks
     logs.configure(verbose=args.verbose, quiet=args.quiet)

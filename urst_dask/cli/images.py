@@ -6,30 +6,55 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..tiling.plan import TilePlan
-from .options import add_run_options, add_storage_options, image_size, run_kwargs, storage_options
+from .options import add_run_options, add_storage_options, image_size, run_config, storage_options
+
+RAW = argparse.RawDescriptionHelpFormatter
+STYLIZE_EXAMPLES = """Examples:
+  urst-dask stylize photo.jpg style.jpg -o out.zarr                 wct16x, 1000-px tiles, one local worker
+  urst-dask stylize scan.tif style.jpg -o scan.zarr --workers 2 --export scan.tif
+                                                                    two workers, then a pyramidal TIFF
+  urst-dask stylize photo.jpg candy -o candy.zarr --method johnson   a baked-in style, by name
+  urst-dask stylize photo.jpg style.jpg -o out.zarr --paper         the paper's exact geometry
+"""
+EXPORT_EXAMPLES = """Examples:
+  urst-dask export out.zarr out.png                 PNG, streamed band by band (8 or 16 bits as stored)
+  urst-dask export out.zarr out.tif --compression zstd --tile 512
+                                                    pyramidal BigTIFF with OME metadata
+  urst-dask export s3://bucket/out.zarr out.jpg     a store at a URL, exported to a local JPEG
+"""
+DEMO_EXAMPLES = """Examples:
+  urst-dask demo -o demo.zarr                       2400x1600 generated image and style; writes demo.png too
+  urst-dask demo -o big.zarr --size 8000x6000 --workers 2
+                                                    a larger picture on two workers
+  urst-dask demo -o demo.zarr --method adain --alpha 0.6
+                                                    another network, a lighter style
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("stylize", help="stylize an image into a Zarr store")
+    p = sub.add_parser("stylize", help="stylize an image into a Zarr store", epilog=STYLIZE_EXAMPLES,
+                       formatter_class=RAW)
     p.add_argument("content", help="content image: .png/.jpg/.tif/.zarr")
     p.add_argument("style", help="style image (or a style name/checkpoint for baked-in-style methods)")
     add_run_options(p)
     p.set_defaults(func=_cmd_stylize)
 
-    p = sub.add_parser("export", help="export a finished store to .png/.jpg/.tif")
-    p.add_argument("store")
-    p.add_argument("out")
-    p.add_argument("--overwrite", action="store_true")
+    p = sub.add_parser("export", help="export a finished store to .png/.jpg/.tif", epilog=EXPORT_EXAMPLES,
+                       formatter_class=RAW)
+    p.add_argument("store", help="a finished output store (a path or a URL)")
+    p.add_argument("out", help="the exported file: .png, .jpg/.jpeg or .tif/.tiff")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file of that name")
     p.add_argument("--compression", help=".tif tiles: zlib (default) or zstd (lossless, with the predictor), jpeg "
                                          "(8-bit gray/RGB only) or none")
     p.add_argument("--tile", type=int, help=".tif tile side, a multiple of 16 in [16, 4096]; default 256")
     add_storage_options(p)
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("demo", help="stylize a generated image with a generated style (no input files needed)")
+    p = sub.add_parser("demo", help="stylize a generated image with a generated style (no input files needed)",
+                       epilog=DEMO_EXAMPLES, formatter_class=RAW)
     p.add_argument("--size", type=image_size, default=(2400, 1600), help="WIDTHxHEIGHT; default 2400x1600")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated image (the style takes seed + 1); "
+                                                       "default 0")
     add_run_options(p)
     p.set_defaults(export=None, func=_cmd_demo)
 
@@ -39,7 +64,7 @@ def _cmd_stylize(a: argparse.Namespace) -> None:
 
     if a.export:  # an unusable export target is refused before the run, not after it
         check_export_target(a.export, overwrite=a.overwrite)
-    out = stylize(a.content, a.style, a.out, **run_kwargs(a))
+    out = stylize(a.content, a.style, a.out, config=run_config(a), stats=a.stats)
     print(f"wrote {out}")
     if a.export:
         print(f"wrote {export(out, a.export, overwrite=a.overwrite)}")
@@ -70,14 +95,15 @@ def _ensure_demo_weights(a: argparse.Namespace) -> None:
 
 
 def _cmd_demo(a: argparse.Namespace) -> None:
-    from .. import graph
     from ..api import export, stylize
+    from ..pipeline.synthetic import synthetic_array
     from ..synthetic import demo_style
 
     _ensure_demo_weights(a)
     w, h = a.size
-    content = graph.synthetic_array((h, w), seed=a.seed, chunk=a.stride or TilePlan().stride)
-    out = stylize(content, demo_style(768, seed=a.seed + 1), a.out, **run_kwargs(a))
+    config = run_config(a)
+    content = synthetic_array((h, w), seed=a.seed, chunk=config.tiles.stride)
+    out = stylize(content, demo_style(768, seed=a.seed + 1), a.out, config=config, stats=a.stats)
     png = Path(str(out).removesuffix(".zarr") + ".png")
     export(out, png, overwrite=True)
     print(f"wrote {out} ({w}x{h}) and {png}")

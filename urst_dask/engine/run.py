@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ..models.base import StyleModel
 from ..preprocess import preserve_colour
-from ..settings import Backend, Precision
+from ..settings import Backend, ComputeOptions, Precision, StyleOptions
 from ..stats import NormStats, StyleCode
 from .backends import auto_backend, check_backend
 from .cache import runner_for
@@ -52,10 +52,12 @@ def _eager(model: StyleModel, x: Tensor, style: StyleCode, stats: NormStats | No
         return model(x, style, stats, alpha=alpha)
 
 
-def forward(model: StyleModel, x: Tensor, style: StyleCode, stats: NormStats | None, *, alpha: float = 1.0,
-            precision: Precision | str = Precision.FLOAT32, backend: Backend | str = Backend.EAGER,
-            preserve_color: bool = False, shape: tuple[int, int] | None = None) -> Tensor:
-    """Stylize the window batch ``x`` ((N, 3, H, W) float32 in [0, 1], on ``model.device``).
+def forward(model: StyleModel, x: Tensor, style: StyleCode, stats: NormStats | None,
+            options: StyleOptions | None = None, compute: ComputeOptions | None = None, *,
+            shape: tuple[int, int] | None = None) -> Tensor:
+    """Stylize the window batch ``x`` ((N, 3, H, W) float32 in [0, 1], on ``model.device``)
+    as the run's frozen option objects say (defaults: their defaults): ``options.alpha`` and
+    ``options.preserve_color``; ``compute.precision`` and ``compute.backend``.
 
     ``precision`` (``auto``: bf16 where native) and ``backend`` (``auto``: the fastest
     measured) are resolved for the device; a compiled backend runs the network baked for
@@ -64,8 +66,11 @@ def forward(model: StyleModel, x: Tensor, style: StyleCode, stats: NormStats | N
     shares one compiled network; the output is cropped back.  ``stats=None`` (each window's own
     statistics) always runs eager.  Returns (N, 3, H, W) float32, unclamped.
     """
+    options = options if options is not None else StyleOptions()
+    compute = compute if compute is not None else ComputeOptions()
+    alpha, preserve_color, backend = options.alpha, options.preserve_color, compute.backend
     device = x.device
-    prec = resolve_precision(precision, device)
+    prec = resolve_precision(compute.precision, device)
     used = resolve_backend(backend, model.info.name, device, prec, stats is not None)
     if used is Backend.EAGER:
         y = _eager(model, x, style, stats, alpha, prec)

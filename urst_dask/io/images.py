@@ -8,7 +8,7 @@ source (Zarr v2/v3, OME-Zarr, TIFF/BigTIFF/OME-TIFF, PNG/JPEG), with C = 1 (gray
 
 from __future__ import annotations
 
-from .ome import read_ngff_levels, write_ngff_pyramid
+from .ome import read_ngff_levels
 from .readers import (
     ALLOW_LARGE_FLAG,
     SUPPORTED_DTYPES,
@@ -33,7 +33,6 @@ __all__ = [
     "open_image",
     "read_ngff_levels",
     "read_style",
-    "write_ngff_pyramid",
     "write_pyramidal_tiff",
     "write_raster",
     "write_tiff",

@@ -7,7 +7,7 @@ NGFF layout.  A Zarr v3 group gets OME-Zarr 0.5 metadata (``attributes["ome"]``)
 group OME-Zarr 0.4 metadata (``multiscales``/``omero`` at the top level): each version is
 defined for that Zarr format only.  The NGFF specification orders axes time, channel, space,
 so only a ``(c, y, x)`` image array is a valid NGFF image that napari (ome-zarr-py) and QuPath
-open.  :func:`write_ngff_pyramid` writes levels in the layout of the existing ``"0"``: with a
+open.  :func:`urst_dask.pipeline.pyramid.write_pyramid` writes levels in the layout of the existing ``"0"``: with a
 ``(c, y, x)`` ``"0"`` the result is conformant; with the legacy ``(y, x, c)`` ``"0"`` the
 metadata lists the axes as they are (``y, x, c``), which our reader and Zarr-level tools
 understand but ome-zarr-py rejects ("'space' axes must come after 'channel'").
@@ -279,26 +279,30 @@ def ngff_attributes(
     return {"multiscales": [{"version": "0.4", **multiscale}], "omero": omero}
 
 
-def write_ngff_pyramid(
-    store_path: str | os.PathLike[str],
-    *,
-    pixel_size: PixelSize | None = None,
-    channel_names: Sequence[str] | None = None,
-    channels: str | None = None,
-    min_size: int = 256,
-    chunk: int | None = None,
-    name: str | None = None,
-) -> tuple[str, ...]:
-    """Add 2x-reduced levels ``"1"``, ``"2"``... beside the group's ``"0"`` and NGFF metadata.
+@dataclass
+class PyramidTarget:
+    """An output group opened for its NGFF pyramid (see :func:`open_pyramid`)."""
 
-    Each level is the :func:`half` of the previous one, read back from the store and written
-    chunk by chunk with Dask (the current scheduler), until the longer side is <= ``min_size``;
-    chunks are ``chunk`` (default: ``"0"``'s spatial chunk) or the level size.  Levels keep
-    ``"0"``'s layout, ``(y, x, c)`` or ``(c, y, x)``, and dtype; stale deeper levels of an
-    earlier pyramid are removed.  ``channels`` ("gray" | "rgb" | "rgba", default from C)
-    sets the ``omero`` colours; ``pixel_size``/``channel_names`` are carried into the scales
-    and labels.  Other attributes (``urst_dask``) are kept.  Returns the dataset paths.
-    """
+    root: Any  # the zarr group
+    base: Any  # its "0" array
+    layout: str  # "yxc" or "cyx"
+    channels: str  # "gray" | "rgb" | "rgba"
+    chunk: int  # spatial chunk of the reduced levels
+    name: str
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``"0"``'s (H, W, C)."""
+        s = tuple(int(v) for v in self.base.shape)
+        return s if self.layout == "yxc" else (s[1], s[2], s[0])  # type: ignore[return-value]
+
+
+def open_pyramid(store_path: str | os.PathLike[str], *, channels: str | None = None, chunk: int | None = None,
+                 name: str | None = None) -> PyramidTarget:
+    """Open the group whose image array ``"0"`` gets 2x-reduced levels: its layout (``(y, x, c)``
+    or ``(c, y, x)``), ``channels`` ("gray" | "rgb" | "rgba", default from C, for the ``omero``
+    colours) and the levels' ``chunk`` (default: ``"0"``'s spatial chunk).  Refuses a store
+    that is not such a group."""
     import zarr
 
     try:
@@ -309,30 +313,42 @@ def write_ngff_pyramid(
     if not isinstance(base, zarr.Array) or base.ndim != 3:
         raise OutputError(f"store={str(store_path)!r}: '0' is not an (H, W, C) or (C, H, W) array")
     layout = _layout(base)
-    zarr_format = root.metadata.zarr_format
-    prev = as_yxc(da.from_zarr(base), layout)
-    h, w, c = (int(s) for s in prev.shape)
+    c = int(base.shape[2] if layout == "yxc" else base.shape[0])
     channels = channels or CHANNELS_BY_COUNT.get(c)
     if channels not in ("gray", "rgb", "rgba") or {"gray": 1, "rgb": 3, "rgba": 4}[channels] != c:
         raise OutputError(f"store={str(store_path)!r}: channels={channels!r} does not fit {c} channels")
     spatial = _order((0, 1, 2), layout)
-    chunk = int(chunk or base.chunks[spatial.index(0)])
-    paths = ["0"]
-    for level in range(1, level_count(h, w, min_size) + 1):
-        nxt = half(prev, chunk)
-        lh, lw = int(nxt.shape[0]), int(nxt.shape[1])
-        chunks_yxc = (min(chunk, lh), min(chunk, lw), c)
-        extra = {"dimension_names": _order(("y", "x", "c"), layout)} if zarr_format == 3 else {}
-        target = root.create_array(str(level), shape=_order((lh, lw, c), layout), chunks=_order(chunks_yxc, layout),
-                                   dtype=base.dtype, fill_value=0, overwrite=True, **extra)
-        src = nxt.rechunk(chunks_yxc)
-        da.store(src.transpose(2, 0, 1) if layout == "cyx" else src, target, lock=False)
-        prev = as_yxc(da.from_zarr(target), layout)
-        paths.append(str(level))
+    return PyramidTarget(root, base, layout, channels, int(chunk or base.chunks[spatial.index(0)]),
+                         name or os.path.basename(os.path.normpath(str(store_path))))
+
+
+def level_yxc(arr: Any, layout: str) -> da.Array:
+    """A stored level as a lazy (h, w, C) array (nothing is read until computed)."""
+    return as_yxc(da.from_zarr(arr), layout)
+
+
+def create_level(target: PyramidTarget, level: int, height: int, width: int) -> tuple[Any, tuple[int, int, int]]:
+    """Create (or replace) the empty array of pyramid ``level`` (``height`` x ``width``) in
+    ``"0"``'s layout and dtype; returns it and its (y, x, c) chunks."""
+    c = target.shape[2]
+    chunks_yxc = (min(target.chunk, height), min(target.chunk, width), c)
+    extra = ({"dimension_names": _order(("y", "x", "c"), target.layout)}
+             if target.root.metadata.zarr_format == 3 else {})
+    arr = target.root.create_array(str(level), shape=_order((height, width, c), target.layout),
+                                   chunks=_order(chunks_yxc, target.layout), dtype=target.base.dtype, fill_value=0,
+                                   overwrite=True, **extra)
+    return arr, chunks_yxc
+
+
+def finish_pyramid(target: PyramidTarget, paths: Sequence[str], *, pixel_size: PixelSize | None = None,
+                   channel_names: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Remove stale deeper levels of an earlier pyramid and write the NGFF multiscales metadata
+    for ``paths`` (other attributes, ``urst_dask``, are kept); returns the dataset paths."""
+    root = target.root
     for key in [k for k, _ in root.arrays() if k.isdigit() and int(k) >= len(paths)]:
         del root[key]
-    attrs = ngff_attributes(paths, layout, base.dtype, channels, pixel_size=pixel_size, channel_names=channel_names,
-                            name=name or os.path.basename(os.path.normpath(str(store_path))), zarr_format=zarr_format)
+    attrs = ngff_attributes(list(paths), target.layout, target.base.dtype, target.channels, pixel_size=pixel_size,
+                            channel_names=channel_names, name=target.name, zarr_format=root.metadata.zarr_format)
     root.attrs.update(attrs)
     return tuple(paths)
 

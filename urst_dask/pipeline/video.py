@@ -7,7 +7,7 @@ Stages (each resumable from the records in ``<out>.video-state``, see
    thumbnail statistics; up to ``2 x window`` frames read at once, results recorded per frame.
 2. **statistics** - cuts from the histograms (:mod:`.cuts`), then each frame's statistics
    by the policy (:mod:`.policy`); a ``shot``'s mosaic statistics are one task per shot.
-3. **tiles** - each frame's tile graph (:func:`urst_dask.graph.stylize_array`) ends in one
+3. **tiles** - each frame's tile graph (:func:`urst_dask.pipeline.tiles.tile_graph`) ends in one
    task that writes the frame (temporary name + rename, or its Zarr chunks); up to
    ``window`` frames are in flight, and a new one is submitted as soon as one finishes, so
    the workers never wait at a frame boundary.  A frame's done record is written after the
@@ -34,9 +34,7 @@ import dask
 import dask.array as da
 from distributed import as_completed
 
-from .. import __version__, graph
-from ..cluster import connect, gpu_resources
-from ..cluster import run as run_graph
+from .._version import __version__
 from ..engine import ModelSpec
 from ..errors import InputImageError, OutputError, ParameterError, UrstError
 from ..io import framestore
@@ -48,10 +46,17 @@ from ..models import method_entry
 from ..settings import ComputeOptions, NormMode, StyleOptions
 from ..stats import NormStats, StyleCode
 from ..tiling import TilePlan, WindowJob
-from . import cuts as cut_mod
-from . import tasks
-from .policy import StatsPolicy, VideoOptions, ema_sequence
-from .sequence import Output, Sequence, check_replace, decode_video, open_sequence, plan_output
+from ..video import cuts as cut_mod
+from ..video import tasks
+from ..video.policy import StatsPolicy, VideoOptions, ema_sequence
+from ..video.sequence import Output, Sequence, check_replace, decode_video, open_sequence, plan_output
+from .cluster import connect, gpu_resources
+from .conditioning import model_info
+from .config import RunConfig
+from .inputs import style_input
+from .progress import run as run_graph
+from .provenance import plain
+from .tiles import tile_graph
 
 
 def _log(progress: bool, text: str) -> None:
@@ -65,6 +70,11 @@ def _split_settings(settings: dict[str, Any], video: VideoOptions | None) -> tup
     return (dataclasses.replace(video, **mine) if video else VideoOptions(**mine)), settings
 
 
+def _asdict(opts: StyleOptions) -> dict[str, Any]:
+    """The style options as the fingerprint has always recorded them (the intensity as its string)."""
+    return {**dataclasses.asdict(opts), "intensity": plain(opts)["intensity"]}
+
+
 def _fingerprint(parts: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -74,14 +84,10 @@ def stylize_video(
     style: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    method: str = "wct16x",
-    variant: str | None = None,
-    weights: str | os.PathLike[str] | None = None,
+    config: RunConfig | None = None,
     video: VideoOptions | None = None,
     client: Any = None,
-    overwrite: bool = False,
-    progress: bool = False,
-    **settings: Any,
+    **overrides: Any,
 ) -> Path:
     """Stylize a frame sequence ``content`` with the style image ``style`` into ``out``.
 
@@ -91,28 +97,27 @@ def stylize_video(
     depth kept).  Video settings (:class:`VideoOptions`, or as keywords): ``stats``
     (``"per-frame" | "shot" | "ema"``), ``ema_decay``, ``cut_threshold``, ``shot_frames``,
     ``window`` (frames in flight), ``format`` (folder output: png/tif/exr/jpg), ``codec``,
-    ``crf``, ``pix_fmt``, ``fps`` (video from frames).  Other keywords are
-    :func:`urst_dask.stylize`'s settings (``alpha``, ``stride``, ``margin``, ``blend``,
-    ``thumb_size``, ``device``, ``workers``...); ``norm`` must stay ``"tin"`` and
-    ``intensity`` ``"dtype"``; ``backend`` defaults to ``"eager"`` (a compiled network is
-    baked for one statistics value, so per-frame and ema would compile every frame).  Rerunning the same call after an interruption (even kill -9)
-    writes only the missing frames, byte-identical to an uninterrupted run.
+    ``crf``, ``pix_fmt``, ``fps`` (video from frames).  The run's settings: ``config`` (a
+    :class:`~urst_dask.pipeline.config.RunConfig`) and/or :func:`urst_dask.stylize`'s flat
+    keywords (``method``, ``alpha``, ``stride``, ``margin``, ``blend``, ``thumb_size``,
+    ``device``, ``workers``, ``overwrite``, ``progress``...); ``norm`` must stay ``"tin"`` and
+    ``intensity`` ``"dtype"``; ``backend`` stays ``"eager"`` unless given (a compiled network is
+    baked for one statistics value, so per-frame and ema would compile every frame).  Rerunning
+    the same call after an interruption (even kill -9) writes only the missing frames,
+    byte-identical to an uninterrupted run.
     """
-    from ..api import _settings, _style_input
-
-    vopts, rest = _split_settings(dict(settings), video)
-    if any(f.name == "backend" for f in dataclasses.fields(ComputeOptions)):
-        # compiled backends bake the statistics into the network: per-frame/ema would compile every frame
-        rest.setdefault("backend", "eager")
-    opts, plan, comp, clus = _settings(rest, {})
-    if opts.norm is not NormMode.TIN or opts.intensity != "dtype":
+    vopts, rest = _split_settings(dict(overrides), video)
+    cfg = RunConfig.from_kwargs(config, **rest)
+    method, variant, overwrite, progress = cfg.method, cfg.variant, cfg.flags.overwrite, cfg.flags.progress
+    opts, plan, comp, clus = cfg.style, cfg.tiles, cfg.compute, cfg.cluster
+    if opts.norm is not NormMode.TIN or opts.intensity.percentiles is not None:
         raise ParameterError("norm/intensity: video runs use thumbnail statistics (norm='tin') and the dtype's "
-                             f"intensity range; got norm={opts.norm.value!r}, intensity={opts.intensity!r}")
+                             f"intensity range; got norm={opts.norm.value!r}, intensity={str(opts.intensity)!r}")
     entry = method_entry(method)
     if not entry.takes_style_image:
         raise ParameterError(f"method={method!r}: video runs need a style-image method (its statistics policy "
                              "applies to the thumbnail statistics)")
-    wdir = resolve_weights_dir(weights).resolve()
+    wdir = resolve_weights_dir(cfg.weights).resolve()
     wfiles = entry.weights(variant)
     for wf in wfiles:
         if wf.sha256:
@@ -120,12 +125,12 @@ def stylize_video(
     state = framestore.RunState(out)
     seq = open_sequence(content, state.work_path("input.zarr"))
     output = plan_output(out, seq, vopts.format)
-    style_img, _, style_meta = _style_input(style, True, False)
+    style_img, _, style_meta = style_input(style, True, False)
     spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device)
     plain = {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(vopts).items() if k != "window"}
     fp = _fingerprint({"version": __version__, "method": method, "variant": variant, "input": seq.identity,
                        "style": style_meta, "weights": {wf.relpath: wf.sha256 for wf in wfiles},
-                       "options": dataclasses.asdict(opts), "plan": dataclasses.asdict(plan),
+                       "options": _asdict(opts), "plan": dataclasses.asdict(plan),
                        "compute": dataclasses.asdict(comp), "video": plain, "output": [output.kind, output.fmt]})
     with output_lock(out):
         decided = check_replace(output, fp, overwrite)
@@ -182,7 +187,7 @@ class _Run:
 
     def execute(self, c: Any, style_img: Any) -> None:
         resources = gpu_resources(c)
-        info = run_graph(c, graph.model_info(self.spec, resources), progress=False, label="network")
+        info = run_graph(c, model_info(self.spec, resources), progress=False, label="network")
         grid = self.plan.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
         style = self._style(c, style_img, resources)
         hists, raw, failed = self._probe(c, style, resources)
@@ -287,12 +292,8 @@ class _Run:
         ref = self.seq.refs[t]
         h, w, ch = self.seq.shape
         frame = da.from_delayed(dask.delayed(tasks.load, pure=False)(ref), (h, w, ch), dtype=self.seq.dtype)
-        job = WindowJob(alpha=self.opts.alpha, precision=self.comp.precision, preserve_color=self.opts.preserve_color,
-                        out_dtype=self.seq.dtype)
-        if hasattr(self.comp, "backend"):
-            job = dataclasses.replace(job, backend=self.comp.backend)
-        styl = graph.stylize_array(frame, self.spec, style, stats, grid, job, whole=self.comp.whole,
-                                   batch=self.comp.batch, resources=resources)
+        job = WindowJob(self.opts, self.comp, self.seq.dtype)
+        styl = tile_graph(frame, self.spec, style, stats, grid, job, resources=resources)
         if self.output.kind == "folder":
             return dask.delayed(tasks.write_file, pure=True)(styl, str(self.output.frame_path(ref.name)),
                                                              self.output.fmt)

@@ -6,7 +6,7 @@
 * :mod:`.retry` - network calls over batches, with the out-of-memory fallback;
 * :mod:`.blend` - weights, pieces and the assembly of overlapping outputs.
 
-The Dask graph that drives them is :func:`urst_dask.graph.stylize_array` (one ``map_overlap``).
+The Dask graph that drives them is :func:`urst_dask.pipeline.tiles.tile_graph` (one ``map_overlap``).
 """
 
 from .blend import Piece, assemble, axis_weights, cut_pieces

@@ -23,7 +23,7 @@ Pure Python: no numpy arrays, no torch, no Dask.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 from ..errors import ParameterError, ParameterTypeError, bad_value
@@ -62,10 +62,16 @@ class TilePlan:
     reproduce the seams of unaligned tiling).
     """
 
-    stride: int = PAPER_STRIDE
-    margin: Margin = "auto"  # the paper's 32 leaves seams with wct16x/johnson: see README, "Tiling and seams"
-    blend: Blend = Blend.CROP
-    align: bool = True
+    stride: int = field(default=PAPER_STRIDE, metadata={
+        "help": "kept centre of each window = output chunk size", "aliases": ("--patch-size", "--patch_size")})
+    # the paper's 32 leaves seams with wct16x/johnson: see README, "Tiling and seams"
+    margin: Margin = field(default="auto", metadata={
+        "help": "context on each side of a window's centre, pixels or 'auto' (the network's measured seam-free margin)",
+        "aliases": ("--padding",), "type": "margin"})
+    blend: Blend = field(default=Blend.CROP, metadata={
+        "help": "how overlapping windows combine: crop (the paper), linear or gaussian feathering across the overlap"})
+    # switched off on the command line by --no-align
+    align: bool = field(default=True, metadata={"help": "", "cli": False})
 
     def __post_init__(self) -> None:
         stride = _int("stride", self.stride)

@@ -48,8 +48,7 @@ def run_in_batches(model: StyleModel, x: torch.Tensor, style: StyleCode, stats: 
     i, retried = 0, False
     while i < n:
         try:
-            y = engine.forward(model, x[i : i + size], style, stats, alpha=job.alpha, precision=job.precision,
-                               backend=job.backend, preserve_color=job.preserve_color, shape=shape)
+            y = engine.forward(model, x[i : i + size], style, stats, job.style, job.compute, shape=shape)
         except torch.OutOfMemoryError:
             y = None
         if y is not None:

@@ -23,7 +23,7 @@ import torch
 
 from ..models.base import StyleModel
 from ..preprocess import apply_intensity_range, from_unit, hwc_to_nchw, invert_intensity_range, nchw_to_hwc, to_unit
-from ..settings import Backend, Precision
+from ..settings import ComputeOptions, StyleOptions
 from ..stats import NormStats, StyleCode
 from .retry import run_in_batches
 
@@ -32,14 +32,15 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luminance
 
 @dataclass(frozen=True)
 class WindowJob:
-    """Everything a window needs besides the pixels and the model (all picklable, small)."""
+    """Everything a window needs besides the pixels and the model (all picklable, small): the
+    run's frozen option objects themselves (``style``: alpha, colour; ``compute``: precision,
+    backend, batch, whole), the output dtype and the intensity range in [0, 1] units measured
+    on the thumbnail (``None``: the dtype's range)."""
 
-    alpha: float
-    precision: Precision
-    preserve_color: bool
+    style: StyleOptions
+    compute: ComputeOptions
     out_dtype: str
-    intensity: tuple[float, float] | None = None  # intensity range in [0, 1] units (None: the dtype's range)
-    backend: Backend = Backend.EAGER  # how the worker executes the network (urst_dask.engine.backends)
+    intensity: tuple[float, float] | None = None
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:

@@ -11,60 +11,22 @@ import contextlib
 import dataclasses
 import logging
 import signal
-import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import dask
-from dask.utils import format_time
 from distributed import Client, LocalCluster
 from distributed.comm import get_address_host
 from distributed.diagnostics.plugin import WorkerPlugin
-from distributed.diagnostics.progressbar import TextProgressBar
 
-from .engine import timing
-from .engine.process import COMPACT_MMAP_THRESHOLD, set_mmap_threshold, set_torch_threads, torch_threads_for
-from .errors import ParameterError, SchedulerError
-from .logs import LOGGER
-from .settings import MemoryMode
+from ..engine import timing
+from ..engine.process import COMPACT_MMAP_THRESHOLD, set_mmap_threshold, set_torch_threads, torch_threads_for
+from ..errors import ParameterError, SchedulerError
+from ..settings import ClusterOptions, MemoryMode
 
-
-@dataclass(frozen=True)
-class ClusterOptions:
-    """Which cluster runs the graph.
-
-    ``scheduler``: address of an existing scheduler (``tcp://host:8786``); ``None`` starts a
-    local cluster in-process with ``workers`` worker processes (``processes=False``: threads
-    of this process) of ``threads_per_worker`` threads each.  ``connect_timeout``: seconds
-    the scheduler has to answer each connection step (connect, handshake, identity, client
-    registration) before the run is refused.  ``verbose``: let the embedded cluster's workers log
-    errors (a failed task's ``Compute Failed`` traceback); by default they log only critical
-    events, and a failure reaches the caller once, as its exception.
-    """
-
-    scheduler: str | None = None
-    workers: int = 1
-    threads_per_worker: int = 1
-    processes: bool = True
-    torch_threads: int | None = None  # per task; default: the worker's share of the CPUs
-    memory: MemoryMode = MemoryMode.FAST  # "compact": flat worker memory at some speed
-    connect_timeout: float = 20.0  # seconds for each step of connecting to ``scheduler``
-    verbose: bool = False  # worker logs at ERROR (tracebacks of failed tasks) instead of CRITICAL
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "memory", MemoryMode.parse(self.memory, "memory"))
-        for name in ("workers", "threads_per_worker"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ParameterError(f"{name}={v!r}: must be an integer >= 1")
-        if self.torch_threads is not None and (not isinstance(self.torch_threads, int) or self.torch_threads < 1):
-            raise ParameterError(f"torch_threads={self.torch_threads!r}: must be an integer >= 1")
-        t = self.connect_timeout
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 3600:
-            raise ParameterError(f"connect_timeout={t!r}: must be a number of seconds in (0, 3600]")
+__all__ = ["ClusterOptions", "check_scheduler", "connect", "gpu_resources", "quiet_logging"]
 
 
 class TorchThreads(WorkerPlugin):
@@ -287,61 +249,3 @@ def gpu_resources(client: Client) -> dict[str, float] | None:
     GPU=1``), else ``None``: network tasks then run on any (CPU) worker."""
     workers = client.scheduler_info().get("workers", {})
     return {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in workers.values()) else None
-
-
-class _StderrBar(TextProgressBar):
-    """distributed's text bar, drawn on stderr with task counts (stdout stays clean)."""
-
-    _last: int = -1
-
-    def _draw_bar(self, remaining: int, all: int, **kwargs: Any) -> None:  # noqa: A002 - upstream name
-        if remaining == self._last:  # redraw on progress only: logs stay readable
-            return
-        self._last = remaining
-        frac = (1 - remaining / all) if all else 1.0
-        done = int(self.width * frac)
-        tty = sys.stderr.isatty()
-        line = f"[{'#' * done:<{self.width}}] {frac:4.0%} | {all - remaining}/{all} tasks | {format_time(self.elapsed)}"
-        sys.stderr.write("\r" + line if tty else line + "\n")
-        sys.stderr.flush()
-
-    def _draw_stop(self, **kwargs: Any) -> None:
-        if sys.stderr.isatty():
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
-def _annotated(collection: Any) -> bool:
-    """Whether a layer of ``collection`` (or of any collection in a list) carries annotations."""
-    items = collection if isinstance(collection, (list, tuple)) else [collection]
-    for item in items:
-        layers = getattr(item.__dask_graph__(), "layers", {})
-        if any(getattr(layer, "annotations", None) for layer in layers.values()):
-            return True
-    return False
-
-
-def run(client: Client, collection: Any, *, progress: bool, label: str) -> Any:
-    """Compute ``collection`` on ``client`` and return its result; with ``progress``, a text
-    bar on stderr follows the tasks until they finish.
-
-    An annotated graph (the ``GPU`` resource of the network tasks) is sent unoptimized: dask's
-    array optimizer, which runs on the scheduler with the scheduler's config, fuses the tasks
-    into one flat layer and drops the layers' annotations, so the window tasks would run on any
-    worker.  The scheduler still culls the graph to the keys asked for.
-    """
-    started = time.perf_counter()
-    futures = client.compute(collection, optimize_graph=not _annotated(collection))
-    if progress:
-        LOGGER.info(label)
-        keys = futures if isinstance(futures, list) else [futures]
-        if keys:
-            _StderrBar(keys, scheduler=client.scheduler.address, complete=True, interval="500ms")
-    result = client.gather(futures)
-    timing.add(STAGE_OF_LABEL.get(label.split(":")[0], label.split(":")[0]), time.perf_counter() - started)
-    return result
-
-
-# the per-stage summary's names for the labels the pipeline gives run()
-STAGE_OF_LABEL = {"network": "network load (worker)", "thumbnail stage": "thumbnail and style encoding",
-                  "tile stage": "windows"}

@@ -1,0 +1,143 @@
+"""The run configuration, the one progress bar, and the lazy ``stylize_array`` against the
+store ``stylize`` writes."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import dask.array as da
+import numpy as np
+import pytest
+
+import urst_dask
+from urst_dask.errors import ParameterError, ParameterTypeError, UrstError
+from urst_dask.io import store
+from urst_dask.pipeline.config import RunConfig
+from urst_dask.pipeline.progress import WindowBar
+from urst_dask.settings import Intensity, StyleOptions
+from urst_dask.testing import random_image
+from urst_dask.tiling import Blend, TilePlan
+
+# ------------------------------------------------------------------------ configuration
+
+
+def test_flat_settings_are_routed_once_into_their_groups():
+    cfg = RunConfig.from_kwargs(alpha=0.5, stride=500, blend="linear", batch=2, workers=3, overwrite=True,
+                                method="johnson", intensity="percentile:0.5,99.5")
+    assert (cfg.style.alpha, cfg.tiles.stride, cfg.tiles.blend, cfg.compute.batch) == (0.5, 500, Blend.LINEAR, 2)
+    assert (cfg.cluster.workers, cfg.flags.overwrite, cfg.method) == (3, True, "johnson")
+    assert cfg.style.intensity == Intensity("percentile", (0.5, 99.5))  # parsed once, when built
+    assert str(cfg.style.intensity) == "percentile:0.5,99.5"  # the string form, for the provenance
+    assert cfg.replace(alpha=0.25).style.alpha == 0.25 and cfg.replace(alpha=0.25).tiles.stride == 500
+    assert RunConfig.from_kwargs(tiles=TilePlan.paper()).tiles == TilePlan.paper()
+
+
+def test_an_unknown_setting_lists_the_valid_names():
+    with pytest.raises(ParameterTypeError, match="unknown setting 'strides'; valid: .*alpha.*stride.*workers"):
+        RunConfig.from_kwargs(strides=3)
+    assert issubclass(ParameterTypeError, UrstError)
+
+
+def test_the_configuration_is_frozen_and_validated():
+    cfg = RunConfig()
+    with pytest.raises(AttributeError):
+        cfg.method = "adain"  # type: ignore[misc]
+    with pytest.raises(ParameterError, match="intensity='percentile:9,1'"):
+        RunConfig.from_kwargs(intensity="percentile:9,1")
+    with pytest.raises(ParameterTypeError, match="style: expected StyleOptions"):
+        RunConfig(style=TilePlan())  # type: ignore[arg-type]
+    assert StyleOptions(intensity="dtype").intensity.percentiles is None
+
+
+def test_cli_defaults_come_from_the_configuration():
+    """Every generated option's default is the dataclass's (tiling options stay unset: --paper
+    refuses them)."""
+    import argparse
+
+    from urst_dask.cli.options import add_run_options, run_config
+
+    p = argparse.ArgumentParser()
+    add_run_options(p)
+    a = p.parse_args(["-o", "x.zarr"])
+    cfg = run_config(a)
+    default = RunConfig()
+    assert (cfg.style, cfg.tiles, cfg.compute) == (default.style, default.tiles, default.compute)
+    assert cfg.cluster.workers == default.cluster.workers and cfg.flags.progress is True
+    a = p.parse_args(["-o", "x.zarr", "--patch-size", "64", "--padding", "8", "--scheduler-timeout", "3"])
+    cfg = run_config(a)
+    assert (cfg.tiles.stride, cfg.tiles.margin, cfg.cluster.connect_timeout) == (64, 8, 3.0)
+
+
+# ------------------------------------------------------------------------------ progress
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_one_bar_counts_windows_with_an_eta_and_ends_at_total():
+    stream, clock = io.StringIO(), _Clock()
+    bar = WindowBar(12, present=2, stream=stream, clock=clock)
+    bar.draw()
+    for _ in range(5):
+        clock.t += 30.0
+        bar.advance(2)
+    bar.step("pyramid level 1/2")
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert "2/12 windows (2 already present)" in lines[0]
+    assert any("ETA" in line and "windows/min" in line for line in lines[1:-2]), lines
+    assert "12/12 windows" in lines[-1] and "pyramid level 1/2" in lines[-1]
+    assert "4 windows/min" in lines[-1]  # 10 windows in 150 s
+
+
+def test_a_disabled_bar_writes_nothing():
+    stream = io.StringIO()
+    bar = WindowBar(3, stream=stream, enabled=False)
+    bar.draw()
+    bar.advance(3)
+    bar.close()
+    assert stream.getvalue() == ""
+
+
+def test_a_run_draws_one_bar_over_every_strip(tmp_path, client, style_image, capsys):
+    """The tile stage's progress line counts windows across strips, then the pyramid's levels."""
+    image = random_image(300, 320, seed=4)
+    urst_dask.stylize(image, style_image, tmp_path / "p.zarr", method="identity", weights=tmp_path, client=client,
+                      stride=32, margin=4, progress=True)
+    err = capsys.readouterr().err
+    totals = re.findall(r"(\d+)/(\d+) windows", err)
+    assert totals and totals[-1][0] == totals[-1][1] == "100", err  # 10 x 10 windows, in several strips
+    assert "ETA" in err and "pyramid level" in err, err
+
+
+# ------------------------------------------------------------------------ stylize_array
+
+
+def test_stylize_array_is_lazy_and_equals_the_stored_array_identity(tmp_path, client, style_image):
+    image = random_image(150, 170, seed=21)
+    lazy = urst_dask.stylize_array(da.from_array(image, chunks=(64, 64, 3)), style_image, method="identity",
+                                   weights=tmp_path, stride=64, margin=8)
+    assert isinstance(lazy, da.Array) and lazy.shape == image.shape and lazy.dtype == image.dtype
+    out = urst_dask.stylize(image, style_image, tmp_path / "o.zarr", method="identity", weights=tmp_path,
+                            client=client, stride=64, margin=8)
+    got = lazy.compute()
+    np.testing.assert_array_equal(got, store.open_output(out).compute())
+
+
+def test_stylize_array_equals_the_stored_array_wct16x(tmp_path, client, weights):
+    from urst_dask.synthetic import demo_style
+
+    image = random_image(60, 80, seed=22)
+    style = demo_style(96, seed=5)
+    config = RunConfig.from_kwargs(method="wct16x", weights=str(weights), style_size=64, stride=48, margin=8)
+    lazy = urst_dask.stylize_array(image, style, config=config)
+    out = urst_dask.stylize(image, style, tmp_path / "w.zarr", config=config, client=client)
+    stored = store.open_output(out).compute()
+    assert stored.std() > 1.0
+    np.testing.assert_array_equal(lazy.compute(), stored)

@@ -1,0 +1,66 @@
+"""``stylize_array``: the lazy, dask-image-style call for users who compose their own graphs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+
+from ..engine.backends import precheck
+from ..engine.models import ModelSpec
+from ..io.readers import require_unit_range
+from ..io.validate import check_min_side
+from ..settings import NormMode
+from ..stats import NormStats
+from ..tiling import WindowJob
+from . import inputs
+from .conditioning import conditioning, model_info
+from .config import RunConfig
+from .tiles import tile_graph
+
+
+def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | np.ndarray, *,
+                  config: RunConfig | None = None, stats: NormStats | str | os.PathLike[str] | None = None,
+                  **overrides: Any) -> da.Array:
+    """The stylized image of ``array`` as a lazy dask array.
+
+    ``array``: (H, W, C) numpy or dask array, layout HWC (height, width, channels), C = 3 (RGB),
+    4 (RGBA: alpha passed through) or 1 (gray: luminance transfer); dtype uint8 or uint16
+    (the dtype's full range) or float32 with values in [0, 1] (or any range with
+    ``intensity="percentile:LO,HI"``).  ``style``: a style image (path or (H, W, 3) array) or,
+    for baked-in-style methods, a style name/checkpoint.  Settings as :func:`urst_dask.stylize`
+    (``config`` and/or flat keywords: ``method``, ``alpha``, ``stride``, ``device``...).
+
+    Returns (H, W, C) in the input's dtype and value range, chunked by ``stride`` (``batch``
+    strides wide), equal byte for byte to the array :func:`urst_dask.stylize` stores.  The
+    style code and the thumbnail statistics are computed when this is called (one small pass
+    over the thumbnail on the current Dask scheduler) and enter the returned graph as one key
+    each; the windows are computed when the result is.  The network runs on ``device``
+    (``"auto"``: CUDA where the worker has it), loaded once per worker process and kept in its
+    cache.  ``stats``: statistics to reuse (a NormStats or an output store) instead of the
+    thumbnail's.
+    """
+    cfg = RunConfig.from_kwargs(config, **overrides)
+    entry, wdir, wfiles = inputs.network(cfg, style)
+    src = inputs.content_source(array, cfg.flags.axes, cfg.flags.allow_large_images)
+    style_img, baked, _ = inputs.style_input(style, entry.takes_style_image, cfg.flags.allow_large_images)
+    given = inputs.given_stats(stats, cfg.method)
+    precheck(cfg.compute)
+    spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=cfg.variant if entry.takes_style_image else baked,
+                     device=cfg.compute.device)
+    if cfg.style.intensity.percentiles is None:
+        src = require_unit_range(src)
+    with_stats = cfg.style.norm is NormMode.TIN and given is None
+    info = model_info(spec).compute()
+    check_min_side(cfg.method, info.size_multiple, shape=src.shape, where="array", thumb_size=cfg.style.thumb_size,
+                   style_size=cfg.style.style_size if style_img is not None else None)
+    cond = conditioning(src.level_for(cfg.style.thumb_size), style_img, spec, cfg.style, with_stats=with_stats)
+    code, thumb_stats, window = dask.compute(cond)[0]
+    if cfg.style.norm is NormMode.TIN and given is not None:
+        thumb_stats = given
+    grid = cfg.tiles.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
+    job = WindowJob(cfg.style, cfg.compute, str(src.array.dtype), window)
+    return tile_graph(src.array, spec, code, thumb_stats, grid, job)

@@ -1,0 +1,127 @@
+"""The conditioning stage: an exact area reduction of the (chunked, never fully loaded) image
+to the thumbnail, the style code and the thumbnail statistics, as one small delayed result;
+and the network's :class:`~urst_dask.models.base.ModelInfo`, read where the network runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.delayed import Delayed
+
+from .. import preprocess as pp
+from ..engine.models import ModelSpec, get_model
+from ..models.base import ModelInfo
+from ..settings import StyleOptions
+from ..stats import NormStats, StyleCode
+from ..tiling import pad_to_multiple
+
+
+def _block_partial(block: np.ndarray, shape_in: tuple[int, int], shape_out: tuple[int, int], y0: int, x0: int):
+    return pp.area_reduce_block(pp.to_unit(block), shape_in, shape_out, y0, x0)
+
+
+def _band(partials: list[tuple[int, int, np.ndarray]], width: int, channels: int) -> tuple[int, np.ndarray]:
+    """Sum one block-row's partials into a float32 band of full thumbnail width."""
+    top = min(oy for oy, _, _ in partials)
+    bottom = max(oy + p.shape[0] for oy, _, p in partials)
+    band = np.zeros((bottom - top, width, channels), dtype=np.float64)
+    for oy, ox, part in partials:
+        band[oy - top : oy - top + part.shape[0], ox : ox + part.shape[1]] += part
+    return top, band.astype(np.float32)
+
+
+def _assemble(bands: list[tuple[int, np.ndarray]], shape_out: tuple[int, int], channels: int) -> np.ndarray:
+    out = np.zeros(shape_out + (channels,), dtype=np.float32)
+    for top, band in bands:
+        out[top : top + band.shape[0]] += band
+    return out
+
+
+def thumbnail(image: da.Array, thumb_size: int) -> Delayed:
+    """Delayed (th, tw, C) float32 [0, 1] area-reduced thumbnail of an (H, W, C) array.
+
+    Shorter side ``thumb_size`` (the image itself if already smaller).  Each chunk is
+    reduced where it lives; its partial sums are added into one band per block-row, and the
+    bands into the thumbnail, so no task ever holds more than a band's inputs or the
+    thumbnail itself, whatever the image size.
+    """
+    h, w, c = (int(s) for s in image.shape)
+    shape_out = pp.thumb_shape(h, w, thumb_size)
+    offsets = [np.cumsum((0,) + image.chunks[i][:-1]) for i in (0, 1)]
+    blocks = image.to_delayed()
+    bands = []
+    for i in range(blocks.shape[0]):
+        row = [dask.delayed(_block_partial, pure=True)(blocks[i, j, 0], (h, w), shape_out, int(offsets[0][i]),
+                                                       int(offsets[1][j]))
+               for j in range(blocks.shape[1])]
+        bands.append(dask.delayed(_band, pure=True)(row, shape_out[1], c))
+    return dask.delayed(_assemble, pure=True)(bands, shape_out, c)
+
+
+def _prepare_style(spec: ModelSpec, style_image: np.ndarray | None, style_size: int) -> StyleCode:
+    model = get_model(spec)
+    x = None
+    if style_image is not None:
+        x = pp.resize_center_crop(pp.to_unit(style_image), style_size).to(model.device)
+    return model.prepare_style(x)
+
+
+def _intensity_range(thumb: np.ndarray, percentiles: tuple[float, float] | None) -> tuple[float, float] | None:
+    return None if percentiles is None else pp.percentile_range(thumb, *percentiles)
+
+
+def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: float,
+                   intensity: tuple[float, float] | None = None) -> NormStats:
+    import torch
+
+    model = get_model(spec)
+    thumb = pp.apply_intensity_range(thumb, intensity)
+    thumb = np.repeat(thumb, 3, axis=2) if thumb.shape[2] == 1 else thumb[..., :3]  # gray / RGBA -> RGB
+    x = pp.hwc_to_nchw(pad_to_multiple(thumb, model.info.size_multiple), model.device)
+    with torch.inference_mode():
+        _, stats = model.collect_stats(x, style, alpha)
+    return stats
+
+
+def annotate(resources: dict[str, float] | None):
+    """Resource annotation for the network tasks (``{"GPU": 1}`` on GPU clusters)."""
+    return dask.annotate(resources=resources) if resources else contextlib.nullcontext()
+
+
+def conditioning(
+    image: da.Array,
+    style_image: np.ndarray | None,
+    spec: ModelSpec,
+    options: StyleOptions,
+    *,
+    with_stats: bool = True,
+    resources: dict[str, float] | None = None,
+) -> Delayed:
+    """Delayed ``(StyleCode, NormStats | None, intensity range)``: the style prepared once (at
+    ``options.style_size``), the statistics of the ``options.thumb_size`` thumbnail collected
+    once (``with_stats=False`` for ``--norm in``), and the intensity range (the percentiles of
+    ``options.intensity`` on the thumbnail, in [0, 1] units; ``None``: the dtype's range).
+    The two network tasks carry ``resources``."""
+    percentiles = options.intensity.percentiles
+    thumb = thumbnail(image, options.thumb_size) if (with_stats or percentiles) else None
+    intensity = dask.delayed(_intensity_range, pure=True)(thumb, percentiles) if percentiles else None
+    with annotate(resources):
+        style = dask.delayed(_prepare_style, pure=True)(spec, style_image, options.style_size)
+        stats = (dask.delayed(_collect_stats, pure=True)(spec, thumb, style, options.alpha, intensity)
+                 if with_stats else None)
+    return dask.delayed(tuple, pure=True)([style, stats, intensity])
+
+
+def _model_info(spec: ModelSpec) -> ModelInfo:
+    return get_model(spec).info
+
+
+def model_info(spec: ModelSpec, resources: dict[str, float] | None = None) -> Delayed:
+    """Delayed :class:`ModelInfo` of the network, read where the network runs (a worker loads
+    it once and keeps it for the tile stage)."""
+    with annotate(resources):
+        return dask.delayed(_model_info, pure=True)(spec)

@@ -1,0 +1,120 @@
+"""One run configuration, :class:`RunConfig`: built once, frozen, validated, carrying parsed
+values (enums, the :class:`~urst_dask.settings.Intensity`...).
+
+It holds the network (``method``, ``variant``, ``weights``) and one frozen group per concern:
+``style`` (:class:`~urst_dask.settings.StyleOptions`), ``tiles``
+(:class:`~urst_dask.tiling.TilePlan`), ``compute`` (:class:`~urst_dask.settings.ComputeOptions`),
+``cluster`` (:class:`~urst_dask.settings.ClusterOptions`) and ``flags`` (:class:`RunFlags`: the
+input and run switches).  :meth:`RunConfig.from_kwargs` is the one place where flat keyword
+names (``alpha=``, ``stride=``...) are sorted into the groups; the command line builds its
+arguments from the same dataclass fields (:mod:`urst_dask.cli.options`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ParameterTypeError
+from ..settings import ClusterOptions, ComputeOptions, StyleOptions
+from ..tiling import TilePlan
+
+
+@dataclass(frozen=True)
+class RunFlags:
+    """How the input is read and how the run behaves (not part of its fingerprint).
+
+    ``axes``: the source axes when they cannot be detected; ``allow_large_images``: lift
+    Pillow's decompression-bomb limit; ``scratch``: where decoded PNG/JPEG copies go;
+    ``storage_options``: fsspec options for URLs (one dict, or one per scheme);
+    ``overwrite``: replace a store of another run; ``progress``: status lines and the bar.
+    """
+
+    axes: str | None = field(default=None, metadata={
+        "help": "source axes when they cannot be detected, e.g. CYX, YXC, TCZYX (T, Z singleton)"})
+    allow_large_images: bool = field(default=False, metadata={
+        "help": "lift Pillow's decompression-bomb limit for PNG/JPEG inputs"})
+    scratch: str | os.PathLike[str] | None = field(default=None, metadata={
+        "help": "folder for decoded copies of PNG/JPEG inputs (default: $URST_DASK_SCRATCH, else <out>.scratch); "
+                "removed at the end, or by the next run if killed"})
+    storage_options: dict[str, Any] | None = field(default=None, metadata={"help": "", "cli": False})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing output store"})
+    progress: bool = field(default=False, metadata={"help": "", "cli": False})  # the CLI's --no-progress / -q
+
+    def __post_init__(self) -> None:
+        for name in ("allow_large_images", "overwrite", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise ParameterTypeError(f"{name}={getattr(self, name)!r}: must be a bool")
+        if self.storage_options is not None and not isinstance(self.storage_options, dict):
+            raise ParameterTypeError(f"storage_options={type(self.storage_options).__name__}: expected a dict")
+
+    def __hash__(self) -> int:  # storage_options is a dict: hash the rest
+        return hash((self.axes, self.allow_large_images, str(self.scratch), self.overwrite, self.progress))
+
+
+GROUPS: dict[str, type] = {"style": StyleOptions, "tiles": TilePlan, "compute": ComputeOptions,
+                           "cluster": ClusterOptions, "flags": RunFlags}
+TOP = ("method", "variant", "weights")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run is configured by, frozen (see the module docstring)."""
+
+    method: str = field(default="wct16x", metadata={"help": "style network (see `urst-dask methods`)"})
+    variant: str | None = field(default=None, metadata={
+        "help": "network variant where a method has several (wct: top level 1-5, default 3)"})
+    weights: str | os.PathLike[str] | None = field(default=None, metadata={
+        "help": "weights folder (default: $URST_DASK_WEIGHTS, then the user cache)"})
+    style: StyleOptions = field(default_factory=StyleOptions)
+    tiles: TilePlan = field(default_factory=TilePlan)
+    compute: ComputeOptions = field(default_factory=ComputeOptions)
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    flags: RunFlags = field(default_factory=RunFlags)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.method, str):
+            raise ParameterTypeError(f"method={self.method!r}: must be a method name (see `urst-dask methods`)")
+        if self.variant is not None and not isinstance(self.variant, str):
+            object.__setattr__(self, "variant", str(self.variant))
+        for name, cls in GROUPS.items():
+            value = getattr(self, name)
+            if not isinstance(value, cls):
+                raise ParameterTypeError(f"{name}: expected {cls.__name__}, got {type(value).__name__}")
+
+    @classmethod
+    def from_kwargs(cls, base: RunConfig | None = None, /, **kwargs: Any) -> RunConfig:
+        """``base`` (default: the defaults) with flat settings (``alpha=0.5, stride=500``...)
+        routed to their groups, or whole groups by name (``tiles=TilePlan.paper()``, applied
+        before the flat settings).  An unknown name is refused with the list of valid ones."""
+        base = base if base is not None else cls()
+        names = setting_names()
+        groups: dict[str, Any] = {}
+        routed: dict[str, dict[str, Any]] = {name: {} for name in GROUPS}
+        top: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if key in GROUPS and isinstance(value, GROUPS[key]):
+                groups[key] = value
+            elif key in TOP:
+                top[key] = value
+            elif key in names:
+                routed[names[key]][key] = value
+            else:
+                valid = ", ".join(sorted([*names, *TOP]))
+                raise ParameterTypeError(f"stylize() got an unknown setting {key!r}; valid: {valid}")
+        changes: dict[str, Any] = dict(top)
+        for name in GROUPS:
+            group = groups.get(name, getattr(base, name))
+            changes[name] = dataclasses.replace(group, **routed[name]) if routed[name] else group
+        return dataclasses.replace(base, **changes)
+
+    def replace(self, **kwargs: Any) -> RunConfig:
+        """This configuration with flat settings changed (see :meth:`from_kwargs`)."""
+        return RunConfig.from_kwargs(self, **kwargs) if kwargs else self
+
+
+def setting_names() -> dict[str, str]:
+    """``{flat setting name: its group's name}`` over every group."""
+    return {f.name: name for name, group in GROUPS.items() for f in dataclasses.fields(group)}

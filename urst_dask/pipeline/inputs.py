@@ -1,0 +1,78 @@
+"""The inputs of a run: the content image (a path, URL or array, never loaded whole), the
+style (an image, or a style name/checkpoint for baked-in-style methods) and the network's
+weight files, checked before any work."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from ..errors import ParameterError, ParameterTypeError, WeightsError
+from ..io import images, store
+from ..io.weights import WeightFile, resolve_weights_dir, verify_file
+from ..models import method_entry
+from ..models.registry import Network
+from ..stats import NormStats
+from .config import RunConfig
+
+
+def content_source(content: Any, axes: str | None, allow_large: bool,
+                   scratch_dir: Path | None = None) -> images.ImageSource:
+    """The content as an :class:`~urst_dask.io.images.ImageSource` (lazy (H, W, C))."""
+    if isinstance(content, images.ImageSource):
+        return content
+    if isinstance(content, (da.Array, np.ndarray)):
+        return images.as_source(content, "<array>", "content", axes=axes)
+    if isinstance(content, (str, os.PathLike)):
+        return images.open_image(content, "content", axes=axes, allow_large=allow_large, scratch_dir=scratch_dir)
+    raise ParameterTypeError(f"content={type(content).__name__}: expected a path, a numpy or a dask array")
+
+
+def style_input(style: Any, takes_image: bool, allow_large: bool,
+                scratch_dir: Path | None = None) -> tuple[np.ndarray | None, str | None, dict[str, Any]]:
+    """Style image (RGB array) or style name/checkpoint (variant), and its provenance."""
+    if not takes_image:
+        if not isinstance(style, (str, os.PathLike)):
+            raise ParameterTypeError(f"style={style!r}: this method takes a style name or checkpoint path")
+        return None, str(style), {"name": str(style)}
+    if isinstance(style, np.ndarray):
+        arr = images.as_rgb(np.asarray(images.as_source(style, "<array>", "style").array.compute()))
+        return arr, None, {"path": "<array>", "sha256": hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()}
+    if not isinstance(style, (str, os.PathLike)):
+        raise ParameterTypeError(f"style={type(style).__name__}: expected a path or a numpy array")
+    arr = images.read_style(style, "style", allow_large=allow_large, scratch_dir=scratch_dir)
+    digest = hashlib.sha256(Path(style).read_bytes()).hexdigest() if Path(style).is_file() else \
+        hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+    return arr, None, {"path": str(style), "sha256": digest}
+
+
+def network(config: RunConfig, style: Any) -> tuple[Network, Path, tuple[WeightFile, ...]]:
+    """The method's registry entry, the weights folder and the verified weight files; refuses
+    an alpha or a variant the method has no use for."""
+    entry = method_entry(config.method)
+    if config.style.alpha != 1.0 and not entry.supports_alpha:
+        raise ParameterError(f"alpha={config.style.alpha!r}: {config.method} has no content/style blend; leave alpha at 1")
+    wdir = resolve_weights_dir(config.weights).resolve()
+    if config.variant is not None and not entry.takes_style_image:
+        raise ParameterError(f"variant={config.variant!r}: {config.method} takes its variant from the style argument")
+    wfiles = tuple(entry.weights(config.variant if entry.takes_style_image else str(style)))
+    for wf in wfiles:
+        if wf.sha256:
+            verify_file(wdir / wf.relpath, wf)
+        elif not (wdir / wf.relpath).is_file():
+            raise WeightsError(f"style={str(style)!r}: checkpoint {wdir / wf.relpath} does not exist")
+    return entry, wdir, wfiles
+
+
+def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str) -> NormStats | None:
+    """Statistics given by the caller (a NormStats or a previous output store), for ``method``."""
+    if isinstance(stats, (str, os.PathLike)):
+        stats = store.read_stats(stats)
+    if stats is not None and stats.method != method:
+        raise ParameterError(f"stats: collected for method {stats.method!r}, not {method!r}")
+    return stats

@@ -1,0 +1,141 @@
+"""Computing a graph on the cluster (:func:`run`, :func:`run_counted`), and the run's one
+progress bar (:class:`WindowBar`): the tile stage counted in windows across all strips, with
+the rate and an ETA, then the pyramid levels on the same line."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable, Sequence, TextIO
+
+from dask.utils import format_time
+from distributed import Client, as_completed
+
+from ..engine import timing
+from ..logs import LOGGER
+
+# the per-stage summary's names for the labels the pipeline gives run()
+STAGE_OF_LABEL = {"network": "network load (worker)", "thumbnail stage": "thumbnail and style encoding",
+                  "tile stage": "windows"}
+
+
+class WindowBar:
+    """One progress line for the whole run, on ``stream`` (default stderr).
+
+    ``total`` windows, ``present`` of them already written by an interrupted run (counted as
+    done, and said so).  A terminal gets one line redrawn with ``\\r``; a log file or pipe a
+    line per change.  ``enabled=False`` draws nothing (``--no-progress``, ``-q``).
+    """
+
+    width = 24
+
+    def __init__(self, total: int, present: int = 0, *, enabled: bool = True, stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.total, self.present, self.done = int(total), int(present), int(present)
+        self.enabled = enabled
+        self.stream = stream
+        self.clock = clock
+        self.started = clock()
+        self.note = ""
+        self._last = ""
+
+    def _out(self) -> TextIO:
+        return self.stream if self.stream is not None else sys.stderr
+
+    def line(self) -> str:
+        """The current line: ``[####....] done/total windows (k already present) | elapsed |
+        rate windows/min | ETA`` (and the note of a later step, e.g. the pyramid level)."""
+        frac = self.done / self.total if self.total else 1.0
+        bar = "#" * int(self.width * frac)
+        elapsed = self.clock() - self.started
+        new = self.done - self.present
+        parts = [f"[{bar:<{self.width}}] {self.done}/{self.total} windows"
+                 + (f" ({self.present} already present)" if self.present else ""), format_time(elapsed)]
+        if new > 0 and elapsed > 0:
+            rate = new / elapsed * 60.0
+            parts.append(f"{rate:.3g} windows/min")
+            left = self.total - self.done
+            parts.append("ETA " + (format_time(left / rate * 60.0) if left else "0s"))
+        if self.note:
+            parts.append(self.note)
+        return " | ".join(parts)
+
+    def draw(self) -> None:
+        if not self.enabled:
+            return
+        text = self.line()
+        if text == self._last:
+            return
+        self._last = text
+        out = self._out()
+        tty = getattr(out, "isatty", lambda: False)()
+        out.write("\r" + text if tty else text + "\n")
+        out.flush()
+
+    def advance(self, windows: int) -> None:
+        self.done = min(self.total, self.done + int(windows))
+        self.draw()
+
+    def step(self, note: str) -> None:
+        """A later step of the run on the same line (``pyramid level 2/4``)."""
+        self.note = note
+        self.draw()
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        out = self._out()
+        if getattr(out, "isatty", lambda: False)():
+            out.write("\n")
+        out.flush()
+
+
+def _annotated(collection: Any) -> bool:
+    """Whether a layer of ``collection`` (or of any collection in a list) carries annotations."""
+    items = collection if isinstance(collection, (list, tuple)) else [collection]
+    for item in items:
+        layers = getattr(item.__dask_graph__(), "layers", {})
+        if any(getattr(layer, "annotations", None) for layer in layers.values()):
+            return True
+    return False
+
+
+def _stage(label: str) -> str:
+    head = label.split(":")[0]
+    return STAGE_OF_LABEL.get(head, head)
+
+
+def run(client: Client, collection: Any, *, progress: bool, label: str) -> Any:
+    """Compute ``collection`` on ``client`` and return its result; with ``progress``, the
+    ``label`` is a status line.
+
+    An annotated graph (the ``GPU`` resource of the network tasks) is sent unoptimized: dask's
+    array optimizer, which runs on the scheduler with the scheduler's config, fuses the tasks
+    into one flat layer and drops the layers' annotations, so the window tasks would run on any
+    worker.  The scheduler still culls the graph to the keys asked for.
+    """
+    started = time.perf_counter()
+    if progress:
+        LOGGER.info(label)
+    futures = client.compute(collection, optimize_graph=not _annotated(collection))
+    result = client.gather(futures)
+    timing.add(_stage(label), time.perf_counter() - started)
+    return result
+
+
+def run_counted(client: Client, items: Sequence[Any], counts: Sequence[int], bar: WindowBar, *, label: str) -> None:
+    """Compute ``items`` (one collection per output block) on ``client``, advancing ``bar`` by
+    ``counts[i]`` windows as item ``i`` finishes.  The first failure cancels the rest and is
+    raised, as ``client.gather`` would."""
+    started = time.perf_counter()
+    items = list(items)
+    futures = client.compute(items, optimize_graph=not _annotated(items))
+    weight = {f.key: int(n) for f, n in zip(futures, counts)}
+    try:
+        for fut in as_completed(futures):
+            fut.result()
+            bar.advance(weight.get(fut.key, 0))
+    except BaseException:
+        client.cancel(futures)
+        raise
+    timing.add(_stage(label), time.perf_counter() - started)

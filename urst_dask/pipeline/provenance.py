@@ -1,0 +1,80 @@
+"""What a run records about itself: every parameter, the input's identity and the fingerprint
+a resumed run must match; the attributes written when the store is created."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+from typing import Any, Sequence
+
+from .._version import __version__
+from ..io import images, store
+from ..io.readers import input_identity
+from ..io.weights import WeightFile
+from ..preprocess import dtype_scale
+from ..settings import Intensity
+from ..stats import NormStats
+from ..tiling import TileGrid
+from .config import RunConfig
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def plain(obj: Any) -> dict[str, Any]:
+    """A frozen option object as plain values (enums as their strings, the intensity as the
+    string it was given as: the fingerprints of earlier stores stay the same)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        out[f.name] = str(v) if isinstance(v, Intensity) else v.value if hasattr(v, "value") else v
+    return out
+
+
+def content_identity(src: images.ImageSource) -> dict[str, Any]:
+    """What identifies the input for the run fingerprint: for a file or Zarr store, its
+    listing/size/mtime/header digest (see :func:`urst_dask.io.readers.input_identity` for what
+    it can and cannot detect), or the dask array's content token for in-memory inputs."""
+    if src.path == "<array>":
+        return {"token": src.array.name}
+    return input_identity(src.path)
+
+
+def fingerprint(meta: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def provenance(src: images.ImageSource, style_meta: dict[str, Any], config: RunConfig, variant: str | None,
+               wfiles: Sequence[WeightFile], stats: NormStats | None) -> dict[str, Any]:
+    """Every parameter of the run, and its fingerprint (what a resumed run must match)."""
+    meta = {
+        "version": __version__,
+        "method": config.method,
+        "variant": variant,
+        "content": {"path": src.path, "shape": list(src.shape), "dtype": str(src.array.dtype), "format": src.format,
+                    "channels": src.channels, "axes_in": src.axes_in, "pixel_size": src.pixel_size,
+                    "thumbnail_from_level_shape": list(src.level_for(config.style.thumb_size).shape),
+                    "identity": content_identity(src)},
+        "style": style_meta,
+        "weights": {wf.relpath: wf.sha256 for wf in wfiles},
+        "options": plain(config.style),
+        "tile_plan": plain(config.tiles),
+        "compute": plain(config.compute),
+        "stats_given": None if stats is None else stats.token(),
+    }
+    meta["fingerprint"] = fingerprint(meta)
+    return meta
+
+
+def store_attrs(meta: dict[str, Any], config: RunConfig, src: images.ImageSource, grid: TileGrid,
+                stats: NormStats | None, window: tuple[float, float] | None) -> dict[str, Any]:
+    """The attributes a new output store starts with: the provenance, the statistics' digest,
+    the intensity mapping (mode and range) and the resolved tile grid."""
+    scale = dtype_scale(src.array.dtype)
+    return {**meta, "stats": None if stats is None else {"group": store.STATS, "sha256": stats.token()},
+            "intensity": {"mode": str(config.style.intensity), "range_unit": list(window) if window else None,
+                          "range_in_dtype": [v * scale for v in window] if window else [0.0, scale]},
+            "tile_grid": plain(grid), "started": now()}
