@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from urst_dask.errors import ParameterError
-from urst_dask.io.weights import load_state_dict, sha256_file
+from urst_dask.io.digest import sha256_file
+from urst_dask.io.weights import load_state_dict
 from urst_dask.models import johnson
 from urst_dask.stats import StyleCode
 from urst_dask.testing.tensors import assert_patch_matches_full, assert_shape_and_range, image, weights_root

@@ -18,7 +18,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from urst_dask.io.weights import load_state_dict, sha256_file
+from urst_dask.io.digest import sha256_file
+from urst_dask.io.weights import load_state_dict
 from urst_dask.models import adain, linearwct, msgnet
 from urst_dask.testing.tensors import assert_batch_statistics_per_sample, smooth_image
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from urst_dask.engine import ModelSpec, get_model
-from urst_dask.io.weights import load_state_dict, sha256_file
+from urst_dask.io.digest import sha256_file
+from urst_dask.io.weights import load_state_dict
 from urst_dask.models import wct16x
 from urst_dask.pipeline.conditioning import conditioning
 from urst_dask.pipeline.synthetic import synthetic_array

@@ -4,15 +4,14 @@
 tiled, dashed: whole), sizes on a log axis (they span decades), memory on a log axis when it
 spans more than 8x (whole-image runs) and on a linear one from 0 otherwise (tiled only); a whole-image run the
 guard skipped is an ``x`` at its predicted memory, above the dotted line of the memory that was
-usable.  :func:`plot_curves` draws any named series the same way (the seam score against the
-margin, for instance).
+usable.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import UrstError
 
@@ -99,33 +98,6 @@ def plot_memory(rows: list[dict[str, Any]], path: Path, *, title: str = "peak me
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2, loc="upper left")
-    fig.tight_layout()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
-
-
-def plot_curves(series: dict[str, Sequence[tuple[float, float]]], path: Path, *, xlabel: str, ylabel: str,
-                title: str, logx: bool = False, logy: bool = False, hline: tuple[float, str] | None = None,
-                size: tuple[float, float] = (8.0, 5.0)) -> Path:
-    """Write a PNG with one line per named series of ``(x, y)`` points; return its path."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=size)
-    for name, pts in series.items():
-        pts = sorted(pts)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=name)
-    if hline is not None:
-        ax.axhline(hline[0], ls=":", color="grey", label=hline[1])
-    if logx:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     try:
         return _save(fig, path)

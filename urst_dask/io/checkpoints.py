@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .weights import sha256_file
+from .digest import sha256_file
 
 RECORD_SUFFIX = ".trained.json"
 

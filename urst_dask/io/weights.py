@@ -9,7 +9,6 @@ Every file is checked against its recorded sha256 before ``torch.load(weights_on
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 import torch
 
 from ..errors import WeightsError
+from .digest import sha256_file
 
 ENV_VAR = "URST_DASK_WEIGHTS"
 
@@ -58,14 +58,6 @@ def resolve_weights_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
             raise WeightsError(f"{ENV_VAR}={env!r}: not a directory")
         return p
     return default_cache_dir()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 _verified: dict[tuple[str, int, int], str] = {}
