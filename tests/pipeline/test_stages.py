@@ -124,6 +124,8 @@ def test_stylize_array_is_lazy_and_equals_the_stored_array_identity(tmp_path, cl
     lazy = urst_dask.stylize_array(da.from_array(image, chunks=(64, 64, 3)), style_image, method="identity",
                                    weights=tmp_path, stride=64, margin=8)
     assert isinstance(lazy, da.Array) and lazy.shape == image.shape and lazy.dtype == image.dtype
+    names = {str(k[0] if isinstance(k, tuple) else k).rsplit("-", 1)[0] for k in dict(lazy.__dask_graph__())}
+    assert {"_prepare_style", "_collect_stats"} <= names  # the conditioning is in the graph, not computed at the call
     out = urst_dask.stylize(image, style_image, tmp_path / "o.zarr", method="identity", weights=tmp_path,
                             client=client, stride=64, margin=8)
     got = lazy.compute()

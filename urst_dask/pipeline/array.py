@@ -35,10 +35,11 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     (``config`` and/or flat keywords: ``method``, ``alpha``, ``stride``, ``device``...).
 
     Returns (H, W, C) in the input's dtype and value range, chunked by ``stride`` (``batch``
-    strides wide), equal byte for byte to the array :func:`urst_dask.stylize` stores.  The
-    style code and the thumbnail statistics are computed when this is called (one small pass
-    over the thumbnail on the current Dask scheduler) and enter the returned graph as one key
-    each; the windows are computed when the result is.  The network runs on ``device``
+    strides wide), equal byte for byte to the array :func:`urst_dask.stylize` stores.  Nothing
+    but the network's geometry (loaded in this process) is computed when this is called: the
+    thumbnail, the style code and the thumbnail statistics are part of the returned graph, one
+    key each, computed once with it (with ``intensity="percentile:LO,HI"`` the thumbnail's
+    range is computed at the call, since every window's job carries it).  The network runs on ``device``
     (``"auto"``: CUDA where the worker has it), loaded once per worker process and kept in its
     cache.  ``stats``: statistics to reuse (a NormStats or an output store) instead of the
     thumbnail's.
@@ -58,7 +59,10 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     check_min_side(cfg.method, info.size_multiple, shape=src.shape, where="array", thumb_size=cfg.style.thumb_size,
                    style_size=cfg.style.style_size if style_img is not None else None)
     cond = conditioning(src.level_for(cfg.style.thumb_size), style_img, spec, cfg.style, with_stats=with_stats)
-    code, thumb_stats, window = dask.compute(cond)[0]
+    if cfg.style.intensity.percentiles is None:  # lazy: the style code and the statistics are graph keys
+        code, thumb_stats, window = cond[0], (cond[1] if with_stats else None), None
+    else:  # the percentile range is part of every window's frozen job: computed now
+        code, thumb_stats, window = dask.compute(cond)[0]
     if cfg.style.norm is NormMode.TIN and given is not None:
         thumb_stats = given
     grid = cfg.tiles.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
