@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ParameterTypeError
+from ..errors import ParameterError, ParameterTypeError
 from ..settings import ClusterOptions, ComputeOptions, StyleOptions
 from ..tiling import TilePlan
 
@@ -47,8 +47,9 @@ class RunFlags:
         for name in ("allow_large_images", "overwrite", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise ParameterTypeError(f"{name}={getattr(self, name)!r}: must be a bool")
-        if self.storage_options is not None and not isinstance(self.storage_options, dict):
-            raise ParameterTypeError(f"storage_options={type(self.storage_options).__name__}: expected a dict")
+        if self.storage_options is not None and not isinstance(self.storage_options, dict):  # as io.remote words it
+            raise ParameterError(f"storage_options={self.storage_options!r}: expected a JSON object (a dict with "
+                                 "string keys)")
 
     def __hash__(self) -> int:  # storage_options is a dict: hash the rest
         return hash((self.axes, self.allow_large_images, str(self.scratch), self.overwrite, self.progress))
