@@ -28,12 +28,12 @@ from urst_dask.settings import ClusterOptions
 
 def make_demo_scan(path: str, size: str, pixel_size_um: float = 0.25) -> None:
     """A synthetic RGB scan with realistic detail at every scale, as a pyramidal OME-TIFF."""
-    from urst_dask.io.images import write_pyramidal_tiff
+    from urst_dask.pipeline.export import write_tiff
     from urst_dask.pipeline.synthetic import synthetic_array
 
     w, h = (int(v) for v in size.lower().split("x"))
     image = synthetic_array((h, w), seed=11, chunk=1024)
-    write_pyramidal_tiff(path, image, pixel_size={"y": (pixel_size_um, "micrometer"), "x": (pixel_size_um, "micrometer")})
+    write_tiff(path, image, pixel_size={"y": (pixel_size_um, "micrometer"), "x": (pixel_size_um, "micrometer")})
     print(f"wrote {path} ({w}x{h}, {pixel_size_um} um/px)")
 
 
@@ -67,4 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except urst_dask.UrstError as exc:  # bad input: one line, as the urst-dask command prints it
+        sys.exit(f"scientist_scan: error: {exc}")

@@ -20,7 +20,7 @@ from .readers import (
     open_image,
     read_style,
 )
-from .writers import write_pyramidal_tiff, write_raster, write_tiff
+from .writers import write_pyramidal_tiff, write_raster
 
 __all__ = [
     "ALLOW_LARGE_FLAG",
@@ -35,5 +35,4 @@ __all__ = [
     "read_style",
     "write_pyramidal_tiff",
     "write_raster",
-    "write_tiff",
 ]

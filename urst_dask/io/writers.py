@@ -334,9 +334,3 @@ def write_pyramidal_tiff(
     finally:
         tmp.unlink(missing_ok=True)
     return p
-
-
-def write_tiff(path: str | os.PathLike[str], array: np.ndarray | Raster, *, tile: int = 256, overwrite: bool = False,
-               compression: str | TiffCompression | None = "zlib") -> None:
-    """Write an (H, W, C) array as a tiled BigTIFF without a pyramid (see :func:`write_pyramidal_tiff`)."""
-    write_pyramidal_tiff(path, array, tile=tile, levels=0, overwrite=overwrite, compression=compression)
