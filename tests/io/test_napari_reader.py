@@ -23,7 +23,7 @@ PYPROJECT = Path(__file__).parents[2] / "pyproject.toml"
 
 
 def test_an_output_store_opens_as_a_multiscale_rgb_layer(tmp_path, run):
-    out = run(random_image(300, 400, seed=21), tmp_path / "out.zarr")
+    out = run(random_image(300, 400, seed=21), tmp_path / "out.zarr", stride=100)  # 12 windows: a 2-level pyramid
     reader = napari_get_reader(str(out))
     assert callable(reader)
     [(levels, kwargs, kind)] = reader(str(out))
