@@ -82,8 +82,11 @@ def test_weights_catalogue() -> None:
     assert all(len(wf.sha256) == 64 and wf.url is None for wf in johnson.WEIGHTS)
     assert johnson.weights_for("udnie") == (johnson.WEIGHTS[-1],)
     assert johnson.weights_for(None)[0].relpath == f"johnson/{johnson.DEFAULT_STYLE}.pth"
-    with pytest.raises(ParameterError, match="johnson styles"):
+    with pytest.raises(ParameterError, match="give a style name"):
         johnson.weights_for("starry_night")
+    for painting in ("/data/style/starry_night.jpg", "paintings/wave.PNG"):  # a style image is not a checkpoint
+        with pytest.raises(ParameterError, match=r"style='.*': johnson bakes one style into each network"):
+            johnson.weights_for(painting)
 
 
 def test_user_checkpoint_is_unverified(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ STYLES = ("candy", "mosaic", "pointilism", "rain_princess", "udnie")
 DEFAULT_STYLE = "candy"
 INPUT_RANGE = 255.0
 _USER_SUFFIXES = (".pth", ".model", ".pt")
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 _RUNNING_KEY = re.compile(r"(^|\.)in\d+\.running_(mean|var)$")
 
 
@@ -219,6 +220,8 @@ _BY_STYLE = dict(zip(STYLES, WEIGHTS))
 
 def is_user_checkpoint(variant: str) -> bool:
     """True when ``variant`` names a checkpoint file rather than a built-in style."""
+    if variant.lower().endswith(_IMAGE_SUFFIXES):  # a style image: johnson bakes its style into the network
+        return False
     return variant not in _BY_STYLE and (variant.lower().endswith(_USER_SUFFIXES) or "/" in variant or "\\" in variant)
 
 
@@ -236,7 +239,8 @@ def weights_for(variant: str | None) -> tuple[WeightFile, ...]:
         path = Path(name).expanduser().resolve()
         return (WeightFile(str(path), "", None, f"user Johnson checkpoint {path.name}"),)
     raise ParameterError(
-        f"style={variant!r}: johnson styles are {', '.join(STYLES)}, or the path of a .pth/.model checkpoint"
+        f"style={variant!r}: johnson bakes one style into each network: give a style name ({', '.join(STYLES)}) or "
+        "the path of a .pth/.model checkpoint (train one from a painting with `urst-dask train --method johnson`)"
     )
 
 
