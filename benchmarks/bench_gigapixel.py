@@ -7,6 +7,8 @@ each worker process, ``ru_maxrss``) belongs to that run alone:
     python benchmarks/bench_gigapixel.py --height 25000 --width 40000 --method passthrough --name giga-1gp-io
     python benchmarks/bench_gigapixel.py --height 25000 --width 40000 --region 4000 --method wct16x --name giga-region
     (add --memory compact and a new --name for the workers' compact allocator mode)
+    python benchmarks/bench_gigapixel.py --height 25000 --width 40000 --method wct16x --workers 1 --backend auto --name giga-1gp-wct16x
+    (the real network over the whole gigapixel: about an hour on 2 CPU cores with OpenVINO)
 
 ``passthrough`` runs every stage of the pipeline (thumbnail, statistics, window reads,
 padding, TIN, Zarr writes) with no convolutions: the I/O-and-tiling pass.  ``--region N``
@@ -39,7 +41,10 @@ def main() -> None:
     ap.add_argument("--region", type=int, default=None, help="run on the top-left N x N region only")
     ap.add_argument("--method", default="passthrough")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="threads per worker (tasks at once)")
+    ap.add_argument("--backend", default=None, help="window backend (default: the library's default)")
     ap.add_argument("--memory", default="fast", choices=["fast", "compact"], help="worker allocator mode")
+    ap.add_argument("--keep", action="store_true", help="keep the output store (to look at it)")
     ap.add_argument("--name", required=True)
     a = ap.parse_args()
     t = time.perf_counter()
@@ -50,20 +55,23 @@ def main() -> None:
         content = content[: a.region, : a.region]
     out = SCRATCH / f"out-{a.name}.zarr"
     shutil.rmtree(out, ignore_errors=True)
-    with connect(ClusterOptions(workers=a.workers, threads_per_worker=1, memory=a.memory)) as client:
+    extra = {} if a.backend is None else {"backend": a.backend}
+    with connect(ClusterOptions(workers=a.workers, threads_per_worker=a.threads, memory=a.memory)) as client:
         t = time.perf_counter()
         api.stylize(content, demo_style(768), out, method=a.method, weights=weights_dir(), client=client,
-                    overwrite=True, progress=True)
+                    overwrite=True, progress=True, **extra)
         wall = time.perf_counter() - t
         workers = peak_rss_per_worker(client)
     h, w = content.shape[:2]
     mp = h * w / 1e6
-    row = {"height": h, "width": w, "megapixels": round(mp, 1), "method": a.method, "workers": a.workers, "memory": a.memory,
+    row = {"height": h, "width": w, "megapixels": round(mp, 1), "method": a.method, "workers": a.workers,
+           "threads_per_worker": a.threads, "backend": a.backend or "default", "memory": a.memory,
            "region_of": [a.height, a.width] if a.region else None, "wall_s": round(wall, 1),
            "mp_per_s": round(mp / wall, 3), "peak_rss_mb_client": round(_peak_rss_mb(), 1),
            "peak_rss_mb_per_worker": workers, "input_generation_s": round(gen_s, 1)}
     print(row)
-    shutil.rmtree(out, ignore_errors=True)
+    if not a.keep:
+        shutil.rmtree(out, ignore_errors=True)
     record(a.name, row)
 
 
