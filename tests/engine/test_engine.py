@@ -225,6 +225,29 @@ def test_window_kernel_pads_every_window_to_one_compiled_network(fake_inductor):
         np.testing.assert_allclose(got, want, atol=1e-6)
 
 
+def test_a_short_edge_row_compiles_its_own_shape_once(fake_inductor):
+    """Windows far shorter than the standard (a thin bottom row) run at their own bucketed
+    shape, not padded to the standard: a second compiled network, built once, equal to eager."""
+    from urst_dask.testing.toys import LocalMean
+    from urst_dask.tiling import WindowJob, stylize_windows
+
+    model = LocalMean().freeze()
+    style = model.prepare_style(None)
+    rng = np.random.default_rng(1)
+    sizes = ((128, 128, 3), (128, 128, 3), (40, 128, 3), (40, 128, 3))
+    windows = [rng.integers(0, 256, size=s, dtype=np.uint8) for s in sizes]
+    with torch.inference_mode():
+        _, stats = model.collect_stats(hwc_to_nchw(to_unit(windows[0])), style)
+    job = WindowJob(StyleOptions(preserve_color=False), ComputeOptions(precision=Precision.FLOAT32), "uint8")
+    compiled = stylize_windows(windows, model, style, stats,
+                               dataclasses.replace(job, compute=ComputeOptions(backend=Backend.INDUCTOR)),
+                               shape=(128, 128))
+    eager = stylize_windows(windows, model, style, stats, job, shape=(128, 128))
+    assert sorted(fake_inductor.builds) == [(1, 3, 64, 128), (1, 3, 128, 128)]
+    for got, want in zip(compiled, eager):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
 def test_symmetric_pad_matches_numpy():
     a = np.arange(2 * 3 * 5 * 4, dtype=np.float32).reshape(2, 3, 5, 4)
     got = _symmetric_pad(torch.from_numpy(a), 13, 11).numpy()

@@ -68,7 +68,7 @@ def block_windows(shape: tuple[int, ...], grid: TileGrid, whole: bool = False, b
 
 def _standard_window(geo: _Layout, multiple: int) -> tuple[int, int]:
     """The largest window of the image, padded to the network's size multiple: compiled
-    backends pad every window to it (one compiled network per image)."""
+    backends pad each window to it or to an edge shape (:func:`urst_dask.engine.compile_shape`)."""
     h = max(r.hi - r.lo for r in geo.rows)
     w = max(c.hi - c.lo for c in geo.cols)
     return h + (-h) % multiple, w + (-w) % multiple
