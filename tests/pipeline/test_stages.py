@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 import urst_dask
+from urst_dask.engine import timing
 from urst_dask.errors import ParameterError, ParameterTypeError, UrstError
 from urst_dask.io import store
 from urst_dask.pipeline.config import RunConfig
-from urst_dask.pipeline.progress import WindowBar
+from urst_dask.pipeline.progress import WindowBar, task_seconds
 from urst_dask.settings import Intensity, StyleOptions
 from urst_dask.testing import random_image
 from urst_dask.tiling import Blend, TilePlan
@@ -114,6 +115,31 @@ def test_a_run_draws_one_bar_over_every_strip(tmp_path, client, style_image, cap
     totals = re.findall(r"(\d+)/(\d+) windows", err)
     assert totals and totals[-1][0] == totals[-1][1] == "100", err  # 10 x 10 windows, in several strips
     assert "ETA" in err and "pyramid level" in err, err
+
+
+def test_task_seconds_sums_compute_time_per_named_function():
+    records = [
+        {"key": "_prepare_style-0123abcd", "startstops": ({"action": "compute", "start": 10.0, "stop": 12.5},)},
+        {"key": ("_block_partial-4567ef01", 0, 1), "startstops": ({"action": "transfer", "start": 0.0, "stop": 9.0},
+                                                                  {"action": "compute", "start": 1.0, "stop": 1.5})},
+        {"key": ("_block_partial-4567ef01", 0, 2), "startstops": ({"action": "compute", "start": 2.0, "stop": 2.25},)},
+        {"key": "finalize-89ab", "startstops": ({"action": "compute", "start": 0.0, "stop": 100.0},)},
+    ]
+    got = task_seconds(records, {"prepare_style": "style", "block_partial": "reduction"})
+    assert got == {"style": 2.5, "reduction": 0.75}  # transfers and unnamed functions left out
+
+
+def test_a_verbose_summary_splits_the_thumbnail_stage(tmp_path, client, style_image):
+    """The -v summary names the style encoding and the thumbnail statistics inside the
+    conditioning stage, measured on the workers; both fit inside the stage's wall time."""
+    timing.reset()
+    urst_dask.stylize(random_image(120, 130, seed=6), style_image, tmp_path / "t.zarr", method="identity",
+                      weights=tmp_path, client=client, stride=64, margin=8)
+    stages = dict(timing.stages())
+    style, stats = stages["  of which style encoding"], stages["  of which thumbnail statistics"]
+    assert stages["  of which thumbnail reduction (task time)"] > 0
+    assert 0 < style + stats <= stages["thumbnail and style encoding"]  # sequential: stats need the style
+    assert "  of which style encoding" in timing.summary()
 
 
 # ------------------------------------------------------------------------ stylize_array

@@ -8,8 +8,8 @@ import sys
 import time
 from typing import Any, Callable, Sequence, TextIO
 
-from dask.utils import format_time
-from distributed import Client, as_completed
+from dask.utils import format_time, key_split
+from distributed import Client, as_completed, get_task_stream
 
 from ..engine import timing
 from ..logs import LOGGER
@@ -17,6 +17,11 @@ from ..logs import LOGGER
 # the per-stage summary's names for the labels the pipeline gives run()
 STAGE_OF_LABEL = {"network": "network load (worker)", "thumbnail stage": "thumbnail and style encoding",
                   "tile stage": "windows"}
+# the parts of a stage the -v summary names, by task function (summed task time on the workers)
+SUBSTAGE_OF_TASK = {"block_partial": "  of which thumbnail reduction (task time)",
+                    "band": "  of which thumbnail reduction (task time)",
+                    "prepare_style": "  of which style encoding",
+                    "collect_stats": "  of which thumbnail statistics"}
 
 
 class WindowBar:
@@ -117,10 +122,27 @@ def run(client: Client, collection: Any, *, progress: bool, label: str) -> Any:
     started = time.perf_counter()
     if progress:
         LOGGER.info(label)
-    futures = client.compute(collection, optimize_graph=not _annotated(collection))
-    result = client.gather(futures)
+    with get_task_stream(client) as stream:
+        futures = client.compute(collection, optimize_graph=not _annotated(collection))
+        result = client.gather(futures)
     timing.add(_stage(label), time.perf_counter() - started)
+    for name, seconds in task_seconds(stream.data, SUBSTAGE_OF_TASK).items():
+        timing.add(name, seconds)
     return result
+
+
+def task_seconds(records: Sequence[dict[str, Any]], names: dict[str, str]) -> dict[str, float]:
+    """Compute time of the tasks in a Dask task stream (``get_task_stream().data``), summed per
+    ``names[key_split(key)]`` (the function name, without a leading underscore); tasks of functions not in ``names`` are left out."""
+    totals: dict[str, float] = {}
+    for rec in records:
+        name = names.get(key_split(rec.get("key", "")))
+        if name is None:
+            continue
+        for ss in rec.get("startstops", ()):
+            if ss.get("action") == "compute":
+                totals[name] = totals.get(name, 0.0) + float(ss["stop"]) - float(ss["start"])
+    return totals
 
 
 def run_counted(client: Client, items: Sequence[Any], counts: Sequence[int], bar: WindowBar, *, label: str) -> None:
