@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,10 @@ import pytest
 from urst_dask.testing import random_image, toys, weights_dir
 
 toys.register()
+
+# every test encodes its styles (a test that counts, breaks or times the encoding must see it
+# run); tests/io/test_stylecache.py turns the style cache on where it is the subject
+os.environ["URST_DASK_STYLE_CACHE"] = "0"
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ParameterError, UrstError
+from ..io.cachedir import cache_root
 from ..settings import Backend, Precision
 from .baked import FoldedCascade
 
@@ -110,9 +111,7 @@ def _inductor(net: nn.Module, example: Tensor, precision: Precision) -> Runner:
 def openvino_cache_dir() -> Path:
     """Converted OpenVINO networks and compiled blobs: ``$URST_DASK_CACHE/openvino``, default
     ``$XDG_CACHE_HOME/urst-dask/openvino`` (``~/.cache/urst-dask/openvino``)."""
-    base = os.environ.get("URST_DASK_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "urst-dask")
-    return Path(base) / "openvino"
+    return cache_root() / "openvino"
 
 
 def _convert(ov, net: nn.Module, inputs: tuple[Tensor, ...]):  # noqa: ANN001 - the openvino module

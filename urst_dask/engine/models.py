@@ -67,3 +67,23 @@ def get_model(spec: ModelSpec) -> StyleModel:
 def load_count(method: str | None = None) -> int:
     """Number of model loads this process made (for one method, or in total)."""
     return LOADS.get(method, 0) if method else sum(LOADS.values())
+
+
+_tokens: dict["ModelSpec", str] = {}
+
+
+def weights_token(spec: ModelSpec) -> str:
+    """A sha256 of the network ``spec`` names as loaded in this process: method, variant and
+    every parameter and buffer (names, dtypes, shapes, bytes).  Computed once per process; keys
+    caches of what the weights produce (:mod:`urst_dask.io.stylecache`)."""
+    token = _tokens.get(spec)
+    if token is None:
+        import hashlib
+
+        h = hashlib.sha256(f"{spec.method}|{spec.variant}".encode())
+        for name, t in sorted(get_model(spec).state_dict().items()):
+            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+            if t.numel():  # flattened: a channels_last weight's raw order is not its logical one
+                h.update(t.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
+        token = _tokens[spec] = h.hexdigest()
+    return token

@@ -13,7 +13,8 @@ import numpy as np
 from dask.delayed import Delayed
 
 from .. import preprocess as pp
-from ..engine.models import ModelSpec, get_model
+from ..engine.models import ModelSpec, get_model, weights_token
+from ..io import stylecache
 from ..models.base import ModelInfo
 from ..settings import StyleOptions
 from ..stats import NormStats, StyleCode
@@ -63,11 +64,17 @@ def thumbnail(image: da.Array, thumb_size: int) -> Delayed:
 
 
 def _prepare_style(spec: ModelSpec, style_image: np.ndarray | None, style_size: int) -> StyleCode:
+    """The style code, from this machine's style cache when the same network and weights
+    encoded the same pixels at the same size before (:mod:`urst_dask.io.stylecache`)."""
     model = get_model(spec)
-    x = None
-    if style_image is not None:
-        x = pp.resize_center_crop(pp.to_unit(style_image), style_size).to(model.device)
-    return model.prepare_style(x)
+    if style_image is None:
+        return model.prepare_style(None)
+    key = stylecache.style_key(weights_token(spec), style_size, style_image)
+    code = stylecache.load(key)
+    if code is None or code.method != model.info.name:
+        code = model.prepare_style(pp.resize_center_crop(pp.to_unit(style_image), style_size).to(model.device))
+        stylecache.save(key, code)
+    return code
 
 
 def _intensity_range(thumb: np.ndarray, percentiles: tuple[float, float] | None) -> tuple[float, float] | None:
