@@ -2,8 +2,9 @@
 
 Key: (model, statistics, style, alpha, window shape, precision, backend).  Each key is
 compiled once per process (``COMPILES`` counts real compilations per backend; tests read
-it); windows are padded to the image's standard window shape before they get here, so an
-image needs one compilation per worker (two with a whole-image window).  A backend that fails
+it); windows are padded to the image's standard window shape, or a short edge row's or column's
+own (:func:`~.run.compile_shape`), before they get here, so an image needs at most four
+compilations per worker.  A backend that fails
 to compile a key is replaced by eager for that key, with one warning per backend and process.
 """
 

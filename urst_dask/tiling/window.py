@@ -77,7 +77,8 @@ def stylize_windows(
     ``stats=None`` uses each window's own statistics (``--norm in``, one window per call).
     Returns (h, w, 3) float32 RGB in [0, 1] network units, one per window; batching never
     changes the result.  ``shape``: the image's standard (padded) window, which compiled
-    backends pad every window to, so an image needs one compiled network.
+    backends pad windows to (:func:`urst_dask.engine.compile_shape`: a short edge row or column
+    gets its own shape), so an image needs at most four compiled networks.
     """
     rgb = [rgb_part(w) for w in windows]
     out: list[np.ndarray] = [np.empty(0, np.float32)] * len(rgb)
