@@ -49,8 +49,9 @@ def _marking(marks: dict[str, float], name: str, fn: Any) -> Any:
     return wrapped
 
 
-def one(height: int, width: int, method: str, memory: str) -> dict:
-    """One run on the top-left ``height`` x ``width`` of the 40000 x 25000 synthetic image."""
+def one(height: int, width: int, method: str, memory: str, backend: str | None, stats: str | None) -> dict:
+    """One run on the top-left ``height`` x ``width`` of the 40000 x 25000 synthetic image
+    (``stats``: a finished output store whose statistics replace the thumbnail pass)."""
     content = da.from_zarr(zarr.open_array(str(synthetic_zarr(25000, 40000)), mode="r"))[:height, :width]
     marks: dict[str, float] = {}
     api_module.write_tiles = _marking(marks, "tiles", api_module.write_tiles)  # type: ignore[attr-defined]
@@ -71,8 +72,9 @@ def one(height: int, width: int, method: str, memory: str) -> dict:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         t0 = time.perf_counter()
+        extra: dict[str, Any] = {} if backend is None else {"backend": backend}
         api.stylize(content, demo_style(768), out, method=method, weights=weights_dir(), client=client,
-                    overwrite=True, progress=False)
+                    overwrite=True, progress=False, stats=stats, **extra)
         wall = time.perf_counter() - t0
         stop.set()
         sampler.join()
@@ -83,6 +85,7 @@ def one(height: int, width: int, method: str, memory: str) -> dict:
         return round(max((m for t, m in samples if lo <= t < hi), default=0.0), 1)
 
     return {"height": height, "width": width, "columns": -(-width // 1000), "method": method, "memory": memory,
+            "backend": backend or "default", "stats_from": stats,
             "wall_s": round(wall, 1), "peak_rss_mb_before_tiles": peak(0.0, t_tiles),
             "peak_rss_mb_tiles": peak(t_tiles, t_pyr), "peak_rss_mb_pyramid": peak(t_pyr, float("inf"))}
 
@@ -92,17 +95,21 @@ def main() -> None:
     ap.add_argument("--sizes", default="4000x4000,4000x16000,4000x40000", help="HxW,HxW,...")
     ap.add_argument("--method", default="passthrough")
     ap.add_argument("--memory", default="fast", choices=["fast", "compact"])
+    ap.add_argument("--backend", default=None, help="window backend (default: the library's)")
+    ap.add_argument("--stats", default=None, help="statistics from this finished store instead of a thumbnail pass")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # a child process: one size, JSON on stdout
     ap.add_argument("--name", default="stage-memory")
     a = ap.parse_args()
     if a.one:
         h, w = (int(v) for v in a.one.split("x"))
-        print(json.dumps(one(h, w, a.method, a.memory)))
+        print(json.dumps(one(h, w, a.method, a.memory, a.backend, a.stats)))
         return
     rows = []
     for size in a.sizes.split(","):
-        proc = subprocess.run([sys.executable, __file__, "--one", size, "--method", a.method, "--memory", a.memory],
-                              capture_output=True, text=True, check=True)
+        cmd = [sys.executable, __file__, "--one", size, "--method", a.method, "--memory", a.memory]
+        cmd += ["--backend", a.backend] if a.backend else []
+        cmd += ["--stats", a.stats] if a.stats else []
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         print(row, flush=True)
         rows.append(row)
