@@ -16,13 +16,12 @@ The models themselves are not changed: this wraps them from the outside.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 
 import torch
 from torch import Tensor, nn
 
 from .. import kernels
-from ..models.base import StyleModel
+from ..models.base import StyleModel, weights_sha256
 from ..models.cascade import CascadedWct
 from ..stats import FrozenSource, NormStats, StyleCode
 
@@ -111,11 +110,7 @@ class FoldedCascade(nn.Module):
 
     def identity(self) -> str:
         """What the network is, statistics aside: its class, levels and weights (a sha256)."""
-        h = hashlib.sha256(f"{type(self).__name__}{self.levels}{self.clamp_output}".encode())
-        for name, t in list(self.encoders.state_dict().items()) + list(self.decoders.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()
+        return weights_sha256(f"{type(self).__name__}{self.levels}{self.clamp_output}", self.encoders, self.decoders)
 
 
 class Parametric(nn.Module):

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..models import load_model
-from ..models.base import StyleModel
+from ..models.base import StyleModel, weights_sha256
 from ..settings import DeviceKind
 from .device import resolve_device
 
@@ -73,17 +73,10 @@ _tokens: dict["ModelSpec", str] = {}
 
 
 def weights_token(spec: ModelSpec) -> str:
-    """A sha256 of the network ``spec`` names as loaded in this process: method, variant and
-    every parameter and buffer (names, dtypes, shapes, bytes).  Computed once per process; keys
-    caches of what the weights produce (:mod:`urst_dask.io.stylecache`)."""
+    """A sha256 of the network ``spec`` names as loaded in this process (method, variant, every
+    parameter and buffer), computed once per process; keys caches of what the weights produce
+    (:mod:`urst_dask.io.stylecache`)."""
     token = _tokens.get(spec)
     if token is None:
-        import hashlib
-
-        h = hashlib.sha256(f"{spec.method}|{spec.variant}".encode())
-        for name, t in sorted(get_model(spec).state_dict().items()):
-            h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-            if t.numel():  # flattened: a channels_last weight's raw order is not its logical one
-                h.update(t.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
-        token = _tokens[spec] = h.hexdigest()
+        token = _tokens[spec] = weights_sha256(f"{spec.method}|{spec.variant}", get_model(spec))
     return token

@@ -35,7 +35,7 @@ def compile_shape(h: int, w: int, standard: tuple[int, int], multiple: int = 1) 
     bucket = EDGE_BUCKET * multiple // math.gcd(EDGE_BUCKET, multiple)
 
     def one(n: int, std: int) -> int:
-        if n >= std or n >= EDGE_SHARE * std:
+        if n >= EDGE_SHARE * std:
             return max(n, std)
         return min(std, n + (-n) % bucket)
 

@@ -12,6 +12,7 @@ on another range (Johnson's [0, 255]) converts inside.
 from __future__ import annotations
 
 import abc
+import hashlib
 from dataclasses import dataclass
 from typing import Self
 
@@ -96,3 +97,14 @@ def stacked_receptive_field(bodies: tuple[tuple[str, ...], ...]) -> int:
                 growth += 2 * scale
         rf += 2 * growth
     return rf
+
+
+def weights_sha256(salt: str, *modules: nn.Module) -> str:
+    """A sha256 of ``salt`` and every parameter and buffer of ``modules``: names and values, in
+    logical order whatever the memory format (a channels_last weight hashes as its NCHW self)."""
+    h = hashlib.sha256(salt.encode())
+    for module in modules:
+        for name, t in module.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

@@ -71,7 +71,7 @@ def _prepare_style(spec: ModelSpec, style_image: np.ndarray | None, style_size: 
         return model.prepare_style(None)
     key = stylecache.style_key(weights_token(spec), style_size, style_image)
     code = stylecache.load(key)
-    if code is None or code.method != model.info.name:
+    if code is None:
         code = model.prepare_style(pp.resize_center_crop(pp.to_unit(style_image), style_size).to(model.device))
         stylecache.save(key, code)
     return code
