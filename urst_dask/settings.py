@@ -163,9 +163,9 @@ class ComputeOptions:
     precision: Precision = field(default=Precision.FLOAT32, metadata=_opt(
         "network arithmetic: float32, bfloat16, float16 (CUDA), or auto (bfloat16 where the hardware computes it "
         "natively: AMX/AVX512-BF16 CPUs, bf16 GPUs; float32 elsewhere)"))
-    # eager by default: a compiled backend converts once per window shape (minutes on a loaded
-    # 2-core machine, cached on disk for OpenVINO) and differs from eager at the image's
-    # bottom/right border; ``auto`` picks the fastest measured one (see urst_dask.engine.backends)
+    # eager by default: a compiled backend converts once per window shape (up to four per image;
+    # minutes on a loaded 2-core machine, cached on disk for OpenVINO); ``auto`` picks the
+    # fastest measured one (see urst_dask.engine.backends)
     backend: Backend = field(default=Backend.EAGER, metadata=_opt(
         "how workers run the window network: eager (PyTorch), auto (the fastest measured for the device: OpenVINO "
         "on CPUs where installed, inductor on GPUs), inductor (torch.compile) or openvino (CPU; pip install "

@@ -12,7 +12,6 @@ import torch
 
 from urst_dask import engine
 from urst_dask.engine import backends, baked, cache, precision
-from urst_dask.engine.run import _symmetric_pad
 from urst_dask.errors import UrstError
 from urst_dask.preprocess import hwc_to_nchw, resize_center_crop, to_unit
 from urst_dask.settings import Backend, ComputeOptions, Precision, StyleOptions
@@ -73,9 +72,8 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
-def _run(model, x, style, stats, backend, prec=Precision.FLOAT32, shape=None):
-    return engine.forward(model, x, style, stats, StyleOptions(alpha=1.0), ComputeOptions(precision=prec, backend=backend),
-                          shape=shape)
+def _run(model, x, style, stats, backend, prec=Precision.FLOAT32):
+    return engine.forward(model, x, style, stats, StyleOptions(alpha=1.0), ComputeOptions(precision=prec, backend=backend))
 
 
 # ------------------------------------------------------------------ backends vs eager
@@ -176,32 +174,18 @@ def fake_inductor(monkeypatch):
 def test_cache_compiles_once_per_key(weights, fake_inductor):
     model, style, stats, x = _prepared_model(weights, "johnson", "candy", side=64)
     for _ in range(3):
-        _run(model, x, style, stats, Backend.INDUCTOR, shape=(64, 64))
-    # an edge window, smaller, padded to the standard window: the same compiled network
-    edge = _run(model, x[..., :40, :24], style, stats, Backend.INDUCTOR, shape=(64, 64))
-    assert edge.shape[-2:] == (40, 24)
+        _run(model, x, style, stats, Backend.INDUCTOR)
     assert cache.compile_count("inductor") == 1 and fake_inductor.builds == [(1, 3, 64, 64)]
+    # another shape compiles again, once
+    for _ in range(2):
+        edge = _run(model, x[..., :40, :24], style, stats, Backend.INDUCTOR)
+    assert edge.shape[-2:] == (40, 24)
+    assert cache.compile_count("inductor") == 2 and fake_inductor.builds == [(1, 3, 64, 64), (1, 3, 40, 24)]
     # another key (statistics, precision) compiles again, once
     other = NormStats.build(stats.method, {p: {f: v * 1.01 for f, v in stats[p].items()} for p in stats.points()})
     for _ in range(2):
-        _run(model, x, style, other, Backend.INDUCTOR, shape=(64, 64))
-    assert cache.compile_count("inductor") == 2
-
-
-def test_padded_edge_window_equals_eager_for_a_local_network(fake_inductor):
-    """An edge window padded (mirrored) to the standard shape, then cropped: for a 3x3 network
-    whose own border is replicated, the mirror adds nothing new, so the result is eager's."""
-    from urst_dask.testing.toys import LocalMean
-
-    model = LocalMean().freeze()
-    style = model.prepare_style(None)
-    x = torch.rand(1, 3, 40, 56)
-    with torch.inference_mode():
-        _, stats = model.collect_stats(x, style)
-    edge = x[..., :21, :37]
-    got = _run(model, edge, style, stats, Backend.INDUCTOR, shape=(40, 56))
-    assert fake_inductor.builds == [(1, 3, 40, 56)]
-    torch.testing.assert_close(got, _run(model, edge, style, stats, Backend.EAGER), rtol=0, atol=1e-6)
+        _run(model, x, style, other, Backend.INDUCTOR)
+    assert cache.compile_count("inductor") == 3
 
 
 def test_window_kernel_pads_every_window_to_one_compiled_network(fake_inductor):
@@ -218,16 +202,17 @@ def test_window_kernel_pads_every_window_to_one_compiled_network(fake_inductor):
         _, stats = model.collect_stats(hwc_to_nchw(to_unit(windows[0])), style)
     job = WindowJob(StyleOptions(preserve_color=False), ComputeOptions(precision=Precision.FLOAT32), "uint8")
     compiled = stylize_windows(windows, model, style, stats,
-                               dataclasses.replace(job, compute=ComputeOptions(backend=Backend.INDUCTOR)), shape=(40, 56))
-    eager = stylize_windows(windows, model, style, stats, job, shape=(40, 56))
+                               dataclasses.replace(job, compute=ComputeOptions(backend=Backend.INDUCTOR)),
+                               pad_to=[(40, 56)] * 3)
+    eager = stylize_windows(windows, model, style, stats, job, pad_to=[(40, 56)] * 3)
     assert fake_inductor.builds == [(1, 3, 40, 56)]
     for got, want in zip(compiled, eager):
         np.testing.assert_allclose(got, want, atol=1e-6)
 
 
-def test_a_short_edge_row_compiles_its_own_shape_once(fake_inductor):
-    """Windows far shorter than the standard (a thin bottom row) run at their own bucketed
-    shape, not padded to the standard: a second compiled network, built once, equal to eager."""
+def test_windows_run_at_their_own_pad_to_shape_compiled_once_each(fake_inductor):
+    """Windows at the image's bottom border run at their own shape (their ``pad_to``), not
+    padded to the standard: a second compiled network, built once, equal to eager."""
     from urst_dask.testing.toys import LocalMean
     from urst_dask.tiling import WindowJob, stylize_windows
 
@@ -236,23 +221,52 @@ def test_a_short_edge_row_compiles_its_own_shape_once(fake_inductor):
     rng = np.random.default_rng(1)
     sizes = ((128, 128, 3), (128, 128, 3), (40, 128, 3), (40, 128, 3))
     windows = [rng.integers(0, 256, size=s, dtype=np.uint8) for s in sizes]
+    pad_to = [(128, 128), (128, 128), (40, 128), (40, 128)]
     with torch.inference_mode():
         _, stats = model.collect_stats(hwc_to_nchw(to_unit(windows[0])), style)
     job = WindowJob(StyleOptions(preserve_color=False), ComputeOptions(precision=Precision.FLOAT32), "uint8")
     compiled = stylize_windows(windows, model, style, stats,
-                               dataclasses.replace(job, compute=ComputeOptions(backend=Backend.INDUCTOR)),
-                               shape=(128, 128))
-    eager = stylize_windows(windows, model, style, stats, job, shape=(128, 128))
-    assert sorted(fake_inductor.builds) == [(1, 3, 64, 128), (1, 3, 128, 128)]
+                               dataclasses.replace(job, compute=ComputeOptions(backend=Backend.INDUCTOR)), pad_to=pad_to)
+    eager = stylize_windows(windows, model, style, stats, job, pad_to=pad_to)
+    assert sorted(fake_inductor.builds) == [(1, 3, 40, 128), (1, 3, 128, 128)]
     for got, want in zip(compiled, eager):
         np.testing.assert_allclose(got, want, atol=1e-6)
 
 
-def test_symmetric_pad_matches_numpy():
-    a = np.arange(2 * 3 * 5 * 4, dtype=np.float32).reshape(2, 3, 5, 4)
-    got = _symmetric_pad(torch.from_numpy(a), 13, 11).numpy()
-    want = np.pad(a, ((0, 0), (0, 0), (0, 8), (0, 7)), mode="symmetric")
-    np.testing.assert_array_equal(got, want)
+def test_pad_to_must_name_a_shape_per_window():
+    from urst_dask.testing.toys import LocalMean
+    from urst_dask.tiling import WindowJob, stylize_windows
+
+    model = LocalMean().freeze()
+    job = WindowJob(StyleOptions(preserve_color=False), ComputeOptions(precision=Precision.FLOAT32), "uint8")
+    with pytest.raises(UrstError, match="pad_to has 1 shapes for 2 windows"):
+        stylize_windows([np.zeros((8, 8, 3), np.uint8)] * 2, model, model.prepare_style(None), None, job,
+                        pad_to=[(8, 8)])
+
+
+def test_a_whole_tiled_image_through_a_compiled_backend_equals_eager_at_its_border(weights, fake_inductor):
+    """Through the real tile stage, with a real network whose padding matters (johnson:
+    reflection padding in every block), a 3x4-window photograph stylized by a compiled backend
+    (the stand-in: the baked network, run eagerly) equals the eager run everywhere, the
+    image's bottom rows and right columns included: every backend runs a window at the same
+    padded shape, and at most four of them."""
+    import dask.array as da
+
+    from urst_dask.pipeline.tiles import tile_graph
+    from urst_dask.tiling import TilePlan, WindowJob
+
+    model, style, stats, _ = _prepared_model(weights, "johnson", "candy", side=64)
+    spec = engine.ModelSpec("johnson", str(weights), "candy")
+    image = _photo("cornell.jpg", 200)[:136, :200]  # rows: 64 + 64 + 8, columns: 64 x 3 + 8
+    job = WindowJob(StyleOptions(preserve_color=False), ComputeOptions(precision=Precision.FLOAT32), "uint8")
+    plan = TilePlan(stride=64, margin=16)
+    arr = da.from_array(image, chunks=(64, 64, 3))
+    eager = tile_graph(arr, spec, style, stats, plan, job).compute(scheduler="sync")
+    compiled_job = dataclasses.replace(job, compute=ComputeOptions(precision=Precision.FLOAT32, backend=Backend.INDUCTOR))
+    compiled = tile_graph(arr, spec, style, stats, plan, compiled_job).compute(scheduler="sync")
+    assert 2 <= len(set(fake_inductor.builds)) <= 4
+    diff = np.abs(compiled.astype(int) - eager.astype(int))
+    assert diff.max() <= 1, f"max {diff.max()} at {np.unravel_index(diff.argmax(), diff.shape)}"
 
 
 def test_failing_backend_falls_back_to_eager_with_one_warning(weights, monkeypatch, caplog):

@@ -23,9 +23,9 @@ from .device import DeviceError, resolve_device
 from .models import ModelSpec, get_model, load_count
 from .precision import resolve_precision
 from .process import COMPACT_MMAP_THRESHOLD, set_mmap_threshold, set_torch_threads, torch_threads_for
-from .run import compile_shape, forward, resolve_backend
+from .run import forward, resolve_backend
 
 __all__ = ["BackendUnavailable", "COMPACT_MMAP_THRESHOLD", "DeviceError", "ModelSpec", "auto_backend", "batch_cap",
-           "check_backend", "compile_shape", "compile_count", "forward", "get_model", "load_count", "lower_batch_cap",
+           "check_backend", "compile_count", "forward", "get_model", "load_count", "lower_batch_cap",
            "resolve_backend", "resolve_device", "resolve_precision", "set_mmap_threshold", "set_torch_threads",
            "torch_threads_for"]

@@ -30,6 +30,7 @@ from ..tiling import (
     finish,
     group_chunks,
     offsets,
+    run_shape,
     stylize_windows,
 )
 from .conditioning import annotate
@@ -66,12 +67,16 @@ def block_windows(shape: tuple[int, ...], grid: TileGrid, whole: bool = False, b
     return tuple(geo.col_block.count(j) for j in range(len(geo.col_edges) - 1))
 
 
-def _standard_window(geo: _Layout, multiple: int) -> tuple[int, int]:
-    """The largest window of the image, padded to the network's size multiple: compiled
-    backends pad each window to it or to an edge shape (:func:`urst_dask.engine.compile_shape`)."""
-    h = max(r.hi - r.lo for r in geo.rows)
-    w = max(c.hi - c.lo for c in geo.cols)
-    return h + (-h) % multiple, w + (-w) % multiple
+def _pad_to(geo: _Layout, ywin: AxisWindow, xwins: list[AxisWindow], multiple: int) -> list[tuple[int, int]]:
+    """The shape the network runs each of a task's windows at (:func:`run_shape`): the
+    image's largest window, padded to the network's multiple, except on a side that ends at
+    the image's border."""
+    std_h = max(r.hi - r.lo for r in geo.rows)
+    std_w = max(c.hi - c.lo for c in geo.cols)
+    standard = (std_h + (-std_h) % multiple, std_w + (-std_w) % multiple)
+    bottom, right = ywin.hi == geo.rows[-1].hi, [xw.hi == geo.cols[-1].hi for xw in xwins]
+    return [run_shape(ywin.hi - ywin.lo, xw.hi - xw.lo, standard, at_border=(bottom, r), multiple=multiple)
+            for xw, r in zip(xwins, right)]
 
 
 def _window_task(block: np.ndarray, *, spec: ModelSpec, style: StyleCode, stats: NormStats | None, job: WindowJob,
@@ -88,7 +93,8 @@ def _window_task(block: np.ndarray, *, spec: ModelSpec, style: StyleCode, stats:
     xwins = [c for k, c in enumerate(geo.cols) if geo.col_block[k] == bj]
     crops = [block[ywin.lo - y_org : ywin.hi - y_org, xw.lo - x_org : xw.hi - x_org] for xw in xwins]
     model = get_model(spec)
-    outs = stylize_windows(crops, model, style, stats, job, batch=batch, shape=_standard_window(geo, model.info.size_multiple))
+    outs = stylize_windows(crops, model, style, stats, job, batch=batch,
+                           pad_to=_pad_to(geo, ywin, xwins, model.info.size_multiple))
     pieces: list[Piece] = []
     for xw, _, out in zip(xwins, crops, outs):
         kept = out[ywin.keep_lo - ywin.lo : ywin.keep_hi - ywin.lo, xw.keep_lo - xw.lo : xw.keep_hi - xw.lo]

@@ -35,11 +35,10 @@ def _free_cache(device: torch.device) -> None:
 
 
 def run_in_batches(model: StyleModel, x: torch.Tensor, style: StyleCode, stats: NormStats | None,
-                   job: "WindowJob", shape: tuple[int, int] | None = None) -> torch.Tensor:
+                   job: "WindowJob") -> torch.Tensor:
     """``model`` over the (N, 3, H, W) batch ``x`` (float32 [0, 1], on the model's device) in
     slices no larger than this process's cap for the device; out of memory halves the slice
-    (down to one window, retried once after freeing the cache).  ``shape``: the image's
-    standard window (compiled backends pad to it, see :func:`urst_dask.engine.forward`).
+    (down to one window, retried once after freeing the cache).
     Returns (N, 3, H, W) float32."""
     device = x.device
     n = x.shape[0]
@@ -48,7 +47,7 @@ def run_in_batches(model: StyleModel, x: torch.Tensor, style: StyleCode, stats: 
     i, retried = 0, False
     while i < n:
         try:
-            y = engine.forward(model, x[i : i + size], style, stats, job.style, job.compute, shape=shape)
+            y = engine.forward(model, x[i : i + size], style, stats, job.style, job.compute)
         except torch.OutOfMemoryError:
             y = None
         if y is not None:
