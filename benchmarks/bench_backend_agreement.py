@@ -21,6 +21,7 @@ corner of each output under ``$URST_BENCH_SCRATCH``.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -78,6 +79,7 @@ def main() -> None:
     ap.add_argument("--whole", action="store_true", help="also compare with whole-image inference (memory!)")
     ap.add_argument("--tag", default="")
     a = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)  # a backend falling back to eager says so
     import torch
 
     from urst_dask.engine import ModelSpec, get_model
