@@ -59,15 +59,40 @@ def adain(x: Tensor, content_mean: Tensor, content_std: Tensor, style_mean: Tens
     return tin(x, content_mean, content_std, style_std, style_mean)
 
 
-def feature_covariance(feat: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean ``(C,)`` and covariance ``(C, C)`` (divided by M-1) of a ``(1, C, H, W)`` map, float64."""
+MOMENT_BLOCK = 1 << 15  # pixels per float64 block in feature_moments (C=16: 4 MiB)
+
+
+def feature_moments(feat: Tensor) -> tuple[int, Tensor, Tensor]:
+    """Pixel count ``n``, channel sums ``(C,)`` and Gram sums ``(C, C)`` of a ``(1, C, H, W)``
+    map, float64.
+
+    Additive: the moments of disjoint parts of a map add up to the whole map's.  Accumulated
+    block by block, so no float64 copy of the whole map is ever made (a 4-megapixel,
+    16-channel map would need 1 GiB for two).
+    """
     if feat.dim() != 4 or feat.shape[0] != 1:
         raise ValueError(f"feat: expected (1, C, H, W), got shape {tuple(feat.shape)}")
-    f = feat[0].flatten(1).double()
-    mean = f.mean(dim=1)
-    fc = f - mean[:, None]
-    m = max(fc.shape[1] - 1, 1)
-    return mean, fc @ fc.T / m
+    f = feat[0].flatten(1)
+    c, n = f.shape
+    s1 = torch.zeros(c, dtype=torch.float64, device=f.device)
+    s2 = torch.zeros(c, c, dtype=torch.float64, device=f.device)
+    for i in range(0, n, MOMENT_BLOCK):
+        block = f[:, i : i + MOMENT_BLOCK].double()
+        s1 += block.sum(dim=1)
+        s2.addmm_(block, block.T)
+    return n, s1, s2
+
+
+def covariance_from_moments(n: int, s1: Tensor, s2: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean ``(C,)`` and covariance ``(C, C)`` (divided by n-1) from :func:`feature_moments`."""
+    mean = s1 / max(n, 1)
+    cov = (s2 - n * torch.outer(mean, mean)) / max(n - 1, 1)
+    return mean, (cov + cov.T) / 2
+
+
+def feature_covariance(feat: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean ``(C,)`` and covariance ``(C, C)`` (divided by M-1) of a ``(1, C, H, W)`` map, float64."""
+    return covariance_from_moments(*feature_moments(feat))
 
 
 def _eig_power(cov: Tensor, power: float, eps: float) -> Tensor:

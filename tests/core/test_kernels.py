@@ -1,5 +1,8 @@
+import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from urst_dask import kernels
 
@@ -64,3 +67,33 @@ def test_small_eigenvalues_dropped():
     cov = torch.diag(torch.tensor([4.0, 1e-9], dtype=torch.float64))
     c = kernels.colouring_matrix(cov)
     torch.testing.assert_close(c, torch.diag(torch.tensor([2.0, 0.0], dtype=torch.float64)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(c=st.integers(1, 20), h=st.integers(1, 300), w=st.integers(1, 300), offset=st.floats(-100, 100),
+       seed=st.integers(0, 2**16))
+def test_feature_covariance_equals_the_two_pass_float64_formula(c, h, w, offset, seed):
+    """Block-wise moments (up to 90 000 pixels, so several float64 blocks) against the plain
+    centred formula, with means far from zero (the cancellation case)."""
+    feat = _feat(seed, c=c, h=h, w=w) + offset
+    mean, cov = kernels.feature_covariance(feat)
+    f = feat[0].flatten(1).double()
+    ref_mean = f.mean(dim=1)
+    fc = f - ref_mean[:, None]
+    ref_cov = fc @ fc.T / max(f.shape[1] - 1, 1)
+    torch.testing.assert_close(mean, ref_mean, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(cov, ref_cov, rtol=1e-9, atol=1e-9 * (1 + offset**2))
+
+
+def test_moments_of_parts_add_up_to_the_whole():
+    feat = _feat(4, c=6, h=70, w=50)
+    n, s1, s2 = kernels.feature_moments(feat)
+    top, bottom = kernels.feature_moments(feat[..., :31, :]), kernels.feature_moments(feat[..., 31:, :])
+    assert n == top[0] + bottom[0] == 3500
+    torch.testing.assert_close(s1, top[1] + bottom[1], rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(s2, top[2] + bottom[2], rtol=1e-12, atol=1e-9)
+
+
+def test_feature_moments_refuses_a_batch():
+    with pytest.raises(ValueError, match=r"expected \(1, C, H, W\), got shape \(2, 3, 4, 4\)"):
+        kernels.feature_moments(torch.zeros(2, 3, 4, 4))
