@@ -17,10 +17,16 @@ from ..stats import FrozenSource, StatsSource, StyleCode
 from .base import StyleModel
 
 
+def whitening_from_moments(n: int, s1: Tensor, s2: Tensor) -> dict[str, Tensor]:
+    """Content statistics of one WCT level from its feature moments
+    (:func:`~urst_dask.kernels.feature_moments`): mean and whitening matrix (float64)."""
+    mean, cov = kernels.covariance_from_moments(n, s1, s2)
+    return {"mean": mean, "whiten": kernels.whitening_matrix(cov)}
+
+
 def whitening_stats(feat: Tensor) -> dict[str, Tensor]:
     """Content statistics of one WCT level: mean and whitening matrix (float64)."""
-    mean, cov = kernels.feature_covariance(feat)
-    return {"mean": mean, "whiten": kernels.whitening_matrix(cov)}
+    return whitening_from_moments(*kernels.feature_moments(feat))
 
 
 class CascadedWct(StyleModel):

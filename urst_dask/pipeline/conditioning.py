@@ -15,10 +15,19 @@ from dask.delayed import Delayed
 from .. import preprocess as pp
 from ..engine.models import ModelSpec, get_model, weights_token
 from ..io import stylecache
-from ..models.base import ModelInfo
+from ..models.base import ModelInfo, StyleModel
+from ..models.cascade import CascadedWct
 from ..settings import StyleOptions
 from ..stats import NormStats, StyleCode
-from ..tiling import pad_to_multiple
+from ..tiling import Blend, TileGrid, pad_to_multiple
+from ..tiling.thumbstats import tiled_cascade_stats
+
+# A cascade's thumbnail with more pixels than this is taken tile by tile
+# (:mod:`urst_dask.tiling.thumbstats`), in tiles of THUMB_TILE px plus the network's seam
+# margin: the thumbnail keeps a 1024-px shorter side, so an elongated image's thumbnail would
+# otherwise set the run's peak memory (benchmarks/results/stats-memory-*.json).
+THUMB_TILE_PIXELS = 2 * 1024 * 1024  # beyond a 2:1 thumbnail (the 16:9 photograph: 1820x1024, one pass)
+THUMB_TILE = 1024
 
 
 def _block_partial(block: np.ndarray, shape_in: tuple[int, int], shape_out: tuple[int, int], y0: int, x0: int):
@@ -81,6 +90,16 @@ def _intensity_range(thumb: np.ndarray, percentiles: tuple[float, float] | None)
     return None if percentiles is None else pp.percentile_range(thumb, *percentiles)
 
 
+def thumb_grid(model: StyleModel, h: int, w: int) -> TileGrid | None:
+    """The tiles the statistics pass takes an ``h`` x ``w`` (padded) thumbnail in, or ``None``
+    for one whole pass (a small thumbnail, or a network that is not a cascaded WCT)."""
+    if not isinstance(model, CascadedWct) or h * w <= THUMB_TILE_PIXELS:
+        return None
+    m = model.info.size_multiple
+    margin = model.info.seam_margin if model.info.seam_margin is not None else 64
+    return TileGrid(stride=-(-THUMB_TILE // m) * m, margin=-(-margin // m) * m, multiple=m, blend=Blend.CROP)
+
+
 def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: float,
                    intensity: tuple[float, float] | None = None) -> NormStats:
     import torch
@@ -89,7 +108,11 @@ def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: 
     thumb = pp.apply_intensity_range(thumb, intensity)
     thumb = np.repeat(thumb, 3, axis=2) if thumb.shape[2] == 1 else thumb[..., :3]  # gray / RGBA -> RGB
     x = pp.hwc_to_nchw(pad_to_multiple(thumb, model.info.size_multiple), model.device)
+    grid = thumb_grid(model, x.shape[-2], x.shape[-1])
     with torch.inference_mode():
+        if grid is not None:
+            assert isinstance(model, CascadedWct)  # thumb_grid tiles cascades only
+            return tiled_cascade_stats(model, x, style, alpha, grid)
         _, stats = model.collect_stats(x, style, alpha)
     return stats
 
