@@ -3,7 +3,7 @@
 Key: (model, statistics, style, alpha, window shape, precision, backend).  Each key is
 compiled once per process (``COMPILES`` counts real compilations per backend; tests read
 it); the tile stage pads an image's windows to at most four shapes
-(:func:`urst_dask.tiling.run_shape`) before they get here, so an image needs at most four
+(:func:`urst_dask.tiling.window_padding`) before they get here, so an image needs at most four
 compilations per worker.  A backend that fails
 to compile a key is replaced by eager for that key, with one warning per backend and process.
 """

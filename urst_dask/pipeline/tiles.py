@@ -30,8 +30,8 @@ from ..tiling import (
     finish,
     group_chunks,
     offsets,
-    run_shape,
     stylize_windows,
+    window_padding,
 )
 from .conditioning import annotate
 
@@ -67,16 +67,15 @@ def block_windows(shape: tuple[int, ...], grid: TileGrid, whole: bool = False, b
     return tuple(geo.col_block.count(j) for j in range(len(geo.col_edges) - 1))
 
 
-def _pad_to(geo: _Layout, ywin: AxisWindow, xwins: list[AxisWindow], multiple: int) -> list[tuple[int, int]]:
-    """The shape the network runs each of a task's windows at (:func:`run_shape`): the
-    image's largest window, padded to the network's multiple, except on a side that ends at
-    the image's border."""
+def _padding(geo: _Layout, ywin: AxisWindow, xwins: list[AxisWindow], multiple: int) -> list[tuple[int, int, int, int]]:
+    """The padding the network runs each of a task's windows with (:func:`window_padding`):
+    to the image's largest window, padded to the network's multiple, on the inner sides."""
     std_h = max(r.hi - r.lo for r in geo.rows)
     std_w = max(c.hi - c.lo for c in geo.cols)
     standard = (std_h + (-std_h) % multiple, std_w + (-std_w) % multiple)
-    bottom, right = ywin.hi == geo.rows[-1].hi, [xw.hi == geo.cols[-1].hi for xw in xwins]
-    return [run_shape(ywin.hi - ywin.lo, xw.hi - xw.lo, standard, at_border=(bottom, r), multiple=multiple)
-            for xw, r in zip(xwins, right)]
+    top, bottom = ywin.lo == geo.rows[0].lo, ywin.hi == geo.rows[-1].hi
+    return [window_padding(ywin.hi - ywin.lo, xw.hi - xw.lo, standard, starts=(top, xw.lo == geo.cols[0].lo),
+                           ends=(bottom, xw.hi == geo.cols[-1].hi), multiple=multiple) for xw in xwins]
 
 
 def _window_task(block: np.ndarray, *, spec: ModelSpec, style: StyleCode, stats: NormStats | None, job: WindowJob,
@@ -94,7 +93,7 @@ def _window_task(block: np.ndarray, *, spec: ModelSpec, style: StyleCode, stats:
     crops = [block[ywin.lo - y_org : ywin.hi - y_org, xw.lo - x_org : xw.hi - x_org] for xw in xwins]
     model = get_model(spec)
     outs = stylize_windows(crops, model, style, stats, job, batch=batch,
-                           pad_to=_pad_to(geo, ywin, xwins, model.info.size_multiple))
+                           padding=_padding(geo, ywin, xwins, model.info.size_multiple))
     pieces: list[Piece] = []
     for xw, _, out in zip(xwins, crops, outs):
         kept = out[ywin.keep_lo - ywin.lo : ywin.keep_hi - ywin.lo, xw.keep_lo - xw.lo : xw.keep_hi - xw.lo]

@@ -10,10 +10,10 @@ The Dask graph that drives them is :func:`urst_dask.pipeline.tiles.tile_graph` (
 """
 
 from .blend import Piece, assemble, axis_weights, cut_pieces
-from .plan import AUTO, AxisWindow, Blend, TileGrid, TilePlan, auto_margin, group_chunks, offsets, run_shape
+from .plan import AUTO, AxisWindow, Blend, TileGrid, TilePlan, auto_margin, group_chunks, offsets, window_padding
 from .retry import WindowMemoryError
 from .window import WindowJob, finish, pad_to_multiple, stylize_window, stylize_windows
 
 __all__ = ["AUTO", "AxisWindow", "Blend", "Piece", "TileGrid", "TilePlan", "WindowJob", "WindowMemoryError",
            "assemble", "auto_margin", "axis_weights", "cut_pieces", "finish", "group_chunks", "offsets",
-           "pad_to_multiple", "run_shape", "stylize_window", "stylize_windows"]
+           "pad_to_multiple", "stylize_window", "stylize_windows", "window_padding"]

@@ -3,8 +3,8 @@
 Numpy in, numpy out, no I/O, no Dask.  Several windows of one shape go through the network
 in one call (a batch; see :mod:`urst_dask.tiling.retry` for the out-of-memory fallback).
 The network never resizes its output: each window is padded (numpy ``symmetric``) on the
-bottom/right to its run shape (:func:`~urst_dask.tiling.plan.run_shape`; at least the
-network's size multiple), stylized, and cropped back.  Windows come from
+inner sides to the image's standard shape (:func:`~urst_dask.tiling.plan.window_padding`; at
+the image's border to the network's size multiple only), stylized, and cropped back.  Windows come from
 :class:`~urst_dask.tiling.plan.TileGrid`, which puts their origins on the size-multiple grid.
 
 Two steps, so that overlapping outputs can be blended in between:
@@ -45,26 +45,21 @@ class WindowJob:
     intensity: tuple[float, float] | None = None
 
 
-def _run_size(h: int, w: int, multiple: int, shape: tuple[int, int] | None) -> tuple[int, int]:
-    """The padded (H, W) of an ``h`` x ``w`` window: ``shape``, and at least the next
-    multiples of ``multiple``."""
-    th, tw = shape if shape is not None else (0, 0)
-    return max(th, h + (-h) % multiple), max(tw, w + (-w) % multiple)
-
-
-def pad_to_shape(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Pad an HWC array on the bottom/right (numpy ``symmetric``) to ``shape`` (each side at
-    least the array's own)."""
-    h, w = image.shape[:2]
-    th, tw = max(h, shape[0]), max(w, shape[1])
-    if (th, tw) == (h, w):
+def pad_window(image: np.ndarray, padding: tuple[int, int, int, int]) -> np.ndarray:
+    """Pad an HWC array by ``(top, bottom, left, right)`` pixels (numpy ``symmetric``)."""
+    top, bottom, left, right = padding
+    if not (top or bottom or left or right):
         return image
-    return np.pad(image, ((0, th - h), (0, tw - w), (0, 0)), mode="symmetric")
+    return np.pad(image, ((top, bottom), (left, right), (0, 0)), mode="symmetric")
+
+
+def _to_multiple(h: int, w: int, multiple: int) -> tuple[int, int, int, int]:
+    return 0, (-h) % multiple, 0, (-w) % multiple
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     """Pad an HWC array on the bottom/right to multiples of ``multiple`` (symmetric)."""
-    return pad_to_shape(image, _run_size(image.shape[0], image.shape[1], multiple, None))
+    return pad_window(image, _to_multiple(image.shape[0], image.shape[1], multiple))
 
 
 def rgb_part(window: np.ndarray) -> np.ndarray:
@@ -83,7 +78,7 @@ def stylize_windows(
     stats: NormStats | None,
     job: WindowJob,
     batch: int = 1,
-    pad_to: Sequence[tuple[int, int]] | None = None,
+    padding: Sequence[tuple[int, int, int, int]] | None = None,
 ) -> list[np.ndarray]:
     """Stylize windows, up to ``batch`` windows of one shape per network call.
 
@@ -91,31 +86,39 @@ def stylize_windows(
     mapped by the dtype's range or ``job.intensity``).  Runs on ``model.device``;
     ``stats=None`` uses each window's own statistics (``--norm in``, one window per call).
     Returns (h, w, 3) float32 RGB in [0, 1] network units, one per window; batching never
-    changes the result.  ``pad_to``: per window, the (H, W) the network runs it at
-    (:func:`~urst_dask.tiling.plan.run_shape`: bottom/right mirrored padding that the crop
-    removes), so that an image's windows come in at most four shapes, for every backend
-    alike.  With ``stats=None`` the padding would enter the window's own statistics, so each
-    window is then padded to the network's size multiple only.
+    changes the result.  ``padding``: per window, the mirrored ``(top, bottom, left, right)``
+    padding the network runs it with (:func:`~urst_dask.tiling.plan.window_padding`: on the
+    inner sides, whose overlap the crop removes), so that an image's windows come in few
+    shapes, for every backend alike; ``None``: bottom/right to the network's size multiple.
+    With ``stats=None`` the padding would enter the window's own statistics, so each window is
+    then padded to the size multiple only.
     """
-    if pad_to is not None and len(pad_to) != len(windows):
-        raise ParameterError(f"stylize_windows: pad_to has {len(pad_to)} shapes for {len(windows)} windows")
+    if padding is not None and len(padding) != len(windows):
+        raise ParameterError(f"stylize_windows: padding has {len(padding)} entries for {len(windows)} windows")
     rgb = [rgb_part(w) for w in windows]
-    out: list[np.ndarray] = [np.empty(0, np.float32)] * len(rgb)
-    groups: dict[tuple[int, int], list[int]] = {}  # windows of one run shape share network calls
+    m = model.info.size_multiple
+    pads: list[tuple[int, int, int, int]] = []
     for i, one in enumerate(rgb):
-        target = None if pad_to is None or stats is None else (int(pad_to[i][0]), int(pad_to[i][1]))
-        groups.setdefault(_run_size(one.shape[0], one.shape[1], model.info.size_multiple, target), []).append(i)
+        if padding is None or stats is None:
+            pads.append(_to_multiple(one.shape[0], one.shape[1], m))
+        else:
+            top, bottom, left, right = (int(p) for p in padding[i])
+            pads.append((top, bottom, left, right))
+    out: list[np.ndarray] = [np.empty(0, np.float32)] * len(rgb)
+    groups: dict[tuple[int, int], list[int]] = {}  # windows of one padded shape share network calls
+    for i, (one, (top, bottom, left, right)) in enumerate(zip(rgb, pads)):
+        groups.setdefault((one.shape[0] + top + bottom, one.shape[1] + left + right), []).append(i)
     per_call = 1 if stats is None else max(1, int(batch))
-    for run_size, idx in groups.items():
+    for idx in groups.values():
         for k in range(0, len(idx), per_call):
             part = idx[k : k + per_call]
-            xs = [hwc_to_nchw(apply_intensity_range(to_unit(pad_to_shape(rgb[i], run_size)), job.intensity),
+            xs = [hwc_to_nchw(apply_intensity_range(to_unit(pad_window(rgb[i], pads[i])), job.intensity),
                               model.device) for i in part]
             x = xs[0] if len(xs) == 1 else torch.cat(xs)  # one window: no copy
             y = run_in_batches(model, x.contiguous(memory_format=torch.channels_last), style, stats, job)
             for j, i in enumerate(part):
-                h, w = rgb[i].shape[:2]
-                out[i] = nchw_to_hwc(y[j : j + 1, :, :h, :w].clamp(0.0, 1.0))
+                (h, w), (top, _, left, _) = rgb[i].shape[:2], pads[i]
+                out[i] = nchw_to_hwc(y[j : j + 1, :, top : top + h, left : left + w].clamp(0.0, 1.0))
     return out
 
 
