@@ -53,7 +53,8 @@ def forward(model: StyleModel, x: Tensor, style: StyleCode, stats: NormStats | N
     (``stats``, ``style``, ``alpha``) from this process's cache, compiled for ``x``'s shape
     (the tile stage pads an image's windows to at most four shapes,
     :func:`urst_dask.tiling.window_padding`, for every backend alike, so that they give the
-    same pixels).  ``stats=None`` (each window's own statistics) always runs eager.  Returns (N, 3, H, W) float32, unclamped.
+    same pixels).  ``stats=None`` (each window's own statistics) always runs eager.
+    Returns (N, 3, H, W) float32, unclamped.
     """
     options = options if options is not None else StyleOptions()
     compute = compute if compute is not None else ComputeOptions()

@@ -2,10 +2,11 @@
 
 Numpy in, numpy out, no I/O, no Dask.  Several windows of one shape go through the network
 in one call (a batch; see :mod:`urst_dask.tiling.retry` for the out-of-memory fallback).
-The network never resizes its output: each window is padded (numpy ``symmetric``) on the
+The network never resizes its output: each window is padded (numpy ``symmetric``) on its
 inner sides to the image's standard shape (:func:`~urst_dask.tiling.plan.window_padding`; at
-the image's border to the network's size multiple only), stylized, and cropped back.  Windows come from
-:class:`~urst_dask.tiling.plan.TileGrid`, which puts their origins on the size-multiple grid.
+the image's border to the network's size multiple only), stylized, and cropped back.
+Windows come from :class:`~urst_dask.tiling.plan.TileGrid`, which puts their origins on the
+size-multiple grid.
 
 Two steps, so that overlapping outputs can be blended in between:
 
