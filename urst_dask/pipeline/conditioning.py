@@ -110,8 +110,7 @@ def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: 
     x = pp.hwc_to_nchw(pad_to_multiple(thumb, model.info.size_multiple), model.device)
     grid = thumb_grid(model, x.shape[-2], x.shape[-1])
     with torch.inference_mode():
-        if grid is not None:
-            assert isinstance(model, CascadedWct)  # thumb_grid tiles cascades only
+        if grid is not None and isinstance(model, CascadedWct):  # thumb_grid tiles cascades only
             return tiled_cascade_stats(model, x, style, alpha, grid)
         _, stats = model.collect_stats(x, style, alpha)
     return stats
