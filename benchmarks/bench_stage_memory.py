@@ -49,9 +49,20 @@ def _marking(marks: dict[str, float], name: str, fn: Any) -> Any:
     return wrapped
 
 
-def one(height: int, width: int, method: str, memory: str, backend: str | None, stats: str | None) -> dict:
+def _timeline(samples: list[tuple[float, float]], t0: float, step: float) -> list[list[float]]:
+    """The samples as ``[seconds since t0, max RSS MB]`` per ``step``-second bin."""
+    bins: dict[int, float] = {}
+    for t, m in samples:
+        k = int((t - t0) // step)
+        bins[k] = max(bins.get(k, 0.0), m)
+    return [[round(k * step, 1), round(m, 1)] for k, m in sorted(bins.items())]
+
+
+def one(height: int, width: int, method: str, memory: str, backend: str | None, stats: str | None,
+        timeline: float | None = None) -> dict:
     """One run on the top-left ``height`` x ``width`` of the 40000 x 25000 synthetic image
-    (``stats``: a finished output store whose statistics replace the thumbnail pass)."""
+    (``stats``: a finished output store whose statistics replace the thumbnail pass;
+    ``timeline``: also return the RSS in bins of that many seconds, with the stage starts)."""
     content = da.from_zarr(zarr.open_array(str(synthetic_zarr(25000, 40000)), mode="r"))[:height, :width]
     marks: dict[str, float] = {}
     api_module.write_tiles = _marking(marks, "tiles", api_module.write_tiles)  # type: ignore[attr-defined]
@@ -84,10 +95,15 @@ def one(height: int, width: int, method: str, memory: str, backend: str | None, 
     def peak(lo: float, hi: float) -> float:
         return round(max((m for t, m in samples if lo <= t < hi), default=0.0), 1)
 
-    return {"height": height, "width": width, "columns": -(-width // 1000), "method": method, "memory": memory,
-            "backend": backend or "default", "stats_from": stats,
-            "wall_s": round(wall, 1), "peak_rss_mb_before_tiles": peak(0.0, t_tiles),
-            "peak_rss_mb_tiles": peak(t_tiles, t_pyr), "peak_rss_mb_pyramid": peak(t_pyr, float("inf"))}
+    row = {"height": height, "width": width, "columns": -(-width // 1000), "method": method, "memory": memory,
+           "backend": backend or "default", "stats_from": stats,
+           "wall_s": round(wall, 1), "peak_rss_mb_before_tiles": peak(0.0, t_tiles),
+           "peak_rss_mb_tiles": peak(t_tiles, t_pyr), "peak_rss_mb_pyramid": peak(t_pyr, float("inf"))}
+    if timeline:
+        row["timeline_step_s"] = timeline
+        row["stage_start_s"] = {k: round(v - t0, 1) for k, v in marks.items()}
+        row["timeline"] = _timeline(samples, t0, timeline)
+    return row
 
 
 def main() -> None:
@@ -98,20 +114,23 @@ def main() -> None:
     ap.add_argument("--backend", default=None, help="window backend (default: the library's)")
     ap.add_argument("--stats", default=None, help="statistics from this finished store instead of a thumbnail pass")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # a child process: one size, JSON on stdout
+    ap.add_argument("--timeline", type=float, default=None, metavar="SECONDS",
+                    help="also record the worker's RSS over time, max per bin of this many seconds")
     ap.add_argument("--name", default="stage-memory")
     a = ap.parse_args()
     if a.one:
         h, w = (int(v) for v in a.one.split("x"))
-        print(json.dumps(one(h, w, a.method, a.memory, a.backend, a.stats)))
+        print(json.dumps(one(h, w, a.method, a.memory, a.backend, a.stats, a.timeline)))
         return
     rows = []
     for size in a.sizes.split(","):
         cmd = [sys.executable, __file__, "--one", size, "--method", a.method, "--memory", a.memory]
         cmd += ["--backend", a.backend] if a.backend else []
         cmd += ["--stats", a.stats] if a.stats else []
+        cmd += ["--timeline", str(a.timeline)] if a.timeline else []
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         row = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(row, flush=True)
+        print({k: v for k, v in row.items() if k != "timeline"}, flush=True)
         rows.append(row)
     record(a.name, {"runs": rows, "workers": 1, "threads_per_worker": 1})
 
