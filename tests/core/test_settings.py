@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from urst_dask.errors import ParameterError, ParameterTypeError
@@ -41,6 +43,19 @@ def test_cluster_memory_mode_lists_valid_values():
     with pytest.raises(ParameterError, match="memory='small': must be one of fast, compact"):
         ClusterOptions(memory="small")
     assert ClusterOptions(memory="COMPACT").memory.value == "compact"
+
+
+@pytest.mark.parametrize("kwargs, exc, fragment", [
+    ({"processes": "no"}, ParameterTypeError, "processes='no': must be a bool"),
+    ({"processes": False, "scheduler": "tcp://h:8786"}, ParameterError,
+     "processes=False (--in-process) with scheduler='tcp://h:8786'"),
+    ({"workers": 0}, ParameterError, "workers=0: must be an integer >= 1"),
+])
+def test_cluster_options_reject(kwargs, exc, fragment):
+    from urst_dask.settings import ClusterOptions
+
+    with pytest.raises(exc, match=re.escape(fragment)):
+        ClusterOptions(**kwargs)
 
 
 def test_compute_options_lists_valid_values():

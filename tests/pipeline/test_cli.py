@@ -49,6 +49,8 @@ BAD = [
     (["c.png", "s.png", "--thumb-size", "4"], "thumb_size=4: must be >= 16"),
     (["c.png", "s.png", "--method", "nope"], "method='nope': must be one of"),
     (["c.png", "s.png", "--workers", "0"], "workers=0: must be an integer >= 1"),
+    (["c.png", "s.png", "--in-process", "--scheduler", "tcp://127.0.0.1:1"],
+     "processes=False (--in-process) with scheduler='tcp://127.0.0.1:1': in-process workers belong to the local"),
     (["c.png", "s.png", "--weights", "{d}/noweights"], "weights file missing: {d}/noweights/wct16x/e1.pth"),
     (["c.png", "s.png", "--weights", "{d}/nowhere"], "weights='{d}/nowhere': not a directory"),
     (["c.png", "s.png", "--paper", "--margin", "64"], "paper: --paper fixes the geometry (stride 1000, margin 32, crop); drop --margin"),
@@ -136,3 +138,25 @@ def test_quiet_leaves_only_the_wrote_line(files, capsys):
                "--weights", str(files), "--stride", "48", "--margin", "8", "--workers", "1"])
     captured = capsys.readouterr()
     assert rc == 0 and "already complete" in captured.err, captured.err  # the control: status lines without -q
+
+
+def test_in_process_runs_the_workers_as_threads_of_this_process(files, capsys):
+    """--in-process: the local cluster's workers are threads here, so a memory:// output (which
+    lives in this process) is accepted; without the flag the same command is refused."""
+    import fsspec
+
+    from urst_dask.io.store import open_output
+
+    out = "memory://cli-in-process/out.zarr"
+    argv = ["stylize", str(files / "c.png"), str(files / "s.png"), "-o", out, "--method", "passthrough",
+            "--weights", str(files), "--stride", "48", "--margin", "8", "--no-progress"]
+    try:
+        assert main(argv) == 2
+        assert "memory:// stores live in this process, but the workers are separate processes" in capsys.readouterr().err
+        rc = main([*argv, "--in-process"])
+        assert rc == 0, capsys.readouterr().err
+        np.testing.assert_array_equal(open_output(out).compute(), np.asarray(Image.open(files / "c.png")))
+    finally:
+        fs = fsspec.filesystem("memory")
+        if fs.exists("/cli-in-process"):
+            fs.rm("/cli-in-process", recursive=True)

@@ -60,11 +60,11 @@ def _add_field(p: argparse.ArgumentParser, group: str, f: dataclasses.Field) -> 
     flags = [meta.get("flag", "--" + f.name.replace("_", "-")), *meta.get("aliases", ())]
     shown = default.value if isinstance(default, _Choice) else str(default) if meta.get("type") is str else default
     kwargs: dict[str, Any] = {"dest": f.name, "help": meta.get("help", "")}
+    if isinstance(default, bool):  # a switch: the flag turns the default around (--in-process: processes=False)
+        p.add_argument(*flags, action="store_false" if default else "store_true", **kwargs)
+        return
     if "flag" in meta:
         kwargs["metavar"] = meta["flag"].lstrip("-").upper().replace("-", "_")
-    if isinstance(default, bool):
-        p.add_argument(*flags, action="store_true", **kwargs)
-        return
     if isinstance(default, _Choice):
         kwargs["choices"] = [m.value for m in type(default)]
     elif meta.get("type") in ARG_TYPES:

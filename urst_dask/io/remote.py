@@ -241,5 +241,5 @@ def check_in_process(client: Any, **paths: Any) -> None:
         if outside:
             cls = OutputError if arg == "output" else ParameterError
             raise cls(f"{arg}={str.__str__(rp)!r}: memory:// stores live in this process, but the workers are "
-                      f"separate processes ({outside[0]}): use an in-process cluster (processes=False, or a "
+                      f"separate processes ({outside[0]}): use an in-process cluster (--in-process, processes=False, or a "
                       "Client(LocalCluster(processes=False))), or a local path or s3://")
