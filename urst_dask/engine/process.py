@@ -34,6 +34,21 @@ def set_mmap_threshold(nbytes: int) -> bool:
     return ok
 
 
+def trim_heap() -> bool:
+    """Hand the free pages inside glibc's heaps back to the OS now (``malloc_trim(0)``); returns
+    False where the C library is not glibc (nothing done).
+
+    Why: in the default allocator mode, windows' few-MB arrays are served from the heap, and
+    over hundreds of windows its free holes grow (a gigapixel's worker: 230 MB in use, 300 MB
+    free and resident, measured with ``mallinfo2``).  One call gave 248 MB back in 27 ms."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(ctypes.c_size_t(0))
+    except (OSError, AttributeError):  # not glibc
+        return False
+    return True
+
+
 def available_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 

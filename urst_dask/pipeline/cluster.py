@@ -22,7 +22,13 @@ from distributed.comm import get_address_host
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..engine import timing
-from ..engine.process import COMPACT_MMAP_THRESHOLD, set_mmap_threshold, set_torch_threads, torch_threads_for
+from ..engine.process import (
+    COMPACT_MMAP_THRESHOLD,
+    set_mmap_threshold,
+    set_torch_threads,
+    torch_threads_for,
+    trim_heap,
+)
 from ..errors import ParameterError, SchedulerError
 from ..settings import ClusterOptions, MemoryMode
 
@@ -75,6 +81,32 @@ class CompactMemory(WorkerPlugin):
                                                    worker.address)
 
 
+class HeapTrim(WorkerPlugin):
+    """Returns the heap's free pages to the OS (:func:`urst_dask.engine.process.trim_heap`)
+    when a task finishes, at most once every ``interval`` seconds.
+
+    The default allocator mode keeps freed window arrays in the heap for speed, and over a
+    long run its holes grow: a 1-gigapixel wct16x run's worker went from 860 to 1040 MB with
+    230 MB in use, and one trim brought it back to 793 MB.  A trim costs tens of ms, so every
+    ``interval`` seconds it is a fraction of a percent of a worker's time.
+    """
+
+    name = "urst-dask-heap-trim"
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self.last = 0.0
+        self.trims = 0
+
+    def setup(self, worker: Any) -> None:
+        self.last = time.monotonic()
+
+    def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
+        if start == "executing" and finish == "memory" and time.monotonic() - self.last >= self.interval:
+            self.trims += trim_heap()
+            self.last = time.monotonic()
+
+
 def _warn_gpu_without_cuda(worker: Any) -> None:
     """A worker that advertises a ``GPU`` resource but has no CUDA device would run every
     network task on its CPU, silently and slowly: say so in its log."""
@@ -88,6 +120,7 @@ def _warn_gpu_without_cuda(worker: Any) -> None:
 
 def _register(client: Client, options: ClusterOptions, host_threads: dict[str, int] | None = None) -> None:
     client.register_plugin(TorchThreads(options.torch_threads, host_threads))
+    client.register_plugin(HeapTrim())
     if options.memory is MemoryMode.COMPACT:
         client.register_plugin(CompactMemory())
 
