@@ -1,9 +1,10 @@
-"""Per-process settings of a worker: torch's thread pool and glibc's mmap threshold."""
+"""Per-process settings of a worker: torch's thread pool, glibc's mmap threshold and heap trimming."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 
 import torch
@@ -11,6 +12,17 @@ import torch
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 COMPACT_MMAP_THRESHOLD = 1 << 20
 MALLOC: dict[str, int] = {}  # what set_mmap_threshold applied in this process
+
+
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The process's C library if it is glibc (it has ``mallopt`` and ``malloc_trim``), else None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018 - AttributeError where they are missing (musl, macOS)
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def set_mmap_threshold(nbytes: int) -> bool:
@@ -24,11 +36,10 @@ def set_mmap_threshold(nbytes: int) -> bool:
     holes keep a worker's peak RSS creeping up with the image size.  The price is page faults
     on every large allocation (measured on a 2-core Xeon: wct16x windows 12-20 % slower, the
     I/O-and-tiling pass 48 % slower; see :class:`urst_dask.pipeline.cluster.CompactMemory`)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        ok = bool(libc.mallopt(ctypes.c_int(_M_MMAP_THRESHOLD), ctypes.c_int(int(nbytes))))
-    except (OSError, AttributeError):  # not glibc (macOS, musl)
+    libc = _glibc()
+    if libc is None:
         return False
+    ok = bool(libc.mallopt(ctypes.c_int(_M_MMAP_THRESHOLD), ctypes.c_int(int(nbytes))))
     if ok:
         MALLOC["mmap_threshold"] = int(nbytes)
     return ok
@@ -41,11 +52,10 @@ def trim_heap() -> bool:
     Why: in the default allocator mode, windows' few-MB arrays are served from the heap, and
     over hundreds of windows its free holes grow (a gigapixel's worker: 230 MB in use, 300 MB
     free and resident, measured with ``mallinfo2``).  One call gave 248 MB back in 27 ms."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(ctypes.c_size_t(0))
-    except (OSError, AttributeError):  # not glibc
+    libc = _glibc()
+    if libc is None:
         return False
+    libc.malloc_trim(ctypes.c_size_t(0))
     return True
 
 
