@@ -7,7 +7,7 @@ process (so that its peak RSS is its own):
   height and width (one conversion for every thumbnail shape);
 * ``ov-static`` - the same models reshaped to this thumbnail's shapes, compiled per shape.
 
-``setup_s`` is the conversion and compilation without any disk cache (the pipeline would keep
+``setup_s`` is the conversion (the window backend's) and compilation without any disk cache (the pipeline would keep
 the converted models on disk, as it does the window networks').
 
 The pass is the pipeline's: per level, encode, float64 moments, whitening (the thumbnail's)
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import subprocess
 import sys
 import time
@@ -55,12 +56,9 @@ class _OpenVinoLevels:
         import openvino as ov
         import torch
 
-        core = ov.Core()
+        from urst_dask.engine.backends import _convert  # the window backend's tracing and conversion
 
-        def convert(net, inputs):  # noqa: ANN001, ANN202 - as the window backend does, without its disk cache
-            with torch.no_grad():
-                traced = torch.jit.trace(net, inputs, check_trace=False)
-            return ov.convert_model(traced, example_input=inputs)
+        core = ov.Core()
 
         def compile_cpu(model):  # noqa: ANN001, ANN202
             return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
@@ -82,8 +80,8 @@ class _OpenVinoLevels:
                 f_small = enc(small)
                 c, down = f_small.shape[1], 32 // f_small.shape[-1]
                 eye, zero = torch.eye(c)[:, :, None, None], torch.zeros(c)
-                me = convert(enc, small)
-                md = convert(AffineDecoder(dec), (f_small, eye, zero))
+                me = _convert(ov, enc, (small,))
+                md = _convert(ov, AffineDecoder(dec), (f_small, eye, zero))
                 first_e = list(x.shape) if static else [1, 3, -1, -1]
                 first_d = [1, c, x.shape[-2] // down, x.shape[-1] // down] if static else [1, c, -1, -1]
                 me.reshape({me.inputs[0]: ov.PartialShape(first_e)})
@@ -129,7 +127,7 @@ def one(mode: str, h: int, w: int, repeat: int) -> dict:
     from urst_dask.engine import ModelSpec, get_model
     from urst_dask.engine.process import trim_heap
 
-    torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
     model = get_model(ModelSpec("wct16x", str(weights_dir())))
     style = model.prepare_style(torch.from_numpy(_image(STYLE, 512, 512)).permute(2, 0, 1)[None].contiguous())
     x = torch.from_numpy(_image(PHOTO, h, w)).permute(2, 0, 1)[None].contiguous()
