@@ -5,7 +5,7 @@ The window kernel (:mod:`urst_dask.tiling`) calls :func:`forward` and nothing el
 the graph nor the networks know which backend ran.
 
 * :mod:`.device` - the device (``auto``: a GPU if the process has one);
-* :mod:`.precision` - ``auto``: bf16 where the hardware computes it natively;
+* :mod:`.precision` - ``auto``: bf16 where the hardware computes it natively and the network keeps its picture in it;
 * :mod:`.backends` - eager, inductor, openvino, and what ``auto`` picks;
 * :mod:`.baked` - a network with its statistics and style baked in (the compiled graph);
 * :mod:`.cache` - compiled networks per key, with a compile counter;

@@ -1,8 +1,9 @@
 """Which arithmetic the window network runs in.
 
 ``auto`` means bfloat16 where the device computes it natively - a CPU with AMX or
-AVX512-BF16, a GPU with bf16 tensor cores (compute capability >= 8.0) - and float32 elsewhere
-(emulated bf16 is slower than float32, and loses precision for nothing).  Statistics and the
+AVX512-BF16, a GPU with bf16 tensor cores (compute capability >= 8.0) - and the network keeps
+its picture in bf16 (:data:`BF16_HOLDS`), float32 elsewhere (emulated bf16 is slower than
+float32, and loses precision for nothing).  Statistics and the
 whitening/colouring matrices are computed in float32/float64 whatever the precision
 (:mod:`urst_dask.kernels`).
 """
@@ -19,6 +20,13 @@ from ..errors import ParameterError
 from ..settings import Precision
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+# The networks whose bf16 output stays within the 35 dB bar of their float32 output on real
+# photographs, eager and OpenVINO alike (benchmarks/bench_precision_quality.py on an
+# AVX512-BF16 CPU, results/precision-quality-*.json).  wct16x (its 16-channel layers, then
+# the colouring) and microast fall below it, so ``auto`` runs them in float32; so does a
+# network registered from outside, whose bf16 quality nobody measured.
+BF16_HOLDS = frozenset({"wct", "johnson"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -45,12 +53,14 @@ def cuda_native_bf16(device: torch.device) -> bool:
     return torch.cuda.is_available() and torch.cuda.get_device_capability(device)[0] >= 8
 
 
-def resolve_precision(precision: Precision | str, device: torch.device) -> Precision:
-    """The concrete precision (float32, bfloat16 or float16) for ``device``; float16 is CUDA-only."""
+def resolve_precision(precision: Precision | str, device: torch.device, method: str) -> Precision:
+    """The concrete precision (float32, bfloat16 or float16) of ``method``'s network on
+    ``device``: ``auto`` is bf16 where the device computes it natively and the network keeps
+    its picture in it (:data:`BF16_HOLDS`), else float32.  float16 is CUDA-only."""
     precision = cast(Precision, Precision.parse(precision, "precision"))
     if precision is Precision.AUTO:
         native = cuda_native_bf16(device) if device.type == "cuda" else cpu_native_bf16()
-        return Precision.BFLOAT16 if native else Precision.FLOAT32
+        return Precision.BFLOAT16 if native and method in BF16_HOLDS else Precision.FLOAT32
     if precision is Precision.FLOAT16 and device.type != "cuda":
         raise ParameterError("precision='float16': float16 runs on CUDA devices only; use bfloat16 or auto on the CPU")
     return precision

@@ -48,7 +48,7 @@ def forward(model: StyleModel, x: Tensor, style: StyleCode, stats: NormStats | N
     as the run's frozen option objects say (defaults: their defaults): ``options.alpha`` and
     ``options.preserve_color``; ``compute.precision`` and ``compute.backend``.
 
-    ``precision`` (``auto``: bf16 where native) and ``backend`` (``auto``: the fastest
+    ``precision`` (``auto``: bf16 where native, for the networks that hold it) and ``backend`` (``auto``: the fastest
     measured) are resolved for the device; a compiled backend runs the network baked for
     (``stats``, ``style``, ``alpha``) from this process's cache, compiled for ``x``'s shape
     (the tile stage pads an image's windows to at most four shapes,
@@ -60,7 +60,7 @@ def forward(model: StyleModel, x: Tensor, style: StyleCode, stats: NormStats | N
     compute = compute if compute is not None else ComputeOptions()
     alpha, preserve_color, backend = options.alpha, options.preserve_color, compute.backend
     device = x.device
-    prec = resolve_precision(compute.precision, device)
+    prec = resolve_precision(compute.precision, device, model.info.name)
     used = resolve_backend(backend, model.info.name, device, prec, stats is not None)
     if used is Backend.EAGER:
         y = _eager(model, x, style, stats, alpha, prec)
