@@ -112,9 +112,26 @@ def area_reduce_block(block: np.ndarray, shape_in: tuple[int, int], shape_out: t
     h, w = block.shape[:2]
     oy, wy = area_weights(shape_in[0], shape_out[0], y0, y0 + h)
     ox, wx = area_weights(shape_in[1], shape_out[1], x0, x0 + w)
-    rows = np.tensordot(wy, block.astype(np.float64), axes=(1, 0))  # (oh, w, C)
-    partial = np.tensordot(wx, rows, axes=(1, 1)).transpose(1, 0, 2)  # (oh, ow, C)
-    return oy, ox, partial
+    rows = _banded_sum(wy, block, axis=0)  # (oh, w, C)
+    return oy, ox, _banded_sum(wx, rows, axis=1)  # (oh, ow, C)
+
+
+def _banded_sum(weights: np.ndarray, x: np.ndarray, axis: int) -> np.ndarray:
+    """``weights @ x`` along ``axis`` (float64), for an area-averaging matrix: each output
+    pixel overlaps at most ``ceil(r) + 1`` consecutive inputs, so only that band is summed
+    (the dense product spent 0.7 s of an 8-MP image's thumbnail multiplying zeros)."""
+    nonzero = weights > 0
+    start, width = nonzero.argmax(axis=1), nonzero.sum(axis=1)
+    band = np.arange(int(width.max()))
+    index = np.minimum(start[:, None] + band, weights.shape[1] - 1)
+    weight = np.take_along_axis(weights, index, axis=1) * (band < width[:, None])
+    shape = list(x.shape)
+    shape[axis] = weights.shape[0]
+    out = np.zeros(shape, dtype=np.float64)
+    for j in band:
+        w = weight[:, j].reshape([-1 if d == axis else 1 for d in range(x.ndim)])
+        out += w * np.take(x, index[:, j], axis=axis)
+    return out
 
 
 def resize_center_crop(style: np.ndarray, size: int) -> Tensor:
