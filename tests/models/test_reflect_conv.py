@@ -75,7 +75,7 @@ class _Wrapped(torch.nn.Module):
         return reflect_conv(self.conv, x)
 
 
-@pytest.mark.parametrize("case", ["traced", "grad", "stride", "small", "few pixels"])
+@pytest.mark.parametrize("case", ["traced", "grad", "weight grad", "stride", "small", "few pixels"])
 def test_the_plain_pad_where_the_border_route_does_not_apply(case, monkeypatch):
     monkeypatch.setattr(layers, "_border_fixed_conv", lambda *a: pytest.fail("border route taken"))
     conv = torch.nn.Conv2d(3, 4, 3, stride=2 if case == "stride" else 1)
@@ -87,7 +87,11 @@ def test_the_plain_pad_where_the_border_route_does_not_apply(case, monkeypatch):
         assert "reflection_pad2d" in str(traced.graph) or "aten::pad" in str(traced.graph)
         with torch.no_grad():
             torch.testing.assert_close(traced(x), _reference(conv, x))
+    elif case == "weight grad":  # training a network: its weights want gradients, its input does not
+        assert conv.weight.requires_grad and not x.requires_grad
+        torch.testing.assert_close(reflect_conv(conv, x), _reference(conv, x))
     else:
+        conv.requires_grad_(case == "grad")
         torch.testing.assert_close(reflect_conv(conv, x), _reference(conv, x))
 
 

@@ -43,7 +43,8 @@ def _border_fix_applies(conv: nn.Conv2d, x: Tensor, pad: int) -> bool:
     return (not capturing and x.device.type == "cpu" and x.dim() == 4 and min(x.shape[-2:]) > 4 * pad
             and x.shape[-2] * x.shape[-1] >= BORDER_ROUTE_MIN_PIXELS
             and conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.padding == (0, 0)
-            and conv.kernel_size == (2 * pad + 1,) * 2 and not (torch.is_grad_enabled() and x.requires_grad))
+            and conv.kernel_size == (2 * pad + 1,) * 2
+            and not (torch.is_grad_enabled() and (x.requires_grad or conv.weight.requires_grad)))  # training: plain
 
 
 def _reflect_index(first: int, stop: int, size: int) -> list[int]:
