@@ -3,9 +3,8 @@
 ``auto`` means bfloat16 where the device computes it natively - a CPU with AMX or
 AVX512-BF16, a GPU with bf16 tensor cores (compute capability >= 8.0) - and the network keeps
 its picture in bf16 (:data:`BF16_HOLDS`), float32 elsewhere (emulated bf16 is slower than
-float32, and loses precision for nothing).  Statistics and the
-whitening/colouring matrices are computed in float32/float64 whatever the precision
-(:mod:`urst_dask.kernels`).
+float32, and loses precision for nothing).  Statistics and the whitening/colouring matrices
+are computed in float32/float64 whatever the precision (:mod:`urst_dask.kernels`).
 """
 
 from __future__ import annotations
@@ -23,9 +22,9 @@ BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 # The networks whose bf16 output stays within the 35 dB bar of their float32 output on real
 # photographs, eager and OpenVINO alike (benchmarks/bench_precision_quality.py on an
-# AVX512-BF16 CPU, results/precision-quality-*.json).  wct16x (its 16-channel layers, then
-# the colouring) and microast fall below it, so ``auto`` runs them in float32; so does a
-# network registered from outside, whose bf16 quality nobody measured.
+# AVX512-BF16 CPU, results/precision-quality.json: worst 25.1 dB for wct16x, 29.6 for
+# microast, 43.1 for wct, 43.2 for johnson).  So ``auto`` runs wct16x and microast in
+# float32, as it does a network registered from outside, whose bf16 quality nobody measured.
 BF16_HOLDS = frozenset({"wct", "johnson"})
 
 
