@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from urst_dask.errors import InputImageError, OutputError, ParameterTypeError
@@ -481,3 +483,20 @@ def test_half_matches_reference_on_odd_sizes():
     out = ome.half(da.from_array(img, chunks=(10, 7, 3)), chunk=8).compute()
     assert out.shape == (17, 9, 3)
     close_to(out, half_ref(img), np.uint16)
+
+
+@settings(max_examples=60, deadline=None)
+@given(dtype=st.sampled_from(["uint8", "int8", "uint16", "int16", "uint32", "int32"]),
+       h=st.integers(1, 6), w=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_half_block_of_integers_is_the_rounded_exact_mean(dtype, h, w, seed):
+    """The integer route equals the float64 mean of each 2 x 2 block rounded half to even,
+    at the extremes of the dtype and at the half-way sums (values drawn from a few per block)."""
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(seed)
+    pool = np.array([info.min, info.min + 1, -1 if info.min < 0 else 2, 0, 1, info.max - 1, info.max], dtype=dtype)
+    block = np.where(rng.random((2 * h, 2 * w, 3)) < 0.5, rng.choice(pool, (2 * h, 2 * w, 3)),
+                     rng.integers(info.min, info.max, (2 * h, 2 * w, 3), dtype=dtype, endpoint=True))
+    ref = np.rint(block.astype(np.float64).reshape(h, 2, w, 2, 3).mean(axis=(1, 3))).astype(dtype)
+    got = ome._half_block(block)
+    assert got.dtype == block.dtype
+    np.testing.assert_array_equal(got, ref)
