@@ -3,6 +3,7 @@ precision and device choice, and the refusals (missing package, wrong device).""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 
@@ -13,6 +14,7 @@ import torch
 from urst_dask import engine
 from urst_dask.engine import backends, baked, cache, precision
 from urst_dask.errors import UrstError
+from urst_dask.models.cascade import CascadedWct
 from urst_dask.preprocess import hwc_to_nchw, resize_center_crop, to_unit
 from urst_dask.settings import Backend, ComputeOptions, Precision, StyleOptions
 from urst_dask.stats import NormStats
@@ -80,6 +82,34 @@ def _run(model, x, style, stats, backend, prec=Precision.FLOAT32):
     return engine.forward(model, x, style, stats, StyleOptions(alpha=1.0), ComputeOptions(precision=prec, backend=backend))
 
 
+def _cascade_float64(model, x, style, stats) -> torch.Tensor:
+    """The baked cascade (encoder, 1x1 affine, decoder per level) computed in float64."""
+    net = copy.deepcopy(baked.bake(model, style, stats, 1.0)).double()
+    affines = net.affines()
+    with torch.inference_mode():
+        y = x.double()
+        for i, k in enumerate(net.levels):
+            y = net.decoders[k](torch.nn.functional.conv2d(net.encoders[k](y), affines[2 * i], affines[2 * i + 1]))
+    return y.float().clamp(0, 1)
+
+
+def assert_float32_agrees(model, x, style, stats, got: torch.Tensor, ref: torch.Tensor) -> None:
+    """A float32 backend's output ``got`` against eager's ``ref`` (both clamped to [0, 1]): max
+    abs difference <= 1e-4.  A cascaded WCT amplifies float32 rounding level by level (its
+    whitening scales up the thumbnail's weak directions), so two float32 convolution kernels can
+    differ by more than that on small windows: on a 2-core AMX Xeon, OpenVINO and inductor
+    differ from eager by 1.28e-4 at 64 px (where PyTorch picks another convolution kernel) and
+    by 0 at 256 px.  There the bar is accuracy against the float64 network: the backend's error
+    at most 1e-4, or at most 2.5x eager's own float32 error."""
+    diff = (got - ref).abs().max().item()
+    if diff <= 1e-4 or not isinstance(model, CascadedWct):
+        assert diff <= 1e-4
+        return
+    exact = _cascade_float64(model, x, style, stats)
+    err_got, err_eager = (got - exact).abs().max().item(), (ref - exact).abs().max().item()
+    assert err_got <= max(1e-4, 2.5 * err_eager), (diff, err_got, err_eager)
+
+
 # ------------------------------------------------------------------ backends vs eager
 
 
@@ -90,7 +120,7 @@ def test_openvino_float32_matches_eager(weights, method, variant):
     ref = _run(model, x, style, stats, Backend.EAGER).clamp(0, 1)
     got = _run(model, x, style, stats, Backend.OPENVINO).clamp(0, 1)
     assert got.shape == ref.shape
-    assert (got - ref).abs().max().item() <= 1e-4
+    assert_float32_agrees(model, x, style, stats, got, ref)
 
 
 @OPENVINO
@@ -133,7 +163,7 @@ def test_inductor_matches_eager(weights, method, variant, prec):
     got = _run(model, x, style, stats, Backend.INDUCTOR, prec).clamp(0, 1)
     assert cache.compile_count("inductor") == before + 1
     if prec is Precision.FLOAT32:
-        assert (got - ref).abs().max().item() <= 1e-4
+        assert_float32_agrees(model, x, style, stats, got, ref)
     else:
         assert _psnr(got, ref) >= 35.0
 

@@ -40,7 +40,7 @@ from ..errors import ParameterError
 from ..io.weights import WeightFile
 from ..stats import StatsSource, StyleCode
 from .base import ModelInfo, StyleModel
-from .layers import ConvLayer, in_stats
+from .layers import ConvLayer, in_stats, reflect_conv
 from .registry import Network
 
 NAME = "johnson"
@@ -64,6 +64,10 @@ class UpsampleConvLayer(ConvLayer):
         super().__init__(cin, cout, k)
 
     def forward(self, x: Tensor) -> Tensor:
+        if torch.compiler.is_compiling():
+            # inductor (torch 2.13) fails on two of the phase interleaves in a row ("vr must not
+            # be None for symbol q2"), so compiled graphs upsample as upstream does
+            return reflect_conv(self.conv, F.interpolate(x, scale_factor=2.0, mode="nearest"))
         return _up2_conv3(x, self.conv.weight, self.conv.bias)
 
 
