@@ -3,11 +3,12 @@ levels in bf16, as two OpenVINO graphs run one after the other.
 
 wct16x loses its picture in bf16 (25-29 dB against float32 with Starry Night,
 results/precision-quality.json), and the error comes from levels 5 and 4.  Those levels hold
-about two thirds of the multiply-adds, so keeping them in float32 keeps about a third of bf16's
-speed-up.  On a CPU with AMX, where OpenVINO's bf16 is 4-5x its float32, that third may still be
-worth having.  This measures it per photograph: one window (photograph resized to ``--side``,
-statistics from its 1024-px thumbnail, the run's default style size), seconds per window (best
-of ``--repeats``) and PSNR against OpenVINO float32, for all-float32, all-bf16 and each split.
+about two thirds of the multiply-adds, so keeping them in float32 keeps bf16's speed-up on the
+remaining third only.  On a CPU with AMX, where OpenVINO's bf16 is 4-5x its float32, that may
+still be worth having.  This measures it per photograph and painting: one window (the
+photograph resized to ``--side``, statistics from its 1024-px thumbnail, the painting at the
+run's default style size 1024), seconds per window (best of ``--repeats``) and PSNR against
+OpenVINO float32, for all-float32, all-bf16 and each split.
 
 Run: flock -x /tmp/urst-cpu.lock python benchmarks/bench_mixed_precision.py --tag=-amx
 """
@@ -61,6 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--method", default="wct16x", choices=["wct16x", "wct"])
     ap.add_argument("--photos", default="cornell.jpg,sailboat.jpg,flowers.jpg")
+    ap.add_argument("--styles", default="starry_night.jpg", help="paintings in ../shared/images/style")
     ap.add_argument("--side", type=int, default=1072, help="window side (1064 px padded to a multiple of 16)")
     ap.add_argument("--splits", default="5,4;5", help="float32 level sets, ';'-separated")
     ap.add_argument("--repeats", type=int, default=3)
@@ -71,10 +73,10 @@ def main() -> None:
     if not backends.openvino_available():
         raise SystemExit("bench_mixed_precision: needs OpenVINO (pip install 'urst-dask[openvino]')")
     model = engine.get_model(engine.ModelSpec(a.method, str(weights_dir()), None))
-    style = model.prepare_style(resize_center_crop(image(SHARED / "style" / "starry_night.jpg"), 1024))
     splits = [tuple(s.split(",")) for s in a.splits.split(";")]
     rows = []
-    for name in a.photos.split(","):
+    for style_name, name in [(s, p) for s in a.styles.split(",") for p in a.photos.split(",")]:
+        style = model.prepare_style(resize_center_crop(image(SHARED / "style" / style_name), 1024))
         thumb = hwc_to_nchw(image(SHARED / "content" / name, 1024)).contiguous(memory_format=torch.channels_last)
         x = hwc_to_nchw(image(SHARED / "content" / name, a.side)).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
@@ -82,7 +84,7 @@ def main() -> None:
         net = FoldedCascade(model, style, stats, 1.0).eval()
         ref, t32 = best_of(backends.BUILDERS[Backend.OPENVINO](net, x, Precision.FLOAT32), x, a.repeats)
         y16, t16 = best_of(backends.BUILDERS[Backend.OPENVINO](net, x, Precision.BFLOAT16), x, a.repeats)
-        row = {"photo": name, "side": a.side, "float32_s": t32, "bf16_s": t16, "bf16_db": psnr(y16, ref)}
+        row = {"style": style_name, "photo": name, "side": a.side, "float32_s": t32, "bf16_s": t16, "bf16_db": psnr(y16, ref)}
         for coarse in splits:
             y, t = best_of(split_runner(net, x, coarse), x, a.repeats)
             row[f"float32_levels_{'_'.join(coarse)}"] = {"s": t, "db": psnr(y, ref)}
@@ -90,7 +92,9 @@ def main() -> None:
         print(row, flush=True)
     record(f"mixed-precision-{a.method}{a.tag}", {
         "load_average_at_end": [round(v, 1) for v in os.getloadavg()], "native_bf16": precision.cpu_native_bf16(),
-        "style": "starry_night.jpg", "style_size": 1024, "bar_db": 35.0, "rows": rows})
+        "styles": a.styles.split(","), "style_size": 1024, "bar_db": 35.0, "rows": rows,
+        "worst_db": {"bf16": min(r["bf16_db"] for r in rows),
+                     **{k: min(r[k]["db"] for r in rows) for k in rows[0] if k.startswith("float32_levels")}}})
 
 
 if __name__ == "__main__":
