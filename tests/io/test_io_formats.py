@@ -500,3 +500,10 @@ def test_half_block_of_integers_is_the_rounded_exact_mean(dtype, h, w, seed):
     got = ome._half_block(block)
     assert got.dtype == block.dtype
     np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("dtype", ["uint64", "int64"])
+def test_half_block_of_64_bit_integers_rounds(dtype):
+    """64-bit integers take the float route; their means are still rounded, not truncated."""
+    block = np.array([[1, 2, 5, 5], [2, 2, 5, 6]], dtype=dtype)[:, :, None]  # 2 x 2 means 1.75, 5.25
+    np.testing.assert_array_equal(ome._half_block(block)[..., 0], np.array([[2, 5]], dtype=dtype))

@@ -178,7 +178,11 @@ def _half_block(block: np.ndarray) -> np.ndarray:
     if block.dtype.kind in "ui" and block.dtype.itemsize <= 4:
         return _half_int(block)
     h, w, c = block.shape
-    return block.reshape(h // 2, 2, w // 2, 2, c).astype(np.float32).mean(axis=(1, 3)).astype(block.dtype)
+    m = block.reshape(h // 2, 2, w // 2, 2, c).astype(np.float32).mean(axis=(1, 3))
+    if block.dtype.kind in "ui":  # 64-bit integers: rounded and clipped, as ever
+        info = np.iinfo(block.dtype)
+        return np.clip(np.rint(m), info.min, info.max).astype(block.dtype)
+    return m.astype(block.dtype)
 
 
 def _half_int(block: np.ndarray) -> np.ndarray:
