@@ -99,8 +99,9 @@ class FoldedCascade(nn.Module):
         with _autocast(x.device, self.dtype):
             for i, k in enumerate(self.levels):
                 f = self.encoders[k](x)
-                with torch.autocast(device_type=x.device.type, enabled=False):  # the affine map stays float32
-                    f = torch.nn.functional.conv2d(f.float(), affines[2 * i], affines[2 * i + 1]).to(f.dtype)
+                a, b = affines[2 * i], affines[2 * i + 1]
+                with torch.autocast(device_type=x.device.type, enabled=False):  # the affine map stays in its dtype (float32)
+                    f = torch.nn.functional.conv2d(f.to(a.dtype), a, b).to(f.dtype)
                 x = self.decoders[k](f)
             y = x.clamp(0.0, 1.0) if self.clamp_output else x
             return y.float()
