@@ -9,6 +9,7 @@ Zarr chunk by chunk, the NGFF pyramid, and the completion marker, written last.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,9 @@ def stylize(
     back, recorded in the attributes) (:class:`StyleOptions`); ``stride``, ``margin`` (pixels
     or ``"auto"``), ``blend`` ("crop" | "linear" | "gaussian"), ``align`` (:class:`TilePlan`;
     ``tiles=TilePlan.paper()`` is the paper's exact geometry); ``device``, ``precision``
-    ("auto": bf16 where the hardware has it), ``backend`` ("auto" | "eager" | "inductor" |
+    ("auto": bf16 where the hardware has it and the network keeps its picture in it; for
+    wct16x, when a bf16 probe of the thumbnail clears 39 dB against float32, recorded in the
+    attributes as ``precision_auto``), ``backend`` ("auto" | "eager" | "inductor" |
     "openvino"), ``whole``, ``batch`` (windows per network call) (:class:`ComputeOptions`);
     ``scheduler``, ``workers``, ``threads_per_worker``, ``processes``, ``memory``,
     ``connect_timeout`` (:class:`ClusterOptions`); ``axes`` (the source axes when they cannot
@@ -131,20 +134,25 @@ def stylize(
             grid = cfg.tiles.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
             # ---- conditioning: thumbnail, style code, statistics (or the interrupted run's, byte for byte)
             if state == "resume":
-                style_code, thumb_stats, window = resume.stored_conditioning(out_path, cfg.style)
+                style_code, thumb_stats, window, choice = resume.stored_conditioning(out_path, cfg.style)
             else:
                 with_stats = cfg.style.norm is NormMode.TIN and stats is None
                 cond = conditioning(src.level_for(cfg.style.thumb_size), style_img, spec, cfg.style,
-                                    with_stats=with_stats, resources=resources)
-                style_code, thumb_stats, window = run(c, cond, progress=flags.progress,
-                                                      label="thumbnail stage: style code and statistics")
+                                    with_stats=with_stats, resources=resources, probe=cfg.compute)
+                style_code, thumb_stats, window, choice = run(c, cond, progress=flags.progress,
+                                                              label="thumbnail stage: style code and statistics")
                 if cfg.style.norm is NormMode.TIN and stats is not None:
                     thumb_stats = stats
                 store.create_output(out_path, src.shape, cfg.tiles.stride, str(src.array.dtype),
-                                    provenance.store_attrs(meta, cfg, src, grid, thumb_stats, window), thumb_stats,
-                                    style_code, overwrite=flags.overwrite)
+                                    provenance.store_attrs(meta, cfg, src, grid, thumb_stats, window, choice),
+                                    thumb_stats, style_code, overwrite=flags.overwrite)
+            compute = cfg.compute
+            if choice is not None:  # auto, resolved by the bf16 probe of the thumbnail (or the stored one's)
+                compute = dataclasses.replace(compute, precision=choice.precision)
+                if flags.progress:
+                    LOGGER.info(choice.describe())
             # ---- tile stage and write: the missing blocks, strip by strip, on one progress bar
-            job = WindowJob(cfg.style, cfg.compute, str(src.array.dtype), window)
+            job = WindowJob(cfg.style, compute, str(src.array.dtype), window)
             stylized = tile_graph(src.array, spec, style_code, thumb_stats, grid, job, resources=resources)
             present = resume.present_windows(out_path, state)
             windows = block_windows(src.shape, grid, cfg.compute.whole, cfg.compute.batch)

@@ -104,13 +104,13 @@ def test_the_statistics_task_takes_a_large_thumbnail_in_tiles(weights, wct16x, m
     model, style = wct16x
     thumb = np.ascontiguousarray(_photo(192, 320)[0].permute(1, 2, 0).numpy())
     spec = ModelSpec("wct16x", str(weights))
-    whole = conditioning._collect_stats(spec, thumb, style, 1.0)
+    whole = conditioning._collect_stats(spec, thumb, style, 1.0)[0]
     calls = []
     real = conditioning.tiled_cascade_stats
     monkeypatch.setattr(conditioning, "tiled_cascade_stats", lambda *a: calls.append(a[-1]) or real(*a))
     monkeypatch.setattr(conditioning, "THUMB_TILE_PIXELS", 100 * 100)
     monkeypatch.setattr(conditioning, "THUMB_TILE", 64)
-    tiled = conditioning._collect_stats(spec, thumb, style, 1.0)
+    tiled = conditioning._collect_stats(spec, thumb, style, 1.0)[0]
     assert [(g.stride, g.margin) for g in calls] == [(64, 64)]
     assert tiled.token() != whole.token()
     for point in whole.points():

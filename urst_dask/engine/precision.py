@@ -27,6 +27,12 @@ BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 # float32, as it does a network registered from outside, whose bf16 quality nobody measured.
 BF16_HOLDS = frozenset({"wct", "johnson"})
 
+# The networks whose bf16 picture depends on the painting and the image: ``auto`` runs them in
+# bf16 only after a probe on the run's thumbnail clears a bar (:mod:`urst_dask.engine.probe`);
+# where no probe runs (the lazy :func:`urst_dask.stylize_array`, video, given statistics) they
+# stay float32.
+BF16_PROBED = frozenset({"wct16x"})
+
 
 @functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:

@@ -42,7 +42,9 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     range is computed at the call, since every window's job carries it).  The network runs on ``device``
     (``"auto"``: CUDA where the worker has it), loaded once per worker process and kept in its
     cache.  ``stats``: statistics to reuse (a NormStats or an output store) instead of the
-    thumbnail's.
+    thumbnail's.  ``precision="auto"`` runs wct16x in float32 here: its bf16 probe
+    (:mod:`urst_dask.engine.probe`) needs the thumbnail pass before the windows are built,
+    which :func:`urst_dask.stylize` runs and this lazy graph does not.
     """
     cfg = RunConfig.from_kwargs(config, **overrides)
     entry, wdir, wfiles = inputs.network(cfg, style)
@@ -62,7 +64,7 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     if cfg.style.intensity.percentiles is None:  # lazy: the style code and the statistics are graph keys
         code, thumb_stats, window = cond[0], (cond[1] if with_stats else None), None
     else:  # the percentile range is part of every window's frozen job: computed now
-        code, thumb_stats, window = dask.compute(cond)[0]
+        code, thumb_stats, window = dask.compute(cond)[0][:3]
     if cfg.style.norm is NormMode.TIN and given is not None:
         thumb_stats = given
     grid = cfg.tiles.resolve(info.size_multiple, info.seam_margin, info.receptive_field)

@@ -14,10 +14,11 @@ from dask.delayed import Delayed
 
 from .. import preprocess as pp
 from ..engine.models import ModelSpec, get_model, weights_token
+from ..engine.probe import PrecisionChoice, choose_precision, wants_probe
 from ..io import stylecache
 from ..models.base import ModelInfo, StyleModel
 from ..models.cascade import CascadedWct
-from ..settings import StyleOptions
+from ..settings import ComputeOptions, Precision, StyleOptions
 from ..stats import NormStats, StyleCode
 from ..tiling import Blend, TileGrid, pad_to_multiple
 from ..tiling.thumbstats import tiled_cascade_stats
@@ -101,7 +102,12 @@ def thumb_grid(model: StyleModel, h: int, w: int) -> TileGrid | None:
 
 
 def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: float,
-                   intensity: tuple[float, float] | None = None) -> NormStats:
+                   intensity: tuple[float, float] | None = None,
+                   probe: ComputeOptions | None = None) -> tuple[NormStats, PrecisionChoice | None]:
+    """The thumbnail statistics, and what ``precision="auto"`` resolves to when ``probe`` (the
+    run's compute options) asks for a bf16 probe (:mod:`urst_dask.engine.probe`; ``None``: no
+    probe needed, the workers resolve the precision as before).  A thumbnail taken in tiles
+    has no whole float32 output to probe against: such a run stays float32."""
     import torch
 
     model = get_model(spec)
@@ -109,11 +115,17 @@ def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: 
     thumb = np.repeat(thumb, 3, axis=2) if thumb.shape[2] == 1 else thumb[..., :3]  # gray / RGBA -> RGB
     x = pp.hwc_to_nchw(pad_to_multiple(thumb, model.info.size_multiple), model.device)
     grid = thumb_grid(model, x.shape[-2], x.shape[-1])
+    probing = probe is not None and wants_probe(probe.precision, model.device, model.info.name)
     with torch.inference_mode():
         if grid is not None and isinstance(model, CascadedWct):  # thumb_grid tiles cascades only
-            return tiled_cascade_stats(model, x, style, alpha, grid)
-        _, stats = model.collect_stats(x, style, alpha)
-    return stats
+            stats = tiled_cascade_stats(model, x, style, alpha, grid)
+            return stats, (PrecisionChoice(Precision.FLOAT32, reason="the thumbnail was taken in tiles: no whole "
+                                           "float32 pass to probe bf16 against") if probing else None)
+        y, stats = model.collect_stats(x, style, alpha)
+    if not probing:
+        return stats, None
+    assert probe is not None  # probing implies it
+    return stats, choose_precision(model, x, y, style, stats, StyleOptions(alpha=alpha), probe)
 
 
 def annotate(resources: dict[str, float] | None):
@@ -129,20 +141,25 @@ def conditioning(
     *,
     with_stats: bool = True,
     resources: dict[str, float] | None = None,
+    probe: ComputeOptions | None = None,
 ) -> Delayed:
-    """Delayed ``(StyleCode, NormStats | None, intensity range)``: the style prepared once (at
-    ``options.style_size``), the statistics of the ``options.thumb_size`` thumbnail collected
-    once (``with_stats=False`` for ``--norm in``), and the intensity range (the percentiles of
-    ``options.intensity`` on the thumbnail, in [0, 1] units; ``None``: the dtype's range).
-    The two network tasks carry ``resources``."""
+    """Delayed ``(StyleCode, NormStats | None, intensity range, PrecisionChoice | None)``: the
+    style prepared once (at ``options.style_size``), the statistics of the
+    ``options.thumb_size`` thumbnail collected once (``with_stats=False`` for ``--norm in``),
+    the intensity range (the percentiles of ``options.intensity`` on the thumbnail, in [0, 1]
+    units; ``None``: the dtype's range), and, given the run's compute options as ``probe``,
+    what ``precision="auto"`` resolves to where it depends on a bf16 probe of the thumbnail
+    (``None``: it does not; see :mod:`urst_dask.engine.probe`).  The two network tasks carry
+    ``resources``."""
     percentiles = options.intensity.percentiles
     thumb = thumbnail(image, options.thumb_size) if (with_stats or percentiles) else None
     intensity = dask.delayed(_intensity_range, pure=True)(thumb, percentiles) if percentiles else None
     with annotate(resources):
         style = dask.delayed(_prepare_style, pure=True)(spec, style_image, options.style_size)
-        stats = (dask.delayed(_collect_stats, pure=True)(spec, thumb, style, options.alpha, intensity)
-                 if with_stats else None)
-    return dask.delayed(tuple, pure=True)([style, stats, intensity])
+        pair = (dask.delayed(_collect_stats, pure=True, nout=2)(spec, thumb, style, options.alpha, intensity, probe)
+                if with_stats else None)
+    stats, choice = (pair[0], pair[1]) if pair is not None else (None, None)
+    return dask.delayed(tuple, pure=True)([style, stats, intensity, choice])
 
 
 def _model_info(spec: ModelSpec) -> ModelInfo:

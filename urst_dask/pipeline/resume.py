@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..engine.probe import PrecisionChoice
 from ..io import store
 from ..settings import NormMode, StyleOptions
 from ..stats import NormStats, StyleCode
@@ -20,12 +21,17 @@ def prepare(out: Any, fingerprint: str, overwrite: bool) -> str:
 
 
 def stored_conditioning(out_path: Any, options: StyleOptions) -> tuple[StyleCode, NormStats | None,
-                                                                        tuple[float, float] | None]:
-    """The style code, statistics (``tin``) and intensity range of the interrupted run."""
+                                                                        tuple[float, float] | None,
+                                                                        PrecisionChoice | None]:
+    """The style code, statistics (``tin``), intensity range and ``auto`` precision choice of
+    the interrupted run: its remaining windows run in the precision its first ones did."""
     style_code = store.read_style_code(out_path)
     stats = store.read_stats(out_path) if options.norm is NormMode.TIN else None
-    stored = store.read_attrs(out_path).get("intensity", {}).get("range_unit")
-    return style_code, stats, ((float(stored[0]), float(stored[1])) if stored else None)
+    attrs = store.read_attrs(out_path)
+    stored = attrs.get("intensity", {}).get("range_unit")
+    choice = attrs.get("precision_auto")
+    return (style_code, stats, ((float(stored[0]), float(stored[1])) if stored else None),
+            PrecisionChoice.from_dict(choice) if choice else None)
 
 
 def present_windows(out_path: Any, state: str) -> set[tuple[int, int]]:
