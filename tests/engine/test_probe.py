@@ -102,3 +102,22 @@ def test_inductor_windows_are_probed_on_eager(monkeypatch):
     assert probe.probe_backend(ComputeOptions(backend="inductor"), "wct16x", torch.device("cpu")) is Backend.EAGER
     monkeypatch.setattr(run, "resolve_backend", lambda *a, **k: Backend.OPENVINO)
     assert probe.probe_backend(ComputeOptions(backend="auto"), "wct16x", torch.device("cpu")) is Backend.OPENVINO
+
+
+def test_the_probe_does_not_keep_its_own_network(wct16x_thumb):
+    """The thumbnail's shape is compiled for the probe and dropped after it (a few hundred MB
+    with OpenVINO otherwise held through the tile stage), unless a window uses that shape."""
+    pytest.importorskip("openvino")
+    from urst_dask.engine import backends, cache
+    from urst_dask.engine.run import forward
+
+    model, x, y, style, stats = wct16x_thumb
+    compute = ComputeOptions(precision="auto", backend="openvino")
+    cache.clear()
+    choose_precision(model, x, y, style, stats, StyleOptions(), compute)
+    assert cache.compile_count("openvino") == 1 and not cache.has_shape(tuple(x.shape))
+    assert not any(k[1] == tuple(x.shape) for k in backends._ov_compiled)
+    forward(model, x, style, stats, StyleOptions(), ComputeOptions(precision="bfloat16", backend="openvino"))
+    choose_precision(model, x, y, style, stats, StyleOptions(), compute)
+    assert cache.compile_count("openvino") == 2 and cache.has_shape(tuple(x.shape))  # a window's: kept, reused
+    cache.clear()

@@ -176,6 +176,15 @@ def _openvino(net: nn.Module, example: Tensor, precision: Precision) -> Runner:
 _ov_compiled: dict[tuple, object] = {}  # parametric networks compiled in this process
 
 
+def forget_compiled(shape: tuple[int, ...]) -> int:
+    """Drop this process's OpenVINO networks compiled for inputs of ``shape`` (a one-off
+    shape, such as the bf16 probe's thumbnail); returns how many were dropped."""
+    gone = [k for k in _ov_compiled if k[1] == tuple(shape)]
+    for k in gone:
+        del _ov_compiled[k]
+    return len(gone)
+
+
 def _ov_runner(compiled, extra: list[Tensor]) -> Runner:  # noqa: ANN001 - an openvino CompiledModel
     constants = {i + 1: t.numpy() for i, t in enumerate(extra)}
     local = threading.local()  # one infer request per thread: a request is not thread-safe

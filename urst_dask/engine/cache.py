@@ -22,7 +22,7 @@ import torch
 from ..models.base import StyleModel
 from ..settings import Backend, Precision
 from ..stats import NormStats, StyleCode
-from .backends import Runner, build_runner
+from .backends import Runner, build_runner, forget_compiled
 from .baked import bake
 from .precision import torch_dtype
 
@@ -64,6 +64,24 @@ def clear() -> None:
         COMPILES.clear()
         COMPILE_SECONDS.clear()
         _warned.clear()
+
+
+def has_shape(shape: tuple[int, ...]) -> bool:
+    """Whether a network compiled for inputs of ``shape`` is cached in this process."""
+    with _lock:
+        return any(k.shape == tuple(shape) for k in _entries)
+
+
+def forget_shape(shape: tuple[int, ...]) -> int:
+    """Drop every network compiled for inputs of ``shape``, with the compiled models and
+    buffers behind them (a one-off shape: the bf16 probe's thumbnail would otherwise hold a
+    few hundred MB through the whole tile stage); returns how many entries were dropped."""
+    with _lock:
+        gone = [k for k in _entries if k.shape == tuple(shape)]
+        for k in gone:
+            del _entries[k]
+        forget_compiled(tuple(shape))
+    return len(gone)
 
 
 def _warn_once(backend: Backend, method: str, exc: BaseException) -> None:

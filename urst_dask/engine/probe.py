@@ -15,6 +15,7 @@ Pure: tensors in, a :class:`PrecisionChoice` out; no I/O, nothing kept.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import math
 from typing import Any
 
@@ -24,7 +25,9 @@ from torch import Tensor
 from ..models.base import StyleModel
 from ..settings import Backend, ComputeOptions, Precision, StyleOptions
 from ..stats import NormStats, StyleCode
+from . import cache
 from .precision import BF16_PROBED, cpu_native_bf16, cuda_native_bf16
+from .process import trim_heap
 
 # The probe's bar: the 35 dB the picture must keep, plus the largest shortfall of a window
 # against its thumbnail probe among the painting/photograph pairs that pass it (see the module
@@ -96,7 +99,12 @@ def choose_precision(model: StyleModel, thumb: Tensor, reference: Tensor, style:
     backend = probe_backend(compute, model.info.name, thumb.device)
     probe = dataclasses.replace(compute, precision=Precision.BFLOAT16, backend=backend, batch=1)
     plain = dataclasses.replace(options, preserve_color=False)  # the thumbnail pass's raw output
+    shape = (1, *thumb.shape[1:])
+    kept = cache.has_shape(shape)  # compiled for a window already: leave it
     y = forward(model, thumb.contiguous(), style, stats, plain, probe)
+    if not kept and cache.forget_shape(shape):  # the probe's own compile would hold a few hundred MB
+        gc.collect()  # through the whole tile stage (benchmarks/results/giga-*-auto-*.json)
+        trim_heap()
     db, bar = round(psnr_unit(y, reference), 2), PROBE_BAR_DB
     if db >= bar:
         return PrecisionChoice(Precision.BFLOAT16, db, bar, f"bf16 on the thumbnail: {db} dB against float32, "
