@@ -29,6 +29,7 @@ from common import SCRATCH, record, synthetic_zarr, weights_dir
 
 from urst_dask import api
 from urst_dask.diagnostics import _peak_rss_mb, peak_rss_per_worker
+from urst_dask.io import store
 from urst_dask.pipeline.cluster import connect
 from urst_dask.settings import ClusterOptions
 from urst_dask.synthetic import demo_style
@@ -43,6 +44,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="threads per worker (tasks at once)")
     ap.add_argument("--backend", default=None, help="window backend (default: the library's default)")
+    ap.add_argument("--precision", default=None, help="window precision (default: the library's default)")
+    ap.add_argument("--style", default=None, help="a painting (default: the synthetic demo style)")
     ap.add_argument("--memory", default="fast", choices=["fast", "compact"], help="worker allocator mode")
     ap.add_argument("--keep", action="store_true", help="keep the output store (to look at it)")
     ap.add_argument("--name", required=True)
@@ -55,10 +58,10 @@ def main() -> None:
         content = content[: a.region, : a.region]
     out = SCRATCH / f"out-{a.name}.zarr"
     shutil.rmtree(out, ignore_errors=True)
-    extra = {} if a.backend is None else {"backend": a.backend}
+    extra = {k: v for k, v in (("backend", a.backend), ("precision", a.precision)) if v is not None}
     with connect(ClusterOptions(workers=a.workers, threads_per_worker=a.threads, memory=a.memory)) as client:
         t = time.perf_counter()
-        api.stylize(content, demo_style(768), out, method=a.method, weights=weights_dir(), client=client,
+        api.stylize(content, a.style or demo_style(768), out, method=a.method, weights=weights_dir(), client=client,
                     overwrite=True, progress=True, **extra)
         wall = time.perf_counter() - t
         workers = peak_rss_per_worker(client)
@@ -66,6 +69,7 @@ def main() -> None:
     mp = h * w / 1e6
     row = {"height": h, "width": w, "megapixels": round(mp, 1), "method": a.method, "workers": a.workers,
            "threads_per_worker": a.threads, "backend": a.backend or "default", "memory": a.memory,
+           "precision": a.precision or "default", "style": a.style or "demo_style(768)", "precision_auto": store.read_attrs(out).get("precision_auto"),
            "region_of": [a.height, a.width] if a.region else None, "wall_s": round(wall, 1),
            "mp_per_s": round(mp / wall, 3), "peak_rss_mb_client": round(_peak_rss_mb(), 1),
            "peak_rss_mb_per_worker": workers, "input_generation_s": round(gen_s, 1)}
