@@ -3,7 +3,10 @@
 ``auto`` means bfloat16 where the device computes it natively - a CPU with AMX or
 AVX512-BF16, a GPU with bf16 tensor cores (compute capability >= 8.0) - and the network keeps
 its picture in bf16 (:data:`BF16_HOLDS`), float32 elsewhere (emulated bf16 is slower than
-float32, and loses precision for nothing).  Statistics and the whitening/colouring matrices
+float32, and loses precision for nothing).  For the networks of :data:`BF16_PROBED` the
+pipeline settles ``auto`` per run, by a bf16 probe of the thumbnail
+(:mod:`urst_dask.engine.probe`), before the windows run; :func:`resolve_precision` alone keeps
+them in float32.  Statistics and the whitening/colouring matrices
 are computed in float32/float64 whatever the precision (:mod:`urst_dask.kernels`).
 """
 
