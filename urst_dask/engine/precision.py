@@ -32,7 +32,7 @@ BF16_HOLDS = frozenset({"wct", "johnson"})
 
 # The networks whose bf16 picture depends on the painting and the image: ``auto`` runs them in
 # bf16 only after a probe on the run's thumbnail clears a bar (:mod:`urst_dask.engine.probe`);
-# where no probe runs (the lazy :func:`urst_dask.stylize_array`, video, given statistics) they
+# where no probe runs (the lazy :func:`urst_dask.stylize_array`, given statistics) they
 # stay float32.
 BF16_PROBED = frozenset({"wct16x"})
 

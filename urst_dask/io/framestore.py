@@ -176,6 +176,13 @@ class RunState:
         method = str(arrays.pop("__method__"))
         return NormStats.from_flat(method, arrays)
 
+    def save_record(self, name: str, record: Mapping[str, Any]) -> None:
+        """A small JSON record of the run (such as ``precision="auto"``'s choice)."""
+        write_json(self.root / f"{name}.json", record)
+
+    def load_record(self, name: str) -> dict[str, Any] | None:
+        return read_json(self.root / f"{name}.json")
+
     def mark_done(self, t: int, record: Mapping[str, Any]) -> None:
         write_json(self.root / "done" / f"{t:06d}.json", record)
 

@@ -36,6 +36,7 @@ from distributed import as_completed
 
 from .._version import __version__
 from ..engine import ModelSpec
+from ..engine.probe import PrecisionChoice
 from ..errors import InputImageError, OutputError, ParameterError, UrstError
 from ..io import framestore
 from ..io import video as video_io
@@ -43,7 +44,7 @@ from ..io.lock import output_lock
 from ..io.weights import resolve_weights_dir, verify_file
 from ..logs import LOGGER
 from ..models import method_entry
-from ..settings import ComputeOptions, NormMode, StyleOptions
+from ..settings import ComputeOptions, NormMode, Precision, StyleOptions
 from ..stats import NormStats, StyleCode
 from ..tiling import TilePlan, WindowJob
 from ..video import cuts as cut_mod
@@ -194,6 +195,7 @@ class _Run:
         usable = failed[0] if failed else len(self.seq)
         found = cut_mod.detect_cuts(hists[:usable], self.v.cut_threshold)
         stats, keys, usable = self._statistics(c, style, resources, hists, raw, found, usable, bool(failed))
+        self._precision(c, style, stats, resources, usable)
         self._tiles(c, style, stats, keys, grid, resources, usable)
         if failed:
             t, msg = failed
@@ -287,6 +289,28 @@ class _Run:
             per_frame += [values[s]] * (b - a)
             keys += [f"shot-{s:04d}"] * (b - a)
         return per_frame, keys, usable
+
+    def _precision(self, c: Any, style: StyleCode, stats: list[NormStats], resources: Any, usable: int) -> None:
+        """``precision="auto"`` for a probed network (wct16x), settled once for the whole
+        sequence: bf16 only if the probe passes on the first, middle and last frames (their
+        thumbnails, with the statistics their windows use); kept for a resumed run."""
+        if self.comp.precision is not Precision.AUTO or not usable:
+            return
+        rec = self.state.load_record("precision")
+        if rec is None:
+            picks = sorted({0, usable // 2, usable - 1})
+            futs = [c.submit(tasks.precision_choice, self.seq.refs[t], self.spec, style, stats[t], self.opts.alpha,
+                             self.opts.thumb_size, self.comp, resources=resources, key=f"precision-{self.nonce}-{t}")
+                    for t in picks]
+            got = [f.result() for f in futs]
+            worst = None if any(g is None for g in got) else min(got, key=lambda g: g.probe_db or -1.0)
+            rec = {"choice": None if worst is None else worst.as_dict(), "frames": picks}
+            self.state.save_record("precision", rec)
+        if rec["choice"] is not None:
+            choice = PrecisionChoice.from_dict(rec["choice"])
+            self.comp = dataclasses.replace(self.comp, precision=choice.precision)
+            self.meta["precision_auto"] = {**rec["choice"], "frames": rec["frames"]}
+            _log(self.progress, choice.describe())
 
     def _frame_graph(self, t: int, stats: NormStats, style: StyleCode, grid: Any, resources: Any) -> Any:
         ref = self.seq.refs[t]

@@ -10,7 +10,9 @@ import numpy as np
 
 from .. import preprocess as pp
 from ..engine import ModelSpec, get_model
+from ..engine.probe import PrecisionChoice, choose_precision, wants_probe
 from ..errors import InputImageError
+from ..settings import ComputeOptions, StyleOptions
 from ..stats import NormStats, StyleCode
 from ..tiling import pad_to_multiple
 from .cuts import colour_histogram
@@ -82,6 +84,25 @@ def probe(ref: FrameRef, spec: ModelSpec, style: StyleCode, alpha: float, thumb_
     frame = load(ref)
     hist = colour_histogram(frame)
     return hist, collect(spec, thumbnail(frame, thumb_size), style, alpha) if with_stats else None
+
+
+def precision_choice(ref: FrameRef, spec: ModelSpec, style: StyleCode, stats: NormStats, alpha: float,
+                     thumb_size: int, compute: ComputeOptions) -> PrecisionChoice | None:
+    """``precision="auto"``'s bf16 probe (:mod:`urst_dask.engine.probe`) on one frame's
+    thumbnail, with the statistics its windows use (a shot's or a smoothed set need not be the
+    frame's own, so the float32 reference is a forward pass with them); ``None`` where this
+    worker's device and the network need no probe."""
+    import torch
+
+    model = get_model(spec)
+    if not wants_probe(compute.precision, model.device, model.info.name):
+        return None
+    thumb = thumbnail(load(ref), thumb_size)
+    thumb = np.repeat(thumb, 3, axis=2) if thumb.shape[2] == 1 else thumb[..., :3]
+    x = pp.hwc_to_nchw(pad_to_multiple(thumb, model.info.size_multiple), model.device)
+    with torch.inference_mode():
+        y = model(x, style, stats, alpha=alpha)
+    return choose_precision(model, x, y, style, stats, StyleOptions(alpha=alpha), compute)
 
 
 def mosaic(thumbs: list[np.ndarray]) -> np.ndarray:
