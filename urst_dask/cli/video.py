@@ -14,7 +14,7 @@ EXAMPLES = """Examples:
 """
 # the options shared with ``stylize``, their help and defaults taken from the run configuration
 SHARED = ("method", "variant", "weights", "alpha", "style_size", "thumb_size", "preserve_color", "stride", "margin",
-          "blend", "device", "precision", "batch", "scheduler", "workers", "threads_per_worker", "memory")
+          "blend", "device", "precision", "backend", "batch", "scheduler", "workers", "threads_per_worker", "memory")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +54,8 @@ def _cmd_video(a: argparse.Namespace) -> None:
         progress=not (a.no_progress or getattr(a, "quiet", False)), stats=a.stats, ema_decay=a.ema_decay, cut_threshold=a.cut_threshold,
         shot_frames=a.shot_frames, window=a.window, format=a.format, codec=a.codec, crf=a.crf, pix_fmt=a.pix_fmt,
         fps=a.fps, alpha=a.alpha, style_size=a.style_size, thumb_size=a.thumb_size, **plan_kwargs(a),
-        preserve_color=a.preserve_color, device=a.device, precision=a.precision, batch=a.batch, workers=a.workers,
+        preserve_color=a.preserve_color, device=a.device, precision=a.precision, backend=a.backend, batch=a.batch,
+        workers=a.workers,
         threads_per_worker=a.threads_per_worker, scheduler=a.scheduler, memory=a.memory,
         verbose=getattr(a, "verbose", False))
     print(f"wrote {out}")
