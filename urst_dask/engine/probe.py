@@ -9,7 +9,8 @@ on the backend the windows use, measures what bf16 would cost this image with th
 35 dB the picture must keep (benchmarks/bench_bf16_probe.py: how far the probe and the
 full-resolution picture, and single windows of 4x and 10x enlargements, lie apart).
 
-Pure: tensors in, a :class:`PrecisionChoice` out; no I/O, nothing kept.
+Tensors in, a :class:`PrecisionChoice` out; no I/O.  The network compiled for the probe's
+one-off shape is dropped again and the heap trimmed, so that nothing of it stays in the worker.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..metrics.quality import psnr
 from ..models.base import StyleModel
+from ..preprocess import nchw_to_hwc
 from ..settings import Backend, ComputeOptions, Precision, StyleOptions
 from ..stats import NormStats, StyleCode
 from . import cache
@@ -71,10 +74,9 @@ def wants_probe(precision: Precision | str, device: torch.device, method: str) -
 
 
 def psnr_unit(image: Tensor, reference: Tensor) -> float:
-    """PSNR in dB of two images in [0, 1] units (clamped to it first; ``inf`` when equal)."""
-    a, b = image.float().clamp(0, 1), reference.float().clamp(0, 1)
-    mse = float(torch.mean((a - b) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+    """PSNR in dB (:func:`urst_dask.metrics.psnr`, peak 1) of two (1, 3, H, W) images in [0, 1]
+    units, each clamped to it first, as the picture is."""
+    return psnr(nchw_to_hwc(image.clamp(0, 1)), nchw_to_hwc(reference.clamp(0, 1)), peak=1.0)
 
 
 def probe_backend(compute: ComputeOptions, method: str, device: torch.device) -> Backend:

@@ -115,16 +115,16 @@ def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: 
     thumb = np.repeat(thumb, 3, axis=2) if thumb.shape[2] == 1 else thumb[..., :3]  # gray / RGBA -> RGB
     x = pp.hwc_to_nchw(pad_to_multiple(thumb, model.info.size_multiple), model.device)
     grid = thumb_grid(model, x.shape[-2], x.shape[-1])
-    probing = probe is not None and wants_probe(probe.precision, model.device, model.info.name)
+    if probe is not None and not wants_probe(probe.precision, model.device, model.info.name):
+        probe = None
     with torch.inference_mode():
         if grid is not None and isinstance(model, CascadedWct):  # thumb_grid tiles cascades only
             stats = tiled_cascade_stats(model, x, style, alpha, grid)
             return stats, (PrecisionChoice(Precision.FLOAT32, reason="the thumbnail was taken in tiles: no whole "
-                                           "float32 pass to probe bf16 against") if probing else None)
+                                           "float32 pass to probe bf16 against") if probe is not None else None)
         y, stats = model.collect_stats(x, style, alpha)
-    if not probing:
+    if probe is None:
         return stats, None
-    assert probe is not None  # probing implies it
     return stats, choose_precision(model, x, y, style, stats, StyleOptions(alpha=alpha), probe)
 
 

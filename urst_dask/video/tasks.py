@@ -7,11 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .. import preprocess as pp
 from ..engine import ModelSpec, get_model
 from ..engine.probe import PrecisionChoice, choose_precision, wants_probe
 from ..errors import InputImageError
+from ..models.base import StyleModel
 from ..settings import ComputeOptions, StyleOptions
 from ..stats import NormStats, StyleCode
 from ..tiling import pad_to_multiple
@@ -61,15 +63,18 @@ def thumbnail(frame: np.ndarray, thumb_size: int) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def _network_input(model: StyleModel, thumb: np.ndarray) -> torch.Tensor:
+    """A thumbnail as the network takes it: RGB (gray repeated, alpha dropped), padded to the
+    network's multiple, (1, 3, h, w) on its device."""
+    thumb = np.repeat(thumb, 3, axis=2) if thumb.shape[2] == 1 else thumb[..., :3]
+    return pp.hwc_to_nchw(pad_to_multiple(thumb, model.info.size_multiple), model.device)
+
+
 def collect(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: float) -> NormStats:
     """The network's statistics of a thumbnail (gray repeated, alpha dropped)."""
-    import torch
-
     model = get_model(spec)
-    thumb = np.repeat(thumb, 3, axis=2) if thumb.shape[2] == 1 else thumb[..., :3]
-    x = pp.hwc_to_nchw(pad_to_multiple(thumb, model.info.size_multiple), model.device)
     with torch.inference_mode():
-        return model.collect_stats(x, style, alpha)[1]
+        return model.collect_stats(_network_input(model, thumb), style, alpha)[1]
 
 
 def prepare_style(spec: ModelSpec, style_image: np.ndarray | None, style_size: int) -> StyleCode:
@@ -92,14 +97,10 @@ def precision_choice(ref: FrameRef, spec: ModelSpec, style: StyleCode, stats: No
     thumbnail, with the statistics its windows use (a shot's or a smoothed set need not be the
     frame's own, so the float32 reference is a forward pass with them); ``None`` where this
     worker's device and the network need no probe."""
-    import torch
-
     model = get_model(spec)
     if not wants_probe(compute.precision, model.device, model.info.name):
         return None
-    thumb = thumbnail(load(ref), thumb_size)
-    thumb = np.repeat(thumb, 3, axis=2) if thumb.shape[2] == 1 else thumb[..., :3]
-    x = pp.hwc_to_nchw(pad_to_multiple(thumb, model.info.size_multiple), model.device)
+    x = _network_input(model, thumbnail(load(ref), thumb_size))
     with torch.inference_mode():
         y = model(x, style, stats, alpha=alpha)
     return choose_precision(model, x, y, style, stats, StyleOptions(alpha=alpha), compute)
