@@ -63,15 +63,47 @@ def import_time() -> dict:
     return {name: round(s, 3) for s, name in rows[:10]}
 
 
+def cpu_ticks() -> list[int]:
+    """The machine's ``cpu`` line of ``/proc/stat`` (user nice system idle iowait irq softirq steal ...)."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return []
+
+
+def steal_percent(before: list[int], after: list[int]) -> float | None:
+    """The share of CPU time the hypervisor gave to others (steal) between two readings."""
+    if len(before) < 8 or len(after) < 8:
+        return None
+    total = sum(after) - sum(before)
+    return round(100.0 * (after[7] - before[7]) / total, 1) if total > 0 else None
+
+
+def code_under_test() -> str:
+    """The commit of the urst_dask that ``python -m urst_dask`` imports here (``PYTHONPATH`` may
+    point at a worktree of another commit), ``+dirty`` with uncommitted changes."""
+    where = subprocess.run([sys.executable, "-c", "import os, urst_dask; print(os.path.dirname(os.path.dirname("
+                            "urst_dask.__file__)))"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True).stdout.strip()
+    return f"{head.stdout.strip() or 'unknown'}{'+dirty' if dirty else ''} ({where})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--content", default=str(SCRATCH / "cornell-3840x2160.jpg"))
     ap.add_argument("--style", default=str(SHARED / "images" / "style" / "starry_night.jpg"))
     ap.add_argument("--args", default="", help="extra stylize arguments, e.g. '--backend eager --workers 2'")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--conditions", default="", help="how quiet the machine was, what ran beside")
     a = ap.parse_args()
     SCRATCH.mkdir(parents=True, exist_ok=True)
+    ticks = cpu_ticks()
     result = run_cli(a.content, a.style, a.args.split())
+    result["steal_percent"] = steal_percent(ticks, cpu_ticks())
+    print(f"steal (CPU time taken by other guests) during the run: {result['steal_percent']} %")
     imports = import_time()
     print("slowest top-level imports (s):", imports)
     from PIL import Image
@@ -79,7 +111,8 @@ def main() -> None:
     with Image.open(a.content) as im:
         size = im.size
     record(f"fixed-cost-{Path(a.content).stem}{a.tag}", {
-        "load_average_at_end": [round(v, 1) for v in os.getloadavg()], "content": a.content, "size": list(size), "style": a.style,
+        "load_average_at_end": [round(v, 1) for v in os.getloadavg()], "code": code_under_test(),
+        "conditions": a.conditions, "content": a.content, "size": list(size), "style": a.style,
                                                         **result, "imports_s": imports, "target_s": TARGET_S})
 
 

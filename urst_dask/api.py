@@ -9,6 +9,7 @@ Zarr chunk by chunk, the NGFF pyramid, and the completion marker, written last.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -28,7 +29,7 @@ from .io.validate import check_min_side
 from .logs import LOGGER
 from .pipeline import inputs, provenance, resume
 from .pipeline.array import stylize_array
-from .pipeline.cluster import connect, gpu_resources
+from .pipeline.cluster import connect, gpu_resources, start_early
 from .pipeline.conditioning import conditioning, model_info
 from .pipeline.config import RunConfig
 from .pipeline.export import EXPORT_SUFFIXES, check_export_target, export
@@ -42,6 +43,14 @@ from .stats import NormStats
 from .tiling import WindowJob
 
 __all__ = ["EXPORT_SUFFIXES", "RunConfig", "check_export_target", "compare", "export", "stylize", "stylize_array"]
+
+
+def _decodes(content: Any) -> bool:
+    """Whether opening ``content`` reads a file (a path that exists here, or a URL), rather than
+    wrapping an array: only then is there work to start the cluster beside."""
+    if isinstance(content, (str, os.PathLike)):
+        return remote.is_url(str(content)) or Path(content).exists()
+    return False
 
 
 def stylize(
@@ -103,80 +112,84 @@ def stylize(
     entry, wdir, wfiles = inputs.network(cfg, style)
     store.check_output_link(out)  # a dangling -o link would place the scratch folder and store at its target
     run_scratch = scratch_io.start(out, flags.scratch)  # decoded PNG/JPEG inputs; stale ones of dead runs removed
-    with timing.stage("decode input"):
-        src = inputs.content_source(content, flags.axes, flags.allow_large_images, run_scratch)
-    store.check_not_input(out, src.path)  # before anything is written: --overwrite would delete the input
-    style_img, baked, style_meta = inputs.style_input(style, entry.takes_style_image, flags.allow_large_images,
-                                                      run_scratch)
-    variant = cfg.variant if entry.takes_style_image else baked
-    stats = inputs.given_stats(stats, cfg.method)
     precheck(cfg.compute)  # --backend openvino without the package: one line naming the extra, before any work
-    spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device)
-    meta = provenance.provenance(src, style_meta, cfg, variant, wfiles, stats)
-    if cfg.style.intensity.percentiles is None:  # the dtype mapping: float pixels outside [0, 1] are refused
-        src = require_unit_range(src)
-    # one run per output; the completion marker is written only while held; the scratch folder goes at the end
-    with scratch_io.removed(run_scratch), output_lock(out):
-        # ---- resume check
-        state = resume.prepare(out, meta["fingerprint"], flags.overwrite)
-        out_path = store.output_path(out)  # a URL keeps its '//' (and storage options)
-        if state == "complete":
-            if flags.progress:
-                LOGGER.info(f"{out_path} is already complete (same fingerprint): nothing to do")
-            return out_path
-        with connect(cfg.cluster, client) as c:
-            remote.check_in_process(c, output=out_path, content=src.path)  # memory:// needs in-process workers
-            resources = gpu_resources(c)
-            info = run(c, model_info(spec, resources), progress=False, label="network")
-            check_min_side(cfg.method, info.size_multiple, shape=src.shape, where=f"content={src.path!r}",
-                           thumb_size=cfg.style.thumb_size,
-                           style_size=cfg.style.style_size if style_img is not None else None)
-            grid = cfg.tiles.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
-            # ---- conditioning: thumbnail, style code, statistics (or the interrupted run's, byte for byte)
-            if state == "resume":
-                style_code, thumb_stats, window, choice = resume.stored_conditioning(out_path, cfg.style)
-            else:
-                with_stats = cfg.style.norm is NormMode.TIN and stats is None
-                cond = conditioning(src.level_for(cfg.style.thumb_size), style_img, spec, cfg.style,
-                                    with_stats=with_stats, resources=resources, probe=cfg.compute)
-                style_code, thumb_stats, window, choice = run(c, cond, progress=flags.progress,
-                                                              label="thumbnail stage: style code and statistics")
-                if cfg.style.norm is NormMode.TIN and stats is not None:
-                    thumb_stats = stats
-                store.create_output(out_path, src.shape, cfg.tiles.stride, str(src.array.dtype),
-                                    provenance.store_attrs(meta, cfg, src, grid, thumb_stats, window, choice),
-                                    thumb_stats, style_code, overwrite=flags.overwrite)
-            compute = cfg.compute
-            if choice is not None:  # auto, resolved by the bf16 probe of the thumbnail (or the stored one's)
-                compute = dataclasses.replace(compute, precision=choice.precision)
+    # worker processes start on a helper thread while this one decodes the input (a new output only:
+    # a complete one needs no cluster); closed on any way out unless connect took them
+    early = start_early(cfg.cluster, client) if _decodes(content) and resume.is_new(out, flags.overwrite) else None
+    with early or contextlib.nullcontext():
+        with timing.stage("decode input"):
+            src = inputs.content_source(content, flags.axes, flags.allow_large_images, run_scratch)
+        store.check_not_input(out, src.path)  # before anything is written: --overwrite would delete the input
+        style_img, baked, style_meta = inputs.style_input(style, entry.takes_style_image, flags.allow_large_images,
+                                                          run_scratch)
+        variant = cfg.variant if entry.takes_style_image else baked
+        stats = inputs.given_stats(stats, cfg.method)
+        spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device)
+        meta = provenance.provenance(src, style_meta, cfg, variant, wfiles, stats)
+        if cfg.style.intensity.percentiles is None:  # the dtype mapping: float pixels outside [0, 1] are refused
+            src = require_unit_range(src)
+        # one run per output; the completion marker is written only while held; the scratch folder goes at the end
+        with scratch_io.removed(run_scratch), output_lock(out):
+            # ---- resume check
+            state = resume.prepare(out, meta["fingerprint"], flags.overwrite)
+            out_path = store.output_path(out)  # a URL keeps its '//' (and storage options)
+            if state == "complete":
                 if flags.progress:
-                    LOGGER.info(choice.describe())
-            # ---- tile stage and write: the missing blocks, strip by strip, on one progress bar
-            job = WindowJob(cfg.style, compute, str(src.array.dtype), window)
-            stylized = tile_graph(src.array, spec, style_code, thumb_stats, grid, job, resources=resources)
-            present = resume.present_windows(out_path, state)
-            windows = block_windows(src.shape, grid, cfg.compute.whole, cfg.compute.batch)
-            total, done = window_counts(stylized, cfg.tiles.stride, present, windows)
-            if flags.progress and done < total:
-                LOGGER.info(f"tile stage: {total - done} of {total} windows")
-            bar = WindowBar(total, done, enabled=flags.progress)
-            bar.draw()
-            min_columns = BLEND_MIN_COLUMNS if grid.blends and not cfg.compute.whole else 4
-            try:
-                write_tiles(c, stylized, str(out_path), present, stride=cfg.tiles.stride, windows=windows,
-                            min_columns=min_columns, bar=bar)
-                timing.gather_compile_times(c)
-                # ---- pyramid, on the same cluster and progress line
+                    LOGGER.info(f"{out_path} is already complete (same fingerprint): nothing to do")
+                return out_path
+            with connect(cfg.cluster, client, early) as c:
+                remote.check_in_process(c, output=out_path, content=src.path)  # memory:// needs in-process workers
+                resources = gpu_resources(c)
+                info = run(c, model_info(spec, resources), progress=False, label="network")
+                check_min_side(cfg.method, info.size_multiple, shape=src.shape, where=f"content={src.path!r}",
+                               thumb_size=cfg.style.thumb_size,
+                               style_size=cfg.style.style_size if style_img is not None else None)
+                grid = cfg.tiles.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
+                # ---- conditioning: thumbnail, style code, statistics (or the interrupted run's, byte for byte)
+                if state == "resume":
+                    style_code, thumb_stats, window, choice = resume.stored_conditioning(out_path, cfg.style)
+                else:
+                    with_stats = cfg.style.norm is NormMode.TIN and stats is None
+                    cond = conditioning(src.level_for(cfg.style.thumb_size), style_img, spec, cfg.style,
+                                        with_stats=with_stats, resources=resources, probe=cfg.compute)
+                    style_code, thumb_stats, window, choice = run(c, cond, progress=flags.progress,
+                                                                  label="thumbnail stage: style code and statistics")
+                    if cfg.style.norm is NormMode.TIN and stats is not None:
+                        thumb_stats = stats
+                    store.create_output(out_path, src.shape, cfg.tiles.stride, str(src.array.dtype),
+                                        provenance.store_attrs(meta, cfg, src, grid, thumb_stats, window, choice),
+                                        thumb_stats, style_code, overwrite=flags.overwrite)
+                compute = cfg.compute
+                if choice is not None:  # auto, resolved by the bf16 probe of the thumbnail (or the stored one's)
+                    compute = dataclasses.replace(compute, precision=choice.precision)
+                    if flags.progress:
+                        LOGGER.info(choice.describe())
+                # ---- tile stage and write: the missing blocks, strip by strip, on one progress bar
+                job = WindowJob(cfg.style, compute, str(src.array.dtype), window)
+                stylized = tile_graph(src.array, spec, style_code, thumb_stats, grid, job, resources=resources)
+                present = resume.present_windows(out_path, state)
+                windows = block_windows(src.shape, grid, cfg.compute.whole, cfg.compute.batch)
+                total, done = window_counts(stylized, cfg.tiles.stride, present, windows)
+                if flags.progress and done < total:
+                    LOGGER.info(f"tile stage: {total - done} of {total} windows")
+                bar = WindowBar(total, done, enabled=flags.progress)
+                bar.draw()
+                min_columns = BLEND_MIN_COLUMNS if grid.blends and not cfg.compute.whole else 4
                 try:
-                    levels = write_pyramid(out_path, client=c, bar=bar, pixel_size=src.pixel_size,
-                                           channel_names=src.channel_names, channels=src.channels)
-                except OSError as exc:  # disk full...: one line naming the store, which stays 'running'
-                    raise store.write_failed(out_path, exc, "the pyramid levels") from exc
-            finally:
-                bar.close()
-        # ---- provenance: the completion marker, written last
-        with timing.stage("completion marker"):
-            store.mark_complete(out_path, {"finished": provenance.now(), "pyramid_levels": list(levels)})
-        if cfg.cluster.verbose:
-            timing.report()
-        return out_path
+                    write_tiles(c, stylized, str(out_path), present, stride=cfg.tiles.stride, windows=windows,
+                                min_columns=min_columns, bar=bar)
+                    timing.gather_compile_times(c)
+                    # ---- pyramid, on the same cluster and progress line
+                    try:
+                        levels = write_pyramid(out_path, client=c, bar=bar, pixel_size=src.pixel_size,
+                                               channel_names=src.channel_names, channels=src.channels)
+                    except OSError as exc:  # disk full...: one line naming the store, which stays 'running'
+                        raise store.write_failed(out_path, exc, "the pyramid levels") from exc
+                finally:
+                    bar.close()
+            # ---- provenance: the completion marker, written last
+            with timing.stage("completion marker"):
+                store.mark_complete(out_path, {"finished": provenance.now(), "pyramid_levels": list(levels)})
+            if cfg.cluster.verbose:
+                timing.report()
+            return out_path

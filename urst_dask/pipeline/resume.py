@@ -11,6 +11,7 @@ from typing import Any
 
 from ..engine.probe import PrecisionChoice
 from ..io import store
+from ..io.remote import local_or_remote
 from ..settings import NormMode, StyleOptions
 from ..stats import NormStats, StyleCode
 
@@ -18,6 +19,16 @@ from ..stats import NormStats, StyleCode
 def prepare(out: Any, fingerprint: str, overwrite: bool) -> str:
     """``"new"``, ``"resume"`` or ``"complete"`` for the output ``out``."""
     return store.prepare_output(out, fingerprint, overwrite)
+
+
+def is_new(out: Any, overwrite: bool) -> bool:
+    """Whether :func:`prepare` can only answer ``"new"`` for ``out`` (``overwrite``, or nothing
+    there yet); ``False`` where that cannot be told cheaply.  Never raises: :func:`prepare`
+    reports what is wrong with the output."""
+    try:
+        return overwrite or not store.exists(local_or_remote(out, "output"))
+    except Exception:  # noqa: BLE001 - see above
+        return False
 
 
 def stored_conditioning(out_path: Any, options: StyleOptions) -> tuple[StyleCode, NormStats | None,

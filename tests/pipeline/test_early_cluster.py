@@ -1,0 +1,133 @@
+"""The embedded cluster's worker processes start on a helper thread while the run decodes its
+input (:class:`urst_dask.pipeline.cluster.EarlyCluster`): the run waits only for what is left of
+the start, Ctrl-C stays off the workers during it, and nothing is left running on any way out."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from distributed.core import Status
+from PIL import Image
+
+import urst_dask
+from urst_dask.engine import timing
+from urst_dask.errors import UrstError
+from urst_dask.io import store
+from urst_dask.pipeline import cluster as cl
+from urst_dask.settings import ClusterOptions
+from urst_dask.testing import random_image
+
+OPTIONS = ClusterOptions(workers=1, threads_per_worker=1)
+
+
+def _handler(signum: int, frame: Any) -> None:  # a recognisable SIGINT handler to be put back
+    raise KeyboardInterrupt
+
+
+def _child_pids() -> set[int]:
+    return {p.pid for p in multiprocessing.active_children() if p.pid is not None}  # also reaps the exited ones
+
+
+def _gone(pids: set[int], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pids & _child_pids():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def own_sigint():
+    previous = signal.signal(signal.SIGINT, _handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("options, client", [
+    (ClusterOptions(processes=False), None),
+    (ClusterOptions(scheduler="tcp://127.0.0.1:8786"), None),
+    (OPTIONS, object()),
+], ids=["threads", "scheduler", "client given"])
+def test_no_early_start_without_local_worker_processes(options: ClusterOptions, client: Any) -> None:
+    assert cl.start_early(options, client) is None  # type: ignore[arg-type]
+
+
+def test_taken_cluster_runs_tasks_then_closes(own_sigint: None) -> None:
+    before = _child_pids()
+    early = cl.start_early(OPTIONS)
+    assert early is not None
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # the worker processes inherit it
+    with cl.connect(OPTIONS, None, early) as c:
+        assert signal.getsignal(signal.SIGINT) is _handler
+        assert c.submit(sum, [40, 2]).result() == 42
+        workers = set(c.run(os.getpid).values())
+        assert workers and not workers & {os.getpid()}  # separate processes
+        assert _child_pids() - before
+    assert _gone(_child_pids() - before)
+    assert early.background_seconds > 0
+
+
+def test_untaken_cluster_is_closed(own_sigint: None) -> None:
+    before = _child_pids()
+    with cl.start_early(OPTIONS) as early:  # type: ignore[union-attr]
+        pass
+    assert signal.getsignal(signal.SIGINT) is _handler
+    assert early._result["cluster"].status == Status.closed
+    assert early._result["client"].status == "closed"
+    assert _gone(_child_pids() - before)
+
+
+class _Spy(cl.EarlyCluster):
+    made: list[cl.EarlyCluster] = []
+
+    def __init__(self, options: ClusterOptions) -> None:
+        super().__init__(options)
+        _Spy.made.append(self)
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> list[cl.EarlyCluster]:
+    _Spy.made = []
+    monkeypatch.setattr(cl, "EarlyCluster", _Spy)
+    return _Spy.made
+
+
+def test_a_bad_input_closes_the_early_cluster(tmp_path: Path, spy: list, own_sigint: None) -> None:
+    """The decoding fails (a file that is not a JPEG) after the workers started: the error names
+    the file, and the cluster is closed, its processes gone, SIGINT handled again."""
+    bad = tmp_path / "c.jpg"
+    bad.write_bytes(b"not a jpeg" * 100)
+    Image.fromarray(random_image(64, 64, seed=3)).save(tmp_path / "s.png")
+    before = _child_pids()
+    with pytest.raises(UrstError, match="c.jpg"):
+        urst_dask.stylize(str(bad), str(tmp_path / "s.png"), tmp_path / "out.zarr", method="passthrough",
+                          weights=tmp_path, progress=False)
+    assert len(spy) == 1  # it did start early
+    assert spy[0]._result["cluster"].status == Status.closed
+    assert _gone(_child_pids() - before)
+    assert signal.getsignal(signal.SIGINT) is _handler
+    assert not (tmp_path / "out.zarr").exists()
+
+
+def test_a_new_output_starts_early_and_completes(tmp_path: Path, spy: list) -> None:
+    Image.fromarray(random_image(96, 80, seed=4)).save(tmp_path / "c.png")
+    Image.fromarray(random_image(64, 64, seed=5)).save(tmp_path / "s.png")
+    out = urst_dask.stylize(str(tmp_path / "c.png"), str(tmp_path / "s.png"), tmp_path / "out.zarr",
+                            method="passthrough", weights=tmp_path, progress=False)
+    assert len(spy) == 1
+    stages = dict(timing.stages())
+    assert "cluster start" in stages and stages["  started in the background, beside decoding"] > 0
+    assert store.read_attrs(out)["status"] == "complete"
+    # the same output again is complete: nothing to do, and no cluster is started for it
+    urst_dask.stylize(str(tmp_path / "c.png"), str(tmp_path / "s.png"), tmp_path / "out.zarr",
+                      method="passthrough", weights=tmp_path, progress=False)
+    assert len(spy) == 1
