@@ -29,9 +29,10 @@ from .io.validate import check_min_side
 from .logs import LOGGER
 from .pipeline import inputs, provenance, resume
 from .pipeline.array import stylize_array
-from .pipeline.cluster import connect, gpu_resources, start_early
+from .pipeline.cluster import connect, gpu_resources
 from .pipeline.conditioning import conditioning, model_info
 from .pipeline.config import RunConfig
+from .pipeline.earlystart import start_early
 from .pipeline.export import EXPORT_SUFFIXES, check_export_target, export
 from .pipeline.progress import WindowBar, run
 from .pipeline.pyramid import write_pyramid
@@ -114,8 +115,9 @@ def stylize(
     run_scratch = scratch_io.start(out, flags.scratch)  # decoded PNG/JPEG inputs; stale ones of dead runs removed
     precheck(cfg.compute)  # --backend openvino without the package: one line naming the extra, before any work
     # worker processes start on a helper thread while this one decodes the input (a new output only:
-    # a complete one needs no cluster); closed on any way out unless connect took them
-    early = start_early(cfg.cluster, client) if _decodes(content) and resume.is_new(out, flags.overwrite) else None
+    # a complete one needs no cluster), unless the command line started them already; closed on any
+    # way out unless connect took them
+    early = start_early(cfg.cluster, client, new=_decodes(content) and resume.is_new(out, flags.overwrite))
     with early or contextlib.nullcontext():
         with timing.stage("decode input"):
             src = inputs.content_source(content, flags.axes, flags.allow_large_images, run_scratch)

@@ -1,5 +1,5 @@
 """The embedded cluster's worker processes start on a helper thread while the run decodes its
-input (:class:`urst_dask.pipeline.cluster.EarlyCluster`): the run waits only for what is left of
+input (:class:`urst_dask.pipeline.earlystart.EarlyCluster`): the run waits only for what is left of
 the start, Ctrl-C stays off the workers during it, and nothing is left running on any way out."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import urst_dask
 from urst_dask.engine import timing
 from urst_dask.errors import UrstError
 from urst_dask.io import store
-from urst_dask.pipeline import cluster as cl
+from urst_dask.pipeline import cluster
+from urst_dask.pipeline import earlystart as cl
 from urst_dask.settings import ClusterOptions
 from urst_dask.testing import random_image
 
@@ -66,7 +67,7 @@ def test_taken_cluster_runs_tasks_then_closes(own_sigint: None) -> None:
     early = cl.start_early(OPTIONS)
     assert early is not None
     assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # the worker processes inherit it
-    with cl.connect(OPTIONS, None, early) as c:
+    with cluster.connect(OPTIONS, None, early) as c:
         assert signal.getsignal(signal.SIGINT) is _handler
         assert c.submit(sum, [40, 2]).result() == 42
         workers = set(c.run(os.getpid).values())
@@ -131,3 +132,71 @@ def test_a_new_output_starts_early_and_completes(tmp_path: Path, spy: list) -> N
     urst_dask.stylize(str(tmp_path / "c.png"), str(tmp_path / "s.png"), tmp_path / "out.zarr",
                       method="passthrough", weights=tmp_path, progress=False)
     assert len(spy) == 1
+
+
+class _Fake:
+    """Stands in for EarlyCluster in the hand-over tests: no processes."""
+
+    def __init__(self, options: ClusterOptions) -> None:
+        self.options = options
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cl, "EarlyCluster", _Fake)
+    monkeypatch.setattr(cl, "_PENDING", [])
+
+
+def test_the_run_takes_the_cluster_prestart_began(fake: None) -> None:
+    started = cl.prestart(OPTIONS)
+    assert cl.start_early(OPTIONS, new=False) is started  # taken, even where the run would not start one
+    assert cl.start_early(OPTIONS, new=False) is None  # only once
+    assert not started.closed  # type: ignore[union-attr]
+
+
+def test_a_cluster_prestarted_for_other_options_is_closed(fake: None) -> None:
+    started = cl.prestart(OPTIONS)
+    other = ClusterOptions(workers=2, threads_per_worker=1)
+    mine = cl.start_early(other)
+    assert mine is not started and mine.options == other  # type: ignore[union-attr]
+    assert started.closed  # type: ignore[union-attr]
+
+
+def test_the_command_line_starts_the_cluster_before_importing_torch() -> None:
+    """What the command line imports up to :func:`~urst_dask.pipeline.earlystart.prestart` (its
+    options, the run configuration, the cluster module) does not import torch (seconds)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, urst_dask, urst_dask.cli, urst_dask.cli.options, urst_dask.pipeline.config, "
+            "urst_dask.pipeline.earlystart; print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_cli_stylize_hands_its_early_cluster_to_the_run(tmp_path: Path, spy: list) -> None:
+    from urst_dask.cli import main
+
+    Image.fromarray(random_image(96, 80, seed=6)).save(tmp_path / "c.png")
+    Image.fromarray(random_image(64, 64, seed=7)).save(tmp_path / "s.png")
+    out = tmp_path / "out.zarr"
+    assert main(["stylize", str(tmp_path / "c.png"), str(tmp_path / "s.png"), "-o", str(out), "--method",
+                 "passthrough", "--weights", str(tmp_path), "--no-progress"]) == 0
+    assert len(spy) == 1  # one cluster: the command line's, taken by the run
+    assert spy[0]._taken and spy[0]._result["cluster"].status == Status.closed
+    assert not cl._PENDING
+    assert store.read_attrs(out)["status"] == "complete"
+
+
+def test_a_closed_prestarted_cluster_is_not_handed_on(monkeypatch: pytest.MonkeyPatch, own_sigint: None) -> None:
+    """The command line closes what its run did not take (the run failed before it): a later run
+    in the same process must not be given that closed cluster (test_cli's error table ran into it)."""
+    monkeypatch.setattr(cl, "_PENDING", [])
+    first = cl.prestart(OPTIONS)
+    assert first is not None and cl._PENDING == [first]
+    first.close()
+    assert cl.start_early(OPTIONS, new=False) is None

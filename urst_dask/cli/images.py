@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
+from typing import Any, Iterator
 
 from .options import add_run_options, add_storage_options, image_size, run_config, storage_options
 
@@ -59,12 +61,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(export=None, func=_cmd_demo)
 
 
-def _cmd_stylize(a: argparse.Namespace) -> None:
-    from ..api import check_export_target, export, stylize
+@contextlib.contextmanager
+def _cluster_starting(config: Any, out: str, overwrite: bool, content: str | None = None) -> Iterator[None]:
+    """The run's worker processes start now, beside this process's imports of torch and the
+    pipeline (seconds), for a new local output from a file that exists (``content=None``: a
+    generated image); the run takes them (:func:`urst_dask.pipeline.earlystart.prestart`).  Closed
+    on the way out if the run did not take them."""
+    from ..pipeline.earlystart import prestart
 
-    if a.export:  # an unusable export target is refused before the run, not after it
-        check_export_target(a.export, overwrite=a.overwrite)
-    out = stylize(a.content, a.style, a.out, config=run_config(a), stats=a.stats)
+    def local_missing(path: str) -> bool:
+        return "://" not in path and not Path(path).exists()
+
+    new = "://" not in str(out) and (overwrite or local_missing(str(out)))
+    early = prestart(config.cluster) if new and (content is None or not local_missing(str(content))) else None
+    try:
+        yield
+    finally:
+        if early is not None:
+            early.close()
+
+
+def _cmd_stylize(a: argparse.Namespace) -> None:
+    config = run_config(a)
+    with _cluster_starting(config, a.out, a.overwrite, a.content):
+        from ..api import check_export_target, export, stylize
+
+        if a.export:  # an unusable export target is refused before the run, not after it
+            check_export_target(a.export, overwrite=a.overwrite)
+        out = stylize(a.content, a.style, a.out, config=config, stats=a.stats)
     print(f"wrote {out}")
     if a.export:
         print(f"wrote {export(out, a.export, overwrite=a.overwrite)}")
@@ -95,15 +119,16 @@ def _ensure_demo_weights(a: argparse.Namespace) -> None:
 
 
 def _cmd_demo(a: argparse.Namespace) -> None:
-    from ..api import export, stylize
-    from ..pipeline.synthetic import synthetic_array
-    from ..synthetic import demo_style
-
     _ensure_demo_weights(a)
     w, h = a.size
     config = run_config(a)
-    content = synthetic_array((h, w), seed=a.seed, chunk=config.tiles.stride)
-    out = stylize(content, demo_style(768, seed=a.seed + 1), a.out, config=config, stats=a.stats)
+    with _cluster_starting(config, a.out, a.overwrite):
+        from ..api import export, stylize
+        from ..pipeline.synthetic import synthetic_array
+        from ..synthetic import demo_style
+
+        content = synthetic_array((h, w), seed=a.seed, chunk=config.tiles.stride)
+        out = stylize(content, demo_style(768, seed=a.seed + 1), a.out, config=config, stats=a.stats)
     png = Path(str(out).removesuffix(".zarr") + ".png")
     export(out, png, overwrite=True)
     print(f"wrote {out} ({w}x{h}) and {png}")

@@ -7,8 +7,6 @@ import ctypes.util
 import functools
 import os
 
-import torch
-
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 COMPACT_MMAP_THRESHOLD = 1 << 20
 MALLOC: dict[str, int] = {}  # what set_mmap_threshold applied in this process
@@ -72,4 +70,6 @@ def torch_threads_for(workers_threads: int, cpus: int | None = None) -> int:
 
 def set_torch_threads(n: int) -> None:
     """torch's intra-op pool (the compiled backends read it too: OpenVINO gets as many threads)."""
+    import torch  # here, not at the top: the command line's cluster start imports this module without torch
+
     torch.set_num_threads(max(1, int(n)))

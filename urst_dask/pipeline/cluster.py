@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 import warnings
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import dask
 from distributed import Client, LocalCluster
@@ -32,8 +32,10 @@ from ..engine.process import (
 from ..errors import ParameterError, SchedulerError
 from ..settings import ClusterOptions, MemoryMode
 
-__all__ = ["ClusterOptions", "EarlyCluster", "check_scheduler", "connect", "gpu_resources", "quiet_logging",
-           "start_early"]
+if TYPE_CHECKING:
+    from .earlystart import EarlyCluster
+
+__all__ = ["ClusterOptions", "check_scheduler", "connect", "gpu_resources", "quiet_logging"]
 
 
 class TorchThreads(WorkerPlugin):
@@ -146,7 +148,7 @@ def _worker_environ() -> dict[str, Any]:
     return env
 
 
-def _local_cluster(options: ClusterOptions) -> LocalCluster:
+def local_cluster(options: ClusterOptions) -> LocalCluster:
     """Start the embedded local cluster of ``options`` (blocks until its workers are up)."""
     with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}), warnings.catch_warnings():
         if not options.verbose:  # "Port 8787 is already in use": another cluster runs; ours takes any port
@@ -160,7 +162,7 @@ def _local_cluster(options: ClusterOptions) -> LocalCluster:
         ))
 
 
-def _local_client(cluster: LocalCluster, options: ClusterOptions) -> Client:
+def local_client(cluster: LocalCluster, options: ClusterOptions) -> Client:
     """A client of the embedded ``cluster``, with the worker plugins registered."""
     client = Client(cluster)
     n = options.torch_threads or torch_threads_for(options.workers * options.threads_per_worker)
@@ -172,84 +174,11 @@ def _local_client(cluster: LocalCluster, options: ClusterOptions) -> Client:
     return client
 
 
-class EarlyCluster:
-    """The embedded cluster's worker processes, started on a helper thread while this process
-    goes on with other work (decoding the input), and taken by :func:`connect`.
-
-    Starting worker processes is mostly their imports, on the other core; decoding a JPEG is
-    this process's.  SIGINT is ignored in this process from the start until the cluster is
-    taken or closed, as :func:`_workers_ignore_sigint` does around a plain start, so the
-    workers inherit that.  :meth:`close` (or leaving the ``with`` block) closes a cluster that
-    was not taken, after its start finished: nothing is left running.
-    """
-
-    def __init__(self, options: ClusterOptions) -> None:
-        self.options = options
-        self._result: dict[str, Any] = {}
-        self._taken = False
-        self._started = time.perf_counter()
-        self.background_seconds = 0.0  # the whole start, most of it beside other work
-        self._sigint: list[Any] = []  # the handler to put back, while SIGINT is ignored here
-        if threading.current_thread() is threading.main_thread():
-            self._sigint.append(signal.signal(signal.SIGINT, signal.SIG_IGN))
-        self._thread = threading.Thread(target=self._start, name="urst-dask-cluster-start", daemon=True)
-        self._thread.start()
-
-    def _start(self) -> None:
-        try:
-            cluster = self._result["cluster"] = _local_cluster(self.options)
-            # the plugins' setup imports torch in each worker: also beside the decoding
-            self._result["client"] = _local_client(cluster, self.options)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by take()
-            self._result["error"] = exc
-
-    def _join(self) -> None:
-        self._thread.join()
-        if self._sigint:
-            previous = self._sigint.pop()
-            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
-
-    def take(self) -> tuple[LocalCluster, Client]:
-        """The started cluster and its client, plugins registered (waits for the start;
-        raises what it raised, after closing what it had started).  The caller closes both."""
-        self._join()
-        self.background_seconds = time.perf_counter() - self._started
-        if "error" in self._result:
-            self.close()
-            raise self._result["error"]
-        self._taken = True
-        return self._result["cluster"], self._result["client"]
-
-    def close(self) -> None:
-        """Close the client and cluster unless :meth:`take` handed them on."""
-        self._join()
-        if not self._taken:
-            self._taken = True
-            for part in ("client", "cluster"):
-                if part in self._result:
-                    self._result[part].close()
-
-    def __enter__(self) -> "EarlyCluster":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def start_early(options: ClusterOptions, client: Client | None = None) -> EarlyCluster | None:
-    """Start the embedded cluster now, on a helper thread (:class:`EarlyCluster`), where
-    :func:`connect` would start worker processes: no ``client``, no ``scheduler`` and
-    ``processes``.  ``None`` otherwise (threads start in milliseconds)."""
-    if client is not None or options.scheduler or not options.processes:
-        return None
-    return EarlyCluster(options)
-
-
 @contextlib.contextmanager
 def connect(options: ClusterOptions, client: Client | None = None,
             early: EarlyCluster | None = None) -> Iterator[Client]:
     """Yield a client: the one given, one to ``options.scheduler``, the cluster ``early``
-    started (:func:`start_early`), or a new local cluster's."""
+    started (:func:`urst_dask.pipeline.earlystart.start_early`), or a new local cluster's."""
     if client is not None:
         if options.memory is MemoryMode.COMPACT:
             client.register_plugin(CompactMemory())
@@ -275,8 +204,8 @@ def connect(options: ClusterOptions, client: Client | None = None,
             stack.callback(cluster.close)
             stack.callback(c.close)
         else:
-            cluster = stack.enter_context(_local_cluster(options))
-            c = stack.enter_context(_local_client(cluster, options))
+            cluster = stack.enter_context(local_cluster(options))
+            c = stack.enter_context(local_client(cluster, options))
         timing.add("cluster start", time.perf_counter() - started)  # what the run waited for
         if early is not None:
             timing.add("  started in the background, beside decoding", early.background_seconds)

@@ -1,0 +1,116 @@
+"""The embedded cluster's worker processes, started on a helper thread while this process goes
+on with other work: decoding the input (:func:`urst_dask.api.stylize`), and before that, on the
+command line, importing torch and the pipeline (:mod:`urst_dask.cli.images`).  Starting worker
+processes is mostly their own imports, on the other core.
+
+This module imports no torch: the command line starts its cluster before it imports torch.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from typing import Any
+
+from distributed import Client, LocalCluster
+
+from ..settings import ClusterOptions
+from .cluster import local_client, local_cluster
+
+__all__ = ["EarlyCluster", "prestart", "start_early"]
+
+
+class EarlyCluster:
+    """The embedded cluster's worker processes, started on a helper thread while this process
+    goes on with other work (decoding the input), and taken by :func:`~urst_dask.pipeline.cluster.connect`.
+
+    Starting worker processes is mostly their imports, on the other core; decoding a JPEG is
+    this process's.  SIGINT is ignored in this process from the start until the cluster is
+    taken or closed, as :func:`~urst_dask.pipeline.cluster._workers_ignore_sigint` does around a plain start, so the
+    workers inherit that.  :meth:`close` (or leaving the ``with`` block) closes a cluster that
+    was not taken, after its start finished: nothing is left running.
+    """
+
+    def __init__(self, options: ClusterOptions) -> None:
+        self.options = options
+        self._result: dict[str, Any] = {}
+        self._taken = False
+        self._started = time.perf_counter()
+        self.background_seconds = 0.0  # the whole start, most of it beside other work
+        self._sigint: list[Any] = []  # the handler to put back, while SIGINT is ignored here
+        if threading.current_thread() is threading.main_thread():
+            self._sigint.append(signal.signal(signal.SIGINT, signal.SIG_IGN))
+        self._thread = threading.Thread(target=self._start, name="urst-dask-cluster-start", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            cluster = self._result["cluster"] = local_cluster(self.options)
+            # the plugins' setup imports torch in each worker: also beside the decoding
+            self._result["client"] = local_client(cluster, self.options)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by take()
+            self._result["error"] = exc
+
+    def _join(self) -> None:
+        self._thread.join()
+        if self._sigint:
+            previous = self._sigint.pop()
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+    def take(self) -> tuple[LocalCluster, Client]:
+        """The started cluster and its client, plugins registered (waits for the start;
+        raises what it raised, after closing what it had started).  The caller closes both."""
+        self._join()
+        self.background_seconds = time.perf_counter() - self._started
+        if "error" in self._result:
+            self.close()
+            raise self._result["error"]
+        self._taken = True
+        return self._result["cluster"], self._result["client"]
+
+    def close(self) -> None:
+        """Close the client and cluster unless :meth:`take` handed them on."""
+        if self in _PENDING:  # never handed to a later run
+            _PENDING.remove(self)
+        self._join()
+        if not self._taken:
+            self._taken = True
+            for part in ("client", "cluster"):
+                if part in self._result:
+                    self._result[part].close()
+
+    def __enter__(self) -> "EarlyCluster":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_PENDING: list[EarlyCluster] = []  # started by prestart, for the run start_early will be asked about
+
+
+def prestart(options: ClusterOptions) -> EarlyCluster | None:
+    """Start the embedded cluster now for the run this process is about to make, before its slow
+    imports (the command line: torch takes seconds), and leave it for that run's
+    :func:`start_early`.  The caller closes it if the run never takes it (``with``)."""
+    early = start_early(options)
+    if early is not None:
+        _PENDING.append(early)
+    return early
+
+
+def start_early(options: ClusterOptions, client: Client | None = None, *, new: bool = True) -> EarlyCluster | None:
+    """The embedded cluster, starting on a helper thread (:class:`EarlyCluster`), where
+    :func:`~urst_dask.pipeline.cluster.connect` would start worker processes: no ``client``, no ``scheduler`` and
+    ``processes``.  A cluster :func:`prestart` began for the same options is taken as it is;
+    otherwise one is started if ``new`` (``False``: a run that may not need one).  ``None``
+    where no worker processes are started (threads start in milliseconds)."""
+    if client is not None or options.scheduler or not options.processes:
+        return None
+    while _PENDING:
+        early = _PENDING.pop()
+        if early.options == options:
+            return early
+        early.close()  # started for other options: not this run's
+    return EarlyCluster(options) if new else None
