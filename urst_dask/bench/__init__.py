@@ -8,9 +8,20 @@ memory, and writes a CSV, a Markdown table, a JSON record and a PNG plot.  The c
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING
+
 from .config import DEFAULT_SIZES, PAPER_SIZES, Mode, SweepConfig
-from .memory import memory_report, memory_sweep
 from .predict import LinearFit, Verdict, fit, guard
+
+if TYPE_CHECKING:
+    from .memory import memory_report, memory_sweep
+
+
+def __getattr__(name: str) -> object:  # the sweep imports torch: on first use (the command line's parser does not)
+    if name in ("memory_report", "memory_sweep"):
+        return getattr(import_module(".memory", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["DEFAULT_SIZES", "PAPER_SIZES", "LinearFit", "Mode", "SweepConfig", "Verdict", "fit", "guard", "memory_report",
            "memory_sweep"]
