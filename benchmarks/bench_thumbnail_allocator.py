@@ -1,0 +1,92 @@
+"""How much of the eager thumbnail pass is page faults, and what glibc's mmap threshold changes.
+
+Every activation of the wct16x thumbnail pass at full thumbnail size (1824 x 1024 x 16 float32:
+120 MB) is larger than glibc's largest dynamic mmap threshold (32 MB), so each one is a fresh
+``mmap``, faulted in page by page, and unmapped when freed.  This runs the pass (the pipeline's
+``collect_stats``, eager float32, 2 torch threads) four times in a fresh process per mode,
+modes alternated:
+
+* ``default``: glibc as the pipeline's workers run it (dynamic threshold);
+* ``heap``: ``mallopt(M_MMAP_THRESHOLD, 1 GiB)`` and ``M_TRIM_THRESHOLD`` 1 GiB, so freed
+  activations stay in the heap and are reused.
+
+Recorded per pass: wall time, user and system CPU time, minor page faults, RSS after it; per
+process: peak RSS.  Nothing in the pipeline uses ``heap`` (yet): this measures the lead.
+
+Run: flock -x /tmp/urst-cpu.lock python benchmarks/bench_thumbnail_allocator.py --tag=-amx
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import resource
+import subprocess
+import sys
+import time
+
+from common import record, weights_dir
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def one_process(mode: str, weights: str, passes: int) -> dict:
+    if mode == "heap":
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
+        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    import numpy as np
+    import torch
+
+    from urst_dask import preprocess as pp
+    from urst_dask.engine.models import ModelSpec, get_model
+
+    torch.set_num_threads(2)
+    model = get_model(ModelSpec("wct16x", weights))
+    rng = np.random.default_rng(0)
+    x = pp.hwc_to_nchw(rng.random((1024, 1824, 3), dtype=np.float32), model.device)
+    style = model.prepare_style(pp.resize_center_crop(rng.random((512, 512, 3), dtype=np.float32), 256))
+    rows = []
+    with torch.inference_mode():
+        for _ in range(passes):
+            r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            model.collect_stats(x, style, 1.0)
+            r1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
+            with open("/proc/self/statm") as f:
+                rss = int(f.read().split()[1]) * resource.getpagesize() / 2**20
+            rows.append({"wall_s": round(wall, 2), "user_s": round(r1.ru_utime - r0.ru_utime, 2),
+                         "system_s": round(r1.ru_stime - r0.ru_stime, 2), "minor_faults": r1.ru_minflt - r0.ru_minflt,
+                         "rss_after_mb": round(rss)})
+    return {"mode": mode, "passes": rows, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--passes", type=int, default=4)
+    ap.add_argument("--tag", default="")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        print(json.dumps(one_process(a.child, str(weights_dir()), a.passes)))
+        return
+    runs = []
+    for _ in range(a.rounds):
+        for mode in ("default", "heap"):
+            out = subprocess.run([sys.executable, __file__, "--child", mode, "--passes", str(a.passes)],
+                                 capture_output=True, text=True, check=True).stdout
+            runs.append(json.loads(out.strip().splitlines()[-1]))
+            first = runs[-1]["passes"][0]
+            print(f"{mode:8s} first pass {first['wall_s']} s (system {first['system_s']} s, {first['minor_faults']} "
+                  f"faults); later {[p['wall_s'] for p in runs[-1]['passes'][1:]]} s; peak {runs[-1]['peak_rss_mb']} MB",
+                  flush=True)
+    record(f"thumbnail-allocator-wct16x{a.tag}", {
+        "command": " ".join(["python", "benchmarks/bench_thumbnail_allocator.py", *sys.argv[1:]]),
+        "code": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "conditions": "modes alternated, one fresh process each; a 1024 x 1824 random thumbnail, wct16x, eager float32",
+        "runs": runs})
+
+
+if __name__ == "__main__":
+    main()
