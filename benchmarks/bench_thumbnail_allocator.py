@@ -13,6 +13,8 @@ modes alternated:
 Recorded per pass: wall time, user and system CPU time, minor page faults, RSS after it; per
 process: peak RSS.  Nothing in the pipeline uses ``heap`` (yet): this measures the lead.
 
+``--window 1136`` times an eager window (the default backend) with the thumbnail's statistics instead.
+
 Run: flock -x /tmp/urst-cpu.lock python benchmarks/bench_thumbnail_allocator.py --tag=-amx
 """
 
@@ -31,7 +33,7 @@ from common import record, weights_dir
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
 
-def one_process(mode: str, weights: str, passes: int) -> dict:
+def one_process(mode: str, weights: str, passes: int, window: int = 0) -> dict:
     if mode == "heap":
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
@@ -49,9 +51,17 @@ def one_process(mode: str, weights: str, passes: int) -> dict:
     style = model.prepare_style(pp.resize_center_crop(rng.random((512, 512, 3), dtype=np.float32), 256))
     rows = []
     with torch.inference_mode():
+        if window:  # an eager window (the default backend) with this thumbnail's statistics
+            from urst_dask.engine import forward
+
+            stats = model.collect_stats(x, style, 1.0)[1]
+            x = pp.hwc_to_nchw(rng.random((window, window, 3), dtype=np.float32), model.device)
         for _ in range(passes):
             r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-            model.collect_stats(x, style, 1.0)
+            if window:
+                forward(model, x, style, stats)
+            else:
+                model.collect_stats(x, style, 1.0)
             r1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
             with open("/proc/self/statm") as f:
                 rss = int(f.read().split()[1]) * resource.getpagesize() / 2**20
@@ -66,25 +76,27 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--passes", type=int, default=4)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--window", type=int, default=0, help="time an eager window of this side instead of the thumbnail pass")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        print(json.dumps(one_process(a.child, str(weights_dir()), a.passes)))
+        print(json.dumps(one_process(a.child, str(weights_dir()), a.passes, a.window)))
         return
     runs = []
     for _ in range(a.rounds):
         for mode in ("default", "heap"):
-            out = subprocess.run([sys.executable, __file__, "--child", mode, "--passes", str(a.passes)],
+            out = subprocess.run([sys.executable, __file__, "--child", mode, "--passes", str(a.passes), "--window", str(a.window)],
                                  capture_output=True, text=True, check=True).stdout
             runs.append(json.loads(out.strip().splitlines()[-1]))
             first = runs[-1]["passes"][0]
             print(f"{mode:8s} first pass {first['wall_s']} s (system {first['system_s']} s, {first['minor_faults']} "
                   f"faults); later {[p['wall_s'] for p in runs[-1]['passes'][1:]]} s; peak {runs[-1]['peak_rss_mb']} MB",
                   flush=True)
-    record(f"thumbnail-allocator-wct16x{a.tag}", {
+    record(f"{'window-' + str(a.window) if a.window else 'thumbnail'}-allocator-wct16x{a.tag}", {
         "command": " ".join(["python", "benchmarks/bench_thumbnail_allocator.py", *sys.argv[1:]]),
         "code": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
-        "conditions": "modes alternated, one fresh process each; a 1024 x 1824 random thumbnail, wct16x, eager float32",
+        "conditions": "modes alternated, one fresh process each; a 1024 x 1824 random thumbnail (with --window: its "
+                      "statistics, and a random window of that side), wct16x, eager float32",
         "runs": runs})
 
 
