@@ -37,6 +37,21 @@ def client():
 
 
 @pytest.fixture
+def no_early_start(monkeypatch):
+    """The embedded cluster starts when the run connects, not early beside the imports.
+
+    For tables of bad input: most rows fail before any worker is needed, and an early start would
+    spend 2-3 s per row starting and closing worker processes that the row never uses.  What the
+    early start does on bad input (it is closed, nothing is left running) is tested on its own
+    in ``tests/pipeline/test_early_cluster.py``."""
+    from urst_dask import api
+    from urst_dask.pipeline import earlystart
+
+    monkeypatch.setattr(earlystart, "prestart", lambda options: None)
+    monkeypatch.setattr(api, "start_early", lambda options, client=None, *, new=True: None)
+
+
+@pytest.fixture
 def small_rgb() -> np.ndarray:
     return random_image(70, 90, seed=1)
 

@@ -59,6 +59,7 @@ BAD = [
 ]
 
 
+@pytest.mark.usefixtures("no_early_start")
 @pytest.mark.parametrize("argv, fragment", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input(files, weights, capsys, argv, fragment):
     out = files / "out.zarr"
@@ -76,6 +77,7 @@ def test_bad_input(files, weights, capsys, argv, fragment):
 
 @pytest.mark.parametrize("target, fragment", [("exists.zarr", "already exists and is not a urst-dask store"),
                                               ("nodir/out.zarr", "does not exist")])
+@pytest.mark.usefixtures("no_early_start")
 def test_bad_output(files, weights, capsys, target, fragment):
     rc = main(["stylize", str(files / "c.png"), str(files / "s.png"), "-o", str(files / target),
                "--weights", str(weights), "--no-progress"])
@@ -104,7 +106,7 @@ def test_tiling_options_reach_the_store(files, capsys, argv, grid):
     """The CLI's tiling options, as resolved against the network, are recorded in the store."""
     out = files / "grid.zarr"
     rc = main(["stylize", str(files / "c.png"), str(files / "s.png"), "-o", str(out), "--method", "passthrough",
-               "--weights", str(files), "--no-progress", "--workers", "1", *argv])
+               "--weights", str(files), "--no-progress", "--in-process", *argv])
     assert rc == 0, capsys.readouterr().err
     assert store.read_attrs(out)["tile_grid"] == grid
 

@@ -308,6 +308,7 @@ def _one_error_line(err: str) -> str:
     return lines[0]
 
 
+@pytest.mark.usefixtures("no_early_start")
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
 def test_error_table(row, tmp_path, weights, client, style_image, capsys, monkeypatch):
     style = tmp_path / "style.png"
