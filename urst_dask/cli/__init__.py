@@ -68,6 +68,10 @@ def _handle_sigterm() -> tuple[bool, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if "torch" not in sys.modules:  # this process's torch (in-process workers, the thumbnail) takes huge pages too
+        from ..engine.process import huge_pages_environ
+
+        os.environ.update(huge_pages_environ())
     from ..pipeline.cluster import quiet_logging
 
     quiet_logging(args.verbose)  # one line per failure; -v adds the workers' tracebacks
