@@ -20,6 +20,7 @@ input): the per-window figures of a gigapixel run in a minute instead of half an
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 
@@ -50,6 +51,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the output store (to look at it)")
     ap.add_argument("--name", required=True)
     a = ap.parse_args()
+    huge_pages = os.environ.get("THP_MEM_ALLOC_ENABLE", "unset: 1 in the workers")  # before the cluster: its start sets it here too
     t = time.perf_counter()
     src = synthetic_zarr(a.height, a.width)
     gen_s = time.perf_counter() - t
@@ -69,7 +71,8 @@ def main() -> None:
     mp = h * w / 1e6
     row = {"height": h, "width": w, "megapixels": round(mp, 1), "method": a.method, "workers": a.workers,
            "threads_per_worker": a.threads, "backend": a.backend or "default", "memory": a.memory,
-           "precision": a.precision or "default", "style": a.style or "demo_style(768)", "precision_auto": store.read_attrs(out).get("precision_auto"),
+           "precision": a.precision or "default", "style": a.style or "demo_style(768)",
+           "huge_pages": huge_pages, "precision_auto": store.read_attrs(out).get("precision_auto"),
            "region_of": [a.height, a.width] if a.region else None, "wall_s": round(wall, 1),
            "mp_per_s": round(mp / wall, 3), "peak_rss_mb_client": round(_peak_rss_mb(), 1),
            "peak_rss_mb_per_worker": workers, "input_generation_s": round(gen_s, 1)}
