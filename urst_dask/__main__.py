@@ -1,7 +1,5 @@
 """``python -m urst_dask``: the ``urst-dask`` command."""
 
-import sys
+from .cli import entry
 
-from .cli import main
-
-sys.exit(main())
+entry()

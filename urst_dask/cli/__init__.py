@@ -96,3 +96,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     return 0
 
+
+
+def entry() -> None:
+    """The ``urst-dask`` program (and ``python -m urst_dask``): :func:`main`, then exit.
+
+    After a successful command the process ends as Python would end it, less the teardown of
+    its modules: threads that are not daemons are joined, the ``atexit`` handlers run (scratch
+    folders, open readers, logging, Dask's and multiprocessing's clean-up), the standard streams
+    are flushed, then ``os._exit(0)``.  With torch imported, the skipped teardown (its C++
+    objects and module dictionaries) took 0.5-0.6 s on a 2-core Xeon, for no effect on any file
+    this program wrote.  A failed command exits the usual way."""
+    code = main()
+    if code == 0:
+        _exit_without_teardown()
+    sys.exit(code)
+
+
+def _exit_without_teardown() -> None:
+    import atexit
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(0)

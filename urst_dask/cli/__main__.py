@@ -1,7 +1,5 @@
 """``python -m urst_dask.cli``: the ``urst-dask`` command."""
 
-import sys
+from . import entry
 
-from . import main
-
-sys.exit(main())
+entry()
