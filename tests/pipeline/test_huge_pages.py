@@ -69,11 +69,12 @@ def test_embedded_worker_processes_take_huge_pages(monkeypatch):
     assert huge_kb >= 32 * 1024, huge_kb
 
 
-def test_command_line_sets_it_before_torch_starts():
-    """A fresh ``urst-dask`` process sets it for itself (torch not yet imported), and leaves a
-    user's ``0`` alone."""
-    code = ("import os, sys; from urst_dask.cli import main; main(['methods']); "
-            f"print('setting', os.environ.get({HUGE_PAGES!r}), file=sys.stderr)")
+def test_the_program_sets_it_before_torch_starts():
+    """The ``urst-dask`` program sets it for its own process before anything imports torch, and
+    leaves a user's ``0`` alone; ``main()``, the function, leaves the environment alone."""
+    code = ("import atexit, os, sys; "
+            f"atexit.register(lambda: print('setting', os.environ.get({HUGE_PAGES!r}), file=sys.stderr)); "
+            "sys.argv[1:] = ['methods']; from urst_dask.cli import entry; entry()")
     for env_value, expected in ((None, "1"), ("0", "0")):
         env = {k: v for k, v in os.environ.items() if k != HUGE_PAGES}
         env["PYTHONPATH"] = str(REPO)
@@ -82,3 +83,9 @@ def test_command_line_sets_it_before_torch_starts():
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert f"setting {expected}" in proc.stderr, proc.stderr
+    env = {k: v for k, v in os.environ.items() if k != HUGE_PAGES}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.run([sys.executable, "-c", "import os; from urst_dask.cli import main; main(['methods']); "
+                           f"print('main left', os.environ.get({HUGE_PAGES!r}))"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0 and "main left None" in proc.stdout, proc.stderr
