@@ -3,11 +3,12 @@ torch's huge-page allocations."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 COMPACT_MMAP_THRESHOLD = 1 << 20
@@ -93,3 +94,28 @@ def set_torch_threads(n: int) -> None:
     import torch  # here, not at the top: the command line's cluster start imports this module without torch
 
     torch.set_num_threads(max(1, int(n)))
+
+
+@contextlib.contextmanager
+def all_cpus() -> Iterator[int]:
+    """Widen torch's intra-op pool, on the calling thread only, to every CPU this process may use
+    (yields that count), and restore the thread's count afterwards, also on error.
+
+    For a task the rest of its run waits on: the thumbnail statistics and the style encoding.
+    While they run, no window of that run can start, so the other workers' CPUs are idle; a
+    worker's usual share (:func:`torch_threads_for`: 1 thread per task with 2 workers on 2 CPUs)
+    would leave them so.  torch keeps the count per thread (OpenMP's), so the worker's other task
+    threads that have used torch keep theirs (a thread's first use takes the process's count of
+    that moment).  Measured on a 2-core Xeon, wct16x, eager float32, the 1820 x 1024
+    thumbnail of a 16:9 photograph: statistics 3.3-4.3 s on 1 thread, 1.7-2.4 s on 2."""
+    import torch  # here, not at the top: see set_torch_threads
+
+    before = torch.get_num_threads()
+    n = max(before, available_cpus())
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

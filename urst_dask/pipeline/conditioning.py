@@ -15,6 +15,7 @@ from dask.delayed import Delayed
 from .. import preprocess as pp
 from ..engine.models import ModelSpec, get_model, weights_token
 from ..engine.probe import PrecisionChoice, choose_precision, wants_probe
+from ..engine.process import all_cpus
 from ..io import stylecache
 from ..models.base import ModelInfo, StyleModel
 from ..models.cascade import CascadedWct
@@ -82,7 +83,8 @@ def _prepare_style(spec: ModelSpec, style_image: np.ndarray | None, style_size: 
     key = stylecache.style_key(weights_token(spec), style_size, style_image)
     code = stylecache.load(key)
     if code is None:
-        code = model.prepare_style(pp.resize_center_crop(pp.to_unit(style_image), style_size).to(model.device))
+        with all_cpus():  # the thumbnail pass waits for this code, and every window for both
+            code = model.prepare_style(pp.resize_center_crop(pp.to_unit(style_image), style_size).to(model.device))
         stylecache.save(key, code)
     return code
 
@@ -117,15 +119,15 @@ def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: 
     grid = thumb_grid(model, x.shape[-2], x.shape[-1])
     if probe is not None and not wants_probe(probe.precision, model.device, model.info.name):
         probe = None
-    with torch.inference_mode():
+    with torch.inference_mode(), all_cpus():  # no window of the run can start before these statistics
         if grid is not None and isinstance(model, CascadedWct):  # thumb_grid tiles cascades only
             stats = tiled_cascade_stats(model, x, style, alpha, grid)
             return stats, (PrecisionChoice(Precision.FLOAT32, reason="the thumbnail was taken in tiles: no whole "
                                            "float32 pass to probe bf16 against") if probe is not None else None)
         y, stats = model.collect_stats(x, style, alpha)
-    if probe is None:
-        return stats, None
-    return stats, choose_precision(model, x, y, style, stats, StyleOptions(alpha=alpha), probe)
+        if probe is None:
+            return stats, None
+        return stats, choose_precision(model, x, y, style, stats, StyleOptions(alpha=alpha), probe)
 
 
 def annotate(resources: dict[str, float] | None):
