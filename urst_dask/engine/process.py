@@ -1,14 +1,18 @@
-"""Per-process settings of a worker: torch's thread pool, glibc's mmap threshold, heap trimming and
-torch's huge-page allocations."""
+"""Per-process settings of a worker: torch's thread pool, glibc's mmap threshold, heap trimming,
+torch's huge-page allocations, and ending the process without tearing its modules down."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import ctypes.util
 import functools
 import os
+import sys
+import threading
 from collections.abc import Iterator, Mapping
+from typing import NoReturn
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 COMPACT_MMAP_THRESHOLD = 1 << 20
@@ -119,3 +123,40 @@ def all_cpus() -> Iterator[int]:
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+def exit_without_teardown() -> NoReturn:
+    """End this process with status 0 as the interpreter would end it, less the teardown of its
+    modules: thread pools are told to stop and the threads that are not daemons are joined, the
+    ``atexit`` handlers run (scratch folders, open readers, logging, Dask's and
+    multiprocessing's clean-up), the standard streams are flushed, then ``os._exit(0)``.
+
+    With torch imported, the skipped teardown (its C++ objects and the module dictionaries)
+    takes 0.5-0.9 s on a 2-core Xeon, for no effect on any file the process wrote.  For a
+    process whose work has succeeded; a failure should exit the usual way."""
+    # What the interpreter does first at exit: tell the thread pools to stop (their idle threads
+    # are not daemons), then join the threads that are not daemons.  Joining them without the
+    # first step waits for ever on a pool nobody shut down.  A second call returns at once.
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(0)
+
+
+def exit_without_teardown_at_exit() -> None:
+    """When this process's interpreter exits, end it with :func:`exit_without_teardown`: the
+    ``atexit`` handlers registered before this call still run, after it.  Idempotent.
+
+    For a process whose remaining life is a clean exit (a worker process its nanny closed);
+    the exit status is then 0 whatever ``sys.exit`` was given."""
+    atexit.unregister(_quick_exit_handler)
+    atexit.register(_quick_exit_handler)
+
+
+def _quick_exit_handler() -> None:
+    atexit.unregister(_quick_exit_handler)  # then the handlers registered before run, and the process ends
+    exit_without_teardown()
