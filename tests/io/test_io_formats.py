@@ -7,6 +7,7 @@ import pickle
 import struct
 import zlib
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -17,8 +18,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from urst_dask.errors import InputImageError, OutputError, ParameterTypeError
-from urst_dask.io import images, ome, readers, writers
-from urst_dask.pipeline import export
+from urst_dask.io import halving, images, readers, writers
+from urst_dask.pipeline import export, pyramid
 from urst_dask.pipeline.pyramid import write_pyramid
 
 
@@ -366,6 +367,39 @@ def test_write_ngff_pyramid(tmp_path, layout, dtype):
     assert [lv.shape for lv in images.read_ngff_levels(tmp_path / "o.zarr")] == [lv.shape for lv in src.levels]
 
 
+@pytest.mark.parametrize("layout", ["yxc", "cyx"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("local_bytes, computes", [(0, 4), ("level 1", 1), (64 << 20, 0)],
+                         ids=["every-level-on-the-scheduler", "first-on-the-scheduler", "all-in-memory"])
+def test_small_levels_reduced_in_memory_equal_the_scheduled_ones(tmp_path, monkeypatch, layout, dtype,
+                                                                local_bytes, computes):
+    """Levels reduced in this process (a level of at most LOCAL_BYTES and all after it) are the
+    same pixels as levels computed chunk by chunk on the scheduler; only the small ones skip it."""
+    img = rgb(101, 67, seed=15, dtype=dtype)  # odd sizes: the repeated last row/column
+    stored = img if layout == "yxc" else img.transpose(2, 0, 1)
+    names = ("y", "x", "c") if layout == "yxc" else ("c", "y", "x")
+    if local_bytes == "level 1":  # level "0" on the scheduler, level "1" (51 x 34) and after it in memory
+        local_bytes = 51 * 34 * 3 * np.dtype(dtype).itemsize
+    levels = {}
+    for mode, budget in (("reference", 0), ("tested", local_bytes)):
+        root = zarr.open_group(str(tmp_path / f"{mode}.zarr"), mode="w", zarr_format=3)
+        root.create_array("0", shape=stored.shape, dtype=dtype, chunks=(16, 16, 3) if layout == "yxc" else (3, 16, 16),
+                          dimension_names=names)[...] = stored
+        calls = []
+        monkeypatch.setattr(pyramid, "LOCAL_BYTES", budget)
+        monkeypatch.setattr(pyramid, "_compute", lambda client, c, calls=calls: (calls.append(1), dask.compute(c)))
+        assert write_pyramid(tmp_path / f"{mode}.zarr", min_size=8, chunk=16) == ("0", "1", "2", "3", "4")
+        levels[mode] = [np.asarray(a) for a in images.read_ngff_levels(tmp_path / f"{mode}.zarr")]
+        chunks = [zarr.open_array(str(tmp_path / f"{mode}.zarr" / k)).chunks for k in "1234"]
+        levels[mode + " chunks"] = chunks
+        if mode == "tested":
+            assert len(calls) == computes
+    for got, want in zip(levels["tested"], levels["reference"], strict=True):
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype
+    assert levels["tested chunks"] == levels["reference chunks"]
+
+
 def test_write_ngff_pyramid_gray_and_rgba_channels(tmp_path):
     for c, model, colours in ((1, "greyscale", ["FFFFFF"]), (4, "color", ["FF0000", "00FF00", "0000FF", "FFFFFF"])):
         root = zarr.open_group(str(tmp_path / f"{c}.zarr"), mode="w", zarr_format=3)
@@ -480,7 +514,7 @@ def test_jpeg_export_and_limits(tmp_path):
 
 def test_half_matches_reference_on_odd_sizes():
     img = rgb(33, 17, seed=19, dtype=np.uint16)
-    out = ome.half(da.from_array(img, chunks=(10, 7, 3)), chunk=8).compute()
+    out = halving.half(da.from_array(img, chunks=(10, 7, 3)), chunk=8).compute()
     assert out.shape == (17, 9, 3)
     close_to(out, half_ref(img), np.uint16)
 
@@ -497,7 +531,7 @@ def test_half_block_of_integers_is_the_rounded_exact_mean(dtype, h, w, seed):
     block = np.where(rng.random((2 * h, 2 * w, 3)) < 0.5, rng.choice(pool, (2 * h, 2 * w, 3)),
                      rng.integers(info.min, info.max, (2 * h, 2 * w, 3), dtype=dtype, endpoint=True))
     ref = np.rint(block.astype(np.float64).reshape(h, 2, w, 2, 3).mean(axis=(1, 3))).astype(dtype)
-    got = ome._half_block(block)
+    got = halving.half_block(block)
     assert got.dtype == block.dtype
     np.testing.assert_array_equal(got, ref)
 
@@ -506,4 +540,4 @@ def test_half_block_of_integers_is_the_rounded_exact_mean(dtype, h, w, seed):
 def test_half_block_of_64_bit_integers_rounds(dtype):
     """64-bit integers take the float route; their means are still rounded, not truncated."""
     block = np.array([[1, 2, 5, 5], [2, 2, 5, 6]], dtype=dtype)[:, :, None]  # 2 x 2 means 1.75, 5.25
-    np.testing.assert_array_equal(ome._half_block(block)[..., 0], np.array([[2, 5]], dtype=dtype))
+    np.testing.assert_array_equal(halving.half_block(block)[..., 0], np.array([[2, 5]], dtype=dtype))

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import OutputError, ParameterError, ParameterTypeError
 from ..settings import _Choice
-from . import ome, validate
+from . import halving, ome, validate
 
 JPEG_MAX_SIDE = 65500
 PNG_MAX_SIDE = 2**31 - 1
@@ -185,11 +185,10 @@ def _tiles(array: Raster, tile: int) -> Iterator[np.ndarray]:
 
 def _halves(array: Raster, n: int) -> list[Raster]:
     """Levels 1..n of an in-memory image, each the 2x area mean of the previous
-    (:func:`ome.half_block`, on odd sizes the last row/column repeated)."""
+    (:func:`halving.half_array`)."""
     out, prev = [], np.asarray(array.read(0, array.shape[0]))
     for _ in range(n):
-        h, w = prev.shape[:2]
-        prev = ome._half_block(np.pad(prev, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge"))
+        prev = halving.half_array(prev)
         out.append(as_raster(prev))
     return out
 
@@ -310,7 +309,7 @@ def write_pyramidal_tiff(
     if isinstance(levels, Sequence):
         pyramid = _given_levels(levels, arr.shape)
     else:
-        n = ome.level_count(h, w, tile) if levels is None else int(levels)
+        n = halving.level_count(h, w, tile) if levels is None else int(levels)
         if n < 0:
             raise ParameterError(f"levels={levels!r}: must be >= 0")
         if n and not isinstance(array, np.ndarray):

@@ -19,7 +19,7 @@ import dask.array as da
 import numpy as np
 
 from ..errors import OutputError, ParameterError, UrstError
-from ..io import ome, remote, store, writers
+from ..io import halving, remote, store, writers
 from ..io.readers import open_image
 from ..io.writers import Raster, TiffCompression
 
@@ -53,7 +53,7 @@ def _scratch_levels(array: da.Array, n: int, folder: str, chunk: int) -> list[da
 
     out, prev = [], array
     for i in range(1, n + 1):
-        nxt = ome.half(prev, chunk)
+        nxt = halving.half(prev, chunk)
         h, w, c = (int(s) for s in nxt.shape)
         z = zarr.create_array(os.path.join(folder, f"{i}.zarr"), shape=(h, w, c), dtype=nxt.dtype, fill_value=0,
                               chunks=(min(chunk, h), min(chunk, w), c))
@@ -89,7 +89,7 @@ def write_tiff(
         if isinstance(levels, Sequence):
             pyramid: list[Any] = list(levels)
         else:
-            n = ome.level_count(h, w, tile) if levels is None else int(levels)
+            n = halving.level_count(h, w, tile) if levels is None else int(levels)
             if n < 0:
                 raise ParameterError(f"levels={levels!r}: must be >= 0")
             dask_arr = arr if isinstance(arr, da.Array) else da.from_array(np.asarray(arr), chunks=(1024, 1024, -1))
