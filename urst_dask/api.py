@@ -21,6 +21,7 @@ import numpy as np
 from .engine import timing
 from .engine.backends import precheck
 from .engine.models import ModelSpec
+from .engine.models import preload as preload_network
 from .io import remote, store
 from .io import scratch as scratch_io
 from .io.lock import output_lock
@@ -118,6 +119,8 @@ def stylize(
     # a complete one needs no cluster), unless the command line started them already; closed on any
     # way out unless connect took them
     early = start_early(cfg.cluster, client, new=_decodes(content) and resume.is_new(out, flags.overwrite))
+    if early is not None and entry.takes_style_image:  # the network loads on the workers while this decodes
+        early.preload(preload_network, ModelSpec(cfg.method, str(wdir), cfg.variant, cfg.compute.device))
     with early or contextlib.nullcontext():
         with timing.stage("decode input"):
             src = inputs.content_source(content, flags.axes, flags.allow_large_images, run_scratch)

@@ -207,3 +207,63 @@ def test_a_closed_prestarted_cluster_is_not_handed_on(monkeypatch: pytest.Monkey
     assert first is not None and cl._PENDING == [first]
     first.close()
     assert cl.start_early(OPTIONS, new=False) is None
+
+
+def _record_pid(path: str) -> None:
+    Path(path).write_text(str(os.getpid()))
+
+
+def _fails(path: str) -> None:
+    raise RuntimeError(f"preload failed for {path}")
+
+
+def _wait_for(path: Path, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never written")
+
+
+@pytest.mark.parametrize("when", ["while-starting", "after-the-start"])
+def test_a_preload_runs_on_the_worker_beside_this_process(tmp_path: Path, own_sigint: None, when: str) -> None:
+    """Asked for before or after the workers are up, the preload runs once on each worker
+    process; a failing one is silent and leaves the cluster usable."""
+    with cl.start_early(ClusterOptions(workers=2, threads_per_worker=1)) as early:  # type: ignore[union-attr]
+        if when == "after-the-start":
+            early._thread.join()
+        early.preload(_fails, str(tmp_path))
+        for i in range(2):
+            early.preload(_record_pid, str(tmp_path / f"pid-{i}"))
+        pids = {_wait_for(tmp_path / f"pid-{i}") for i in range(2)}
+        with cluster.connect(early.options, None, early) as c:
+            workers = {str(p) for p in c.run(os.getpid).values()}
+            assert c.submit(sum, [40, 2]).result() == 42
+    assert len(workers) == 2 and pids <= workers and str(os.getpid()) not in pids
+
+
+def test_a_run_preloads_its_network_on_the_early_cluster(tmp_path: Path, spy: list,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run asks its early cluster to load the very network (same ModelSpec, so the workers'
+    model cache hits) its tasks use; a network with a baked style waits for the style input."""
+    from urst_dask.engine.models import ModelSpec
+    from urst_dask.engine.models import preload as preload_network
+    from urst_dask.settings import DeviceKind
+
+    asked: list[tuple[Any, tuple[Any, ...]]] = []
+    original = cl.EarlyCluster.preload
+    monkeypatch.setattr(cl.EarlyCluster, "preload", lambda self, fn, *args: (asked.append((fn, args)),
+                                                                             original(self, fn, *args)))
+    used: list[ModelSpec] = []
+    from urst_dask.pipeline import conditioning
+
+    real = conditioning.model_info
+    monkeypatch.setattr("urst_dask.api.model_info", lambda spec, res=None: (used.append(spec), real(spec, res))[1])
+    Image.fromarray(random_image(96, 80, seed=8)).save(tmp_path / "c.png")
+    Image.fromarray(random_image(64, 64, seed=9)).save(tmp_path / "s.png")
+    urst_dask.stylize(str(tmp_path / "c.png"), str(tmp_path / "s.png"), tmp_path / "out.zarr",
+                      method="passthrough", weights=tmp_path, progress=False)
+    assert len(spy) == 1
+    assert asked == [(preload_network, (ModelSpec("passthrough", str(tmp_path), None, DeviceKind.AUTO),))]
+    assert used == [asked[0][1][0]]

@@ -11,9 +11,9 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, fire_and_forget
 
 from ..settings import ClusterOptions
 from .cluster import local_client, local_cluster
@@ -39,6 +39,8 @@ class EarlyCluster:
         self._started = time.perf_counter()
         self.background_seconds = 0.0  # the whole start, most of it beside other work
         self._sigint: list[Any] = []  # the handler to put back, while SIGINT is ignored here
+        self._lock = threading.Lock()
+        self._preloads: list[tuple[Callable[..., None], tuple[Any, ...]]] = []  # not submitted yet
         if threading.current_thread() is threading.main_thread():
             self._sigint.append(signal.signal(signal.SIGINT, signal.SIG_IGN))
         self._thread = threading.Thread(target=self._start, name="urst-dask-cluster-start", daemon=True)
@@ -48,9 +50,32 @@ class EarlyCluster:
         try:
             cluster = self._result["cluster"] = local_cluster(self.options)
             # the plugins' setup imports torch in each worker: also beside the decoding
-            self._result["client"] = local_client(cluster, self.options)
+            client = local_client(cluster, self.options)
+            with self._lock:
+                self._result["client"] = client
+            self._submit_preloads()
         except BaseException as exc:  # noqa: BLE001 - re-raised by take()
             self._result["error"] = exc
+
+    def preload(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` once on each worker as soon as the cluster is up (now, if it is),
+        beside this process's work: the run's network loads into each worker's model cache
+        while this process decodes the input.  Nothing waits for it; a failure is left for the
+        run's own task, which meets it again and reports it.  ``fn`` returns nothing."""
+        with self._lock:
+            self._preloads.append((fn, args))
+        if "client" in self._result:
+            self._submit_preloads()
+
+    def _submit_preloads(self) -> None:
+        with self._lock:
+            client, todo, self._preloads = self._result.get("client"), self._preloads, []
+        if client is None or not todo:
+            return
+        workers = list(client.scheduler_info().get("workers", {}))
+        for fn, args in todo:
+            fire_and_forget([client.submit(fn, *args, pure=False, workers=[w], allow_other_workers=False)
+                             for w in workers])
 
     def _join(self) -> None:
         self._thread.join()
