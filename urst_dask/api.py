@@ -21,7 +21,6 @@ import numpy as np
 from .engine import timing
 from .engine.backends import precheck
 from .engine.models import ModelSpec
-from .engine.models import preload as preload_network
 from .io import remote, store
 from .io import scratch as scratch_io
 from .io.lock import output_lock
@@ -31,7 +30,7 @@ from .logs import LOGGER
 from .pipeline import inputs, provenance, resume
 from .pipeline.array import stylize_array
 from .pipeline.cluster import connect, gpu_resources
-from .pipeline.conditioning import conditioning, model_info
+from .pipeline.conditioning import conditioning, model_info, preload_network
 from .pipeline.config import RunConfig
 from .pipeline.earlystart import start_early
 from .pipeline.export import EXPORT_SUFFIXES, check_export_target, export

@@ -248,7 +248,7 @@ def test_a_run_preloads_its_network_on_the_early_cluster(tmp_path: Path, spy: li
     """The run asks its early cluster to load the very network (same ModelSpec, so the workers'
     model cache hits) its tasks use; a network with a baked style waits for the style input."""
     from urst_dask.engine.models import ModelSpec
-    from urst_dask.engine.models import preload as preload_network
+    from urst_dask.pipeline.conditioning import preload_network
     from urst_dask.settings import DeviceKind
 
     asked: list[tuple[Any, tuple[Any, ...]]] = []

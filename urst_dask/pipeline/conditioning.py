@@ -13,7 +13,7 @@ import numpy as np
 from dask.delayed import Delayed
 
 from .. import preprocess as pp
-from ..engine.models import ModelSpec, get_model, weights_token
+from ..engine.models import ModelSpec, get_model, preload, weights_token
 from ..engine.probe import PrecisionChoice, choose_precision, wants_probe
 from ..engine.process import all_cpus
 from ..io import stylecache
@@ -162,6 +162,13 @@ def conditioning(
                 if with_stats else None)
     stats, choice = (pair[0], pair[1]) if pair is not None else (None, None)
     return dask.delayed(tuple, pure=True)([style, stats, intensity, choice])
+
+
+def preload_network(spec: ModelSpec) -> None:
+    """Load ``spec``'s network into this worker ahead of the run's first task
+    (:meth:`urst_dask.pipeline.earlystart.EarlyCluster.preload`); the worker imports this module,
+    the run's task code, to run it.  A failure is left for the run's own task to report."""
+    preload(spec)
 
 
 def _model_info(spec: ModelSpec) -> ModelInfo:
