@@ -17,6 +17,15 @@ from urst_dask.testing import random_image
 from urst_dask.testing.toys import Identity
 
 
+@pytest.fixture(autouse=True)
+def _process_threads_restored():
+    """torch.set_num_threads on any thread also sets the count new threads start with: put this
+    process's back, or later tests run their kernels with other blockings (other rounding)."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 def on_fresh_thread(fn: Callable[[], object], threads: int = 1) -> object:
     """``fn()`` on a new thread whose torch pool has ``threads`` threads, as a worker's task thread."""
     box: dict[str, object] = {}
