@@ -267,3 +267,12 @@ def test_a_run_preloads_its_network_on_the_early_cluster(tmp_path: Path, spy: li
     assert len(spy) == 1
     assert asked == [(preload_network, (ModelSpec("passthrough", str(tmp_path), None, DeviceKind.AUTO),))]
     assert used == [asked[0][1][0]]
+
+
+def test_a_preload_on_a_closed_cluster_is_ignored(tmp_path: Path, own_sigint: None) -> None:
+    """A preload is best effort: asked for after the cluster closed, it neither raises nor runs."""
+    early = cl.start_early(OPTIONS)
+    assert early is not None
+    early.close()
+    early.preload(_record_pid, str(tmp_path / "pid"))
+    assert not early._preloads and not (tmp_path / "pid").exists()

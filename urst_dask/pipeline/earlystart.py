@@ -72,10 +72,13 @@ class EarlyCluster:
             client, todo, self._preloads = self._result.get("client"), self._preloads, []
         if client is None or not todo:
             return
-        workers = list(client.scheduler_info().get("workers", {}))
-        for fn, args in todo:
-            fire_and_forget([client.submit(fn, *args, pure=False, workers=[w], allow_other_workers=False)
-                             for w in workers])
+        try:
+            workers = list(client.scheduler_info().get("workers", {}))
+            for fn, args in todo:
+                fire_and_forget([client.submit(fn, *args, pure=False, workers=[w], allow_other_workers=False)
+                                 for w in workers])
+        except Exception:  # noqa: BLE001 - best effort: a closed client, a lost scheduler; the run decides
+            return
 
     def _join(self) -> None:
         self._thread.join()
