@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import zarr
 from PIL import Image
 
 from urst_dask.errors import InputImageError, OutputError, ParameterError
@@ -157,3 +158,22 @@ def test_video_output_resumes_from_its_records(tmp_path, client, style_image):
     stylize_video(folder, style_image, out, **kw)
     assert toy_models.WINDOWS["count"] - before == 2  # one window per frame, frames 4 and 5 only
     assert video_io.probe(out).frames == 6 and not (tmp_path / "out.mp4.video-state").exists()
+
+
+def test_a_run_on_worker_processes_starts_them_beside_its_preparation(tmp_path, style_image, monkeypatch):
+    """Without a client, the embedded cluster starts early, loads the network, and the run takes it."""
+    from urst_dask.pipeline import earlystart
+
+    made: list[earlystart.EarlyCluster] = []
+
+    class Spy(earlystart.EarlyCluster):
+        def __init__(self, options) -> None:  # noqa: ANN001
+            super().__init__(options)
+            made.append(self)
+
+    monkeypatch.setattr(earlystart, "EarlyCluster", Spy)
+    folder = _write(tmp_path / "in", _frames(3, seed=6))
+    out = stylize_video(folder, style_image, tmp_path / "out.zarr", method="passthrough", weights=tmp_path,
+                        stride=32, workers=1, progress=False)
+    assert len(made) == 1 and made[0]._taken and not made[0]._preloads  # taken by the run; preload submitted
+    assert zarr.open_array(str(out), mode="r").shape[0] == 3

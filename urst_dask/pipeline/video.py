@@ -22,6 +22,7 @@ error names it, and the same command resumes once it is fixed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -52,8 +53,9 @@ from ..video import tasks
 from ..video.policy import StatsPolicy, VideoOptions, ema_sequence
 from ..video.sequence import Output, Sequence, check_replace, decode_video, open_sequence, plan_output
 from .cluster import connect, gpu_resources
-from .conditioning import model_info
+from .conditioning import model_info, preload_network
 from .config import RunConfig
+from .earlystart import start_early
 from .inputs import style_input
 from .progress import run as run_graph
 from .provenance import plain
@@ -143,12 +145,17 @@ def stylize_video(
         if not resumed:
             state.remove()
             state.start(fp)
-        if seq.kind == "video":
-            seq = decode_video(seq, state.work_path("input.zarr"))
-        ctx = _Run(seq, output, state, spec, vopts, opts, plan, comp, progress, fp)
-        ctx.prepare(resumed, {"version": __version__, "method": method, "variant": variant, "style": style_meta})
-        with connect(clus, client) as c:
-            ctx.execute(c, style_img)
+        # the worker processes start, and load the network, beside the decoding and the run's preparation
+        early = start_early(clus, client)
+        if early is not None:
+            early.preload(preload_network, spec)
+        with early or contextlib.nullcontext():
+            if seq.kind == "video":
+                seq = decode_video(seq, state.work_path("input.zarr"))
+            ctx = _Run(seq, output, state, spec, vopts, opts, plan, comp, progress, fp)
+            ctx.prepare(resumed, {"version": __version__, "method": method, "variant": variant, "style": style_meta})
+            with connect(clus, client, early) as c:
+                ctx.execute(c, style_img)
         return output.path
 
 
