@@ -276,3 +276,34 @@ def test_a_preload_on_a_closed_cluster_is_ignored(tmp_path: Path, own_sigint: No
     early.close()
     early.preload(_record_pid, str(tmp_path / "pid"))
     assert not early._preloads and not (tmp_path / "pid").exists()
+
+
+def test_cli_video_starts_its_cluster_before_torch_and_hands_it_to_the_run(tmp_path: Path, spy: list) -> None:
+    """``urst-dask video`` starts the worker processes before it imports torch (as stylize does), and
+    the run takes that cluster: one cluster, nothing left pending."""
+    import subprocess
+    import sys
+
+    from urst_dask.cli import main
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t in range(2):
+        Image.fromarray(random_image(40, 56, seed=20 + t)).save(folder / f"f{t:03d}.png")
+    Image.fromarray(random_image(64, 64, seed=9)).save(tmp_path / "s.png")
+    code = ("import sys\n"
+            "import urst_dask.pipeline.earlystart as es\n"
+            "def spy(options):\n"
+            "    print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+            "    raise SystemExit(0)\n"
+            "es.prestart = spy\n"
+            "from urst_dask.cli import main\n"
+            f"main(['video', {str(folder)!r}, 's.png', '-o', 'never-written.zarr'])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+    out = tmp_path / "out.zarr"
+    assert main(["video", str(folder), str(tmp_path / "s.png"), "-o", str(out), "--method", "passthrough",
+                 "--weights", str(tmp_path), "--stride", "32", "--no-progress"]) == 0
+    assert len(spy) == 1 and spy[0]._taken and spy[0]._result["cluster"].status == Status.closed
+    assert not cl._PENDING
+    assert out.exists()

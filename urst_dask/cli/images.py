@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 @contextlib.contextmanager
-def _cluster_starting(config: Any, out: str, overwrite: bool, content: str | None = None) -> Iterator[None]:
+def cluster_starting(config: Any, out: str, overwrite: bool, content: str | None = None) -> Iterator[None]:
     """The run's worker processes start now, beside this process's imports of torch and the
     pipeline (seconds), for a new local output from a file that exists (``content=None``: a
     generated image); the run takes them (:func:`urst_dask.pipeline.earlystart.prestart`).  Closed
@@ -83,7 +83,7 @@ def _cluster_starting(config: Any, out: str, overwrite: bool, content: str | Non
 
 def _cmd_stylize(a: argparse.Namespace) -> None:
     config = run_config(a)
-    with _cluster_starting(config, a.out, a.overwrite, a.content):
+    with cluster_starting(config, a.out, a.overwrite, a.content):
         from ..api import check_export_target, export, stylize
 
         if a.export:  # an unusable export target is refused before the run, not after it
@@ -122,7 +122,7 @@ def _cmd_demo(a: argparse.Namespace) -> None:
     _ensure_demo_weights(a)
     w, h = a.size
     config = run_config(a)
-    with _cluster_starting(config, a.out, a.overwrite):
+    with cluster_starting(config, a.out, a.overwrite):
         from ..api import export, stylize
         from ..pipeline.synthetic import synthetic_array
         from ..synthetic import demo_style

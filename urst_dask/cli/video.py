@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .images import cluster_starting
 from .options import _add_field, _fields, plan_kwargs
 
 EXAMPLES = """Examples:
@@ -47,6 +48,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_video(a: argparse.Namespace) -> None:
+    from ..pipeline.config import RunConfig
+
+    # the worker processes start now, beside the imports of torch and the pipeline (as stylize's)
+    config = RunConfig.from_kwargs(workers=a.workers, threads_per_worker=a.threads_per_worker, scheduler=a.scheduler,
+                                   memory=a.memory, verbose=bool(getattr(a, "verbose", False)))
+    with cluster_starting(config, a.out, a.overwrite, a.content):
+        _run_video(a)
+
+
+def _run_video(a: argparse.Namespace) -> None:
     from ..video import stylize_video
 
     out = stylize_video(
