@@ -166,10 +166,9 @@ def test_a_cluster_prestarted_for_other_options_is_closed(fake: None) -> None:
     assert started.closed  # type: ignore[union-attr]
 
 
-def test_the_command_line_starts_the_cluster_before_importing_torch(tmp_path: Path) -> None:
-    """What the command line runs up to :func:`~urst_dask.pipeline.earlystart.prestart` (building
-    its parser, parsing, the run configuration, the cluster modules) does not import torch
-    (seconds).  (The A/B benchmark of 083463f found the parser's ``bench`` subcommand importing it.)"""
+def torch_modules_at_prestart(argv: list[str], cwd: Path) -> str:
+    """The torch modules a fresh ``urst-dask ARGV`` process has imported when it reaches
+    :func:`~urst_dask.pipeline.earlystart.prestart` (printed there; the process then exits)."""
     import subprocess
     import sys
 
@@ -180,9 +179,17 @@ def test_the_command_line_starts_the_cluster_before_importing_torch(tmp_path: Pa
             "    raise SystemExit(0)\n"
             "es.prestart = spy\n"
             "from urst_dask.cli import main\n"
-            f"main(['stylize', {__file__!r}, 's.jpg', '-o', 'never-written.zarr', '--backend', 'openvino'])\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
-    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+            f"main({argv!r})\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=cwd)
+    return proc.stdout.strip() or proc.stderr
+
+
+def test_the_command_line_starts_the_cluster_before_importing_torch(tmp_path: Path) -> None:
+    """What the command line runs up to :func:`~urst_dask.pipeline.earlystart.prestart` (building
+    its parser, parsing, the run configuration, the cluster modules) does not import torch
+    (seconds).  (The A/B benchmark of 083463f found the parser's ``bench`` subcommand importing it.)"""
+    argv = ["stylize", __file__, "s.jpg", "-o", "never-written.zarr", "--backend", "openvino"]
+    assert torch_modules_at_prestart(argv, tmp_path) == "[]"
 
 
 def test_cli_stylize_hands_its_early_cluster_to_the_run(tmp_path: Path, spy: list) -> None:
@@ -281,9 +288,6 @@ def test_a_preload_on_a_closed_cluster_is_ignored(tmp_path: Path, own_sigint: No
 def test_cli_video_starts_its_cluster_before_torch_and_hands_it_to_the_run(tmp_path: Path, spy: list) -> None:
     """``urst-dask video`` starts the worker processes before it imports torch (as stylize does), and
     the run takes that cluster: one cluster, nothing left pending."""
-    import subprocess
-    import sys
-
     from urst_dask.cli import main
 
     folder = tmp_path / "frames"
@@ -291,16 +295,7 @@ def test_cli_video_starts_its_cluster_before_torch_and_hands_it_to_the_run(tmp_p
     for t in range(2):
         Image.fromarray(random_image(40, 56, seed=20 + t)).save(folder / f"f{t:03d}.png")
     Image.fromarray(random_image(64, 64, seed=9)).save(tmp_path / "s.png")
-    code = ("import sys\n"
-            "import urst_dask.pipeline.earlystart as es\n"
-            "def spy(options):\n"
-            "    print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
-            "    raise SystemExit(0)\n"
-            "es.prestart = spy\n"
-            "from urst_dask.cli import main\n"
-            f"main(['video', {str(folder)!r}, 's.png', '-o', 'never-written.zarr'])\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
-    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+    assert torch_modules_at_prestart(["video", str(folder), "s.png", "-o", "never-written.zarr"], tmp_path) == "[]"
     out = tmp_path / "out.zarr"
     assert main(["video", str(folder), str(tmp_path / "s.png"), "-o", str(out), "--method", "passthrough",
                  "--weights", str(tmp_path), "--stride", "32", "--no-progress"]) == 0
