@@ -146,14 +146,14 @@ def _converted(ov, net: nn.Module, example: Tensor):  # noqa: ANN001
             ov.save_model(model, str(tmp), compress_to_fp16=False)
             os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
             os.replace(tmp, path)
-    # static shapes: the CPU plugin convolves only with weights of a known shape
-    shapes = {inp: ov.PartialShape(list(t.shape)) for inp, t in zip(model.inputs, (example, *extra))}
+    def fixed(m):  # noqa: ANN001, ANN202 - static shapes: the CPU plugin convolves only with weights of a known shape
+        m.reshape({inp: ov.PartialShape(list(t.shape)) for inp, t in zip(m.inputs, (example, *extra))})
+        return m
+
     try:
-        model.reshape(shapes)
+        return fixed(model), extra
     except Exception:  # noqa: BLE001 - a graph that kept its first shape: convert for this one
-        model = _convert(ov, net.parametric(), (example, *extra))
-        model.reshape({inp: ov.PartialShape(list(t.shape)) for inp, t in zip(model.inputs, (example, *extra))})
-    return model, extra
+        return fixed(_convert(ov, net.parametric(), (example, *extra))), extra
 
 
 def _openvino(net: nn.Module, example: Tensor, precision: Precision) -> Runner:

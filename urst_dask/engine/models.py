@@ -64,15 +64,6 @@ def get_model(spec: ModelSpec) -> StyleModel:
     return model
 
 
-def preload(spec: ModelSpec) -> None:
-    """Load the network for ``spec`` into this process's cache ahead of its first task (and its
-    :func:`weights_token`).  A failure is not raised here: that task meets it and reports it."""
-    try:
-        weights_token(spec)
-    except Exception:  # noqa: BLE001, S110 - reported by the run's own task
-        pass
-
-
 def load_count(method: str | None = None) -> int:
     """Number of model loads this process made (for one method, or in total)."""
     return LOADS.get(method, 0) if method else sum(LOADS.values())

@@ -13,7 +13,7 @@ import numpy as np
 from dask.delayed import Delayed
 
 from .. import preprocess as pp
-from ..engine.models import ModelSpec, get_model, preload, weights_token
+from ..engine.models import ModelSpec, get_model, weights_token
 from ..engine.probe import PrecisionChoice, choose_precision, wants_probe
 from ..engine.process import all_cpus
 from ..io import stylecache
@@ -167,8 +167,12 @@ def conditioning(
 def preload_network(spec: ModelSpec) -> None:
     """Load ``spec``'s network into this worker ahead of the run's first task
     (:meth:`urst_dask.pipeline.earlystart.EarlyCluster.preload`); the worker imports this module,
-    the run's task code, to run it.  A failure is left for the run's own task to report."""
-    preload(spec)
+    the run's task code, to run it; the weights token too (the style cache's key).  A failure
+    is left for the run's own task to report."""
+    try:
+        weights_token(spec)  # loads the network (get_model), then hashes its weights
+    except Exception:  # noqa: BLE001 - the run's own task meets it and reports it
+        pass
 
 
 def _model_info(spec: ModelSpec) -> ModelInfo:

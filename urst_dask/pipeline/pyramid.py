@@ -52,22 +52,22 @@ def write_pyramid(
     target = ome.open_pyramid(store_path, channels=channels, chunk=chunk)
     h, w, _ = target.shape
     n = halving.level_count(h, w, min_size)
-    prev, prev_arr = ome.level_yxc(target.base, target.layout), target.base
+    prev = target.base  # the stored level the next one is reduced from
     paths = ["0"]
     with timing.stage("pyramid"):
         for level in range(1, n + 1):
             if prev.nbytes <= LOCAL_BYTES:
-                paths += _local_levels(target, ome.read_level(prev_arr, target.layout), level, n, bar)
+                paths += _local_levels(target, ome.read_level(prev, target.layout), level, n, bar)
                 break
             if bar is not None:
                 bar.step(f"pyramid level {level}/{n}")
-            nxt = halving.half(prev, target.chunk)
+            nxt = halving.half(ome.level_yxc(prev, target.layout), target.chunk)
             arr, chunks_yxc = ome.create_level(target, level, int(nxt.shape[0]), int(nxt.shape[1]))
             src = nxt.rechunk(chunks_yxc)
             stored = da.store(src.transpose(2, 0, 1) if target.layout == "cyx" else src, arr, lock=False,
                               compute=False)
             _compute(client, stored)
-            prev, prev_arr = ome.level_yxc(arr, target.layout), arr
+            prev = arr
             paths.append(str(level))
         if bar is not None and n:
             bar.step(f"pyramid: {n} levels written")
