@@ -30,7 +30,7 @@ from .logs import LOGGER
 from .pipeline import inputs, provenance, resume
 from .pipeline.array import stylize_array
 from .pipeline.cluster import connect, gpu_resources
-from .pipeline.conditioning import conditioning, model_info, preload_network
+from .pipeline.conditioning import conditioning, local_thumbnail, model_info, preload_network
 from .pipeline.config import RunConfig
 from .pipeline.earlystart import start_early
 from .pipeline.export import EXPORT_SUFFIXES, check_export_target, export
@@ -141,6 +141,11 @@ def stylize(
                 if flags.progress:
                     LOGGER.info(f"{out_path} is already complete (same fingerprint): nothing to do")
                 return out_path
+            with_stats = cfg.style.norm is NormMode.TIN and stats is None
+            # a small image's thumbnail is reduced here while the workers finish starting
+            thumb = None
+            if state == "new" and (with_stats or cfg.style.intensity.percentiles):
+                thumb = local_thumbnail(src.level_for(cfg.style.thumb_size), cfg.style.thumb_size)
             with connect(cfg.cluster, client, early) as c:
                 remote.check_in_process(c, output=out_path, content=src.path)  # memory:// needs in-process workers
                 resources = gpu_resources(c)
@@ -153,9 +158,9 @@ def stylize(
                 if state == "resume":
                     style_code, thumb_stats, window, choice = resume.stored_conditioning(out_path, cfg.style)
                 else:
-                    with_stats = cfg.style.norm is NormMode.TIN and stats is None
                     cond = conditioning(src.level_for(cfg.style.thumb_size), style_img, spec, cfg.style,
-                                        with_stats=with_stats, resources=resources, probe=cfg.compute)
+                                        with_stats=with_stats, resources=resources, probe=cfg.compute,
+                                        thumb=None if thumb is None else c.scatter(thumb, hash=False))
                     style_code, thumb_stats, window, choice = run(c, cond, progress=flags.progress,
                                                                   label="thumbnail stage: style code and statistics")
                     if cfg.style.norm is NormMode.TIN and stats is not None:

@@ -129,17 +129,45 @@ def test_task_seconds_sums_compute_time_per_named_function():
     assert got == {"style": 2.5, "reduction": 0.75}  # transfers and unnamed functions left out
 
 
-def test_a_verbose_summary_splits_the_thumbnail_stage(tmp_path, client, style_image):
+@pytest.mark.parametrize("local", [True, False])
+def test_a_verbose_summary_splits_the_thumbnail_stage(tmp_path, client, style_image, monkeypatch, local):
     """The -v summary names the style encoding and the thumbnail statistics inside the
-    conditioning stage, measured on the workers; both fit inside the stage's wall time."""
+    conditioning stage, measured on the workers; both fit inside the stage's wall time.  The
+    thumbnail of a small image is reduced in this process, before the cluster is used (its own
+    line); a large one's on the cluster (task time inside the stage)."""
+    from urst_dask.pipeline import conditioning
+
+    if not local:
+        monkeypatch.setattr(conditioning, "LOCAL_THUMB_BYTES", 0)
     timing.reset()
     urst_dask.stylize(random_image(120, 130, seed=6), style_image, tmp_path / "t.zarr", method="identity",
                       weights=tmp_path, client=client, stride=64, margin=8)
     stages = dict(timing.stages())
     style, stats = stages["  of which style encoding"], stages["  of which thumbnail statistics"]
-    assert stages["  of which thumbnail reduction (task time)"] > 0
+    here, tasks = "thumbnail reduction (this process)", "  of which thumbnail reduction (task time)"
+    assert (here in stages, tasks in stages) == (local, not local)
+    assert stages[here if local else tasks] > 0
     assert 0 < style + stats <= stages["thumbnail and style encoding"]  # sequential: stats need the style
     assert "  of which style encoding" in timing.summary()
+
+
+def test_the_thumbnail_reduced_here_gives_the_clusters_picture(tmp_path, client, weights, monkeypatch):
+    """wct16x: the store of a run whose thumbnail was reduced in this process equals, byte for
+    byte, one whose thumbnail the cluster reduced (statistics, style code and pixels)."""
+    from urst_dask.pipeline import conditioning
+    from urst_dask.synthetic import demo_style
+
+    image, style = random_image(90, 110, seed=23), demo_style(96, seed=6)
+    kw = dict(method="wct16x", weights=str(weights), style_size=64, thumb_size=48, stride=48, margin=8,
+              client=client)
+    here = urst_dask.stylize(image, style, tmp_path / "here.zarr", **kw)
+    monkeypatch.setattr(conditioning, "LOCAL_THUMB_BYTES", 0)
+    there = urst_dask.stylize(image, style, tmp_path / "there.zarr", **kw)
+    pixels = store.open_output(here).compute()
+    assert pixels.std() > 1.0
+    np.testing.assert_array_equal(pixels, store.open_output(there).compute())
+    a, b = store.read_stats(here), store.read_stats(there)
+    assert a.token() == b.token()
 
 
 # ------------------------------------------------------------------------ stylize_array

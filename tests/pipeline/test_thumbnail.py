@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from urst_dask.pipeline.conditioning import thumbnail
+from urst_dask.pipeline import conditioning as conditioning_module
+from urst_dask.pipeline.conditioning import conditioning, local_thumbnail, thumbnail
 from urst_dask.preprocess import area_reduce_block, area_weights, thumb_shape, to_unit
 from urst_dask.testing import random_image
 
@@ -62,3 +63,49 @@ def test_area_reduce_block_is_the_dense_weighted_sum(h, w, th, tw, y0, x0, dy, d
     want = np.einsum("oy,yxc,px->opc", wy, block.astype(np.float64), wx)
     assert (oy, ox) == (ry, rx) and got.dtype == np.float64
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+# ------------------------------------------------------------------------ reduced in this process
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("shape, chunks, size", [((101, 77, 3), (20, 30, 3), 23), ((64, 200, 1), (64, 64, 1), 16),
+                                                 ((40, 50, 4), (16, 16, 4), 1024)])
+def test_the_local_thumbnail_is_the_graphs_thumbnail(dtype, shape, chunks, size):
+    """Reduced in this process (a small image) or by the graph on a cluster: the same bytes."""
+    rng = np.random.default_rng(shape[0])
+    image = rng.random(shape, dtype=np.float32)
+    if dtype is not np.float32:
+        image = (image * np.iinfo(dtype).max).astype(dtype)
+    arr = da.from_array(image, chunks=chunks)
+    local = local_thumbnail(arr, size)
+    graph = dask.compute(thumbnail(arr, size), scheduler="threads")[0]
+    assert local is not None and local.dtype == np.float32
+    np.testing.assert_array_equal(local, graph)
+
+
+def test_an_image_above_the_budget_is_left_to_the_cluster(monkeypatch):
+    arr = da.from_array(random_image(60, 80, seed=3), chunks=(32, 32, 3))
+    monkeypatch.setattr(conditioning_module, "LOCAL_THUMB_BYTES", arr.nbytes - 1)
+    assert local_thumbnail(arr, 16) is None
+    monkeypatch.setattr(conditioning_module, "LOCAL_THUMB_BYTES", arr.nbytes)
+    assert local_thumbnail(arr, 16).shape == (16, 21, 3)
+
+
+def test_a_given_thumbnail_is_one_key_and_no_reduction(tmp_path):
+    """conditioning() with the thumbnail given builds no reduction task: the array is one key."""
+    from urst_dask.engine.models import ModelSpec
+    from urst_dask.settings import StyleOptions
+
+    arr = da.from_array(random_image(60, 80, seed=3), chunks=(32, 32, 3))
+    spec, options = ModelSpec("identity", str(tmp_path)), StyleOptions(thumb_size=16)
+    style = random_image(32, 32, seed=4)
+
+    def names(thumb):
+        graph = dict(conditioning(arr, style, spec, options, thumb=thumb).__dask_graph__())
+        return [str(k[0] if isinstance(k, tuple) else k).rsplit("-", 1)[0] for k in graph]
+
+    assert names(None).count("_block_partial") == 6
+    given_names = names(local_thumbnail(arr, 16))
+    assert "_block_partial" not in given_names and "_band" not in given_names
+    assert given_names.count("ndarray") == 1
