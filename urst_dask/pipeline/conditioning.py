@@ -80,7 +80,7 @@ def thumbnail(image: da.Array, thumb_size: int) -> Delayed:
 
 
 def local_thumbnail(image: da.Array, thumb_size: int) -> np.ndarray | None:
-    """:func:`thumbnail` of ``image`` computed here, on this process's threads, when ``image``
+    """:func:`thumbnail` of ``image`` computed here, in the calling process, when ``image``
     has at most :data:`LOCAL_THUMB_BYTES` (``None`` for a larger one: its reduction stays a
     graph for the cluster, chunk by chunk).  The same tasks run, in order on this thread, so
     the pixels are the same ((th, tw, C) float32 in [0, 1], on the CPU).
