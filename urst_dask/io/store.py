@@ -323,7 +323,10 @@ def _image_array(path: str, options_json: str):
     import zarr
 
     target = RemotePath(path, options_json) if remote.is_url(path) else path
-    return zarr.open_array(zarr_target(target), path=IMAGE, mode="r+")
+    # write_empty_chunks is a setting of the opened array, not stored with it: without it here, a
+    # chunk equal to the fill value (black) would be skipped, and the resume scan, which counts
+    # the chunks present as done, would take it for missing
+    return zarr.open_array(zarr_target(target), path=IMAGE, mode="r+").with_config({"write_empty_chunks": True})
 
 
 def write_region(path: str, y0: int, x0: int, block: np.ndarray) -> None:
