@@ -27,3 +27,35 @@ def test_a_black_image_leaves_no_chunk_missing(tmp_path, client):
                             client=client, stride=48, margin=8)
     assert store.open_output(out).compute().max() == 0
     assert store.present_chunks(out) == {(r, c) for r in range(2) for c in range(3)}
+
+
+def test_a_store_replaced_by_another_shape_gets_a_fresh_handle(tmp_path):
+    """A long-lived worker keeps its handle of an output array: after the store is replaced by
+    a taller one (another run, --overwrite), the writes past the old shape must land, not be
+    dropped by the old handle."""
+    out = tmp_path / "o.zarr"
+    store.create_output(out, (8, 8, 3), 4, "uint8", {}, None)
+    store.write_region(str(out), 0, 0, np.full((4, 4, 3), 1, np.uint8), store.image_token(out))
+    store.create_output(out, (16, 8, 3), 4, "uint8", {}, None, overwrite=True)
+    token = store.image_token(out)
+    for y0 in range(0, 16, 4):
+        for x0 in (0, 4):
+            store.write_region(str(out), y0, x0, np.full((4, 4, 3), 9, np.uint8), token)
+    store.mark_complete(out)
+    assert store.present_chunks(out) == {(r, c) for r in range(4) for c in range(2)}
+    np.testing.assert_array_equal(store.open_output(out).compute(), 9)
+
+
+def test_a_persistent_cluster_overwrites_with_another_shape(tmp_path, client, style_image):
+    """Two runs into one output path on the same workers, the second of a taller image with
+    --overwrite: the store equals the second run's in a store of its own."""
+    from urst_dask.testing import random_image
+
+    kw = dict(method="identity", weights=tmp_path, client=client, stride=48, margin=8)
+    first, second = random_image(96, 140, seed=2), random_image(200, 100, seed=3)
+    out = urst_dask.stylize(first, style_image, tmp_path / "o.zarr", **kw)
+    out = urst_dask.stylize(second, style_image, tmp_path / "o.zarr", overwrite=True, **kw)
+    alone = urst_dask.stylize(second, style_image, tmp_path / "alone.zarr", **kw)
+    got = store.open_output(out).compute()
+    assert got.shape == (200, 100, 3)
+    np.testing.assert_array_equal(got, store.open_output(alone).compute())

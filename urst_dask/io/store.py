@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -318,8 +319,21 @@ def read_style_code(path: str | os.PathLike[str]) -> StyleCode:
     return _read_table(path, STYLE, StyleCode)
 
 
+def image_token(path: str | os.PathLike[str]) -> str:
+    """A digest of the output's image array metadata (shape, chunks, dtype, codecs), read once
+    by the client for :func:`write_region`: a worker reuses its open handle of the array only
+    while the store has this metadata.  A store overwritten by another run of another shape,
+    on the same long-lived worker, gets a new handle instead of a stale one (whose writes past
+    the old shape were silently dropped)."""
+    import zarr
+
+    arr = zarr.open_array(zarr_target(path, read_only=True), path=IMAGE, mode="r")
+    doc = json.dumps(arr.metadata.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
 @functools.lru_cache(maxsize=8)
-def _image_array(path: str, options_json: str):
+def _image_array(path: str, options_json: str, token: str):
     import zarr
 
     target = RemotePath(path, options_json) if remote.is_url(path) else path
@@ -329,15 +343,17 @@ def _image_array(path: str, options_json: str):
     return zarr.open_array(zarr_target(target), path=IMAGE, mode="r+").with_config({"write_empty_chunks": True})
 
 
-def write_region(path: str, y0: int, x0: int, block: np.ndarray) -> None:
+def write_region(path: str, y0: int, x0: int, block: np.ndarray, token: str = "") -> None:
     """Write an (h, w, C) ``block`` at ``(y0, x0)``; callers pass whole chunks, so no locking.
+    ``token``: the store's :func:`image_token` (this process keeps one open handle per path and
+    token; ``""`` for a store that no other run replaces meanwhile).
 
     An ``OSError`` (disk full, quota, read-only file system...) becomes an
     :class:`OutputError` naming the store and the chunk: the store stays ``running``, and
     rerunning the same command once the cause is fixed writes the missing chunks."""
     what = f"the chunk at rows {y0}:{y0 + block.shape[0]}, columns {x0}:{x0 + block.shape[1]}"
     try:
-        arr = _image_array(str.__str__(str(path)), getattr(path, "options_json", ""))
+        arr = _image_array(str.__str__(str(path)), getattr(path, "options_json", ""), token)
         arr[:, y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = np.moveaxis(block, 2, 0)
     except OSError as exc:
         raise write_failed(path, exc, what) from exc

@@ -12,10 +12,11 @@ import numpy as np
 from ..io import store
 
 
-def _write_block(block: np.ndarray, *, path: str, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+def _write_block(block: np.ndarray, *, path: str, array_token: str,
+                 block_info: dict[Any, Any] | None = None) -> np.ndarray:
     assert block_info is not None  # dask passes it to every block
     (y0, _), (x0, _), _ = block_info[0]["array-location"]
-    store.write_region(path, y0, x0, block)
+    store.write_region(path, y0, x0, block, array_token)
     return np.ones((1, 1), dtype=bool)
 
 
@@ -60,9 +61,12 @@ def strips(blocks: list[tuple[int, int]], n_rows: int, threads: int, min_columns
 def write_blocks(stylized: da.Array, path: str, blocks: list[tuple[int, int]] | None = None) -> list[da.Array]:
     """Lazy writes of the given blocks (all if ``None``); computing them stores each block.
     Blocks not asked for are culled with their windows, so a resumed run computes only those."""
+    # the store's image_token, read here once: the workers' open handles follow the store's shape
+    # (passed as array_token: map_blocks keeps ``token=`` for the graph's name)
     written = stylized.map_blocks(
         _write_block,
         path=str(path),
+        array_token=store.image_token(path),
         dtype=bool,
         drop_axis=2,
         chunks=(tuple(1 for _ in stylized.chunks[0]), tuple(1 for _ in stylized.chunks[1])),
