@@ -1,19 +1,19 @@
 """Every chunk a run writes exists on disk, also one equal to the fill value: the resume scan
-counts chunks present as done (``store.present_chunks``)."""
+counts chunks present as done (``chunkio.present_chunks``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 import urst_dask
-from urst_dask.io import store
+from urst_dask.io import chunkio, store
 
 
 def test_a_chunk_equal_to_the_fill_value_is_still_written(tmp_path):
     out = store.create_output(tmp_path / "o.zarr", (8, 12, 3), 4, "uint8", {}, None)
-    store.write_region(str(out), 0, 0, np.zeros((4, 4, 3), np.uint8))  # all fill value (0)
-    store.write_region(str(out), 0, 4, np.full((4, 4, 3), 7, np.uint8))
-    assert store.present_chunks(out) == {(0, 0), (0, 1)}
+    chunkio.write_region(str(out), 0, 0, np.zeros((4, 4, 3), np.uint8))  # all fill value (0)
+    chunkio.write_region(str(out), 0, 4, np.full((4, 4, 3), 7, np.uint8))
+    assert chunkio.present_chunks(out) == {(0, 0), (0, 1)}
     store.mark_complete(out)
     np.testing.assert_array_equal(store.open_output(out)[:4, :8].compute()[:, 4:], 7)
 
@@ -26,7 +26,7 @@ def test_a_black_image_leaves_no_chunk_missing(tmp_path, client):
     out = urst_dask.stylize(image, style, tmp_path / "black.zarr", method="identity", weights=tmp_path,
                             client=client, stride=48, margin=8)
     assert store.open_output(out).compute().max() == 0
-    assert store.present_chunks(out) == {(r, c) for r in range(2) for c in range(3)}
+    assert chunkio.present_chunks(out) == {(r, c) for r in range(2) for c in range(3)}
 
 
 def test_a_store_replaced_by_another_shape_gets_a_fresh_handle(tmp_path):
@@ -35,14 +35,14 @@ def test_a_store_replaced_by_another_shape_gets_a_fresh_handle(tmp_path):
     dropped by the old handle."""
     out = tmp_path / "o.zarr"
     store.create_output(out, (8, 8, 3), 4, "uint8", {}, None)
-    store.write_region(str(out), 0, 0, np.full((4, 4, 3), 1, np.uint8), store.image_token(out))
+    chunkio.write_region(str(out), 0, 0, np.full((4, 4, 3), 1, np.uint8), chunkio.image_token(out))
     store.create_output(out, (16, 8, 3), 4, "uint8", {}, None, overwrite=True)
-    token = store.image_token(out)
+    token = chunkio.image_token(out)
     for y0 in range(0, 16, 4):
         for x0 in (0, 4):
-            store.write_region(str(out), y0, x0, np.full((4, 4, 3), 9, np.uint8), token)
+            chunkio.write_region(str(out), y0, x0, np.full((4, 4, 3), 9, np.uint8), token)
     store.mark_complete(out)
-    assert store.present_chunks(out) == {(r, c) for r in range(4) for c in range(2)}
+    assert chunkio.present_chunks(out) == {(r, c) for r in range(4) for c in range(2)}
     np.testing.assert_array_equal(store.open_output(out).compute(), 9)
 
 

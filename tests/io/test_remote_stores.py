@@ -25,7 +25,7 @@ from PIL import Image
 import urst_dask
 from urst_dask.cli import main
 from urst_dask.errors import OutputError
-from urst_dask.io import store
+from urst_dask.io import chunkio, store
 from urst_dask.io.lock import lock_path
 from urst_dask.io.remote import RemotePath, attach
 from urst_dask.testing import random_image
@@ -95,7 +95,7 @@ def test_http_store_as_export_source_and_stats(run, tmp_path, served_output, cap
 
 def test_http_resume_scan_and_identity_list_through_the_server(served_output):
     url, _ = served_output
-    assert store.present_chunks(url) == {(r, c) for r in range(3) for c in range(4)}  # 90 x 100 in 32-px chunks
+    assert chunkio.present_chunks(url) == {(r, c) for r in range(3) for c in range(4)}  # 90 x 100 in 32-px chunks
     assert store.zarr_node_type(url) == "group"
 
 
@@ -126,7 +126,7 @@ def test_memory_input_and_output_with_in_process_workers_resume(run):
     np.testing.assert_array_equal(store.open_output(out).compute(), image)
     before = _keys(out, None)
     _lose_chunks(out)
-    assert store.present_chunks(out) == {(r, c) for r in range(3) for c in range(3)} - {(0, 1), (1, 0)}
+    assert chunkio.present_chunks(out) == {(r, c) for r in range(3) for c in range(3)} - {(0, 1), (1, 0)}
     windows = toy_models.WINDOWS["count"]
     run(src, out)
     assert toy_models.WINDOWS["count"] - windows == 2  # only the two lost chunks were recomputed
@@ -245,7 +245,7 @@ def test_s3_output_lost_chunks_resume_byte_identical(run, s3, bucket):
     assert len([k for k in first if "/c/" in k]) == 6  # 2 x 3 chunks of 32 px
     np.testing.assert_array_equal(store.open_output(out).compute(), image)
     _lose_chunks(out, ((0, 2), (1, 0)))
-    assert store.present_chunks(out) == {(0, 0), (0, 1), (1, 1), (1, 2)}
+    assert chunkio.present_chunks(out) == {(0, 0), (0, 1), (1, 1), (1, 2)}
     windows = toy_models.WINDOWS["count"]
     run(src, f"{bucket}/out.zarr", storage_options=s3)
     assert toy_models.WINDOWS["count"] - windows == 2

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from urst_dask.io import store
+from urst_dask.io import chunkio, store
 from urst_dask.pipeline.synthetic import synthetic_array
 from urst_dask.testing.processes import kill_when
 
@@ -40,8 +40,8 @@ def test_kill_9_then_rerun_is_byte_identical(tmp_path, weights, blend):
 
     out = tmp_path / "killed.zarr"
     cmd = _cli("stylize", str(content), str(style), "-o", str(out), *common)
-    kill_when(cmd, lambda: out.exists() and len(store.present_chunks(out)) >= 1, env=env)
-    done_before = store.present_chunks(out)
+    kill_when(cmd, lambda: out.exists() and len(chunkio.present_chunks(out)) >= 1, env=env)
+    done_before = chunkio.present_chunks(out)
     assert store.read_attrs(out)["status"] == "running"
     assert 1 <= len(done_before) < 6  # 2 x 3 chunks: interrupted mid-run
 
@@ -49,7 +49,7 @@ def test_kill_9_then_rerun_is_byte_identical(tmp_path, weights, blend):
                            capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert store.read_attrs(out)["status"] == "complete"
-    assert store.present_chunks(out) == {(r, c) for r in range(2) for c in range(3)}
+    assert chunkio.present_chunks(out) == {(r, c) for r in range(2) for c in range(3)}
     np.testing.assert_array_equal(store.open_output(out).compute(), store.open_output(clean).compute())
 
 

@@ -15,14 +15,13 @@ Layout of ``out.zarr``::
 that claims completeness, and readers refuse incomplete stores by default.  Chunks are
 written atomically (temporary file + rename; one PUT at s3://, gs://), so a chunk present is
 a finished one: a rerun lists them (the disk, or the keys at a URL, :mod:`.remote_store`)
-and computes only the missing chunks (see :func:`prepare_output`).
+and computes only the missing chunks (see :func:`prepare_output`; the chunks themselves:
+:mod:`.chunkio`).
 """
 
 from __future__ import annotations
 
 import errno
-import functools
-import hashlib
 import json
 import os
 import shutil
@@ -234,23 +233,6 @@ def prepare_output(path: str | os.PathLike[str], fingerprint: str, overwrite: bo
     return "complete" if meta.get("status") == "complete" else "resume"
 
 
-def present_chunks(path: str | os.PathLike[str]) -> set[tuple[int, int]]:
-    """(row, col) indices of the image chunks already written (each written atomically: a
-    file renamed into place, or one object PUT).  A store at a URL is listed through its
-    filesystem (fsspec ``find``), never the local disk."""
-    rp = as_remote(path)
-    if rp is not None:
-        return remote_store.present_chunks(rp, IMAGE)
-    base = Path(path) / IMAGE / "c" / "0"  # chunk keys c/<channel block 0>/<row>/<col>
-    done = set()
-    if base.is_dir():
-        for row in os.scandir(base):
-            for col in os.scandir(row.path):
-                if col.is_file() and col.name.isdigit():
-                    done.add((int(row.name), int(col.name)))
-    return done
-
-
 def _write_table(path: Path | RemotePath, where: str, table: NormStats | StyleCode) -> None:
     import zarr
 
@@ -317,51 +299,6 @@ def read_stats(path: str | os.PathLike[str]) -> NormStats:
 def read_style_code(path: str | os.PathLike[str]) -> StyleCode:
     """The prepared style stored with an output (a resumed run reuses it unchanged)."""
     return _read_table(path, STYLE, StyleCode)
-
-
-def image_token(path: str | os.PathLike[str]) -> str:
-    """A digest of the output's image array metadata (shape, chunks, dtype, codecs), read once
-    by the client for :func:`write_region`: a worker reuses its open handle of the array only
-    while the store has this metadata.  A store overwritten by another run of another shape,
-    on the same long-lived worker, gets a new handle instead of a stale one (whose writes past
-    the old shape were silently dropped)."""
-    import zarr
-
-    arr = zarr.open_array(zarr_target(path, read_only=True), path=IMAGE, mode="r")
-    doc = json.dumps(arr.metadata.to_dict(), sort_keys=True, default=str)
-    return hashlib.sha256(doc.encode()).hexdigest()[:16]
-
-
-@functools.lru_cache(maxsize=8)
-def _image_array(path: str, options_json: str, token: str):
-    import zarr
-
-    target = RemotePath(path, options_json) if remote.is_url(path) else path
-    # write_empty_chunks is a setting of the opened array, not stored with it: without it here, a
-    # chunk equal to the fill value (black) would be skipped, and the resume scan, which counts
-    # the chunks present as done, would take it for missing
-    return zarr.open_array(zarr_target(target), path=IMAGE, mode="r+").with_config({"write_empty_chunks": True})
-
-
-def write_region(path: str, y0: int, x0: int, block: np.ndarray, token: str = "") -> None:
-    """Write an (h, w, C) ``block`` at ``(y0, x0)``; callers pass whole chunks, so no locking.
-    ``token``: the store's :func:`image_token` (this process keeps one open handle per path and
-    token; ``""`` for a store that no other run replaces meanwhile).
-
-    An ``OSError`` (disk full, quota, read-only file system...) becomes an
-    :class:`OutputError` naming the store and the chunk: the store stays ``running``, and
-    rerunning the same command once the cause is fixed writes the missing chunks."""
-    what = f"the chunk at rows {y0}:{y0 + block.shape[0]}, columns {x0}:{x0 + block.shape[1]}"
-    try:
-        arr = _image_array(str.__str__(str(path)), getattr(path, "options_json", ""), token)
-        arr[:, y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = np.moveaxis(block, 2, 0)
-    except OSError as exc:
-        raise write_failed(path, exc, what) from exc
-    except Exception as exc:  # noqa: BLE001 - a store at a URL: credentials, network...: one line
-        rp = as_remote(path)
-        if rp is None:
-            raise
-        raise remote_store.failure("output", rp, exc, f"write {what}", resumes=True) from exc
 
 
 def write_failed(path: str | os.PathLike[str], exc: OSError, what: str = "it", *, resumes: bool = True) -> OutputError:

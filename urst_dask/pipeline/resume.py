@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine.probe import PrecisionChoice
-from ..io import store
+from ..io import chunkio, store
 from ..io.remote import local_or_remote
 from ..settings import NormMode, StyleOptions
 from ..stats import NormStats, StyleCode
@@ -47,4 +47,4 @@ def stored_conditioning(out_path: Any, options: StyleOptions) -> tuple[StyleCode
 
 def present_windows(out_path: Any, state: str) -> set[tuple[int, int]]:
     """The output chunks already written (none for a new run)."""
-    return store.present_chunks(out_path) if state == "resume" else set()
+    return chunkio.present_chunks(out_path) if state == "resume" else set()

@@ -9,14 +9,14 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ..io import store
+from ..io import chunkio
 
 
 def _write_block(block: np.ndarray, *, path: str, array_token: str,
                  block_info: dict[Any, Any] | None = None) -> np.ndarray:
     assert block_info is not None  # dask passes it to every block
     (y0, _), (x0, _), _ = block_info[0]["array-location"]
-    store.write_region(path, y0, x0, block, array_token)
+    chunkio.write_region(path, y0, x0, block, array_token)
     return np.ones((1, 1), dtype=bool)
 
 
@@ -66,7 +66,7 @@ def write_blocks(stylized: da.Array, path: str, blocks: list[tuple[int, int]] | 
     written = stylized.map_blocks(
         _write_block,
         path=str(path),
-        array_token=store.image_token(path),
+        array_token=chunkio.image_token(path),
         dtype=bool,
         drop_axis=2,
         chunks=(tuple(1 for _ in stylized.chunks[0]), tuple(1 for _ in stylized.chunks[1])),

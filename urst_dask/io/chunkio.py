@@ -1,0 +1,78 @@
+"""The output image's chunks (array ``"0"`` of the store, :mod:`.store`): which are written
+(the resume scan), and writing one from a worker."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import remote, remote_store
+from .remote import RemotePath, as_remote, zarr_target
+from .store import IMAGE, write_failed
+
+
+def present_chunks(path: str | os.PathLike[str]) -> set[tuple[int, int]]:
+    """(row, col) indices of the image chunks already written (each written atomically: a
+    file renamed into place, or one object PUT).  A store at a URL is listed through its
+    filesystem (fsspec ``find``), never the local disk."""
+    rp = as_remote(path)
+    if rp is not None:
+        return remote_store.present_chunks(rp, IMAGE)
+    base = Path(path) / IMAGE / "c" / "0"  # chunk keys c/<channel block 0>/<row>/<col>
+    done = set()
+    if base.is_dir():
+        for row in os.scandir(base):
+            for col in os.scandir(row.path):
+                if col.is_file() and col.name.isdigit():
+                    done.add((int(row.name), int(col.name)))
+    return done
+
+
+def image_token(path: str | os.PathLike[str]) -> str:
+    """A digest of the output's image array metadata (shape, chunks, dtype, codecs), read once
+    by the client for :func:`write_region`: a worker reuses its open handle of the array only
+    while the store has this metadata.  A store overwritten by another run of another shape,
+    on the same long-lived worker, gets a new handle instead of a stale one (whose writes past
+    the old shape were silently dropped)."""
+    import zarr
+
+    arr = zarr.open_array(zarr_target(path, read_only=True), path=IMAGE, mode="r")
+    doc = json.dumps(arr.metadata.to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=8)
+def _image_array(path: str, options_json: str, token: str):
+    import zarr
+
+    target = RemotePath(path, options_json) if remote.is_url(path) else path
+    # write_empty_chunks is a setting of the opened array, not stored with it: without it here, a
+    # chunk equal to the fill value (black) would be skipped, and the resume scan, which counts
+    # the chunks present as done, would take it for missing
+    return zarr.open_array(zarr_target(target), path=IMAGE, mode="r+").with_config({"write_empty_chunks": True})
+
+
+def write_region(path: str, y0: int, x0: int, block: np.ndarray, token: str = "") -> None:
+    """Write an (h, w, C) ``block`` at ``(y0, x0)``; callers pass whole chunks, so no locking.
+    ``token``: the store's :func:`image_token` (this process keeps one open handle per path and
+    token; ``""`` for a store that no other run replaces meanwhile).
+
+    An ``OSError`` (disk full, quota, read-only file system...) becomes an
+    :class:`OutputError` naming the store and the chunk: the store stays ``running``, and
+    rerunning the same command once the cause is fixed writes the missing chunks."""
+    what = f"the chunk at rows {y0}:{y0 + block.shape[0]}, columns {x0}:{x0 + block.shape[1]}"
+    try:
+        arr = _image_array(str.__str__(str(path)), getattr(path, "options_json", ""), token)
+        arr[:, y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = np.moveaxis(block, 2, 0)
+    except OSError as exc:
+        raise write_failed(path, exc, what) from exc
+    except Exception as exc:  # noqa: BLE001 - a store at a URL: credentials, network...: one line
+        rp = as_remote(path)
+        if rp is None:
+            raise
+        raise remote_store.failure("output", rp, exc, f"write {what}", resumes=True) from exc
