@@ -27,7 +27,7 @@ from PIL import Image
 import urst_dask
 from urst_dask import cli
 from urst_dask.errors import InputImageError, OutputError, ParameterError, UrstError, WeightsError
-from urst_dask.io import store
+from urst_dask.io import chunkio, store
 from urst_dask.testing import REPO, random_image
 
 
@@ -157,7 +157,7 @@ class Full:
 
 
 def disk_full_stylize(c: Ctx) -> Callable[[], Any]:
-    c.monkeypatch.setattr(store, "_image_array", lambda path, *options: Full())
+    c.monkeypatch.setattr(chunkio, "_image_array", lambda path, *options: Full())
     return lambda: urst_dask.stylize(random_image(40, 50, seed=5), c.style, c.d / "full.zarr", method="identity",
                                      weights=c.d, client=c.client, stride=32, margin=4)
 
