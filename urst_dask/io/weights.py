@@ -9,6 +9,7 @@ Every file is checked against its recorded sha256 before ``torch.load(weights_on
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
@@ -62,6 +63,21 @@ def resolve_weights_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 _verified: dict[tuple[str, int, int], str] = {}
 _verified_lock = threading.Lock()
+
+
+def files_stamp(root: Path, files: Iterable[WeightFile]) -> str:
+    """The weight files as they are on disk now: a digest of each one's path, size and
+    modification time (``""`` for a network without files).  A checkpoint rewritten in place,
+    such as one retrained to the same path, gets a new stamp, so a worker's model cache
+    (:class:`urst_dask.engine.models.ModelSpec`) loads it afresh instead of serving the old one."""
+    parts = []
+    for wf in files:
+        try:
+            st = (root / wf.relpath).stat()
+            parts.append(f"{wf.relpath}:{st.st_size}:{st.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{wf.relpath}:missing")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16] if parts else ""
 
 
 def verify_file(path: Path, wf: WeightFile) -> None:

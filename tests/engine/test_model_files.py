@@ -1,0 +1,48 @@
+"""A worker's model cache follows the weight files: a checkpoint rewritten at the same path
+(retrained, say) is loaded afresh on the same long-lived workers, not served from the cache."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+import urst_dask
+from urst_dask.bench.random_weights import write_random
+from urst_dask.engine import models
+from urst_dask.io import store
+from urst_dask.io.weights import WeightFile, files_stamp
+from urst_dask.testing import random_image
+
+
+def test_the_stamp_follows_size_and_modification_time(tmp_path):
+    f = tmp_path / "w.pth"
+    f.write_bytes(b"a" * 10)
+    files = [WeightFile("w.pth", "")]
+    first = files_stamp(tmp_path, files)
+    os.utime(f, ns=(1, 1))
+    touched = files_stamp(tmp_path, files)
+    f.write_bytes(b"b" * 11)
+    assert len({first, touched, files_stamp(tmp_path, files)}) == 3
+    assert files_stamp(tmp_path, []) == "" and files_stamp(tmp_path, [WeightFile("gone.pth", "")]) != ""
+
+
+def test_a_checkpoint_rewritten_in_place_is_loaded_afresh(tmp_path, client):
+    weights = write_random("adain", tmp_path / "w")
+    image, style = random_image(64, 80, seed=7), random_image(64, 64, seed=8)
+    kw = dict(method="adain", weights=str(weights), client=client, stride=32, margin=8, style_size=64, thumb_size=32)
+
+    def run(name):
+        return store.open_output(urst_dask.stylize(image, style, tmp_path / name, **kw)).compute()
+
+    before = run("before.zarr")
+    decoder = weights / "adain" / "decoder.pth"
+    sd = torch.load(decoder, weights_only=True)
+    torch.save({k: (v * 0.5 if v.is_floating_point() else v) for k, v in sd.items()}, decoder)  # "retrained"
+    after = run("after.zarr")
+    models._models.clear()  # what a fresh worker would load
+    fresh = run("fresh.zarr")
+    assert not np.array_equal(before, fresh)
+    np.testing.assert_array_equal(after, fresh)
+    assert sum(s.method == "adain" for s in models._models) == 1  # the old network was dropped
