@@ -26,7 +26,6 @@ from .io import scratch as scratch_io
 from .io.lock import output_lock
 from .io.readers import require_unit_range
 from .io.validate import check_min_side
-from .io.weights import files_stamp
 from .logs import LOGGER
 from .pipeline import inputs, provenance, resume
 from .pipeline.array import stylize_array
@@ -112,7 +111,6 @@ def stylize(
     timing.start()  # the per-stage summary that verbose runs print at the end
     # ---- open the inputs: network and weights, content, style, given statistics
     entry, wdir, wfiles = inputs.network(cfg, style)
-    stamp = files_stamp(wdir, wfiles)  # the model cache's key: a retrained checkpoint loads afresh
     store.check_output_link(out)  # a dangling -o link would place the scratch folder and store at its target
     run_scratch = scratch_io.start(out, flags.scratch)  # decoded PNG/JPEG inputs; stale ones of dead runs removed
     precheck(cfg.compute)  # --backend openvino without the package: one line naming the extra, before any work
@@ -121,7 +119,7 @@ def stylize(
     # way out unless connect took them
     early = start_early(cfg.cluster, client, new=_decodes(content) and resume.is_new(out, flags.overwrite))
     if early is not None and entry.takes_style_image:  # the network loads on the workers while this decodes
-        early.preload(preload_network, ModelSpec(cfg.method, str(wdir), cfg.variant, cfg.compute.device, stamp))
+        early.preload(preload_network, ModelSpec(cfg.method, str(wdir), cfg.variant, cfg.compute.device))
     with early or contextlib.nullcontext():
         with timing.stage("decode input"):
             src = inputs.content_source(content, flags.axes, flags.allow_large_images, run_scratch)
@@ -130,8 +128,7 @@ def stylize(
                                                           run_scratch)
         variant = cfg.variant if entry.takes_style_image else baked
         stats = inputs.given_stats(stats, cfg.method)
-        spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device,
-                         files=stamp)
+        spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device)
         meta = provenance.provenance(src, style_meta, cfg, variant, wfiles, stats)
         if cfg.style.intensity.percentiles is None:  # the dtype mapping: float pixels outside [0, 1] are refused
             src = require_unit_range(src)

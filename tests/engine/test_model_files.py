@@ -1,5 +1,6 @@
 """A worker's model cache follows the weight files: a checkpoint rewritten at the same path
-(retrained, say) is loaded afresh on the same long-lived workers, not served from the cache."""
+(retrained, say) is loaded afresh on the same long-lived workers, not served from the cache:
+the cache itself (:func:`urst_dask.engine.models.get_model`) checks the files."""
 
 from __future__ import annotations
 
@@ -45,4 +46,4 @@ def test_a_checkpoint_rewritten_in_place_is_loaded_afresh(tmp_path, client):
     fresh = run("fresh.zarr")
     assert not np.array_equal(before, fresh)
     np.testing.assert_array_equal(after, fresh)
-    assert sum(s.method == "adain" for s in models._models) == 1  # the old network was dropped
+    assert sum(spec.method == "adain" for spec, _ in models._models) == 1  # the old network was dropped

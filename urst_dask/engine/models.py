@@ -1,37 +1,36 @@
 """One model per process: tasks carry a small :class:`ModelSpec`; :func:`get_model` loads the
 network the first time a process needs it and reuses it afterwards (thread-safe), so weights
-are never pickled into tasks.  ``LOADS`` counts real loads in this process (tests use it)."""
+are never pickled into tasks.  The cache follows the weight files (their size and modification
+time): a checkpoint rewritten at the same path, retrained say, is loaded afresh on a worker that
+stayed up.  ``LOADS`` counts real loads in this process (tests use it)."""
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..models import load_model
+from ..io.weights import files_stamp
+from ..models import load_model, method_entry
 from ..models.base import StyleModel, weights_sha256
 from ..settings import DeviceKind
 from .device import resolve_device
 
 _lock = threading.Lock()
-_models: dict["ModelSpec", StyleModel] = {}
+_models: dict[tuple["ModelSpec", str], StyleModel] = {}  # (spec, files stamp) -> network
 LOADS: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which network to run where: a few strings, cheap to send with every task.  ``files``:
-    the weight files' :func:`~urst_dask.io.weights.files_stamp` as the client saw them, so that a
-    checkpoint rewritten at the same path is a new key of this process's model cache."""
+    """Which network to run where: a few strings, cheap to send with every task."""
 
     method: str
     weights_dir: str
     variant: str | None = None
     device: DeviceKind = DeviceKind.AUTO
-    files: str = ""
 
 
 def _load(spec: ModelSpec) -> StyleModel:
@@ -52,22 +51,32 @@ def _load(spec: ModelSpec) -> StyleModel:
         raise error from None
 
 
+def _files(spec: ModelSpec) -> str:
+    """The :func:`~urst_dask.io.weights.files_stamp` of ``spec``'s weight files now (a few
+    ``stat`` calls); ``""`` where they cannot be listed, for :func:`_load` to report."""
+    try:
+        return files_stamp(Path(spec.weights_dir), method_entry(spec.method).weights(spec.variant))
+    except Exception:  # noqa: BLE001 - an unknown method or variant: the load says which
+        return ""
+
+
 def get_model(spec: ModelSpec) -> StyleModel:
-    """The process's model for ``spec``, loaded on first use."""
-    model = _models.get(spec)
+    """The process's model for ``spec``, loaded on first use and again when its weight files
+    changed on disk (the network loaded from the old files is dropped)."""
+    key = (spec, _files(spec))
+    model = _models.get(key)
     if model is not None:
         return model
     with _lock:
-        model = _models.get(spec)
+        model = _models.get(key)
         if model is None:
-            # a checkpoint rewritten in place: the network loaded from its old files goes
-            for old in [s for s in _models if dataclasses.replace(s, files=spec.files) == spec]:
+            for old in [k for k in _models if k[0] == spec]:
                 del _models[old]
                 _tokens.pop(old, None)
             model = _load(spec)
             # channels_last: oneDNN's fast path for these thin convolutions (5.5x on a 2-core Xeon)
             model = model.to(device=resolve_device(spec.device), memory_format=torch.channels_last)  # type: ignore[call-overload]
-            _models[spec] = model
+            _models[key] = model
             LOADS[spec.method] = LOADS.get(spec.method, 0) + 1
     return model
 
@@ -77,14 +86,15 @@ def load_count(method: str | None = None) -> int:
     return LOADS.get(method, 0) if method else sum(LOADS.values())
 
 
-_tokens: dict["ModelSpec", str] = {}
+_tokens: dict[tuple["ModelSpec", str], str] = {}
 
 
 def weights_token(spec: ModelSpec) -> str:
     """A sha256 of the network ``spec`` names as loaded in this process (method, variant, every
     parameter and buffer), computed once per process; keys caches of what the weights produce
     (:mod:`urst_dask.io.stylecache`)."""
-    token = _tokens.get(spec)
+    key = (spec, _files(spec))
+    token = _tokens.get(key)
     if token is None:
-        token = _tokens[spec] = weights_sha256(f"{spec.method}|{spec.variant}", get_model(spec))
+        token = _tokens[key] = weights_sha256(f"{spec.method}|{spec.variant}", get_model(spec))
     return token

@@ -13,7 +13,6 @@ from ..engine.backends import precheck
 from ..engine.models import ModelSpec
 from ..io.readers import require_unit_range
 from ..io.validate import check_min_side
-from ..io.weights import files_stamp
 from ..settings import NormMode
 from ..stats import NormStats
 from ..tiling import WindowJob
@@ -54,7 +53,7 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     given = inputs.given_stats(stats, cfg.method)
     precheck(cfg.compute)
     spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=cfg.variant if entry.takes_style_image else baked,
-                     device=cfg.compute.device, files=files_stamp(wdir, wfiles))
+                     device=cfg.compute.device)
     if cfg.style.intensity.percentiles is None:
         src = require_unit_range(src)
     with_stats = cfg.style.norm is NormMode.TIN and given is None

@@ -42,7 +42,7 @@ from ..errors import InputImageError, OutputError, ParameterError, UrstError
 from ..io import framestore
 from ..io import video as video_io
 from ..io.lock import output_lock
-from ..io.weights import files_stamp, resolve_weights_dir, verify_file
+from ..io.weights import resolve_weights_dir, verify_file
 from ..logs import LOGGER
 from ..models import method_entry
 from ..settings import ComputeOptions, NormMode, Precision, StyleOptions
@@ -129,8 +129,7 @@ def stylize_video(
     seq = open_sequence(content, state.work_path("input.zarr"))
     output = plan_output(out, seq, vopts.format)
     style_img, _, style_meta = style_input(style, True, False)
-    spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device,
-                     files=files_stamp(wdir, wfiles))
+    spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device)
     plain = {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(vopts).items() if k != "window"}
     fp = _fingerprint({"version": __version__, "method": method, "variant": variant, "input": seq.identity,
                        "style": style_meta, "weights": {wf.relpath: wf.sha256 for wf in wfiles},
