@@ -7,12 +7,15 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 import torch
 
 import urst_dask
 from urst_dask.bench.random_weights import write_random
 from urst_dask.engine import models
+from urst_dask.errors import OutputError
 from urst_dask.io import store
+from urst_dask.io.digest import sha256_file
 from urst_dask.io.weights import WeightFile, files_stamp
 from urst_dask.testing import random_image
 
@@ -47,3 +50,21 @@ def test_a_checkpoint_rewritten_in_place_is_loaded_afresh(tmp_path, client):
     assert not np.array_equal(before, fresh)
     np.testing.assert_array_equal(after, fresh)
     assert sum(spec.method == "adain" for spec, _ in models._models) == 1  # the old network was dropped
+
+
+def test_a_rewritten_checkpoint_is_a_different_run(tmp_path, client):
+    """The fingerprint records the weight files' digests as read, not the expected ones: a store
+    made with the old weights is not 'already complete' for the new ones (nor resumed)."""
+    weights = write_random("adain", tmp_path / "w")
+    image, style = random_image(64, 80, seed=7), random_image(64, 64, seed=8)
+    kw = dict(method="adain", weights=str(weights), client=client, stride=32, margin=8, style_size=64, thumb_size=32)
+    out = urst_dask.stylize(image, style, tmp_path / "o.zarr", **kw)
+    decoder = weights / "adain" / "decoder.pth"
+    recorded = store.read_attrs(out)["weights"]
+    assert recorded["adain/decoder.pth"] == sha256_file(decoder)
+    sd = torch.load(decoder, weights_only=True)
+    torch.save({k: (v * 0.5 if v.is_floating_point() else v) for k, v in sd.items()}, decoder)
+    with pytest.raises(OutputError, match="already exists from a different run"):
+        urst_dask.stylize(image, style, tmp_path / "o.zarr", **kw)
+    again = urst_dask.stylize(image, style, tmp_path / "o.zarr", overwrite=True, **kw)
+    assert store.read_attrs(again)["weights"]["adain/decoder.pth"] == sha256_file(decoder)

@@ -65,3 +65,21 @@ def test_fingerprint_mismatch_refuses_to_resume(tmp_path, weights, capsys):
     assert main([*base, "--alpha", "0.5"]) == 2
     assert "already exists from a different run" in capsys.readouterr().err
     assert main([*base, "--alpha", "0.5", "--overwrite"]) == 0
+
+
+def test_paths_typed_differently_are_the_same_run(tmp_path, weights, monkeypatch, capsys):
+    """The fingerprint identifies the content by its resolved identity and the style by its
+    sha256, not by the paths as typed: relative, then absolute, is the same run."""
+    from urst_dask.cli import main
+
+    Image.fromarray(synthetic_array((64, 64), seed=3).compute()).save(tmp_path / "c.png")
+    Image.fromarray(synthetic_array((48, 48), seed=4).compute()).save(tmp_path / "s.png")
+    monkeypatch.chdir(tmp_path)
+    tail = ["-o", "o.zarr", "--method", "passthrough", "--workers", "1", "--in-process"]
+    assert main(["stylize", "c.png", "s.png", *tail, "--no-progress"]) == 0
+    first = store.read_attrs(tmp_path / "o.zarr")
+    capsys.readouterr()
+    assert main(["stylize", str(tmp_path / "c.png"), str(tmp_path / "s.png"), *tail]) == 0
+    assert "already complete (same fingerprint)" in capsys.readouterr().err
+    assert store.read_attrs(tmp_path / "o.zarr")["fingerprint"] == first["fingerprint"]
+    assert first["content"]["path"] == "c.png"  # the record keeps what was typed

@@ -61,8 +61,8 @@ def resolve_weights_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     return default_cache_dir()
 
 
-_verified: dict[tuple[str, int, int], str] = {}
-_verified_lock = threading.Lock()
+_digests: dict[tuple[str, int, int], str] = {}  # (resolved path, size, mtime_ns) -> sha256
+_digests_lock = threading.Lock()
 
 
 def files_stamp(root: Path, files: Iterable[WeightFile]) -> str:
@@ -80,6 +80,25 @@ def files_stamp(root: Path, files: Iterable[WeightFile]) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16] if parts else ""
 
 
+def file_digest(path: Path) -> str:
+    """The sha256 of the file at ``path`` as it is now, computed once per (resolved path, size,
+    modification time) in this process."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _digests_lock:
+        known = _digests.get(key)
+    digest = known or sha256_file(path)
+    with _digests_lock:
+        _digests[key] = digest
+    return digest
+
+
+def files_record(root: Path, files: Iterable[WeightFile]) -> dict[str, str]:
+    """``{relpath: sha256}`` of the weight files as they are on disk now, for a run's provenance
+    and fingerprint: a user's checkpoint (no expected digest), or a retrained one, changes it."""
+    return {wf.relpath: file_digest(root / wf.relpath) for wf in files}
+
+
 def verify_file(path: Path, wf: WeightFile) -> None:
     """Raise :class:`WeightsError` unless ``path`` exists and matches ``wf.sha256``."""
     if not path.is_file():
@@ -92,11 +111,7 @@ def verify_file(path: Path, wf: WeightFile) -> None:
             f"weights file missing: {path} ({wf.what or wf.relpath}); {how}, "
             f"or point --weights / {ENV_VAR} at a folder that has {wf.relpath}"
         )
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    with _verified_lock:
-        known = _verified.get(key)
-    digest = known or sha256_file(path)
+    digest = file_digest(path)
     from .checkpoints import trained_digest  # a file written by `urst-dask train` carries its own sha256 record
 
     if digest != wf.sha256 and digest != trained_digest(path):
@@ -104,8 +119,6 @@ def verify_file(path: Path, wf: WeightFile) -> None:
             f"weights file {path}: sha256 {digest} does not match the expected {wf.sha256} "
             f"(corrupt or a different file; delete it and fetch again)"
         )
-    with _verified_lock:
-        _verified[key] = digest
 
 
 def load_state_dict(root: Path, wf: WeightFile, *, verify: bool = True) -> dict[str, torch.Tensor]:

@@ -7,13 +7,12 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
-from typing import Any, Sequence
+from typing import Any
 
 from .._version import __version__
 from ..engine.probe import PrecisionChoice
 from ..io import images, store
 from ..io.readers import input_identity
-from ..io.weights import WeightFile
 from ..preprocess import dtype_scale
 from ..settings import Intensity
 from ..stats import NormStats
@@ -44,13 +43,23 @@ def content_identity(src: images.ImageSource) -> dict[str, Any]:
     return input_identity(src.path)
 
 
+# what the fingerprint leaves out: the content's and the style image's paths as they were typed.
+# The content's resolved identity and the style's sha256 identify them, so `photo.jpg` and
+# `/home/me/photo.jpg` are the same run.
+AS_TYPED = {"content": "path", "style": "path"}
+
+
 def fingerprint(meta: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()
+    core = {k: {kk: vv for kk, vv in v.items() if kk != AS_TYPED.get(k)} if isinstance(v, dict) else v
+            for k, v in meta.items()}
+    return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def provenance(src: images.ImageSource, style_meta: dict[str, Any], config: RunConfig, variant: str | None,
-               wfiles: Sequence[WeightFile], stats: NormStats | None) -> dict[str, Any]:
-    """Every parameter of the run, and its fingerprint (what a resumed run must match)."""
+               weights: dict[str, str], stats: NormStats | None) -> dict[str, Any]:
+    """Every parameter of the run, and its fingerprint (what a resumed run must match).
+    ``weights``: ``{relpath: sha256}`` of the weight files as read now
+    (:func:`urst_dask.io.weights.files_record`)."""
     meta = {
         "version": __version__,
         "method": config.method,
@@ -60,7 +69,7 @@ def provenance(src: images.ImageSource, style_meta: dict[str, Any], config: RunC
                     "thumbnail_from_level_shape": list(src.level_for(config.style.thumb_size).shape),
                     "identity": content_identity(src)},
         "style": style_meta,
-        "weights": {wf.relpath: wf.sha256 for wf in wfiles},
+        "weights": weights,
         "options": plain(config.style),
         "tile_plan": plain(config.tiles),
         "compute": plain(config.compute),

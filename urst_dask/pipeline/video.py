@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import os
 import time
 from pathlib import Path
@@ -42,7 +40,7 @@ from ..errors import InputImageError, OutputError, ParameterError, UrstError
 from ..io import framestore
 from ..io import video as video_io
 from ..io.lock import output_lock
-from ..io.weights import resolve_weights_dir, verify_file
+from ..io.weights import files_record
 from ..logs import LOGGER
 from ..models import method_entry
 from ..settings import ComputeOptions, NormMode, Precision, StyleOptions
@@ -56,9 +54,9 @@ from .cluster import connect, gpu_resources
 from .conditioning import model_info, preload_network
 from .config import RunConfig
 from .earlystart import start_early
-from .inputs import style_input
+from .inputs import network, style_input
 from .progress import run as run_graph
-from .provenance import plain
+from .provenance import fingerprint, plain
 from .tiles import tile_graph
 
 
@@ -76,10 +74,6 @@ def _split_settings(settings: dict[str, Any], video: VideoOptions | None) -> tup
 def _asdict(opts: StyleOptions) -> dict[str, Any]:
     """The style options as the fingerprint has always recorded them (the intensity as its string)."""
     return {**dataclasses.asdict(opts), "intensity": plain(opts)["intensity"]}
-
-
-def _fingerprint(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def stylize_video(
@@ -120,19 +114,15 @@ def stylize_video(
     if not entry.takes_style_image:
         raise ParameterError(f"method={method!r}: video runs need a style-image method (its statistics policy "
                              "applies to the thumbnail statistics)")
-    wdir = resolve_weights_dir(cfg.weights).resolve()
-    wfiles = entry.weights(variant)
-    for wf in wfiles:
-        if wf.sha256:
-            verify_file(wdir / wf.relpath, wf)
+    _, wdir, wfiles = network(cfg, style)
     state = framestore.RunState(out)
     seq = open_sequence(content, state.work_path("input.zarr"))
     output = plan_output(out, seq, vopts.format)
     style_img, _, style_meta = style_input(style, True, False)
     spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device)
     plain = {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(vopts).items() if k != "window"}
-    fp = _fingerprint({"version": __version__, "method": method, "variant": variant, "input": seq.identity,
-                       "style": style_meta, "weights": {wf.relpath: wf.sha256 for wf in wfiles},
+    fp = fingerprint({"version": __version__, "method": method, "variant": variant, "input": seq.identity,
+                       "style": style_meta, "weights": files_record(wdir, wfiles),
                        "options": _asdict(opts), "plan": dataclasses.asdict(plan),
                        "compute": dataclasses.asdict(comp), "video": plain, "output": [output.kind, output.fmt]})
     with output_lock(out):
