@@ -85,20 +85,27 @@ def thumb_shape(height: int, width: int, thumb_size: int) -> tuple[int, int]:
     return th, tw
 
 
-def area_weights(n_in: int, n_out: int, lo: int, hi: int) -> tuple[int, np.ndarray]:
-    """Rows of the ``n_out x n_in`` area-averaging matrix restricted to inputs ``[lo, hi)``.
+def area_band(n_in: int, n_out: int, lo: int, hi: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """The ``n_out x n_in`` area-averaging matrix restricted to inputs ``[lo, hi)``, as bands.
 
     Output pixel ``o`` averages the input interval ``[o r, (o+1) r)`` with ``r = n_in/n_out``,
-    weighting each input pixel by its overlap (exact box filter, antialiased).  Returns the
-    first output index touched and the ``(n_touched, hi - lo)`` float64 weights.
+    weighting each input pixel by its overlap (exact box filter, antialiased), so it overlaps
+    at most ``ceil(r) + 1`` consecutive inputs.  Returns ``(o_lo, index, weight)``: the first
+    output index touched, and for each touched output ``i`` the block-relative inputs
+    ``index[i, j]`` with float64 weights ``weight[i, j]`` (zero past its interval or the
+    block).  Memory is (outputs x band), never (outputs x inputs): a 40000-px-wide strip kept
+    at its own size is a (40000, 2) band, not a 40000² matrix.
     """
     r = n_in / n_out
     o_lo = min(int(math.floor(lo / r)), n_out - 1)
     o_hi = min(int(math.ceil(hi / r)), n_out)
     o = np.arange(o_lo, o_hi, dtype=np.float64)[:, None]
-    p = np.arange(lo, hi, dtype=np.float64)[None, :]
+    first = np.maximum(np.floor(o * r), lo)  # the first input of this block each output overlaps
+    p = first + np.arange(int(math.ceil(r)) + 1, dtype=np.float64)[None, :]
     overlap = np.minimum(p + 1, (o + 1) * r) - np.maximum(p, o * r)
-    return o_lo, np.clip(overlap, 0.0, None) / r
+    weight = np.where(p < hi, np.clip(overlap, 0.0, None) / r, 0.0)
+    index = np.minimum(p, hi - 1).astype(np.int64) - lo
+    return o_lo, index, weight
 
 
 def area_reduce_block(block: np.ndarray, shape_in: tuple[int, int], shape_out: tuple[int, int],
@@ -110,25 +117,19 @@ def area_reduce_block(block: np.ndarray, shape_in: tuple[int, int], shape_out: t
     exact area average of the whole image.
     """
     h, w = block.shape[:2]
-    oy, wy = area_weights(shape_in[0], shape_out[0], y0, y0 + h)
-    ox, wx = area_weights(shape_in[1], shape_out[1], x0, x0 + w)
-    rows = _banded_sum(wy, block, axis=0)  # (oh, w, C)
-    return oy, ox, _banded_sum(wx, rows, axis=1)  # (oh, ow, C)
+    oy, iy, wy = area_band(shape_in[0], shape_out[0], y0, y0 + h)
+    ox, ix, wx = area_band(shape_in[1], shape_out[1], x0, x0 + w)
+    rows = _banded_sum(iy, wy, block, axis=0)  # (oh, w, C)
+    return oy, ox, _banded_sum(ix, wx, rows, axis=1)  # (oh, ow, C)
 
 
-def _banded_sum(weights: np.ndarray, x: np.ndarray, axis: int) -> np.ndarray:
-    """``weights @ x`` along ``axis`` (float64), for an area-averaging matrix: each output
-    pixel overlaps at most ``ceil(r) + 1`` consecutive inputs, so only that band is summed
-    (the dense product, mostly zeros, was 3.5x slower on 1000² chunks of an 8-MP image)."""
-    nonzero = weights > 0
-    start, width = nonzero.argmax(axis=1), nonzero.sum(axis=1)
-    band = np.arange(int(width.max()))
-    index = np.minimum(start[:, None] + band, weights.shape[1] - 1)
-    weight = np.take_along_axis(weights, index, axis=1) * (band < width[:, None])
+def _banded_sum(index: np.ndarray, weight: np.ndarray, x: np.ndarray, axis: int) -> np.ndarray:
+    """The area-averaging product along ``axis`` (float64), one band column at a time (the
+    dense product, mostly zeros, was 3.5x slower on 1000² chunks of an 8-MP image)."""
     shape = list(x.shape)
-    shape[axis] = weights.shape[0]
+    shape[axis] = weight.shape[0]
     out = np.zeros(shape, dtype=np.float64)
-    for j in band:
+    for j in range(weight.shape[1]):
         w = weight[:, j].reshape([-1 if d == axis else 1 for d in range(x.ndim)])
         out += w * np.take(x, index[:, j], axis=axis)
     return out

@@ -7,8 +7,19 @@ from hypothesis import strategies as st
 
 from urst_dask.pipeline import conditioning as conditioning_module
 from urst_dask.pipeline.conditioning import conditioning, local_thumbnail, thumbnail
-from urst_dask.preprocess import area_reduce_block, area_weights, thumb_shape, to_unit
+from urst_dask.preprocess import area_band, area_reduce_block, thumb_shape, to_unit
 from urst_dask.testing import random_image
+
+
+def area_weights(n_in: int, n_out: int, lo: int, hi: int) -> tuple[int, np.ndarray]:
+    """The reference: rows of the dense ``n_out x n_in`` box-filter matrix for inputs
+    ``[lo, hi)`` (each input weighted by its overlap with the output's interval)."""
+    r = n_in / n_out
+    o_lo, o_hi = min(int(np.floor(lo / r)), n_out - 1), min(int(np.ceil(hi / r)), n_out)
+    o = np.arange(o_lo, o_hi, dtype=np.float64)[:, None]
+    p = np.arange(lo, hi, dtype=np.float64)[None, :]
+    overlap = np.minimum(p + 1, (o + 1) * r) - np.maximum(p, o * r)
+    return o_lo, np.clip(overlap, 0.0, None) / r
 
 
 @pytest.mark.parametrize("h, w, t, expected", [(4000, 3000, 1024, (1365, 1024)), (1000, 800, 1024, (1000, 800)),
@@ -40,6 +51,31 @@ def test_fractional_factor_matches_dense_matrix():
     _, wx = area_weights(77, tw, 0, 77)
     ref = np.einsum("ij,jkc,lk->ilc", wy, to_unit(image).astype(np.float64), wx)
     np.testing.assert_allclose(thumb, ref, atol=1e-6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(n_in=st.integers(1, 300), n_out=st.integers(1, 300), lo=st.integers(0, 299), size=st.integers(1, 300))
+def test_area_band_is_the_dense_matrix(n_in, n_out, lo, size):
+    """The bands hold exactly the dense matrix's non-zero weights, at the right inputs."""
+    n_out = min(n_out, n_in)
+    lo = min(lo, n_in - 1)
+    hi = min(lo + size, n_in)
+    o_lo, index, weight = area_band(n_in, n_out, lo, hi)
+    ref_lo, ref = area_weights(n_in, n_out, lo, hi)
+    dense = np.zeros_like(ref)
+    np.add.at(dense, (np.arange(len(index))[:, None].repeat(index.shape[1], 1), index), weight)
+    assert o_lo == ref_lo and index.min() >= 0 and index.max() < hi - lo
+    np.testing.assert_array_equal(dense, ref)
+
+
+def test_a_long_strip_at_its_own_size_needs_no_square_matrix():
+    """An 8 x 40000 strip is its own thumbnail: its bands are (40000, 2), where a dense weight
+    matrix would have been 40000² float64 (12.8 GB, the process killed)."""
+    _, index, weight = area_band(40000, 40000, 0, 40000)
+    assert weight.shape == index.shape == (40000, 2)
+    image = random_image(8, 40000, seed=9)
+    np.testing.assert_array_equal(local_thumbnail(da.from_array(image, chunks=(8, 40000, 3)), 1024),
+                                  to_unit(image))
 
 
 def test_small_image_is_its_own_thumbnail():
