@@ -330,6 +330,21 @@ def ngff_is_conformant(axes):
 
 
 @pytest.mark.parametrize("layout", ["yxc", "cyx"])
+def test_pyramid_of_a_thin_strip_keeps_full_chunks(tmp_path, layout):
+    """Level 0 of a 6 x 600 strip is chunked (6, 200): its levels are chunked 200 along x, not
+    by the strip's height along both axes (which gave 1 x 1-pixel chunks further down)."""
+    img = rgb(6, 600, seed=15)
+    root = zarr.open_group(str(tmp_path / "o.zarr"), mode="w", zarr_format=3)
+    stored = img if layout == "yxc" else img.transpose(2, 0, 1)
+    chunks = (6, 200, 3) if layout == "yxc" else (3, 6, 200)
+    root.create_array("0", shape=stored.shape, dtype=np.uint8, chunks=chunks)[...] = stored
+    paths = write_pyramid(tmp_path / "o.zarr", min_size=16)
+    root = zarr.open_group(str(tmp_path / "o.zarr"), mode="r")
+    yx = [tuple(root[p].chunks[i] for i in ((0, 1) if layout == "yxc" else (1, 2))) for p in paths]
+    assert yx == [(6, 200), (3, 200), (2, 150), (1, 75), (1, 38), (1, 19), (1, 10)]
+
+
+@pytest.mark.parametrize("layout", ["yxc", "cyx"])
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 def test_write_ngff_pyramid(tmp_path, layout, dtype):
     img = rgb(100, 70, seed=14, dtype=dtype)

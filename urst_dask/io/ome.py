@@ -280,7 +280,10 @@ def open_pyramid(store_path: str | os.PathLike[str], *, channels: str | None = N
     if channels not in ("gray", "rgb", "rgba") or {"gray": 1, "rgb": 3, "rgba": 4}[channels] != c:
         raise OutputError(f"store={str(store_path)!r}: channels={channels!r} does not fit {c} channels")
     spatial = _order((0, 1, 2), layout)
-    return PyramidTarget(root, base, layout, channels, int(chunk or base.chunks[spatial.index(0)]),
+    # the levels' square chunk: level 0's larger one (its y chunk alone is the height of a thin
+    # strip, which gave a 1 x 600 image's next level 1 x 1-pixel chunks)
+    nominal = max(base.chunks[spatial.index(0)], base.chunks[spatial.index(1)])
+    return PyramidTarget(root, base, layout, channels, int(chunk or nominal),
                          name or os.path.basename(os.path.normpath(str(store_path))))
 
 
