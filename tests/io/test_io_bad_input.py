@@ -18,6 +18,7 @@ from PIL import Image
 
 from urst_dask.errors import InputImageError, OutputError, UrstError, WeightsError
 from urst_dask.io import images
+from urst_dask.pipeline.inputs import style_input
 
 
 def make_zarr(path: Path, shape, dtype="uint8", fill=None) -> Path:
@@ -118,7 +119,13 @@ CASES = [
          "a.zarr': 2 channels, shape (20, 30, 2), axes YXC; supported: 1 (gray), 3 (RGB), 4 (RGBA)"),
     Case("2 channels, channels first TIFF",
          opener(lambda d: tifffile.imwrite(d / "c2.tif", np.zeros((2, 20, 30), np.uint8), photometric="minisblack")
-                or d / "c2.tif"), InputImageError, "2 channels, shape (2, 20, 30)"),
+                or d / "c2.tif"), InputImageError, "dimension Q has size 2 (axes QYX, shape (2, 20, 30)): 2 pages"),
+    Case("3 grey pages are not an RGB image",
+         opener(lambda d: tifffile.imwrite(d / "p3.tif", np.zeros((3, 20, 30), np.uint8), photometric="minisblack")
+                or d / "p3.tif"), InputImageError, "dimension Q has size 3 (axes QYX, shape (3, 20, 30)): 3 pages"),
+    Case("CMYK TIFF", opener(lambda d: tifffile.imwrite(d / "k.tif", np.zeros((20, 30, 4), np.uint8),
+                                                        photometric="separated") or d / "k.tif"),
+         InputImageError, "k.tif': TIFF photometric interpretation SEPARATED (a print-ready CMYK file"),
     Case("5 channels", opener(lambda d: make_zarr(d / "a.zarr", (20, 30, 5)), axes="YXC"), InputImageError,
          "5 channels, shape (20, 30, 5), axes YXC"),
     Case("channels and samples both > 1", opener(lambda d: make_zarr(d / "a.zarr", (2, 20, 30, 3)), axes="CYXS"),
@@ -158,6 +165,12 @@ CASES = [
          lambda d: (lambda: images.read_style(png_header_only(d / "big.png", 20000, 20000))),
          InputImageError, f"big.png': 20000 x 20000 = 400000000 pixels exceeds Pillow's decompression-bomb limit of "
                           f"{Image.MAX_IMAGE_PIXELS} pixels; if you trust this file pass --allow-large-images"),
+    Case("float style 0-255 (refused, not clipped to white)",
+         lambda d: (lambda: images.read_style(tifffile.imwrite(d / "f.tif", np.full((8, 8, 3), 200.0, np.float32))
+                                              or d / "f.tif")),
+         InputImageError, "f.tif': float values from 200 to 200; a float image must be in [0, 1]"),
+    Case("float style array 0-255", lambda d: (lambda: style_input(np.full((8, 8, 3), 2.0, np.float32), True, False)),
+         InputImageError, "style=<array>: float values from 2 to 2"),
     Case("style 20000 x 20000 Zarr (accepted, lazily)",
          lambda d: (lambda: images.open_image(make_zarr(d / "big.zarr", (20000, 20000, 3)), "style")), None,
          lambda src: src.shape == (20000, 20000, 3)),

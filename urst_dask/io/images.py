@@ -17,6 +17,7 @@ from .readers import (
     as_source,
     check_finite,
     check_image,
+    check_unit_pixels,
     open_image,
     read_style,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "as_source",
     "check_finite",
     "check_image",
+    "check_unit_pixels",
     "open_image",
     "read_ngff_levels",
     "read_style",

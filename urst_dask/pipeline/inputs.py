@@ -42,6 +42,7 @@ def style_input(style: Any, takes_image: bool, allow_large: bool,
         return None, str(style), {"name": str(style)}
     if isinstance(style, np.ndarray):
         arr = images.as_rgb(np.asarray(images.as_source(style, "<array>", "style").array.compute()))
+        images.check_unit_pixels(arr, "style=<array>")
         return arr, None, {"path": "<array>", "sha256": hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()}
     if not isinstance(style, (str, os.PathLike)):
         raise ParameterTypeError(f"style={type(style).__name__}: expected a path or a numpy array")

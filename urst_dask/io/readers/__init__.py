@@ -27,7 +27,15 @@ import numpy as np
 
 from ...errors import InputImageError
 from .. import png, remote, validate
-from .checks import build, check_finite, check_finite_pixels, check_image, check_unit_range, require_unit_range
+from .checks import (
+    build,
+    check_finite,
+    check_finite_pixels,
+    check_image,
+    check_unit_pixels,
+    check_unit_range,
+    require_unit_range,
+)
 from .identity import HEAD_BYTES, input_identity
 from .raster import read_raster
 from .source import (
@@ -156,15 +164,20 @@ def read_style(path: str | os.PathLike[str], arg: str = "style", *, axes: str | 
     raw = _open_raw(path, arg, allow_large, scratch_dir)
     src = build(raw, str(path), arg, axes)  # the axes, shape and dtype checks; nothing read yet
     where = where_of(path, arg)
-    pixels = to_yxc(raw.stored[tuple(slice(0, int(n)) for n in raw.array.shape)], src.axes_in, where)
+    if raw.shown is None:
+        stored = raw.stored[tuple(slice(0, int(n)) for n in raw.array.shape)]
+    else:  # a TIFF whose samples are interpreted (palette, min-is-white) or turned (Orientation)
+        stored = raw.shown(raw.stored[tuple(slice(0, int(n)) for n in raw.stored.shape)])
+    pixels = to_yxc(stored, src.axes_in, where)
     if pixels.dtype.kind == "f":
         check_finite_pixels(np.asarray(pixels), where)
+        check_unit_pixels(np.asarray(pixels), where)
     return as_rgb(np.ascontiguousarray(pixels))
 
 
 __all__ = [
     "ALLOW_LARGE_FLAG", "AXES_LETTERS", "CHANNELS", "HEAD_BYTES", "READERS", "SUPPORTED_DTYPES", "TIFF_SUFFIXES",
     "ImageSource", "RawImage", "Reader", "ZarrBlocks", "as_rgb", "as_source", "check_finite", "check_image",
-    "check_unit_range", "guess_axes", "input_identity", "open_image", "parse_axes", "png", "read_style",
+    "check_unit_pixels", "check_unit_range", "guess_axes", "input_identity", "open_image", "parse_axes", "png", "read_style",
     "require_unit_range", "to_yxc", "_close_tiffs",
 ]

@@ -40,6 +40,17 @@ def check_finite(array: da.Array, path: str, arg: str) -> da.Array:
 PERCENTILE_HINT = "--intensity percentile:0.5,99.5"
 
 
+def check_unit_pixels(pixels: np.ndarray, where: str) -> None:
+    """Refuse float pixels outside [0, 1] in an image read whole, such as a style (they would
+    be clipped: a 0-255 float style would become white)."""
+    if pixels.dtype.kind != "f" or pixels.size == 0:
+        return
+    lo, hi = float(np.min(pixels)), float(np.max(pixels))
+    if lo < 0.0 or hi > 1.0:
+        raise InputImageError(f"{where}: float values from {lo:.6g} to {hi:.6g}; a float image must be in [0, 1] "
+                              "(it would be clipped): rescale it, or save it as 8- or 16-bit")
+
+
 def _unit_block(block: np.ndarray, where: str, block_info: dict | None = None) -> np.ndarray:
     lo, hi = float(np.min(block)), float(np.max(block))  # NaN/inf were reported by check_finite
     if lo < 0.0 or hi > 1.0:
@@ -96,7 +107,7 @@ def build(raw: RawImage, path: str, arg: str, axes: str | None) -> ImageSource:
     if axes is not None:
         ax = parse_axes(axes, shape, where)
     else:
-        ax = metadata_axes(raw.axes, shape) or guess_axes(shape, where)
+        ax = metadata_axes(raw.axes, shape, where) or guess_axes(shape, where)
     arr, channels = check_image(to_yxc(raw.array, ax, where), path, arg, axes=ax, shape_in=shape)
     validate.check_pixel_size(raw.pixel_size, where)
     levels, prev = [], arr.shape

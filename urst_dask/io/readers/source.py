@@ -11,7 +11,7 @@ c <= 4 < W -> CYX; anything else (such as (3, 4, 3) or (4, 100, 4)) is ambiguous
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import dask.array as da
 
@@ -60,6 +60,7 @@ class RawImage:
     pixel_size: dict | None = None
     channel_names: tuple[str, ...] | None = None
     stored: Any = None  # the array-like behind ``array`` (numpy when indexed): a small image read whole, no Dask
+    shown: Callable[[Any], Any] | None = None  # stored samples -> ``array``'s picture (a TIFF's)
 
 
 def where_of(path: Any, arg: str) -> str:
@@ -105,19 +106,25 @@ def guess_axes(shape: tuple[int, ...], where: str) -> str:
                           f"(e.g. YXC for height, width, channels; CYX for channels first; TCZYX)")
 
 
-def metadata_axes(axes: str | None, shape: tuple[int, ...]) -> str | None:
+def metadata_axes(axes: str | None, shape: tuple[int, ...], where: str) -> str | None:
     """Metadata axes if usable: one letter per dimension, each once; unknown letters
-    (tifffile's Q, I...) of size 1 become T/Z, otherwise the metadata is ignored."""
+    (tifffile's Q, I...) of size 1 become T/Z.  An unknown letter larger than 1 (the pages of a
+    multi-page TIFF) is refused: it is not channels, whatever its size, and only ``--axes``
+    can say otherwise."""
     if not axes or len(axes) != len(shape):
         return None
     out, spare = [], [a for a in "TZ" if a not in axes]
     for a, n in zip(axes.upper(), shape):
         if a in AXES_LETTERS:
             out.append(a)
-        elif n == 1 and spare:
+        elif n == 1:
+            if not spare:
+                return None
             out.append(spare.pop())
         else:
-            return None
+            raise InputImageError(f"{where}: dimension {a} has size {n} (axes {axes}, shape {shape}): "
+                                  f"{n} pages or planes, not channels; select one page first, or pass --axes "
+                                  f"(e.g. CYX) if they are the channels of one image")
     ax = "".join(out)
     if len(set(ax)) != len(ax) or "Y" not in ax or "X" not in ax:
         return None

@@ -6,6 +6,7 @@ picklable (each worker process reopens the file), unlike tifffile's store."""
 from __future__ import annotations
 
 import atexit
+import functools
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from dask.base import tokenize
 
 from ...errors import InputImageError
 from .. import ome
+from . import tiffpixels
 from .source import RawImage
 
 TIFF_SUFFIXES = {".tif", ".tiff", ".btf", ".tf8", ".tf2"}
@@ -106,11 +108,16 @@ def read_tiff(path: Path, where: str) -> RawImage:
             series = tif.series[0]
             _check_complete(tif, series, st.st_size, where)
             ome_xml = tif.ome_metadata if tif.is_ome else None
+            page = series.keyframe
+            tag = page.tags.get(274)  # Orientation
+            view = tiffpixels.TiffView(tiffpixels.check_photometric(page, where),
+                                       None if page.colormap is None else np.array(page.colormap),
+                                       int(tag.value) if tag is not None else 1)
     except InputImageError:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt TIFFs raise many types
         raise InputImageError(f"{where}: not a readable TIFF ({type(exc).__name__}: {exc})") from exc
-    arrays, axes, stored = [], None, None
+    arrays, axes, stored, level0_axes = [], None, None, ""
     for level in range(len(series.levels)):
         try:
             z = _tiff_zarr(str(path), stamp, 0, level)
@@ -119,13 +126,21 @@ def read_tiff(path: Path, where: str) -> RawImage:
         except Exception as exc:  # noqa: BLE001
             raise InputImageError(f"{where}: not a readable TIFF level {level} ({type(exc).__name__}: {exc})") from exc
         level_axes = "".join(z.attrs.get("_ARRAY_DIMENSIONS", ())) or None
-        axes = axes or level_axes
         reader = TiffLevel(str(path), stamp, 0, level, tuple(z.shape), str(z.dtype), where)
-        stored = stored or reader
         chunks = _tiff_chunks(tuple(z.shape), tuple(z.chunks), level_axes or "", z.dtype.itemsize) \
             if level_axes and len(level_axes) == z.ndim else "auto"
-        arrays.append(da.from_array(reader, chunks=chunks, name=f"tiff-{tokenize(str(path), stamp, level)}",
-                                    lock=False, meta=np.empty((0,) * z.ndim, z.dtype)))
+        arr = da.from_array(reader, chunks=chunks, name=f"tiff-{tokenize(str(path), stamp, level)}",
+                            lock=False, meta=np.empty((0,) * z.ndim, z.dtype))
+        if level == 0:
+            level0_axes, stored = level_axes or "", reader
+            axes = view.axes(level_axes) if level_axes else None
+        if not view.identity and not level_axes:
+            raise InputImageError(f"{where}: TIFF level {level} has no axes to interpret its samples by")
+        # the picture a viewer shows: min-is-white inverted, palette looked up, Orientation applied
+        arrays.append(arr if view.identity else view(arr, level_axes or "", where))
     pixel_size, names = ome.parse_ome_xml(ome_xml) if ome_xml else (None, None)
+    if view.orientation >= 5 and pixel_size:  # rows and columns swapped
+        pixel_size = {{"y": "x", "x": "y"}.get(k, k): v for k, v in pixel_size.items()}
+    shown = None if view.identity else functools.partial(view, axes=level0_axes, where=where)
     return RawImage(arrays[0], "ome-tiff" if ome_xml else "tiff", axes, tuple(arrays[1:]), pixel_size, names,
-                    stored)
+                    stored, shown)

@@ -1,0 +1,53 @@
+"""A TIFF is read as the picture a viewer shows (Pillow as the reference): min-is-white grey
+inverted, palette indices looked up, the Orientation tag applied; what needs colour
+management (CMYK) is refused (tests/io/test_io_bad_input.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image, ImageOps
+
+from urst_dask.io import images
+
+RNG = np.random.default_rng(11)
+RGB = RNG.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+GREY = RGB[..., 0].copy()
+
+
+def pil_rgb(path) -> np.ndarray:
+    return np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_tag_turns_the_picture_as_pillow_does(tmp_path, orientation):
+    path = tmp_path / f"o{orientation}.tif"
+    tifffile.imwrite(path, RGB, photometric="rgb", tile=(16, 16), extratags=[(274, "H", 1, orientation, True)])
+    got = images.open_image(path).array.compute()
+    np.testing.assert_array_equal(got, pil_rgb(path))
+    np.testing.assert_array_equal(images.read_style(path), got)  # the style reader: the same picture
+
+
+def test_min_is_white_grey_is_inverted(tmp_path):
+    path = tmp_path / "w.tif"
+    tifffile.imwrite(path, GREY, photometric="miniswhite")
+    got = images.open_image(path).array.compute()
+    assert got.shape == (37, 53, 1)
+    np.testing.assert_array_equal(got[..., 0], 255 - GREY)
+    np.testing.assert_array_equal(images.as_rgb(got), pil_rgb(path))
+
+
+def test_palette_is_looked_up(tmp_path):
+    eight = tmp_path / "p8.tif"  # the common palette: 8-bit colours stored as v * 257
+    colours = RNG.integers(0, 256, (3, 256)).astype(np.uint16) * 257
+    tifffile.imwrite(eight, GREY, photometric="palette", colormap=colours)
+    src = images.open_image(eight)
+    assert (src.channels, str(src.array.dtype)) == ("rgb", "uint8")
+    np.testing.assert_array_equal(src.array.compute(), pil_rgb(eight))
+    sixteen = tmp_path / "p16.tif"  # full 16-bit colours stay 16-bit
+    deep = RNG.integers(0, 65536, (3, 256)).astype(np.uint16)
+    tifffile.imwrite(sixteen, GREY, photometric="palette", colormap=deep)
+    got = images.open_image(sixteen).array.compute()
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, deep.T[GREY])

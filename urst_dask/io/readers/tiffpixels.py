@@ -1,0 +1,102 @@
+"""What a TIFF's stored samples mean: its photometric interpretation and its Orientation tag.
+
+tifffile hands back the samples as stored.  A photograph viewer (and Pillow, which reads the
+PNG/JPEG inputs) shows them interpreted: white-is-zero grey inverted, palette indices looked
+up in the colour map, and the image turned as its Orientation tag says.  These functions do
+the same lazily, on the Dask arrays of every pyramid level, so a TIFF stylizes the picture a
+viewer shows.  Interpretations that need colour management (CMYK, CIE L*a*b*) or decoding
+tifffile does not do (uncompressed YCbCr) are refused with a one-line error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from ...errors import InputImageError
+
+# tifffile.PHOTOMETRIC values
+MINISWHITE, MINISBLACK, RGB, PALETTE, SEPARATED, YCBCR = 0, 1, 2, 3, 5, 6
+JPEG_COMPRESSIONS = {6, 7}  # tifffile decodes these YCbCr tiles to RGB
+SUPPORTED = "grey (min-is-black or min-is-white), RGB, palette, or JPEG-compressed YCbCr"
+
+
+def check_photometric(page: Any, where: str) -> int:
+    """The page's photometric interpretation, refused unless this module can show it."""
+    photometric = int(page.photometric)
+    if photometric in (MINISWHITE, MINISBLACK, RGB, PALETTE):
+        return photometric
+    if photometric == YCBCR and int(page.compression) in JPEG_COMPRESSIONS:
+        return RGB
+    name = getattr(page.photometric, "name", str(photometric))
+    hint = " (a print-ready CMYK file: convert it to RGB first, with its ICC profile)" if photometric == SEPARATED else ""
+    raise InputImageError(f"{where}: TIFF photometric interpretation {name}{hint}; supported: {SUPPORTED}")
+
+
+def _lookup(block: np.ndarray, table: np.ndarray) -> np.ndarray:
+    return table[block]
+
+
+@dataclass(frozen=True)
+class TiffView:
+    """How a TIFF's stored samples become the picture: ``view(arr)`` for a Dask array of a
+    level (lazily) or a NumPy array read whole (a style), in the stored layout ``axes``."""
+
+    photometric: int
+    colormap: np.ndarray | None  # (3, entries) uint16, for a palette image
+    orientation: int  # the Orientation tag, 1-8
+
+    @property
+    def identity(self) -> bool:
+        return self.photometric in (MINISBLACK, RGB) and self.orientation not in range(2, 9)
+
+    def axes(self, stored: str) -> str:
+        """The axes of the picture: a palette image gains its RGB samples last."""
+        return stored + "S" if self.photometric == PALETTE else stored
+
+    def __call__(self, arr: Any, axes: str, where: str) -> Any:
+        return orient(interpret(arr, self.photometric, self.colormap, where), self.axes(axes), self.orientation)
+
+
+def interpret(arr: Any, photometric: int, colormap: np.ndarray | None, where: str) -> Any:
+    """``arr`` (as stored; Dask or NumPy) as the picture: inverted for min-is-white, an
+    (..., 3) RGB array for a palette image (8-bit when the map holds 8-bit values scaled by
+    257, else 16-bit)."""
+    if photometric == MINISWHITE:
+        if arr.dtype.kind != "u":
+            raise InputImageError(f"{where}: min-is-white TIFF of dtype {arr.dtype}; supported: unsigned integers")
+        return np.iinfo(arr.dtype).max - arr
+    if photometric == PALETTE:
+        if colormap is None or arr.dtype.kind != "u":
+            raise InputImageError(f"{where}: palette TIFF without a usable colour map (dtype {arr.dtype})")
+        table = np.ascontiguousarray(np.asarray(colormap).T)  # (entries, 3) uint16
+        if np.all(table % 257 == 0):
+            table = (table // 257).astype(np.uint8)
+        if isinstance(arr, da.Array):
+            return arr.map_blocks(_lookup, table, dtype=table.dtype, new_axis=arr.ndim, chunks=(*arr.chunks, (3,)))
+        return _lookup(np.asarray(arr), table)
+    return arr
+
+
+def orient(arr: Any, axes: str, orientation: int) -> Any:
+    """``arr`` turned as the TIFF/EXIF Orientation tag says (1-8; as Pillow's
+    ``ImageOps.exif_transpose``).  ``axes`` names ``arr``'s dimensions (``Y`` and ``X`` among
+    them); orientations 5-8 swap Y and X."""
+    if orientation not in range(2, 9) or "Y" not in axes or "X" not in axes:
+        return arr
+    y, x = axes.index("Y"), axes.index("X")
+    if orientation >= 5:  # transposed first: the stored rows become columns
+        perm = list(range(arr.ndim))
+        perm[y], perm[x] = x, y
+        arr = arr.transpose(perm)
+    flip_y = orientation in (3, 4, 7, 8)
+    flip_x = orientation in (2, 3, 6, 7)
+    index = [slice(None)] * arr.ndim
+    if flip_y:
+        index[y] = slice(None, None, -1)
+    if flip_x:
+        index[x] = slice(None, None, -1)
+    return arr[tuple(index)] if flip_y or flip_x else arr
