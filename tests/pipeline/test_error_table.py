@@ -208,6 +208,9 @@ ROWS = [
         lambda c: lambda: urst_dask.stylize(random_image(40, 60, seed=8), c.style, c.d / "out.zarr", method="wct16x",
                                             weights=c.weights, client=c.client, thumb_size=16),
         InputImageError, "thumb_size=16: too small for the thumbnail: wct16x needs at least 17 px"),
+    Row("a --variant for a method without variants", "cli",
+        lambda c: stylize_argv(c, good_input(c), "--method", "wct16x", "--weights", str(c.weights), "--variant", "9"),
+        ParameterError, "variant='9': wct16x has no variants; leave it out", lambda c: not (c.d / "out.zarr").exists()),
     # b. a plain Zarr array where a store is expected
     Row("b plain array as -o", "cli", lambda c: stylize_argv(c, good_input(c), out="plain.zarr")
         if plain_array(c) else None,

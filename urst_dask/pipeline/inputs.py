@@ -61,6 +61,8 @@ def network(config: RunConfig, style: Any) -> tuple[Network, Path, tuple[WeightF
     wdir = resolve_weights_dir(config.weights).resolve()
     if config.variant is not None and not entry.takes_style_image:
         raise ParameterError(f"variant={config.variant!r}: {config.method} takes its variant from the style argument")
+    if config.variant is not None and entry.files_for is None:  # it would be recorded, and ignored
+        raise ParameterError(f"variant={config.variant!r}: {config.method} has no variants; leave it out")
     wfiles = tuple(entry.weights(config.variant if entry.takes_style_image else str(style)))
     for wf in wfiles:
         if wf.sha256:
