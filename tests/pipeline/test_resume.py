@@ -83,3 +83,23 @@ def test_paths_typed_differently_are_the_same_run(tmp_path, weights, monkeypatch
     assert "already complete (same fingerprint)" in capsys.readouterr().err
     assert store.read_attrs(tmp_path / "o.zarr")["fingerprint"] == first["fingerprint"]
     assert first["content"]["path"] == "c.png"  # the record keeps what was typed
+
+
+def test_a_zarr_array_rewritten_in_place_is_a_different_run(tmp_path, client):
+    """dask names ``da.from_zarr`` by path, not pixels: the fingerprint also digests three of
+    the array's blocks, so a store made before the rewrite is not 'already complete' after it."""
+    import dask.array as da
+    import zarr
+
+    import urst_dask
+    from urst_dask.errors import OutputError
+
+    z = zarr.create_array(str(tmp_path / "in.zarr"), shape=(96, 128, 3), chunks=(32, 32, 3), dtype="u1")
+    z[...] = 50
+    style = synthetic_array((48, 48), seed=4).compute()
+    kw = dict(method="passthrough", stride=32, margin=0, client=client, progress=False)
+    out = urst_dask.stylize(da.from_zarr(str(tmp_path / "in.zarr")), style, tmp_path / "o.zarr", **kw)
+    assert urst_dask.stylize(da.from_zarr(str(tmp_path / "in.zarr")), style, out, **kw) == out  # same: complete
+    z[...] = 200
+    with pytest.raises(OutputError, match="already exists from a different run"):
+        urst_dask.stylize(da.from_zarr(str(tmp_path / "in.zarr")), style, out, **kw)
