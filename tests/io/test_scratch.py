@@ -128,6 +128,16 @@ def test_scratch_folder_can_be_chosen(pngs, client, style_image, monkeypatch, ho
                                   np.asarray(Image.open(pngs / "c.png")))
 
 
+def test_a_scratch_folder_of_yours_is_kept(pngs, client):
+    """A root that existed before the run (yours: a fast disk's folder, its permissions set) is
+    left in place, empty; only a root urst-dask made is removed with its last run folder."""
+    mine = pngs / "fast"
+    mine.mkdir()
+    urst_dask.stylize(pngs / "c.png", pngs / "s.png", pngs / "out.zarr", method="identity", weights=pngs,
+                      client=client, stride=32, margin=4, scratch=mine)
+    assert mine.is_dir() and list(mine.iterdir()) == []
+
+
 def test_owner_is_read_from_the_folder_name():
     assert scratch.owner(Path("/x/run-my-host-name-1234-abcd1234")) == ("my-host-name", 1234)
     assert scratch.owner(Path("/x/urst-dask-abc")) is None

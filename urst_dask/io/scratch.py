@@ -7,7 +7,8 @@ or ``<output>.scratch`` beside the output store.  Scratch data is always local: 
 at a URL (s3://, gs://, memory://) the last fallback is ``<system temp>/urst-dask-scratch``.
 The run folder is made when the first image is decoded into it and removed when the run
 ends: at the end of ``stylize``, and at interpreter exit (``atexit``: Ctrl-C, and SIGTERM,
-which the CLI turns into the same interrupt).  The root is removed when it is left empty.  A run killed outright (``kill -9``,
+which the CLI turns into the same interrupt).  The root is removed when it is left empty, if
+urst-dask made it (a folder of yours given as the root is never removed).  A run killed outright (``kill -9``,
 a power cut) leaves its folder; the next run with the same root removes every run folder
 of this host whose process is gone (:func:`clean_stale`).  Folders of other hosts cannot be
 checked and are left alone.
@@ -33,6 +34,7 @@ ENV_VAR = "URST_DASK_SCRATCH"
 REMOTE_ROOT = "urst-dask-scratch"  # under the system's temporary folder, for outputs at a URL
 SUFFIX = ".scratch"
 PREFIX = "run-"
+MADE_HERE = ".made-by-urst-dask"  # in a root urst-dask created: only such a root is removed when empty
 
 
 def scratch_root(output: str | os.PathLike[str], given: str | os.PathLike[str] | None = None) -> Path:
@@ -82,10 +84,14 @@ def clean_stale(root: Path) -> list[Path]:
     return removed
 
 
-def _remove_if_empty(folder: Path) -> None:
+def _remove_if_empty(root: Path) -> None:
+    """Remove ``root`` if urst-dask made it (it holds the marker) and nothing else is in it."""
     try:
-        folder.rmdir()
-    except OSError:  # not empty, already gone, or not ours to remove
+        if {p.name for p in root.iterdir()} != {MADE_HERE}:
+            return
+        (root / MADE_HERE).unlink()
+        root.rmdir()
+    except OSError:  # already gone, or another run's folder appeared meanwhile
         pass
 
 
@@ -100,7 +106,9 @@ def make(folder: Path) -> Path:
     output folder is not created here); return it.  Failures are :class:`OutputError`."""
     root = folder.parent
     try:
-        root.mkdir(exist_ok=True)
+        if not root.is_dir():
+            root.mkdir(exist_ok=True)
+            (root / MADE_HERE).touch()
         folder.mkdir(exist_ok=True)
     except FileNotFoundError:
         raise OutputError(f"scratch={str(root)!r}: folder {str(root.parent)!r} does not exist") from None
