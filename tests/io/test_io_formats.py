@@ -3,6 +3,7 @@ every writer round-trips (tiny images, generated here)."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 import zlib
@@ -515,6 +516,27 @@ def test_writers_take_numpy_and_leave_dask_to_the_pipeline(tmp_path):
     writers.write_raster(tmp_path / "n.png", img)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "d.png")), img)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "n.png")), img)
+
+
+def test_concurrent_exports_to_one_target_write_their_own_temporary_files(tmp_path):
+    """While one export of o.png is under way a second one writes o.png too: each writes a
+    hidden temporary file of its own beside the target, so the file renamed last is whole (not
+    a mix of the two) and no temporary file is left."""
+    first, second = rgb(64, 40, seed=19), rgb(64, 40, seed=20)
+    target = tmp_path / "o.png"
+    during: list[list[str]] = []
+
+    def read(y0, y1):
+        if not during:
+            during.append([p.name for p in tmp_path.glob(".o.png.*.partial")])
+            writers.write_raster(target, second)
+            np.testing.assert_array_equal(np.asarray(Image.open(target)), second)
+        return first[y0:y1]
+
+    writers.write_raster(target, writers.Raster(first.shape, first.dtype, 16, read), overwrite=True)
+    np.testing.assert_array_equal(np.asarray(Image.open(target)), first)
+    assert len(during[0]) == 1 and during[0][0].startswith(f".o.png.{os.getpid()}-"), during
+    assert not list(tmp_path.glob(".*partial"))
 
 
 def test_jpeg_export_and_limits(tmp_path):

@@ -294,12 +294,13 @@ def test_s3_input_changed_in_place_refuses_the_resume(run, s3, bucket):
 
 
 def _write_lock(out: RemotePath, pid: int, host: str | None = None) -> RemotePath:
+    import datetime
     import socket
 
     lock = lock_path(out)
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")  # as a run writes it
     lock.fs().pipe_file(lock.fs_path(), json.dumps({"pid": pid, "host": host or socket.gethostname(),
-                                                    "started": "2026-01-01T00:00:00+00:00",
-                                                    "token": "someone-else"}).encode())
+                                                    "started": now, "token": "someone-else"}).encode())
     return lock
 
 

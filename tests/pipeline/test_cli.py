@@ -8,6 +8,7 @@ import zarr
 from PIL import Image
 
 from urst_dask.cli import main
+from urst_dask.errors import OutputError
 from urst_dask.io import store
 from urst_dask.testing import random_image
 
@@ -162,3 +163,31 @@ def test_in_process_runs_the_workers_as_threads_of_this_process(files, capsys):
         fs = fsspec.filesystem("memory")
         if fs.exists("/cli-in-process"):
             fs.rm("/cli-in-process", recursive=True)
+
+
+@pytest.mark.parametrize("how", ["same", "hard link"])
+def test_export_over_the_content_image_is_refused_and_the_input_kept(files, capsys, how):
+    """--export naming the content image, with --overwrite: the export is refused (it would
+    destroy the input), and so is a later ``export`` of the store onto it."""
+    from urst_dask.pipeline.export import check_export_target
+
+    content = files / "c.png"
+    target = content if how == "same" else files / "link.png"
+    if how == "hard link":
+        target.hardlink_to(content)
+    before = content.read_bytes()
+    out = files / "x.zarr"
+    run = ["stylize", str(content), str(files / "s.png"), "-o", str(out), "--method", "passthrough",
+           "--weights", str(files), "--stride", "48", "--margin", "8", "--no-progress", "--in-process"]
+    rc = main([*run, "--export", str(target), "--overwrite"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"output='{target}': is the content image '{content}'" in err, err
+    assert "choose an export path outside it" in err
+    assert content.read_bytes() == before and not out.exists()  # refused before any work
+    assert main(run) == 0
+    assert main(["export", str(out), str(target), "--overwrite"]) == 2
+    assert "is the content image" in capsys.readouterr().err
+    assert content.read_bytes() == before
+    with pytest.raises(OutputError, match=f"output='{target}': is the content image"):
+        check_export_target(target, overwrite=True, content=content)
+    assert check_export_target(files / "other.png", overwrite=True, content=content) == files / "other.png"

@@ -131,14 +131,17 @@ def test_input_identity_sees_a_tiff_header_change_with_size_and_mtime_kept(tmp_p
 # ------------------------------------------------------------ 3. one run per output
 
 
-def write_lock(out: Path, pid: int, host: str | None = None) -> Path:
+def write_lock(out: Path, pid: int, host: str | None = None, started: str | None = None) -> Path:
+    """A lock of another run (``started``: now unless given, as a run would write it)."""
+    import datetime
     import json
     import socket
 
     from urst_dask.io.lock import lock_path
 
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     path = lock_path(out)
-    path.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "started": "2026-01-01T00:00:00+00:00",
+    path.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "started": started or now,
                                 "token": "someone-else"}))
     return path
 
@@ -153,7 +156,9 @@ def test_output_locked_by_a_live_run_is_refused(run, tmp_path):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         lock = write_lock(out, sleeper.pid)
-        with pytest.raises(OutputError, match=f"in use by another run \\(pid {sleeper.pid} on host '.+', started "):
+        with pytest.raises(OutputError, match=f"in use by another run \\(pid {sleeper.pid} on host '.+', started .*; "
+                                              f"wait for it to finish, or if you are sure no run is using this output, "
+                                              f"delete the lock file '{lock}'$"):
             run(image, out, overwrite=True)
         assert lock.exists()  # not ours: left alone
         assert tree_digest(out) == before  # --overwrite deleted nothing
@@ -162,12 +167,65 @@ def test_output_locked_by_a_live_run_is_refused(run, tmp_path):
         sleeper.wait()
 
 
-def test_own_pid_lock_refuses_a_new_output(run, tmp_path):
+def test_lock_naming_this_process_is_refused_only_while_this_process_holds_it(run, tmp_path):
+    """A lock naming this process's pid that this process does not hold is a dead run's whose
+    pid came round again (a restarted container): taken over.  One it holds is refused."""
+    from urst_dask.io.lock import acquire, lock_path, output_lock
+
     out = tmp_path / "new.zarr"
-    write_lock(out, os.getpid())
-    with pytest.raises(OutputError, match=f"pid {os.getpid()} on host"):
-        run(random_image(40, 50, seed=9), out)
-    assert not out.exists()
+    write_lock(out, os.getpid(), started="2020-01-01T00:00:00+00:00")
+    image = random_image(40, 50, seed=9)
+    run(image, out)
+    np.testing.assert_array_equal(store.open_output(out).compute(), image)
+    assert not lock_path(out).exists()
+    with output_lock(out) as held:
+        with pytest.raises(OutputError, match=f"in use by another run \\(pid {os.getpid()} on host"):
+            acquire(out)
+        assert held.exists()
+    assert not lock_path(out).exists()
+
+
+def test_lock_whose_pid_now_names_a_younger_process_is_taken_over(run, tmp_path):
+    """The lock's pid is alive, but that process started after the lock was written: the pid
+    was reused (a reboot, a restarted container), the run that wrote the lock is gone."""
+    import subprocess
+    import sys
+
+    from urst_dask.io.lock import lock_path
+
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("no /proc: a live pid keeps its lock")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_lock(tmp_path / "out.zarr", sleeper.pid, started="2020-01-01T00:00:00+00:00")
+        image = random_image(40, 50, seed=10)
+        out = run(image, tmp_path / "out.zarr")
+        np.testing.assert_array_equal(store.open_output(out).compute(), image)
+        assert not lock_path(out).exists() and sleeper.poll() is None  # the unrelated process is left alone
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_process_start_is_when_the_process_started():
+    import subprocess
+    import sys
+    import time
+
+    from urst_dask.io.lock import process_start
+
+    before = time.time()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    after = time.time()
+    try:
+        begun = process_start(sleeper.pid)
+        if begun is None:
+            pytest.skip("no /proc")
+        assert before - 1.5 <= begun <= after + 1.5
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert process_start(sleeper.pid) is None  # gone
 
 
 def test_lock_from_another_host_is_refused_with_what_to_do(run, tmp_path):

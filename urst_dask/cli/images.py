@@ -87,7 +87,7 @@ def _cmd_stylize(a: argparse.Namespace) -> None:
         from ..api import check_export_target, export, stylize
 
         if a.export:  # an unusable export target is refused before the run, not after it
-            check_export_target(a.export, overwrite=a.overwrite)
+            check_export_target(a.export, overwrite=a.overwrite, content=a.content)
         out = stylize(a.content, a.style, a.out, config=config, stats=a.stats)
     print(f"wrote {out}")
     if a.export:

@@ -35,6 +35,8 @@ from .remote_store import failure
 
 SUFFIX = ".lock"
 LockPath = Path | RemotePath
+START_SLACK_S = 2.0  # a lock's start time is whole seconds, and boot time too: allow that much
+_HELD: set[str] = set()  # the tokens of the locks this process holds now
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,41 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:  # exists, owned by someone else
         return True
     return True
+
+
+def process_start(pid: int) -> float | None:
+    """When process ``pid`` started, in seconds since the epoch, from Linux's ``/proc``
+    (field 22 of ``/proc/<pid>/stat``, clock ticks since boot, plus ``btime`` of ``/proc/stat``);
+    ``None`` where that cannot be told (no ``/proc``, no such process, unreadable)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])  # fields from 3 on: the name (2) may hold spaces
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration, AttributeError):
+        return None
+
+
+def _lock_time(started: str) -> float | None:
+    """A lock's recorded start time in seconds since the epoch (UTC when it names no zone)."""
+    try:
+        when = _dt.datetime.fromisoformat(started)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)).timestamp()
+
+
+def is_stale(held: LockInfo) -> bool:
+    """Whether a lock written on this host belongs to a run that is gone: its pid is not alive;
+    or it is this process's pid but not a lock this process holds; or the process with that
+    pid started after the lock was written (Linux only: elsewhere a live pid keeps the lock)."""
+    if held.pid == os.getpid():
+        return held.token not in _HELD
+    if not pid_alive(held.pid):
+        return True
+    begun, written = process_start(held.pid), _lock_time(held.started)
+    return begun is not None and written is not None and begun > written + START_SLACK_S
 
 
 def read_lock(path: LockPath) -> LockInfo | None:
@@ -143,30 +180,43 @@ def _take_over(path: LockPath, stale: LockInfo) -> None:
     aside.unlink(missing_ok=True)
 
 
+def _take(path: LockPath, mine: LockInfo, output: str) -> None:
+    """Create the lock as ``mine``, taking over a stale one; raise naming a live holder."""
+    for _ in range(3):
+        if _create(path, mine, output):
+            return
+        held = read_lock(path)
+        if held is None:
+            raise OutputError(f"output={output!r}: lock file {str(path)!r} exists but cannot be read; another "
+                              "run may be starting. If no run is using this output, delete the lock file")
+        if held.host != mine.host:
+            raise OutputError(f"output={output!r}: in use by another run ({held.describe()}; lock file "
+                              f"{str(path)!r}); wait for it to finish, or delete the lock file if that run is gone")
+        if not is_stale(held):
+            raise OutputError(f"output={output!r}: in use by another run ({held.describe()}; lock file "
+                              f"{str(path)!r}); wait for it to finish, or if you are sure no run is using this "
+                              f"output, delete the lock file {str(path)!r}")
+        _take_over(path, held)
+    raise OutputError(f"output={output!r}: could not take the lock {str(path)!r} (other runs keep taking it)")
+
+
 def acquire(output: str | os.PathLike[str]) -> tuple[LockPath, LockInfo]:
     """Take the lock of ``output``; raise :class:`OutputError` naming the run that holds it."""
     path = lock_path(output)
     mine = LockInfo(os.getpid(), socket.gethostname(),
                     _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), secrets.token_hex(8))
-    for _ in range(3):
-        if _create(path, mine, str(output)):
-            return path, mine
-        held = read_lock(path)
-        if held is None:
-            raise OutputError(f"output={str(output)!r}: lock file {str(path)!r} exists but cannot be read; another "
-                              "run may be starting. If no run is using this output, delete the lock file")
-        if held.host != mine.host:
-            raise OutputError(f"output={str(output)!r}: in use by another run ({held.describe()}; lock file "
-                              f"{str(path)!r}); wait for it to finish, or delete the lock file if that run is gone")
-        if pid_alive(held.pid):
-            raise OutputError(f"output={str(output)!r}: in use by another run ({held.describe()}; lock file "
-                              f"{str(path)!r}); wait for it to finish")
-        _take_over(path, held)
-    raise OutputError(f"output={str(output)!r}: could not take the lock {str(path)!r} (other runs keep taking it)")
+    _HELD.add(mine.token)  # before the file exists: another thread of this process must not take it over
+    try:
+        _take(path, mine, str(output))
+    except BaseException:
+        _HELD.discard(mine.token)
+        raise
+    return path, mine
 
 
 def release(path: LockPath, info: LockInfo) -> None:
     """Remove the lock if it is still ours."""
+    _HELD.discard(info.token)
     held = read_lock(path)
     if held is not None and held.token == info.token:
         if isinstance(path, RemotePath):

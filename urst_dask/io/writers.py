@@ -1,8 +1,10 @@
 """Viewable exports: pyramidal tiled BigTIFF (OME-TIFF), PNG (streamed) and JPEG.
 
 Every writer checks the target first (exists without ``overwrite``, a dangling symbolic
-link, missing or unwritable folder -> :class:`OutputError`), writes to ``.<name>.partial`` beside it and renames it into
-place at the end, so a failed export never leaves a half-written file under the real name.
+link, missing or unwritable folder -> :class:`OutputError`), writes to a temporary file of its
+own beside it, ``.<name>.<pid>-<random>.partial``, and renames it into place at the end, so a
+failed export never leaves a half-written file under the real name, and two exports to one
+target never write into the same file.
 
 The writers compute nothing: they take a numpy array or a :class:`Raster` (an image's shape,
 dtype and a ``read(y0, y1)`` callable supplying numpy rows), and pull TIFF and PNG band by band
@@ -14,6 +16,7 @@ memory (at most 65500 px a side).
 from __future__ import annotations
 
 import os
+import secrets
 import struct
 import zlib
 from dataclasses import dataclass
@@ -77,13 +80,18 @@ def check_target(path: Path, overwrite: bool) -> None:
 
 
 def _partial(path: Path) -> Path:
-    """The temporary name beside ``path``; an unwritable folder becomes an OutputError."""
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        tmp.touch()
-    except OSError as exc:
-        raise OutputError(f"output={str(path)!r}: cannot write in {str(path.parent)!r} ({exc.strerror})") from exc
-    return tmp
+    """A new, empty temporary file beside ``path`` (so the final rename is atomic), hidden and
+    named for this writer alone, ``.<name>.<pid>-<random>.partial``: two exports to one target
+    never write the same file.  An unwritable folder becomes an OutputError."""
+    while True:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue  # that name is taken: draw another
+        except OSError as exc:
+            raise OutputError(f"output={str(path)!r}: cannot write in {str(path.parent)!r} ({exc.strerror})") from exc
+        return tmp
 
 
 def _band_rows(array: Raster, multiple: int) -> int:
