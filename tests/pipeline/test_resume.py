@@ -44,12 +44,18 @@ def test_kill_9_then_rerun_is_byte_identical(tmp_path, weights, blend):
     done_before = chunkio.present_chunks(out)
     assert store.read_attrs(out)["status"] == "running"
     assert 1 <= len(done_before) < 6  # 2 x 3 chunks: interrupted mid-run
+    half = out / "0" / "c" / "0" / "1" / f"2.{'ab' * 16}.partial"  # what a kill mid-write leaves (zarr's name)
+    half.parent.mkdir(parents=True, exist_ok=True)
+    half.write_bytes(b"half a chunk")
+    kept = out / "notes.partial"  # not zarr's pattern: not ours to remove
+    kept.write_text("x")
 
     rerun = subprocess.run(_cli("stylize", str(content), str(style), "-o", str(out), *common), env=env,
                            capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert store.read_attrs(out)["status"] == "complete"
     assert chunkio.present_chunks(out) == {(r, c) for r in range(2) for c in range(3)}
+    assert not half.exists() and kept.exists()
     np.testing.assert_array_equal(store.open_output(out).compute(), store.open_output(clean).compute())
 
 

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,25 @@ def present_chunks(path: str | os.PathLike[str]) -> set[tuple[int, int]]:
                 if col.is_file() and col.name.isdigit():
                     done.add((int(row.name), int(col.name)))
     return done
+
+
+# zarr's local store writes ``<key>.<uuid4 hex>.partial`` and renames it into place
+_PARTIAL = re.compile(r"\.[0-9a-f]{32}\.partial$")
+
+
+def remove_partials(path: str | os.PathLike[str]) -> int:
+    """Remove the half-written chunk files an interrupted run left in a local store (``kill -9``
+    mid-write; the resume scan never counts them, but they would stay in the finished store);
+    return how many.  A store at a URL writes each object whole: nothing to remove."""
+    if as_remote(path) is not None or not Path(path).is_dir():
+        return 0
+    removed = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            if _PARTIAL.search(name):
+                Path(root, name).unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def image_token(path: str | os.PathLike[str]) -> str:

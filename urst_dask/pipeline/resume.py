@@ -46,5 +46,9 @@ def stored_conditioning(out_path: Any, options: StyleOptions) -> tuple[StyleCode
 
 
 def present_windows(out_path: Any, state: str) -> set[tuple[int, int]]:
-    """The output chunks already written (none for a new run)."""
-    return chunkio.present_chunks(out_path) if state == "resume" else set()
+    """The output chunks already written (none for a new run); on a resume, the half-written
+    chunk files the interrupted run left are removed first."""
+    if state != "resume":
+        return set()
+    chunkio.remove_partials(out_path)
+    return chunkio.present_chunks(out_path)
