@@ -3,6 +3,7 @@ bits, TIFF compression options (issue 10)."""
 
 from __future__ import annotations
 
+import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -115,6 +116,44 @@ def test_16_bit_png_exif_orientation_matches_the_8_bit_path(tmp_path, orientatio
     a16 = images.open_image(tmp_path / "p16.png").array.compute()
     assert a16.dtype == np.uint16 and a16.shape == a8.shape
     np.testing.assert_array_equal(a16, a8.astype(np.uint16) * 257)
+
+
+@pytest.mark.parametrize("how", ["XMP (iTXt)", "XMP (compressed iTXt)", "Raw profile type exif (zTXt)"])
+def test_16_bit_png_orientation_in_text_chunks_matches_the_8_bit_path(tmp_path, how):
+    """Pillow also reads the orientation from an XMP packet or ImageMagick's hex EXIF text;
+    the 16-bit decoder must turn the picture the same way."""
+    from PIL import Image, PngImagePlugin
+
+    img8 = np.random.default_rng(5).integers(0, 256, size=(12, 20, 3), dtype=np.uint8)
+    info = PngImagePlugin.PngInfo()
+    if how.startswith("XMP"):
+        xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+               '<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF>'
+               '</x:xmpmeta>')
+        info.add_itxt("XML:com.adobe.xmp", xmp, zip="compressed" in how)
+    else:
+        raw = b"Exif\x00\x00" + exif_orientation(8)
+        text = raw.hex()
+        info.add_text("Raw profile type exif", f"\nexif\n{len(raw):8d}\n" + "\n".join(
+            text[i:i + 72] for i in range(0, len(text), 72)) + "\n", zip=True)
+    Image.fromarray(img8).save(tmp_path / "p8.png", pnginfo=info)
+    texts = [c for c in _chunks(tmp_path / "p8.png") if c[4:8] in (b"tEXt", b"zTXt", b"iTXt")]
+    data = png16(tmp_path / "p16.png", img8.astype(np.uint16) * 257).read_bytes()
+    at = data.index(b"IDAT") - 4  # the same text chunks, before the image data
+    (tmp_path / "p16.png").write_bytes(data[:at] + b"".join(texts) + data[at:])
+    a8 = images.open_image(tmp_path / "p8.png").array.compute()
+    a16 = images.open_image(tmp_path / "p16.png").array.compute()
+    assert a8.shape == (20, 12, 3)  # Pillow turned it
+    np.testing.assert_array_equal(a16, a8.astype(np.uint16) * 257)
+
+
+def _chunks(path):
+    data, at, out = path.read_bytes(), 8, []
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at:at + 4])
+        out.append(data[at:at + 12 + length])
+        at += 12 + length
+    return out
 
 
 @pytest.mark.parametrize("c", [1, 3, 4])

@@ -2,11 +2,11 @@
 
 Pillow decodes 16-bit RGB, RGBA and gray+alpha PNGs to 8 bits per sample, silently.  For
 PNGs whose header says 16 bits per sample, :func:`decode_png16` decodes with ``imagecodecs``
-(libpng) instead, to uint16, and then does what the 8-bit path does: the EXIF orientation
-(``eXIf`` chunk) is applied and gray+alpha becomes RGBA (gray repeated).  A ``tRNS`` colour
+(libpng) instead, to uint16, and then does what the 8-bit path does: the orientation
+(``eXIf`` chunk, EXIF text or XMP, as Pillow reads it) is applied and gray+alpha becomes RGBA (gray repeated).  A ``tRNS`` colour
 key is ignored, as for 8-bit gray/RGB PNGs.  Other PNGs keep going through Pillow.
 
-:func:`read_png_header` reads only the chunk headers (``IHDR``, ``eXIf``), seeking over the
+:func:`read_png_header` reads only the chunk headers (``IHDR``, ``eXIf``, the XMP and EXIF text chunks), seeking over the
 image data, so it costs a few reads whatever the file's size.  It also sums the ``IDAT``
 lengths: a header that claims more pixels than its compressed data could inflate to
 (:meth:`PngHeader.cannot_hold_its_pixels`) is a truncated or forged file, refused before
@@ -16,7 +16,9 @@ anything is allocated.
 from __future__ import annotations
 
 import os
+import re
 import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,25 +66,64 @@ def _exif_orientation(data: bytes) -> int:
     return value if 1 <= value <= 8 else 1
 
 
+TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+XMP_KEY, RAW_EXIF_KEY = b"XML:com.adobe.xmp", b"Raw profile type exif"
+_XMP_ORIENTATION = re.compile(rb"tiff:Orientation(?:=\"|>)\s*([1-8])")
+
+
+def _text_value(tag: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """(keyword, text) of a tEXt, zTXt or iTXt chunk (compressed text inflated; b"" if broken)."""
+    key, _, rest = body.partition(b"\0")
+    try:
+        if tag == b"zTXt":
+            return key, zlib.decompress(rest[1:])
+        if tag == b"iTXt":
+            compressed, rest = rest[0], rest[2:]
+            rest = rest.split(b"\0", 2)[-1]  # past the language tag and the translated keyword
+            return key, zlib.decompress(rest) if compressed else rest
+    except (zlib.error, IndexError):
+        return key, b""
+    return key, rest
+
+
+def _text_orientation(key: bytes, text: bytes) -> int | None:
+    """The orientation an XMP packet or ImageMagick's hex "Raw profile type exif" gives."""
+    if key == XMP_KEY:
+        m = _XMP_ORIENTATION.search(text)
+        return int(m.group(1)) if m else None
+    try:  # "\nexif\n<length>\n<hex lines>": the EXIF block, with or without its "Exif\0\0" header
+        data = bytes.fromhex("".join(t.decode("ascii") for t in text.split(b"\n")[3:]))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return _exif_orientation(data[6:] if data.startswith(b"Exif\0\0") else data)
+
+
 def read_png_header(path: str | os.PathLike[str]) -> PngHeader | None:
     """The header of a PNG file, or ``None`` if ``path`` is not a PNG (no signature, or no
-    readable ``IHDR``).  Reads chunk headers up to ``IEND``, seeking over ``IDAT`` data."""
+    readable ``IHDR``).  Reads chunk headers up to ``IEND``, seeking over ``IDAT`` data.  The
+    orientation is Pillow's: the ``eXIf`` chunk, else ImageMagick's "Raw profile type exif"
+    text, else an XMP packet's ``tiff:Orientation``."""
     with open(path, "rb") as fh:
         if fh.read(8) != SIGNATURE:
             return None
-        ihdr, orientation, idat = None, 1, 0
+        ihdr, found, idat = None, {}, 0
         while True:
             head = fh.read(8)
             if len(head) < 8:
                 break
             length, tag = struct.unpack(">I4s", head)
-            if tag in (b"IHDR", b"eXIf"):
+            if tag in (b"IHDR", b"eXIf", *TEXT_CHUNKS):
                 body = fh.read(length)
                 fh.seek(4, os.SEEK_CUR)
                 if tag == b"IHDR" and len(body) == 13:
                     ihdr = struct.unpack(">IIBBBBB", body)
                 elif tag == b"eXIf":
-                    orientation = _exif_orientation(body)
+                    found["exif"] = _exif_orientation(body)
+                elif body.startswith((XMP_KEY + b"\0", RAW_EXIF_KEY + b"\0")):
+                    key, text = _text_value(tag, body)
+                    value = _text_orientation(key, text)
+                    if value is not None:
+                        found[key.decode()] = value
             elif tag == b"IEND":
                 break
             else:
@@ -91,6 +132,7 @@ def read_png_header(path: str | os.PathLike[str]) -> PngHeader | None:
     if ihdr is None:
         return None
     width, height, depth, color_type, _, _, interlace = ihdr
+    orientation = next((found[k] for k in ("exif", RAW_EXIF_KEY.decode(), XMP_KEY.decode()) if k in found), 1)
     return PngHeader(width, height, depth, color_type, bool(interlace), orientation, idat)
 
 
