@@ -136,6 +136,26 @@ def test_exports(run, tmp_path):
         urst_dask.export(out, tmp_path / "o.png")
 
 
+def test_an_export_of_a_store_replaced_meanwhile_is_removed(run, tmp_path, monkeypatch):
+    """Another run that replaces the store while it is exported (``--overwrite``) would have
+    its missing chunks read as black: the export is removed and refused, not left looking done."""
+    from urst_dask.io import writers
+
+    out = run(random_image(60, 80, seed=17), stride=32, margin=4)
+    real = writers.write_raster
+
+    def write_while_replaced(path, *args, **kwargs):
+        written = real(path, *args, **kwargs)
+        root = zarr.open_group(str(out), mode="r+")
+        root.attrs["urst_dask"] = {**root.attrs["urst_dask"], "status": "running", "started": "later"}
+        return written
+
+    monkeypatch.setattr(writers, "write_raster", write_while_replaced)
+    with pytest.raises(OutputError, match="was replaced or changed by another run while it was exported"):
+        urst_dask.export(out, tmp_path / "o.png")
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_model_loaded_once_per_process(run):
     """36 windows over two runs: the network is built once in this (worker) process."""
     from urst_dask.engine import load_count

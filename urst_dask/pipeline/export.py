@@ -123,6 +123,7 @@ def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, o
             raise ParameterError(f"{arg}={value!r}: applies to .tif exports only, not {suffix or 'no suffix'}")
     check_export_target(out, overwrite=overwrite)
     arr = store.open_output(store_path)
+    before = store.read_attrs(store_path)  # a run replacing the store meanwhile changes these
     source = _content_of(store_path)
     if source is not None:  # the image the store was made from (stylize --export IMG --overwrite)
         _check_not_content(out, source)
@@ -140,7 +141,21 @@ def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, o
         full = " (disk full: free some space and export again)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
         raise OutputError(f"output={str(out)!r}: cannot write the export: {exc.strerror or exc}{full}; nothing is "
                           "left under that name") from exc
+    _check_unchanged(store_path, before, p)
     return p
+
+
+def _check_unchanged(store_path: Any, before: dict[str, Any], written: Path) -> None:
+    """Remove the export and refuse it if the store was replaced while it was read (another run
+    with ``--overwrite``: its missing chunks would have been read as black)."""
+    try:
+        same = store.read_attrs(store_path) == before
+    except UrstError:
+        same = False
+    if not same:
+        written.unlink(missing_ok=True)
+        raise OutputError(f"store={str(store_path)!r}: was replaced or changed by another run while it was exported; "
+                          f"{str(written)!r} was removed: export again when that run has finished")
 
 
 def _content_of(store_path: str | os.PathLike[str]) -> str | None:
