@@ -11,7 +11,7 @@ EXAMPLES = """Examples:
   urst-dask video frames/ starry.jpg -o out-frames/            a folder of frames, shot statistics
   urst-dask video clip.mp4 starry.jpg -o out.mp4 --crf 18      a video file, re-encoded with H.264
   urst-dask video seq.zarr starry.jpg -o out.zarr --stats ema --ema-decay 0.8
-  urst-dask video clip.mov candy -o out.mp4 --method johnson --device cuda --batch 4
+  urst-dask video clip.mov starry.jpg -o out.mp4 --method adain --device cuda --batch 4
 """
 # the options shared with ``stylize``, their help and defaults taken from the run configuration
 SHARED = ("method", "variant", "weights", "alpha", "style_size", "thumb_size", "preserve_color", "stride", "margin",

@@ -1,11 +1,16 @@
 """Frame sequences on disk: a folder or glob of image files, read and written one frame at a time.
 
-Frames are PNG (8/16-bit), TIFF (8/16-bit or float), JPEG, or EXR (half/float, through the
-``openexr`` package: the ``exr`` extra).  :func:`open_frames` lists the frames (sorted by
-name), reads only their headers, and refuses an empty sequence, a frame whose header cannot
-be read, and frames of different sizes or sample types, naming the frame.  Pixels are read
-by :func:`read_frame` in the worker that needs them, as (H, W, C) arrays (uint8, uint16 or
-float32); a frame that fails to decode there raises :class:`InputImageError` naming it.
+Frames are PNG (8/16-bit), TIFF (8/16-bit or float; contiguous or planar samples, one
+image per file), JPEG, or EXR (half/float, through the ``openexr`` package: the ``exr``
+extra), with 1 (gray), 3 (RGB) or 4 (RGBA) channels; other sample types (int16, uint32...)
+and channel counts are refused, naming the frame.  The EXIF orientation of PNG and JPEG
+frames is applied, as ``urst-dask stylize`` applies it: headers report the displayed size.
+:func:`open_frames` lists the frames in natural order of their full paths (digit runs
+compared as numbers: ``frame_2`` before ``frame_10``), reads only their headers, and
+refuses an empty sequence, a frame whose header cannot be read, and frames of different
+sizes or sample types, naming the frame.  Pixels are read by :func:`read_frame` in the
+worker that needs them, as (H, W, C) arrays (uint8, uint16 or float32); a frame that fails
+to decode there raises :class:`InputImageError` naming it.
 
 :func:`write_frame` writes one (H, W, C) frame to a temporary name in the same folder and
 renames it into place, so a frame file that exists is a complete one.
@@ -15,8 +20,10 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,9 +77,41 @@ def _exr_rgb_key(channels: dict) -> str:
     raise ValueError(f"no RGB, RGBA or Y channels (has {sorted(channels)})")
 
 
+def _checked(h: FrameHeader, p: Path) -> FrameHeader:
+    """``h``, or :class:`InputImageError` naming the frame for a sample type or channel count
+    a frame cannot have."""
+    if h.dtype not in ("uint8", "uint16", "float32"):
+        raise InputImageError(f"frame={str(p)!r}: {h.dtype} samples are not supported; frames must be uint8, "
+                              "uint16 or float")
+    if h.channels not in (1, 3, 4):
+        raise InputImageError(f"frame={str(p)!r}: has {h.channels} channels; frames must have 1 (gray), 3 (RGB) "
+                              "or 4 (RGBA)")
+    return h
+
+
+def _tiff_layout(tif: Any, p: Path) -> tuple[str, tuple[int, ...], str]:
+    """The first image's axes (``YX``, ``YXS`` or ``SYX``, singleton axes dropped), shape and
+    sample type; a stack of several images is refused."""
+    series = tif.series[0]
+    keep = [i for i, a in enumerate(series.axes) if a in "YXS" or series.shape[i] != 1]
+    axes, shape = "".join(series.axes[i] for i in keep), tuple(int(series.shape[i]) for i in keep)
+    if axes not in ("YX", "YXS", "SYX"):
+        raise InputImageError(f"frame={str(p)!r}: TIFF of axes {series.axes} {tuple(series.shape)}; a frame must "
+                              "be one 2-D image (YX, YXS or SYX): write each frame to its own file")
+    dtype = np.dtype(series.dtype)
+    return axes, shape, "float32" if dtype.kind == "f" else str(dtype)
+
+
+def _exif_orientation(im: Any) -> int:
+    """The EXIF orientation Pillow's ``exif_transpose`` applies (1: as stored)."""
+    value = im.getexif().get(0x0112, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
 def read_header(path: str | os.PathLike[str]) -> FrameHeader:
-    """The header of one frame file (no pixels decoded); :class:`InputImageError` naming the
-    frame if it cannot be read."""
+    """The header of one frame file (no pixels decoded; the size as displayed, EXIF
+    orientation applied); :class:`InputImageError` naming the frame if it cannot be read or
+    holds samples or channels a frame cannot have."""
     p = Path(path)
     kind = SUFFIXES.get(p.suffix.lower())
     try:
@@ -80,16 +119,15 @@ def read_header(path: str | os.PathLike[str]) -> FrameHeader:
             with _exr_module().File(str(p)) as f:
                 px = f.channels()[_exr_rgb_key(f.channels())].pixels
                 c = 1 if px.ndim == 2 else px.shape[2]
-                return FrameHeader(px.shape[0], px.shape[1], c, "float32")
+                return _checked(FrameHeader(px.shape[0], px.shape[1], c, "float32"), p)
         if kind == "tif":
             import tifffile
 
             with tifffile.TiffFile(str(p)) as tif:
-                page = tif.pages[0]
-                shape = page.shape
-                c = 1 if len(shape) == 2 else shape[2]
-                dtype = np.dtype(page.dtype)
-                return FrameHeader(shape[0], shape[1], c, "float32" if dtype.kind == "f" else str(dtype))
+                axes, shape, dtype = _tiff_layout(tif, p)
+            hw = shape[1:] if axes == "SYX" else shape[:2]
+            c = 1 if axes == "YX" else shape[0 if axes == "SYX" else 2]
+            return _checked(FrameHeader(hw[0], hw[1], c, dtype), p)
         from PIL import Image
 
         header = png.read_png_header(p) if kind == "png" else None
@@ -98,14 +136,25 @@ def read_header(path: str | os.PathLike[str]) -> FrameHeader:
             c = {"L": 1, "I;16": 1, "LA": 4, "RGBA": 4, "PA": 4}.get(im.mode, 3)
             if im.mode == "P" and "transparency" in im.info:
                 c = 4
-        depth = "uint16" if header is not None and header.depth == 16 else "uint8"
+            deep = header is not None and header.depth == 16
+            # a PNG's eXIf chunk from its chunk headers (Pillow's getexif would decode the pixels)
+            orientation = header.orientation if header is not None else _exif_orientation(im)
+        if orientation >= 5:  # transposed or rotated a quarter turn: displayed with width and height swapped
+            w, h = h, w
         if header is not None and header.color_type == 4:
             c = 4
-        return FrameHeader(h, w, c, depth)
+        return _checked(FrameHeader(h, w, c, "uint16" if deep else "uint8"), p)
     except InputImageError:
         raise
     except Exception as exc:  # any decoder failure: one line naming the frame
         raise InputImageError(f"frame={str(p)!r}: cannot be read: {exc}") from exc
+
+
+def natural_key(path: Path) -> tuple[tuple[tuple[str | int, ...], ...], str]:
+    """Sort key of a path: its parts compared in turn, digit runs as numbers (``f2`` before
+    ``f10``); equal keys (``f01``, ``f1``) fall back to the path's text."""
+    parts = tuple(tuple(int(s) if i % 2 else s for i, s in enumerate(re.split(r"(\d+)", part))) for part in path.parts)
+    return parts, str(path)
 
 
 def _listed(source: str) -> list[Path]:
@@ -116,7 +165,7 @@ def _listed(source: str) -> list[Path]:
         files = [Path(q) for q in glob.glob(source) if Path(q).suffix.lower() in SUFFIXES]
     else:
         raise InputImageError(f"frames={source!r}: not a folder, a glob of frames, a video file or a Zarr store")
-    return sorted(files, key=lambda q: q.name)
+    return sorted(files, key=natural_key)
 
 
 def open_frames(source: str | os.PathLike[str]) -> FrameFiles:
@@ -142,13 +191,14 @@ def _hwc(arr: np.ndarray) -> np.ndarray:
 
 
 def _read_pil(p: Path) -> np.ndarray:
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     header = png.read_png_header(p) if p.suffix.lower() == ".png" else None
     if header is not None and header.depth == 16:
         return _hwc(png.decode_png16(p, header, f"frame={str(p)!r}"))
     with Image.open(p) as im:
         im.load()
+        ImageOps.exif_transpose(im, in_place=True)  # as urst-dask stylize orients the same file
         if im.mode in ("L", "RGB", "RGBA"):
             return _hwc(np.asarray(im))
         if im.mode == "I;16":
@@ -168,7 +218,11 @@ def read_frame(path: str | os.PathLike[str]) -> np.ndarray:
         if kind == "tif":
             import tifffile
 
-            arr = _hwc(tifffile.imread(str(p)))
+            with tifffile.TiffFile(str(p)) as tif:
+                axes, shape, dtype = _tiff_layout(tif, p)
+                arr = tif.series[0].asarray().reshape(shape)
+            arr = np.moveaxis(arr, 0, -1) if axes == "SYX" else _hwc(arr)
+            _checked(FrameHeader(arr.shape[0], arr.shape[1], arr.shape[2], dtype), p)
             return arr.astype(np.float32) if arr.dtype.kind == "f" else arr
         return _read_pil(p)
     except InputImageError:
@@ -230,6 +284,7 @@ def write_frame(path: str | os.PathLike[str], frame: np.ndarray, fmt: str) -> Pa
     return p
 
 
-def output_name(name: str, fmt: str) -> str:
-    """The output file name of input frame ``name``: its stem with the format's suffix."""
-    return f"{Path(name).stem}.{fmt}"
+def output_name(stem: str, fmt: str) -> str:
+    """The output file name of a frame whose output stem is ``stem`` (an input frame's stem,
+    or a zero-padded index): the stem with the format's suffix."""
+    return f"{stem}.{fmt}"

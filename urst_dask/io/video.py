@@ -103,7 +103,12 @@ class VideoEncoder:
             self.stream = self.box.add_stream(codec, rate=rate)
         except Exception as exc:
             raise ParameterError(f"codec={codec!r}: cannot encode with it here: {exc}") from exc
-        self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pix_fmt
+        self.stream.width, self.stream.height = width, height
+        try:
+            self.stream.pix_fmt = pix_fmt
+        except Exception as exc:
+            self.box.close()
+            raise ParameterError(f"pix_fmt={pix_fmt!r}: not usable with codec {codec!r}: {exc}") from exc
         self.stream.time_base = Fraction(1, 1) / rate
         if codec in ("libx264", "libx265", "h264", "hevc"):
             self.stream.options = {"crf": str(crf), "preset": "medium"}
@@ -135,6 +140,25 @@ class VideoEncoder:
         finally:
             if self.tmp.exists():
                 self.tmp.unlink()
+
+    @classmethod
+    def check(cls, path: str | os.PathLike[str], *, width: int, height: int, rate: Fraction, codec: str,
+              crf: int, pix_fmt: str) -> None:
+        """Encode one black frame with these settings into a throwaway file of ``path``'s
+        container (nothing is written at ``path``): a codec, pixel format or container that
+        cannot work is refused before any frame is computed, as :class:`ParameterError`."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="urst-dask-encoder-") as tmp:
+            try:
+                with cls(Path(tmp) / f"check{Path(path).suffix}", width=width, height=height, rate=rate,
+                         codec=codec, crf=crf, pix_fmt=pix_fmt) as enc:
+                    enc.write(np.zeros((height, width, 3), np.uint8))
+            except ParameterError:
+                raise
+            except Exception as exc:
+                raise ParameterError(f"codec={codec!r}, pix_fmt={pix_fmt!r}: cannot write {Path(path).name!r} with "
+                                     f"them: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
     def __enter__(self) -> "VideoEncoder":
         return self

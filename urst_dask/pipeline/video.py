@@ -38,7 +38,6 @@ from ..engine import ModelSpec
 from ..engine.probe import PrecisionChoice
 from ..errors import InputImageError, OutputError, ParameterError, UrstError
 from ..io import framestore
-from ..io import video as video_io
 from ..io.lock import output_lock
 from ..io.weights import files_record
 from ..logs import LOGGER
@@ -47,9 +46,10 @@ from ..settings import ComputeOptions, NormMode, Precision, StyleOptions
 from ..stats import NormStats, StyleCode
 from ..tiling import TilePlan, WindowJob
 from ..video import cuts as cut_mod
+from ..video import encode as encoder
 from ..video import tasks
 from ..video.policy import StatsPolicy, VideoOptions, ema_sequence
-from ..video.sequence import Output, Sequence, check_replace, decode_video, open_sequence, plan_output
+from ..video.sequence import Output, Sequence, check_replace, decode_video, open_sequence, plan_output, remove_previous, stale_records
 from .cluster import connect, gpu_resources
 from .conditioning import model_info, preload_network
 from .config import RunConfig
@@ -118,23 +118,35 @@ def stylize_video(
     state = framestore.RunState(out)
     seq = open_sequence(content, state.work_path("input.zarr"))
     output = plan_output(out, seq, vopts.format)
-    style_img, _, style_meta = style_input(style, True, False)
+    if output.kind == "video":  # a codec, pixel format or container that cannot work: refused before any work
+        encoder.check_encoder(output.path, seq.shape, seq.rate, vopts)
+    style_img, _, style_meta = style_input(style, True, cfg.flags.allow_large_images)
     spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device)
-    plain = {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(vopts).items() if k != "window"}
-    fp = fingerprint({"version": __version__, "method": method, "variant": variant, "input": seq.identity,
-                       "style": style_meta, "weights": files_record(wdir, wfiles),
-                       "options": _asdict(opts), "plan": dataclasses.asdict(plan),
-                       "compute": dataclasses.asdict(comp), "video": plain, "output": [output.kind, output.fmt]})
+    plain = {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(vopts).items()
+             if k != "window" and k not in encoder.ENCODER}
+    frames_fp = fingerprint({"version": __version__, "method": method, "variant": variant, "input": seq.identity,
+                             "style": style_meta, "weights": files_record(wdir, wfiles),
+                             "options": _asdict(opts), "plan": dataclasses.asdict(plan),
+                             "compute": dataclasses.asdict(comp), "video": plain, "output": [output.kind, output.fmt]})
+    # the frames' records are kept when only the encoder's settings change; the output's fingerprint has them
+    fp = frames_fp if output.kind != "video" else \
+        fingerprint({"frames": frames_fp, "encoder": {k: getattr(vopts, k) for k in encoder.ENCODER}})
     with output_lock(out):
-        decided = check_replace(output, fp, overwrite)
+        decided = check_replace(output, fp, overwrite, seq.files_sha256)
         if decided == "complete":
             _log(progress, f"{out} is already complete (same run): nothing to do")
             return output.path
         # a video's output file appears only at the end: its records alone say the run is resumable
-        resumed = state.start(fp) and (decided == "resume" or output.kind == "video")
+        resumed = state.start(frames_fp) and (decided == "resume" or (output.kind == "video" and not overwrite))
+        if resumed and stale_records(state, seq):
+            _log(progress, "frame files changed since the interrupted run: starting over")
+            resumed = False
         if not resumed:
             state.remove()
-            state.start(fp)
+            state.start(frames_fp)
+            stale_records(state, seq)
+        if overwrite and decided == "new":
+            remove_previous(output)
         # the worker processes start, and load the network, beside the decoding and the run's preparation
         early = start_early(clus, client)
         if early is not None:
@@ -160,18 +172,22 @@ class _Run:
         self.meta: dict[str, Any] = {}
         self.nonce = os.urandom(6).hex()  # task keys of this run: a rerun never meets an earlier run's failure
 
+    def _file(self, t: int) -> Path:
+        return self.output.frame_path(self.seq.out_stem(t))
+
     def _frames_target(self) -> Path:
         return self.output.path if self.output.kind == "zarr" else self.state.work_path("frames.zarr")
 
     def prepare(self, resumed: bool, meta: dict[str, Any]) -> None:
         n, (h, w, c) = len(self.seq), self.seq.shape
         self.meta = {**meta, "fingerprint": self.fp, "input": {"path": self.seq.path, "kind": self.seq.kind,
-                     "frames": n, "shape": [h, w, c], "dtype": self.seq.dtype},
+                     "frames": n, "shape": [h, w, c], "dtype": self.seq.dtype,
+                     "files_sha256": self.seq.files_sha256},
                      "stats_policy": self.v.stats.value, "ema_decay": self.v.ema_decay,
                      "cut_threshold": self.v.cut_threshold, "shot_frames": self.v.shot_frames}
-        if self.output.kind == "video" and self.v.pix_fmt in ("yuv420p", "nv12") and (h % 2 or w % 2):
-            raise ParameterError(f"pix_fmt={self.v.pix_fmt!r}: needs even sizes, the frames are {w}x{h}; "
-                                 "use --pix-fmt yuv444p or a frame folder")
+        if self.output.kind == "folder":  # the files this run writes: what an --overwrite removes
+            self.meta["format"] = self.output.fmt
+            self.meta["files"] = [self._file(t).name for t in range(n)]
         target = self._frames_target()
         if self.output.kind in ("zarr", "video") and not (resumed and target.exists()):
             framestore.create_frames_zarr(target, (n, h, w, c), self.seq.dtype, {**self.meta})
@@ -316,15 +332,14 @@ class _Run:
         job = WindowJob(self.opts, self.comp, self.seq.dtype)
         styl = tile_graph(frame, self.spec, style, stats, grid, job, resources=resources)
         if self.output.kind == "folder":
-            return dask.delayed(tasks.write_file, pure=True)(styl, str(self.output.frame_path(ref.name)),
-                                                             self.output.fmt)
+            return dask.delayed(tasks.write_file, pure=True)(styl, str(self._file(t)), self.output.fmt)
         return dask.delayed(tasks.write_zarr, pure=True)(styl, str(self._frames_target()), t)
 
     def _tiles(self, c: Any, style: StyleCode, stats: list[NormStats], keys: list[str], grid: Any, resources: Any,
                usable: int) -> None:
         done = self.state.done()
         if self.output.kind == "folder":  # a record whose file was removed since does not count
-            done = {t: r for t, r in done.items() if self.output.frame_path(self.seq.refs[t].name).exists()}
+            done = {t: r for t, r in done.items() if t < len(self.seq) and self._file(t).exists()}
         todo = [t for t in range(usable) if t not in done]
         if not todo:
             return
@@ -354,28 +369,13 @@ class _Run:
         missing = sorted(set(range(len(keys))) - set(self.state.done()))  # every frame written, once
         if missing:  # never mark complete with a frame not written
             raise OutputError(f"output={str(self.output.path)!r}: frames {missing[:5]} were not written; rerun to finish")
-        frames = [{"index": t, "name": self.seq.refs[t].name, "stats_key": keys[t], "stats_sha256": stats[t].token()}
-                  for t in range(len(keys))]
+        frames = [{"index": t, "name": self.seq.refs[t].name, "stats_key": keys[t], "stats_sha256": stats[t].token(),
+                   **({"file": self._file(t).name} if self.output.kind == "folder" else {})} for t in range(len(keys))]
         meta = {**self.meta, "cuts": found, "shots": [list(s) for s in cut_mod.shots(found, len(keys))],
                 "frames": frames, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         if self.output.kind == "video":
-            _encode(self, meta)
+            meta["video"] = encoder.encode(self.output.path, self._frames_target(), len(self.seq), self.seq.shape,
+                                           self.seq.rate, self.v, self.progress)
         self.output.write_meta({**meta, "status": "complete"})
         self.state.remove()
-
-
-def _encode(run: _Run, meta: dict[str, Any]) -> None:
-    from fractions import Fraction
-
-    h, w, _ = run.seq.shape
-    rate = run.seq.rate or Fraction(run.v.fps or 24).limit_denominator(1001)
-    src = run._frames_target()
-    _log(run.progress, f"encoding {len(run.seq)} frames with {run.v.codec} (crf {run.v.crf}, {run.v.pix_fmt}) "
-                       f"at {float(rate):g} fps")
-    with video_io.VideoEncoder(run.output.path, width=w, height=h, rate=rate, codec=run.v.codec, crf=run.v.crf,
-                               pix_fmt=run.v.pix_fmt) as enc:
-        for t in range(len(run.seq)):
-            enc.write(framestore.read_zarr_frame(src, t))
-    meta["video"] = {"codec": run.v.codec, "crf": run.v.crf, "pix_fmt": run.v.pix_fmt, "rate": str(rate),
-                     "frames": len(run.seq), "width": w, "height": h}
 

@@ -11,6 +11,8 @@ in its attributes); a video suffix (``.mp4``, ``.mov``, ``.mkv``...) a video fil
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -21,6 +23,7 @@ from ..errors import InputImageError, OutputError
 from ..io import frames as frame_io
 from ..io import framestore
 from ..io import video as video_io
+from ..io.readers import input_identity
 from ..io.store import check_folder, check_not_input, zarr_node_type
 from .tasks import FrameRef
 
@@ -39,9 +42,22 @@ class Sequence:
     rate: Fraction | None = None
     fmt: str | None = None  # the input frames' format (files)
     identity: dict[str, Any] = field(default_factory=dict)
+    files: tuple[tuple[int, int], ...] = ()  # each frame file's (size, mtime_ns)
 
     def __len__(self) -> int:
         return len(self.refs)
+
+    @property
+    def files_sha256(self) -> str:
+        """The digest of every frame file's size and mtime (empty for a Zarr or video input)."""
+        return hashlib.sha256(json.dumps(self.files).encode()).hexdigest() if self.files else ""
+
+    def out_stem(self, t: int) -> str:
+        """Frame ``t``'s output name without suffix: the input frame's stem, or (Zarr, video)
+        the input's stem and the zero-padded index."""
+        if self.kind == "files":
+            return Path(self.refs[t].name).stem
+        return f"{Path(self.path).stem}_{t:06d}"
 
 
 def open_sequence(content: str | os.PathLike[str], work: Path) -> Sequence:
@@ -53,22 +69,26 @@ def open_sequence(content: str | os.PathLike[str], work: Path) -> Sequence:
         info = video_io.probe(p)
         if info.frames < 1:
             raise InputImageError(f"video={text!r}: has no frames")
-        refs = tuple(FrameRef("zarr", str(work), t, f"{p.name}#{t}") for t in range(info.frames))
+        shape3 = (info.height, info.width, 3)
+        refs = tuple(FrameRef("zarr", str(work), t, f"{p.name}#{t}", shape3) for t in range(info.frames))
         st = p.stat()
         return Sequence("video", text, refs, (info.height, info.width, 3), "uint8", info.rate, None,
                         {"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "frames": info.frames})
     if p.is_dir() and zarr_node_type(p) is not None:
         shape, dtype = framestore.open_zarr_frames(p)
-        refs = tuple(FrameRef("zarr", str(p), t, f"{p.name}[{t}]") for t in range(shape[0]))
+        refs = tuple(FrameRef("zarr", str(p), t, f"{p.name}[{t}]", shape[1:]) for t in range(shape[0]))
         return Sequence("zarr", text, refs, shape[1:], dtype, None, None,
-                        {"path": str(p.resolve()), "shape": list(shape), "dtype": dtype})
+                        {**input_identity(p), "shape": list(shape), "dtype": dtype})
     if not p.exists() and not glob.has_magic(text):
         raise InputImageError(f"frames={text!r}: no such file or folder")
     files = frame_io.open_frames(text)
-    refs = tuple(FrameRef("file", f, t, Path(f).name) for t, f in enumerate(files.paths))
+    refs = tuple(FrameRef("file", f, t, Path(f).name, files.shape) for t, f in enumerate(files.paths))
     fmt = frame_io.SUFFIXES[Path(files.paths[0]).suffix.lower()]
+    stats = [os.stat(f) for f in files.paths]
+    resolved = hashlib.sha256("\0".join(str(Path(f).resolve()) for f in files.paths).encode()).hexdigest()
     return Sequence("files", text, refs, files.shape, files.dtype, None, fmt,
-                    {"names": list(files.names), "shape": list(files.shape), "dtype": files.dtype})
+                    {"names": list(files.names), "paths_sha256": resolved, "shape": list(files.shape),
+                     "dtype": files.dtype}, tuple((st.st_size, st.st_mtime_ns) for st in stats))
 
 
 def input_folder(seq: Sequence) -> str:
@@ -89,7 +109,7 @@ def decode_video(seq: Sequence, work: Path) -> Sequence:
             framestore.write_zarr_frame(work, n - 1, frame)
         framestore.set_zarr_attrs(work, {"source": seq.path, "frames": n, "status": "complete"})
     n = int(framestore.zarr_attrs(work).get("frames", len(seq)))
-    return Sequence(seq.kind, seq.path, seq.refs[:n], seq.shape, seq.dtype, seq.rate, seq.fmt, seq.identity)
+    return Sequence(seq.kind, seq.path, seq.refs[:n], seq.shape, seq.dtype, seq.rate, seq.fmt, seq.identity, seq.files)
 
 
 @dataclass(frozen=True)
@@ -108,8 +128,8 @@ class Output:
             return self.path.with_name(self.path.name + ".json")
         return None
 
-    def frame_path(self, name: str) -> Path:
-        return self.path / frame_io.output_name(name, self.fmt or "png")
+    def frame_path(self, stem: str) -> Path:
+        return self.path / frame_io.output_name(stem, self.fmt or "png")
 
     def read_meta(self) -> dict[str, Any] | None:
         if self.kind == "zarr":
@@ -134,22 +154,58 @@ def plan_output(out: str | os.PathLike[str], seq: Sequence, fmt: str | None) -> 
         return Output("video", p)
     if p.exists() and not p.is_dir():
         raise OutputError(f"output={str(out)!r}: exists and is not a folder; give a folder, a .zarr or a video file")
+    seen: dict[str, str] = {}
+    for t, ref in enumerate(seq.refs):  # two inputs written to one file would lose a frame
+        other = seen.setdefault(seq.out_stem(t).casefold(), ref.path)
+        if other != ref.path:
+            raise OutputError(f"output={str(out)!r}: frames {other!r} and {ref.path!r} would both be written as "
+                              f"{seq.out_stem(t)}.*; rename one, or write a .zarr or a video file")
     chosen = fmt or (seq.fmt if seq.fmt and seq.fmt != "jpg" or seq.dtype == "uint8" else None) or \
         ("png" if seq.dtype in ("uint8", "uint16") else "tif")
     return Output("folder", p, frame_io.check_format(chosen, seq.dtype))
 
 
-def check_replace(output: Output, fingerprint: str, overwrite: bool) -> str:
-    """``"complete"`` (this run finished already), ``"resume"``/``"new"``; an output from
-    another run (or anything unknown in its place) is refused unless ``overwrite``."""
+def check_replace(output: Output, fingerprint: str, overwrite: bool, files_sha256: str = "") -> str:
+    """``"complete"`` (this run finished already, on the same frame files: ``files_sha256``),
+    ``"resume"``/``"new"``; an output from another run (or anything unknown in its place) is
+    refused unless ``overwrite``, which always makes a ``"new"`` run."""
     meta = output.read_meta()
-    if meta and meta.get("fingerprint") == fingerprint:
-        return "complete" if meta.get("status") == "complete" else "resume"
+    if meta and meta.get("fingerprint") == fingerprint and not overwrite:
+        if meta.get("status") != "complete":
+            return "resume"
+        if (meta.get("input") or {}).get("files_sha256", "") == files_sha256:
+            return "complete"
     exists = output.path.exists() and (output.kind != "folder" or any(output.path.iterdir()))
     if exists and not overwrite:
         what = "from a different run (input, style, weights or settings differ)" if meta else "and is not a urst-dask video output"
         raise OutputError(f"output={str(output.path)!r}: already exists {what}; pass --overwrite to replace it")
     return "new"
+
+
+def stale_records(state: framestore.RunState, seq: Sequence) -> bool:
+    """Whether a resumed run's records used a frame file that has changed since (its size or
+    mtime); records the files as they are now.  A frame never probed (one that could not be
+    read, fixed since) may change."""
+    before = state.load_record("files") or {}
+    old = before.get("files") or []
+    state.save_record("files", {"files": [list(f) for f in seq.files]})
+    for t, now in enumerate(seq.files):
+        if t < len(old) and list(now) != list(old[t]) and state.load_arrays("probe", f"{t:06d}") is not None:
+            return True
+    return False
+
+
+def remove_previous(output: Output) -> None:
+    """Before an ``overwrite``: the frame files the folder's sidecar lists (those its run
+    wrote, and nothing else) are removed, so no frame of that run stays beside the new ones."""
+    if output.kind != "folder" or not output.path.is_dir():
+        return
+    meta = output.read_meta() or {}
+    names = list(meta.get("files") or [])
+    for name in names:
+        q = output.path / str(name)
+        if str(name) == Path(str(name)).name and not str(name).startswith(".") and q.is_file() and not q.is_symlink():
+            q.unlink()
 
 
 def iter_frames(path: str | os.PathLike[str]):

@@ -25,16 +25,19 @@ BAND = 512  # rows reduced at once by the thumbnail (bounds its float64 temporar
 @dataclass(frozen=True)
 class FrameRef:
     """Where frame ``index`` lives: ``kind`` ``"file"`` (``path`` is the frame file) or
-    ``"zarr"`` (``path`` is a (T, H, W, C) store, ``index`` the frame)."""
+    ``"zarr"`` (``path`` is a (T, H, W, C) store, ``index`` the frame); ``shape``: the
+    (H, W, C) the sequence's headers promise (``None``: unchecked)."""
 
     kind: str
     path: str
     index: int
     name: str
+    shape: tuple[int, int, int] | None = None
 
 
 def load(ref: FrameRef) -> np.ndarray:
-    """The frame's pixels, (H, W, C); float frames must be finite and in [0, 1]."""
+    """The frame's pixels, (H, W, C), of the shape its header promised; float frames must be
+    finite and in [0, 1]."""
     if ref.kind == "zarr":
         from ..io.framestore import read_zarr_frame
 
@@ -43,6 +46,10 @@ def load(ref: FrameRef) -> np.ndarray:
         from ..io.frames import read_frame
 
         frame = read_frame(ref.path)
+    if ref.shape is not None and tuple(frame.shape) != tuple(ref.shape):
+        (h, w, c), (eh, ew, ec) = frame.shape, ref.shape
+        raise InputImageError(f"frame={ref.name!r}: decoded as {w}x{h} with {c} channels, but the sequence's "
+                              f"header says {ew}x{eh} with {ec}; the frame changed or its header is wrong")
     if frame.dtype.kind == "f":
         lo, hi = float(np.nanmin(frame)), float(np.nanmax(frame))
         if not (np.isfinite(frame).all() and 0.0 <= lo and hi <= 1.0):

@@ -1,0 +1,69 @@
+"""Frame files: their order, the sample types and layouts refused or read, and EXIF orientation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from urst_dask.errors import InputImageError
+from urst_dask.io import frames as frame_io
+from urst_dask.io import images
+
+
+def _png(path, value: int) -> None:
+    Image.fromarray(np.full((8, 10, 3), value, np.uint8)).save(path)
+
+
+def test_frames_are_listed_in_natural_order_of_their_full_paths(tmp_path):
+    for name in ("frame_1.png", "frame_10.png", "frame_2.png", "frame_11.png", "frame_3.png"):
+        _png(tmp_path / name, 1)
+    names = frame_io.open_frames(tmp_path).names
+    assert names == ("frame_1.png", "frame_2.png", "frame_3.png", "frame_10.png", "frame_11.png")
+    for shot in ("A", "B"):  # a glob over two folders: one folder after the other, not interleaved
+        (tmp_path / shot).mkdir()
+        for t in range(3):
+            _png(tmp_path / shot / f"f{t:03d}.png", t)
+    got = frame_io.open_frames(str(tmp_path / "*" / "f*.png")).paths
+    assert [p.split("/")[-2] + "/" + p.split("/")[-1] for p in got] == \
+        [f"{s}/f{t:03d}.png" for s in "AB" for t in range(3)]
+
+
+@pytest.mark.parametrize("data,match", [
+    (np.full((8, 10, 3), -5, np.int16), "int16 samples are not supported"),
+    (np.full((8, 10, 3), 70000, np.uint32), "uint32 samples are not supported"),
+    (np.full((8, 10, 2), 7, np.uint8), "has 2 channels"),
+])
+def test_unsupported_sample_types_and_channels_are_refused_naming_the_frame(tmp_path, data, match):
+    path = tmp_path / "f0.tif"
+    tifffile.imwrite(path, data, photometric="minisblack" if data.shape[2] == 2 else "rgb", planarconfig="contig")
+    with pytest.raises(InputImageError, match=rf"f0\.tif.*{match}"):
+        frame_io.read_header(path)
+    with pytest.raises(InputImageError, match=rf"f0\.tif.*{match}"):
+        frame_io.read_frame(path)
+
+
+def test_planar_tiff_frames_are_read_with_their_axes_and_stacks_refused(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 10, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "p.tif", np.moveaxis(rgb, 2, 0), photometric="rgb", planarconfig="separate")
+    head = frame_io.read_header(tmp_path / "p.tif")
+    assert (head.height, head.width, head.channels) == (8, 10, 3)
+    np.testing.assert_array_equal(frame_io.read_frame(tmp_path / "p.tif"), rgb)
+    tifffile.imwrite(tmp_path / "s.tif", np.stack([rgb, rgb]), photometric="rgb")
+    with pytest.raises(InputImageError, match=r"s\.tif.*one 2-D image"):
+        frame_io.read_header(tmp_path / "s.tif")
+
+
+def test_exif_orientation_is_applied_as_stylize_applies_it(tmp_path):
+    base = np.random.default_rng(1).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(base).save(tmp_path / "a.jpg", quality=100, exif=exif.tobytes())
+    Image.fromarray(base[..., 0].astype(np.uint16) * 257).save(tmp_path / "b.png", exif=exif.tobytes())
+    Image.fromarray(base).save(tmp_path / "c.png", exif=exif.tobytes())
+    for name in ("a.jpg", "b.png", "c.png"):
+        head, pixels = frame_io.read_header(tmp_path / name), frame_io.read_frame(tmp_path / name)
+        assert (head.height, head.width, head.channels) == pixels.shape, name
+        assert pixels.shape[:2] == (60, 40), name
+        np.testing.assert_array_equal(pixels, np.asarray(images.open_image(tmp_path / name).array), name)
