@@ -138,6 +138,19 @@ def test_a_scratch_folder_of_yours_is_kept(pngs, client):
     assert mine.is_dir() and list(mine.iterdir()) == []
 
 
+def test_a_run_folder_whose_pid_was_reused_is_removed(tmp_path):
+    """The folder names a live pid, but that process (here: this one) started after the folder
+    was last changed: its run is gone (a restarted container reuses pids); a live run's stays."""
+    root = tmp_path / "out.zarr.scratch"
+    old = root / f"run-{socket.gethostname()}-{os.getpid()}-0ldcafe0"
+    old.mkdir(parents=True)
+    os.utime(old, (1_000_000_000, 1_000_000_000))  # 2001: long before this process started
+    live = root / f"run-{socket.gethostname()}-{os.getpid()}-11vecafe"
+    live.mkdir()
+    assert scratch.clean_stale(root) == [old]
+    assert live.is_dir()
+
+
 def test_owner_is_read_from_the_folder_name():
     assert scratch.owner(Path("/x/run-my-host-name-1234-abcd1234")) == ("my-host-name", 1234)
     assert scratch.owner(Path("/x/urst-dask-abc")) is None

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import OutputError
-from .lock import pid_alive
+from .lock import START_SLACK_S, pid_alive, process_start
 from .remote import as_remote
 
 ENV_VAR = "URST_DASK_SCRATCH"
@@ -77,11 +77,25 @@ def clean_stale(root: Path) -> list[Path]:
     host, removed = socket.gethostname(), []
     for folder in sorted(root.iterdir()):
         who = owner(folder)
-        if folder.is_dir() and who is not None and who[0] == host and not pid_alive(who[1]):
+        if folder.is_dir() and who is not None and who[0] == host and _gone(who[1], folder):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     _remove_if_empty(root)
     return removed
+
+
+def _gone(pid: int, folder: Path) -> bool:
+    """Whether the run that made ``folder`` is gone: no process ``pid``, or one that started
+    after the folder was last changed (the pid was reused: a reboot, a restarted container,
+    this very process)."""
+    if not pid_alive(pid):
+        return True
+    begun = process_start(pid)
+    try:
+        made = folder.stat().st_mtime
+    except OSError:
+        return False
+    return begun is not None and begun > made + START_SLACK_S
 
 
 def _remove_if_empty(root: Path) -> None:
