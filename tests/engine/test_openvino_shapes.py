@@ -89,6 +89,29 @@ def test_a_later_process_reads_the_conversion_from_disk(folded, conversions, mon
     assert np.abs((got.clamp(0, 1) - _eager(folded, y).clamp(0, 1)).numpy()).max() <= EAGER_BAR
 
 
+def test_other_network_code_is_converted_again(folded, conversions, monkeypatch):
+    """The disk cache is keyed by the code that defines the network too: after an upgrade (here:
+    another digest of the network's modules) the old graph is not read back."""
+    _openvino(folded, _window(64, 64, seed=3))
+    monkeypatch.setattr(backends, "_ov_compiled", {})
+    monkeypatch.setattr(backends, "code_digest", lambda net: "other code")
+    _openvino(folded, _window(64, 64, seed=3))
+    assert conversions == [(1, 3, 64, 64), (1, 3, 64, 64)]
+
+
+def test_code_digest_follows_a_layer_modules_source(tmp_path, monkeypatch):
+    import importlib
+
+    source = tmp_path / "plugin_layer.py"
+    source.write_text("import torch\nclass Layer(torch.nn.Module):\n    def forward(self, x):\n        return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("plugin_layer")
+    first = backends.code_digest(torch.nn.Sequential(module.Layer()))
+    source.write_text(source.read_text().replace("return x", "return 2 * x"))
+    backends._files_digest.cache_clear()  # a new process would read the files afresh
+    assert backends.code_digest(torch.nn.Sequential(module.Layer())) != first
+
+
 class _Model:
     """Stands in for an OpenVINO model whose graph may refuse a new shape."""
 

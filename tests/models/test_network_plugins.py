@@ -111,6 +111,15 @@ def test_network_contract_is_checked(bad, fragment):
         Network(**bad)
 
 
+def test_a_built_in_name_cannot_be_taken():
+    """A network registered as 'johnson' would inherit the built-in's checked backends and
+    bf16 choice (auto would compile and run it in bf16): refused."""
+    from urst_dask.models import register_method
+
+    with pytest.raises(ParameterError, match="network name 'johnson': is a built-in network"):
+        register_method(Network(ModelInfo("johnson", 1, 1, True, True), "mine", lambda sd, v: None))
+
+
 def test_unknown_name_lists_every_network():
     reg = Registry((Network(ModelInfo("a", 1, 1, True, True), "a", _build),
                     Network(ModelInfo("b", 1, 1, True, True), "b", _build)))

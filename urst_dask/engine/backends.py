@@ -17,10 +17,12 @@ backend is named.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
 from typing import Callable, cast
@@ -28,6 +30,7 @@ from typing import Callable, cast
 import torch
 from torch import Tensor, nn
 
+from .._version import __version__
 from ..errors import ParameterError, UrstError
 from ..io.cachedir import cache_root
 from ..settings import Backend, Precision
@@ -120,6 +123,30 @@ def _convert(ov, net: nn.Module, inputs: tuple[Tensor, ...]):  # noqa: ANN001 - 
         return ov.convert_model(traced, example_input=inputs if len(inputs) > 1 else inputs[0])
 
 
+@functools.lru_cache(maxsize=16)
+def _files_digest(files: tuple[str, ...]) -> str:
+    h = hashlib.sha256(__version__.encode())
+    for f in files:
+        with contextlib.suppress(OSError):
+            h.update(Path(f).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def code_digest(net: nn.Module) -> str:
+    """A digest of the code that defines ``net``: the package version, urst-dask's network
+    modules and the module of every layer class in it (a plugin's too).  A network converted by
+    other code (a newer urst-dask, an edited checkout) is converted again, not read back from
+    the disk cache with the old graph."""
+    own = Path(__file__).resolve().parents[1]
+    files = {str(p) for p in (own / "models").glob("*.py")}
+    files |= {str(own / "engine" / "baked.py"), str(own / "kernels.py"), str(own / "stats.py")}
+    for m in net.modules():
+        module = sys.modules.get(type(m).__module__)
+        if module is not None and getattr(module, "__file__", None):
+            files.add(str(module.__file__))
+    return _files_digest(tuple(sorted(files)))
+
+
 def _converted(ov, net: nn.Module, example: Tensor):  # noqa: ANN001
     """The OpenVINO model of ``net`` for ``example``'s shape, and its extra inputs.  A network
     that can take its baked statistics as inputs (:class:`~urst_dask.engine.baked.FoldedCascade`)
@@ -130,7 +157,8 @@ def _converted(ov, net: nn.Module, example: Tensor):  # noqa: ANN001
     if not isinstance(net, FoldedCascade):
         return _convert(ov, net, (example,)), []
     extra = [t.detach().cpu() for t in net.affines()]
-    key = hashlib.sha256(f"{net.identity()}|reshaped per window|{ov.__version__}{torch.__version__}".encode())
+    key = hashlib.sha256(f"{net.identity()}|reshaped per window|{ov.__version__}{torch.__version__}|"
+                         f"{code_digest(net)}".encode())
     path = openvino_cache_dir() / f"{key.hexdigest()[:32]}.xml"
     model = None
     if path.exists() and path.with_suffix(".bin").exists():

@@ -164,5 +164,8 @@ def check_min_side(method: str, size_multiple: int, *, shape: tuple[int, ...], w
         raise InputImageError(f"{where}: {h} x {w} px (height x width) is too small: {why}; upscale it first")
     if min(h, w) > thumb_size and thumb_size < need:
         raise InputImageError(f"thumb_size={thumb_size}: too small for the thumbnail: {why}")
-    if style_size is not None and style_size < need:
-        raise InputImageError(f"style_size={style_size}: too small: {why}")
+    # the style is not padded: floor-halved that many times it must still leave 2 px
+    style_need = 2 * size_multiple if size_multiple > 1 else 1
+    if style_size is not None and style_size < style_need:
+        raise InputImageError(f"style_size={style_size}: too small: {method} needs a style of at least {style_need} "
+                              f"px (it is not padded, and is halved {size_multiple.bit_length() - 1} times)")

@@ -72,12 +72,16 @@ class Registry:
 
     def __init__(self, builtins: tuple[Network, ...]) -> None:
         self._networks = {n.name: n for n in builtins}
+        self._builtin = frozenset(self._networks)
         self._plugins_read = False
         self._lock = threading.Lock()
 
     def register(self, network: Network) -> None:
         if not isinstance(network, Network):
             raise ParameterError(f"network={network!r}: must be a urst_dask.models.Network")
+        if network.name in self._builtin:  # it would inherit the built-in's checked backends and bf16 choice
+            raise ParameterError(f"network name {network.name!r}: is a built-in network; register yours under "
+                                 "another name")
         self._networks[network.name] = network
 
     def _read_plugins(self) -> None:
@@ -93,6 +97,9 @@ class Registry:
                 if not isinstance(network, Network):
                     raise ParameterError(f"entry point {ep.name!r} ({ep.value}): is a {type(network).__name__}, "
                                          "not a urst_dask.models.Network")
+                if network.name in self._builtin:
+                    raise ParameterError(f"entry point {ep.name!r} ({ep.value}): network name {network.name!r} is a "
+                                         "built-in network's; the plugin must use another name")
                 self._networks.setdefault(network.name, network)
 
     def get(self, name: str) -> Network:
