@@ -121,3 +121,19 @@ def test_the_probe_does_not_keep_its_own_network(wct16x_thumb):
     choose_precision(model, x, y, style, stats, StyleOptions(), compute)
     assert cache.compile_count("openvino") == 2 and cache.has_shape(tuple(x.shape))  # a window's: kept, reused
     cache.clear()
+
+
+def test_the_worst_probe_of_a_sequence_counts_nan_as_worst():
+    """The video's auto precision takes its frames' worst probe: a frame whose bf16 pass gave
+    NaN must win over frames that passed, whatever the order (min() with NaN keys does not)."""
+    import math
+
+    from urst_dask.engine.probe import PrecisionChoice, worst
+    from urst_dask.settings import Precision
+
+    ok = PrecisionChoice(Precision.BFLOAT16, 41.0)
+    nan = PrecisionChoice(Precision.FLOAT32, math.nan)
+    same = PrecisionChoice(Precision.BFLOAT16, math.inf)
+    for order in ([ok, nan, same], [nan, ok, same], [same, ok, nan]):
+        assert worst(order) is nan
+    assert worst([same, ok]) is ok

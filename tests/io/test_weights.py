@@ -62,6 +62,13 @@ def test_fetch_reports_http_errors(server, tmp_path):
         w.fetch(wct16x.WEIGHTS[:1], tmp_path / "cache", mirror=mirror)
 
 
+def test_fetch_from_a_bad_mirror_is_one_weights_error(tmp_path):
+    wf = wct16x.WEIGHTS[0]
+    with pytest.raises(WeightsError, match=f"download of {wf.relpath} from notascheme/.* failed: unknown url type"):
+        w.fetch([wf], tmp_path / "cache", mirror="notascheme")
+    assert not list((tmp_path / "cache").rglob(".part-*"))
+
+
 def test_cli_fetch(server, tmp_path, capsys):
     from urst_dask.cli import main
 

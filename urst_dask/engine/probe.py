@@ -65,6 +65,15 @@ class PrecisionChoice:
         return f"precision auto: {self.precision.value} ({self.reason})"
 
 
+def worst(choices: list[PrecisionChoice]) -> PrecisionChoice:
+    """The choice of the lowest probe PSNR; one not probed, or NaN (bf16 gave NaN), is lowest."""
+    def order(choice: PrecisionChoice) -> float:
+        db = choice.probe_db
+        return db if db is not None and math.isfinite(db) else (math.inf if db == math.inf else -math.inf)
+
+    return min(choices, key=order)
+
+
 def wants_probe(precision: Precision | str, device: torch.device, method: str) -> bool:
     """Whether ``auto`` has to probe: the device computes bf16 natively and ``method`` is one
     of :data:`~.precision.BF16_PROBED`."""

@@ -10,6 +10,7 @@ Every file is checked against its recorded sha256 before ``torch.load(weights_on
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import pickle
 import re
@@ -207,7 +208,7 @@ def fetch(
             os.replace(tmp, target)
         except WeightsError:
             raise
-        except OSError as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:  # network, truncated body, bad URL
             raise WeightsError(f"download of {wf.relpath} from {url} failed: {exc}") from exc
         finally:
             if os.path.exists(tmp):

@@ -34,7 +34,7 @@ import dask.array as da
 from distributed import as_completed
 
 from .._version import __version__
-from ..engine import ModelSpec
+from ..engine import ModelSpec, probe
 from ..engine.probe import PrecisionChoice
 from ..errors import InputImageError, OutputError, ParameterError, UrstError
 from ..io import framestore
@@ -316,7 +316,7 @@ class _Run:
                              self.opts.thumb_size, self.comp, resources=resources, key=f"precision-{self.nonce}-{t}")
                     for t in picks]
             got = [f.result() for f in futs]
-            worst = None if any(g is None for g in got) else min(got, key=lambda g: g.probe_db or -1.0)
+            worst = None if any(g is None for g in got) else probe.worst(got)
             rec = {"choice": None if worst is None else worst.as_dict(), "frames": picks}
             self.state.save_record("precision", rec)
         if rec["choice"] is not None:
