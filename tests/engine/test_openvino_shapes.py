@@ -153,3 +153,12 @@ def test_a_stored_graph_that_refuses_the_shape_costs_a_conversion_not_the_run(fo
     assert len(made) == 2 and model is made[1]
     assert model.shapes["x"] == (1, 3, 48, 32)
     assert len(extra) == 2 * len(folded.levels)
+
+
+def test_compiled_networks_kept_in_memory_are_bounded(folded, conversions, monkeypatch):
+    """A long-lived worker meeting many window shapes keeps at most OV_COMPILED_MAX compiled
+    networks (each holds its activation memory), dropping the least recently used."""
+    monkeypatch.setattr(backends, "OV_COMPILED_MAX", 2)
+    for side in (32, 48, 32, 64):
+        _openvino(folded, _window(side, side, seed=side))
+    assert [k[1][2:] for k in backends._ov_compiled] == [(32, 32), (64, 64)]  # 48 least recently used: gone

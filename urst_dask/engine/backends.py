@@ -197,8 +197,9 @@ def _openvino(net: nn.Module, example: Tensor, precision: Precision) -> Runner:
     ident: tuple = ()
     if isinstance(net, FoldedCascade):  # the same network with other statistics: reuse the compiled one
         ident = (net.identity(), tuple(example.shape), hint, threads)
-        hit = _ov_compiled.get(ident)
+        hit = _ov_compiled.pop(ident, None)
         if hit is not None:
+            _ov_compiled[ident] = hit  # the most recently used, last
             return _ov_runner(hit, [t.detach().cpu() for t in net.affines()])
     model, extra = _converted(ov, net, example)
     core = ov.Core()
@@ -208,10 +209,13 @@ def _openvino(net: nn.Module, example: Tensor, precision: Precision) -> Runner:
         "INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
     if ident:
         _ov_compiled[ident] = compiled
+        while len(_ov_compiled) > OV_COMPILED_MAX:  # each holds its activation memory: drop the oldest
+            del _ov_compiled[next(iter(_ov_compiled))]
     return _ov_runner(compiled, extra)
 
 
-_ov_compiled: dict[tuple, object] = {}  # parametric networks compiled in this process
+OV_COMPILED_MAX = 8  # as the engine's cache of runners (engine/cache.py)
+_ov_compiled: dict[tuple, object] = {}  # parametric networks compiled in this process, least recently used first
 
 
 def forget_compiled(shape: tuple[int, ...]) -> int:
