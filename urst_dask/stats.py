@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .errors import ParameterError
+
 Fields = Mapping[str, np.ndarray]
 
 
@@ -127,6 +129,9 @@ class FrozenSource:
         self.stats = stats
 
     def get(self, point: str, feat: Tensor, compute: Compute) -> dict[str, Tensor]:
+        if point not in self.stats:  # statistics of another network or variant: one line, not a KeyError
+            raise ParameterError(f"stats: no statistics for normalization point {point!r} (they have "
+                                 f"{self.stats.points()}): collected by another network or variant")
         return self.stats.tensors(point, feat.device)
 
 

@@ -93,6 +93,40 @@ def test_http_store_as_export_source_and_stats(run, tmp_path, served_output, cap
     np.testing.assert_array_equal(store.open_output(again).compute(), image)
 
 
+class _NeedsToken(_Quiet):
+    def _refused(self) -> bool:
+        if self.headers.get("X-Token") == "s3cret":
+            return False
+        self.send_error(403, "need X-Token")
+        return True
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if not self._refused():
+            super().do_GET()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        if not self._refused():
+            super().do_HEAD()
+
+
+def test_stylize_array_passes_storage_options_as_stylize_does(run, tmp_path, client, style_image):
+    """Statistics at a URL that needs a header: ``storage_options`` reach it from both calls."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    image = random_image(64, 64, seed=22)
+    run(image, folder / "s.zarr")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_NeedsToken, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url, opts = f"http://127.0.0.1:{server.server_address[1]}/s.zarr", {"headers": {"X-Token": "s3cret"}}
+        lazy = urst_dask.stylize_array(image, style_image, stats=url, storage_options=opts, method="identity",
+                                       weights=tmp_path, stride=32, margin=4)
+        np.testing.assert_array_equal(lazy.compute(scheduler="sync"), image)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_http_resume_scan_and_identity_list_through_the_server(served_output):
     url, _ = served_output
     assert chunkio.present_chunks(url) == {(r, c) for r in range(3) for c in range(4)}  # 90 x 100 in 32-px chunks

@@ -26,7 +26,7 @@ from PIL import Image
 
 import urst_dask
 from urst_dask import cli
-from urst_dask.errors import InputImageError, OutputError, ParameterError, UrstError, WeightsError
+from urst_dask.errors import InputImageError, OutputError, ParameterError, ParameterTypeError, UrstError, WeightsError
 from urst_dask.io import chunkio, store
 from urst_dask.testing import REPO, random_image
 
@@ -146,6 +146,13 @@ def johnson_with(c: Ctx) -> Callable[[], Any]:
                                      weights=c.weights, client=c.client)
 
 
+def wct_stats_of_another_variant(c: Ctx) -> Callable[[], Any]:
+    kw = dict(method="wct", weights=c.weights, client=c.client, style_size=64, thumb_size=64, stride=64)
+    image = random_image(64, 80, seed=5)
+    two = urst_dask.stylize(image, c.style, c.d / "two.zarr", variant="2", **kw)
+    return lambda: urst_dask.stylize(image, c.style, c.d / "out.zarr", variant="3", stats=two, **kw)
+
+
 class Full:
     """A stand-in for the image array on a disk that fills up at the first chunk (columns
     0:32): writing it fails as a full disk does, the other chunk "succeeds".  Failing every
@@ -212,6 +219,12 @@ ROWS = [
         lambda c: lambda: urst_dask.stylize(random_image(40, 60, seed=8), c.style, c.d / "out.zarr", method="wct16x",
                                             weights=c.weights, client=c.client, style_size=20),
         InputImageError, "style_size=20: too small: wct16x needs a style of at least 32 px"),
+    Row("e --stats from a store of another wct variant", "api", wct_stats_of_another_variant, ParameterError,
+        "two.zarr': collected with variant '2', not '3'", lambda c: not (c.d / "out.zarr").exists()),
+    Row("e stats of a wrong type", "api",
+        lambda c: lambda: urst_dask.stylize(random_image(40, 50, seed=6), c.style, c.d / "out.zarr", method="identity",
+                                            weights=c.d, client=c.client, stats=123),
+        ParameterTypeError, "stats=123: expected a NormStats or the path of an output store"),
     Row("a --variant for a method without variants", "cli",
         lambda c: stylize_argv(c, good_input(c), "--method", "wct16x", "--weights", str(c.weights), "--variant", "9"),
         ParameterError, "variant='9': wct16x has no variants; leave it out", lambda c: not (c.d / "out.zarr").exists()),

@@ -154,8 +154,10 @@ def check_not_input(output: str | os.PathLike[str], content: str | os.PathLike[s
 
 
 def output_path(path: str | os.PathLike[str]) -> Path | RemotePath:
-    """The output store: a :class:`Path`, or a :class:`~.remote.RemotePath` for a URL."""
-    return local_or_remote(path, "output")
+    """The output store: an absolute :class:`Path` (workers of an existing cluster may run in
+    another folder: a relative path would be theirs), or a :class:`~.remote.RemotePath` for a URL."""
+    got = local_or_remote(path, "output")
+    return got.absolute() if isinstance(got, Path) else got
 
 
 def create_output(

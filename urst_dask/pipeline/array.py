@@ -11,6 +11,7 @@ import numpy as np
 
 from ..engine.backends import precheck
 from ..engine.models import ModelSpec
+from ..io import remote
 from ..io.readers import require_unit_range
 from ..io.validate import check_min_side
 from ..settings import NormMode
@@ -47,13 +48,15 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     which :func:`urst_dask.stylize` runs and this lazy graph does not.
     """
     cfg = RunConfig.from_kwargs(config, **overrides)
+    array, style, stats = (remote.attach(v, cfg.flags.storage_options, arg) for v, arg in (
+        (array, "content"), (style, "style"), (stats, "stats")))  # URLs carry their options, as in stylize
     entry, wdir, wfiles = inputs.network(cfg, style)
     src = inputs.content_source(array, cfg.flags.axes, cfg.flags.allow_large_images)
     style_img, baked, _ = inputs.style_input(style, entry.takes_style_image, cfg.flags.allow_large_images)
-    given = inputs.given_stats(stats, cfg.method)
+    variant = cfg.variant if entry.takes_style_image else baked
+    given = inputs.given_stats(stats, cfg.method, variant)
     precheck(cfg.compute)
-    spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=cfg.variant if entry.takes_style_image else baked,
-                     device=cfg.compute.device)
+    spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device)
     if cfg.style.intensity.percentiles is None:
         src = require_unit_range(src)
     with_stats = cfg.style.norm is NormMode.TIN and given is None

@@ -72,10 +72,19 @@ def network(config: RunConfig, style: Any) -> tuple[Network, Path, tuple[WeightF
     return entry, wdir, wfiles
 
 
-def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str) -> NormStats | None:
-    """Statistics given by the caller (a NormStats or a previous output store), for ``method``."""
+def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str,
+                variant: str | None = None) -> NormStats | None:
+    """Statistics given by the caller (a NormStats or a previous output store), for ``method``
+    (and, from a store, its recorded ``variant``: a wct of another top level records other
+    normalization points)."""
+    if stats is not None and not isinstance(stats, (str, os.PathLike, NormStats)):
+        raise ParameterTypeError(f"stats={stats!r}: expected a NormStats or the path of an output store")
     if isinstance(stats, (str, os.PathLike)):
-        stats = store.read_stats(stats)
+        path, stats = stats, store.read_stats(stats)
+        attrs = store.read_attrs(path)
+        if attrs.get("method") == method and attrs.get("variant") != variant:
+            raise ParameterError(f"stats={str(path)!r}: collected with variant {attrs.get('variant')!r}, not "
+                                 f"{variant!r}; statistics serve the network and variant that collected them")
     if stats is not None and stats.method != method:
         raise ParameterError(f"stats: collected for method {stats.method!r}, not {method!r}")
     return stats
