@@ -197,8 +197,9 @@ def stylize(
                         raise store.write_failed(out_path, exc, "the pyramid levels") from exc
                 finally:
                     bar.close()
-            # ---- provenance: the completion marker, written last
+            # ---- provenance: the completion marker, written last, only over every chunk
             with timing.stage("completion marker"):
+                resume.require_every_chunk(out_path)
                 store.mark_complete(out_path, {"finished": provenance.now(), "pyramid_levels": list(levels)})
             if cfg.cluster.verbose:
                 timing.report()

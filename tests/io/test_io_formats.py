@@ -578,3 +578,21 @@ def test_half_block_of_64_bit_integers_rounds(dtype):
     """64-bit integers take the float route; their means are still rounded, not truncated."""
     block = np.array([[1, 2, 5, 5], [2, 2, 5, 6]], dtype=dtype)[:, :, None]  # 2 x 2 means 1.75, 5.25
     np.testing.assert_array_equal(halving.half_block(block)[..., 0], np.array([[2, 5]], dtype=dtype))
+
+
+@pytest.mark.parametrize("name", ["in.zarr", "in.tif"])
+def test_a_relative_input_is_read_from_where_it_was_named(tmp_path, monkeypatch, name):
+    """Workers of an existing cluster may run in another folder: the lazy array keeps the
+    absolute path, so it reads the image the user named, not a same-named one of theirs."""
+    img, other = rgb(40, 50, seed=30), rgb(40, 50, seed=31)
+    for folder, pixels in ((tmp_path / "client", img), (tmp_path / "worker", other)):
+        folder.mkdir()
+        if name.endswith(".zarr"):
+            zarr.create_array(str(folder / name), shape=pixels.shape, dtype=pixels.dtype, chunks=(16, 16, 3))[...] = pixels
+        else:
+            tifffile.imwrite(folder / name, pixels, tile=(16, 16))
+    monkeypatch.chdir(tmp_path / "client")
+    src = images.open_image(name)
+    monkeypatch.chdir(tmp_path / "worker")  # where a worker computes it
+    readers._close_tiffs()  # a worker process opens the file afresh
+    np.testing.assert_array_equal(src.array.compute(scheduler="sync"), img)

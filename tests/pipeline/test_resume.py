@@ -109,3 +109,27 @@ def test_a_zarr_array_rewritten_in_place_is_a_different_run(tmp_path, client):
     z[...] = 200
     with pytest.raises(OutputError, match="already exists from a different run"):
         urst_dask.stylize(da.from_zarr(str(tmp_path / "in.zarr")), style, out, **kw)
+
+
+def test_a_lost_chunk_write_keeps_the_store_running(tmp_path, client, monkeypatch):
+    """A chunk whose write went elsewhere (a worker in another folder, say) is not on disk: the
+    store is not marked complete, and the same call then finishes it."""
+    import urst_dask
+    from urst_dask.errors import OutputError
+
+    real = chunkio.write_region
+
+    def lose_one(path, y0, x0, block, token=""):
+        if (y0, x0) != (32, 32):
+            real(path, y0, x0, block, token)
+
+    image = synthetic_array((64, 96), seed=6).compute()
+    kw = dict(method="passthrough", stride=32, margin=0, client=client, progress=False)
+    monkeypatch.setattr(chunkio, "write_region", lose_one)
+    with pytest.raises(OutputError, match=r"1 image chunks were not written \(row:col 1:1\)"):
+        urst_dask.stylize(image, image, tmp_path / "o.zarr", **kw)
+    assert store.read_attrs(tmp_path / "o.zarr")["status"] == "running"
+    monkeypatch.setattr(chunkio, "write_region", real)
+    out = urst_dask.stylize(image, image, tmp_path / "o.zarr", **kw)
+    assert store.read_attrs(out)["status"] == "complete"
+    np.testing.assert_array_equal(store.open_output(out).compute(), image)

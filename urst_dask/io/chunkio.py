@@ -34,6 +34,17 @@ def present_chunks(path: str | os.PathLike[str]) -> set[tuple[int, int]]:
     return done
 
 
+def missing_chunks(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
+    """(row, col) of the image chunks not on disk (in the store's listing for a URL), in order:
+    what :func:`present_chunks` does not find of the array's whole chunk grid."""
+    import zarr
+
+    arr = zarr.open_array(zarr_target(path, read_only=True), path=IMAGE, mode="r")
+    (h, w), (ch, cw) = arr.shape[1:], arr.chunks[1:]  # (C, H, W): chunk keys c/0/<row>/<col>
+    present = present_chunks(path)
+    return [(r, c) for r in range(-(-h // ch)) for c in range(-(-w // cw)) if (r, c) not in present]
+
+
 # zarr's local store writes ``<key>.<uuid4 hex>.partial`` and renames it into place
 _PARTIAL = re.compile(r"\.[0-9a-f]{32}\.partial$")
 

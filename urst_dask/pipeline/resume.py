@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine.probe import PrecisionChoice
+from ..errors import OutputError
 from ..io import chunkio, store
 from ..io.remote import local_or_remote
 from ..settings import NormMode, StyleOptions
@@ -52,3 +53,14 @@ def present_windows(out_path: Any, state: str) -> set[tuple[int, int]]:
         return set()
     chunkio.remove_partials(out_path)
     return chunkio.present_chunks(out_path)
+
+
+def require_every_chunk(out_path: Any) -> None:
+    """Refuse to mark ``out_path`` complete while an image chunk is not on disk (a write lost
+    somewhere: a worker in another folder, a store replaced meanwhile): it stays ``running``,
+    and the same command resumes it."""
+    missing = chunkio.missing_chunks(out_path)
+    if missing:
+        shown = ", ".join(f"{r}:{c}" for r, c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise OutputError(f"output={str(out_path)!r}: {len(missing)} image chunks were not written (row:col "
+                          f"{shown}); the store stays marked running: rerun the same command to finish it")

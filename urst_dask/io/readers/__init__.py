@@ -115,7 +115,8 @@ def _open_raw(path: str | os.PathLike[str], arg: str, allow_large: bool,
     reader = _reader_for(p, where)
     if reader.name != "zarr" and not os.access(p, os.R_OK):
         raise InputImageError(f"{where}: not readable (permission denied)")
-    return reader.read(p, where, allow_large, Path(scratch_dir) if scratch_dir else None)
+    # absolute: the lazy array is read where it is computed, by workers that may run in another folder
+    return reader.read(p.absolute(), where, allow_large, Path(scratch_dir) if scratch_dir else None)
 
 
 URL_FILE_SUFFIXES = TIFF_SUFFIXES | {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
