@@ -31,7 +31,7 @@ from .logs import LOGGER
 from .pipeline import inputs, provenance, resume
 from .pipeline.array import stylize_array
 from .pipeline.cluster import connect, gpu_resources
-from .pipeline.conditioning import conditioning, local_thumbnail, model_info, preload_network
+from .pipeline.conditioning import conditioning, local_thumbnail, model_info, preload_network, run_conditioning
 from .pipeline.config import RunConfig
 from .pipeline.earlystart import start_early
 from .pipeline.export import EXPORT_SUFFIXES, check_export_target, export
@@ -159,11 +159,13 @@ def stylize(
                 if state == "resume":
                     style_code, thumb_stats, window, choice = resume.stored_conditioning(out_path, cfg.style)
                 else:
-                    cond = conditioning(src.level_for(cfg.style.thumb_size), style_img, spec, cfg.style,
-                                        with_stats=with_stats, resources=resources, probe=cfg.compute,
-                                        thumb=None if thumb is None else c.scatter(thumb, hash=False))
-                    style_code, thumb_stats, window, choice = run(c, cond, progress=flags.progress,
-                                                                  label="thumbnail stage: style code and statistics")
+                    def build(thumb_future: Any) -> Any:
+                        return conditioning(src.level_for(cfg.style.thumb_size), style_img, spec, cfg.style,
+                                            with_stats=with_stats, resources=resources, probe=cfg.compute,
+                                            thumb=thumb_future)
+
+                    style_code, thumb_stats, window, choice = run_conditioning(
+                        c, build, thumb, progress=flags.progress, label="thumbnail stage: style code and statistics")
                     if cfg.style.norm is NormMode.TIN and stats is not None:
                         thumb_stats = stats
                     store.create_output(out_path, src.shape, cfg.tiles.stride, str(src.array.dtype),

@@ -145,3 +145,24 @@ def test_a_given_thumbnail_is_one_key_and_no_reduction(tmp_path):
     given_names = names(local_thumbnail(arr, 16))
     assert "_block_partial" not in given_names and "_band" not in given_names
     assert given_names.count("ndarray") == 1
+
+
+def test_a_thumbnail_lost_with_its_worker_is_scattered_again(client, monkeypatch):
+    """The thumbnail reduced here lives on one worker; if it dies with it (here: cancelled, as
+    dask does then), the stage scatters it again and runs once more instead of failing."""
+    from urst_dask.pipeline.conditioning import run_conditioning
+
+    scattered = []
+    real = client.scatter
+
+    def scatter_and_lose_the_first(data, **kw):
+        future = real(data, **kw)
+        scattered.append(future)
+        if len(scattered) == 1:
+            client.cancel(future)
+        return future
+
+    monkeypatch.setattr(client, "scatter", scatter_and_lose_the_first)
+    thumb = np.ones((8, 8, 3))
+    got = run_conditioning(client, lambda f: dask.delayed(np.sum)(f), thumb, progress=False, label="thumbnail")
+    assert got == 192.0 and len(scattered) == 2

@@ -6,12 +6,14 @@ and the network's :class:`~urst_dask.models.base.ModelInfo`, read where the netw
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import CancelledError
+from typing import Callable
 
 import dask
 import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
-from distributed import Future
+from distributed import Client, Future, KilledWorker
 
 from .. import preprocess as pp
 from ..engine import timing
@@ -19,12 +21,14 @@ from ..engine.models import ModelSpec, get_model, weights_token
 from ..engine.probe import PrecisionChoice, choose_precision, wants_probe
 from ..engine.process import all_cpus
 from ..io import stylecache
+from ..logs import LOGGER
 from ..models.base import ModelInfo, StyleModel
 from ..models.cascade import CascadedWct
 from ..settings import ComputeOptions, Precision, StyleOptions
 from ..stats import NormStats, StyleCode
 from ..tiling import Blend, TileGrid, pad_to_multiple
 from ..tiling.thumbstats import tiled_cascade_stats
+from .progress import run
 
 # A cascade's thumbnail with more pixels than this is taken tile by tile
 # (:mod:`urst_dask.tiling.thumbstats`), in tiles of THUMB_TILE px plus the network's seam
@@ -193,6 +197,24 @@ def conditioning(
                 if with_stats else None)
     stats, choice = (pair[0], pair[1]) if pair is not None else (None, None)
     return dask.delayed(tuple, pure=True)([style, stats, intensity, choice])
+
+
+def run_conditioning(client: Client, build: Callable[[Future | None], Delayed], thumb: np.ndarray | None, *,
+                     progress: bool, label: str) -> tuple:
+    """Run the conditioning graph ``build(thumbnail future)`` on ``client``.  A thumbnail reduced
+    in this process is scattered to one worker: if that worker dies before the statistics are
+    taken, the data cannot be recomputed and dask cancels the task.  Then the thumbnail is
+    scattered again to the worker that replaced it, and the stage runs once more."""
+    for attempt in (1, 2):
+        future = None if thumb is None else client.scatter(thumb, hash=False)
+        try:
+            return run(client, build(future), progress=progress, label=label)
+        except (CancelledError, KilledWorker) as exc:
+            if thumb is None or attempt == 2:
+                raise
+            LOGGER.warning(f"a worker was lost during the thumbnail stage ({type(exc).__name__}); running it again")
+            client.wait_for_workers(1, timeout=120)
+    raise AssertionError("unreachable")
 
 
 def preload_network(spec: ModelSpec) -> None:
