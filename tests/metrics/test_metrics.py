@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -106,3 +108,15 @@ def test_compare_reads_stores_and_files(tmp_path, capsys, client):
     assert "seam score (stride 100):" in printed and "PSNR: inf dB" in printed and "SSIM: 1.0000" in printed
     assert main(["compare", str(out), str(tmp_path / "nope.png")]) == 2
     assert "nope.png" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reference, stride, fragment", [
+    ("uint16", None, "reference: dtype uint16 differs from the image's uint8"),  # was PSNR -42 dB
+    (None, 0, "stride=0: must be an integer >= 1"),  # was the default, silently
+    (None, 2.5, "stride=2.5: must be an integer >= 1"),
+])
+def test_compare_refuses_what_it_cannot_measure(reference, stride, fragment):
+    image = _smooth(64, 80, seed=3)
+    ref = (image.astype(np.uint16) * 257) if reference == "uint16" else None
+    with pytest.raises(ParameterError, match=re.escape(fragment)):
+        compare(image, ref, stride=stride)

@@ -35,6 +35,7 @@ from ..errors import ParameterError, UrstError
 from ..io.cachedir import cache_root
 from ..settings import Backend, Precision
 from .baked import FoldedCascade
+from .precision import resolve_precision
 
 Runner = Callable[[Tensor], Tensor]
 
@@ -257,8 +258,11 @@ def build_runner(backend: Backend, net: nn.Module, example: Tensor, precision: P
 
 def precheck(compute) -> None:  # noqa: ANN001 - settings.ComputeOptions (no import cycle)
     """Refuse, in the calling process and before any work, what no worker could run: a named
-    backend whose package is missing here (the extra to install is named), OpenVINO on CUDA."""
+    backend whose package is missing here (the extra to install is named), OpenVINO on CUDA,
+    float16 on the CPU."""
     from ..settings import DeviceKind
 
+    if compute.device is DeviceKind.CPU:
+        resolve_precision(compute.precision, torch.device("cpu"), "")  # float16 there: one line now, not mid-run
     if compute.backend is Backend.OPENVINO:
         check_backend(Backend.OPENVINO, torch.device("cuda" if compute.device is DeviceKind.CUDA else "cpu"))

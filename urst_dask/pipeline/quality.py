@@ -112,9 +112,12 @@ def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
     b = _compare_input(reference, "reference")[0] if reference is not None else None
     if b is not None and b.shape != a.shape:
         raise ParameterError(f"reference: shape {tuple(b.shape)} differs from the image's {tuple(a.shape)}")
+    if b is not None and b.dtype != a.dtype:  # the peak is the dtype's: uint8 against uint16 would read -42 dB
+        raise ParameterError(f"reference: dtype {b.dtype} differs from the image's {a.dtype}; compare images of "
+                             "one dtype (convert one first)")
+    if stride is not None and (isinstance(stride, bool) or int(stride) != stride or stride < 1):
+        raise ParameterError(f"stride={stride!r}: must be an integer >= 1")
     stride = int(stride or a_stride or TilePlan().stride)
-    if stride < 1:
-        raise ParameterError(f"stride={stride}: must be >= 1")
     figures = dask.compute(quality(a, b, stride, metrics.data_range(a.dtype)), scheduler="threads")[0]
     strokes = stroke_size(a) if min(a.shape[:2]) >= 16 else None
     return {"stride": stride, **figures, "stroke": strokes}
