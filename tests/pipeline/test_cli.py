@@ -191,3 +191,14 @@ def test_export_over_the_content_image_is_refused_and_the_input_kept(files, caps
     with pytest.raises(OutputError, match=f"output='{target}': is the content image"):
         check_export_target(target, overwrite=True, content=content)
     assert check_export_target(files / "other.png", overwrite=True, content=content) == files / "other.png"
+
+
+def test_demo_exports_where_asked(tmp_path, capsys):
+    """demo takes the run options, --export included: the export is written (it was ignored)."""
+    import tifffile
+
+    out, tif = tmp_path / "d.zarr", tmp_path / "d.tif"
+    assert main(["demo", "--size", "96x64", "--method", "passthrough", "-o", str(out), "--stride", "32",
+                 "--margin", "0", "--in-process", "--no-progress", "--export", str(tif)]) == 0, capsys.readouterr().err
+    assert f"wrote {tif}" in capsys.readouterr().out
+    np.testing.assert_array_equal(tifffile.imread(tif), store.open_output(out).compute())

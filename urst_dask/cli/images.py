@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the generated image (the style takes seed + 1); "
                                                        "default 0")
     add_run_options(p)
-    p.set_defaults(export=None, func=_cmd_demo)
+    p.set_defaults(func=_cmd_demo)
 
 
 @contextlib.contextmanager
@@ -123,12 +123,16 @@ def _cmd_demo(a: argparse.Namespace) -> None:
     w, h = a.size
     config = run_config(a)
     with cluster_starting(config, a.out, a.overwrite):
-        from ..api import export, stylize
+        from ..api import check_export_target, export, stylize
         from ..pipeline.synthetic import synthetic_array
         from ..synthetic import demo_style
 
+        if a.export:  # an unusable export target is refused before the run, as for stylize
+            check_export_target(a.export, overwrite=a.overwrite)
         content = synthetic_array((h, w), seed=a.seed, chunk=config.tiles.stride)
         out = stylize(content, demo_style(768, seed=a.seed + 1), a.out, config=config, stats=a.stats)
     png = Path(str(out).removesuffix(".zarr") + ".png")
     export(out, png, overwrite=True)
     print(f"wrote {out} ({w}x{h}) and {png}")
+    if a.export:
+        print(f"wrote {export(out, a.export, overwrite=a.overwrite)}")
