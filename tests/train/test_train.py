@@ -217,6 +217,7 @@ def _bad_cases(tmp: Path, data: dict[str, Path]) -> list[tuple[dict, type, str]]
         ({"resume": True, "out": str(tmp / "none")}, OutputError, "nothing to resume"),
         ({"loss_net": ("vgg19", "relu4_1")}, ParameterError, "reaches relu3_1 only"),
         ({"init": str(data["style"])}, WeightsError, "microast starts from a weights folder"),
+        ({"method": "johnson", "init": "nonexist"}, ParameterError, "^init='nonexist': johnson bakes one style"),
     ]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ParameterError, WeightsError
+from ..errors import ParameterError, UrstError, WeightsError
 from ..io.checkpoints import append_jsonl
 from ..io.weights import resolve_weights_dir
 from ..models import johnson as johnson_model
@@ -66,7 +66,10 @@ def _init_net(cfg: TrainConfig) -> nn.Module:
                                f"style name ({', '.join(johnson_model.STYLES)}) or a .pth file")
         return unfreeze(load_model("johnson", init, str(cand.resolve())))
     wdir = resolve_weights_dir(cfg.weights)
-    return unfreeze(load_model("johnson", wdir, cfg.init))
+    try:
+        return unfreeze(load_model("johnson", wdir, cfg.init))
+    except UrstError as exc:  # the loader names its argument 'style': here it is --init
+        raise type(exc)(str(exc).replace(f"style={cfg.init!r}", f"init={cfg.init!r}", 1)) from exc
 
 
 def _lossnet(cfg: TrainConfig) -> LossNet:
