@@ -38,6 +38,16 @@ def test_an_output_store_opens_as_a_multiscale_rgb_layer(tmp_path, run):
     assert "napari" not in sys.modules  # napari itself is never imported
 
 
+def test_float_output_of_a_percentile_run_shows_its_recorded_range(tmp_path, run):
+    """A float scan mapped with --intensity percentile keeps its own range in the output: the
+    layer's contrast limits are that range, not [0, 1] (which showed it saturated)."""
+    scan = (random_image(64, 96, seed=23).astype(np.float32) / 255.0) * 800.0 - 150.0
+    out = run(scan, tmp_path / "f.zarr", intensity="percentile:0,100")
+    [(levels, kwargs, _)] = napari_get_reader(str(out))(str(out))
+    lo, hi = store.read_attrs(out)["intensity"]["range_in_dtype"]
+    assert kwargs["contrast_limits"] == (lo, hi) and lo < 0 < 1 < hi
+
+
 def test_an_incomplete_store_is_refused_when_read(tmp_path, run):
     out = run(random_image(40, 50, seed=22), tmp_path / "half.zarr")
     group = zarr.open_group(str(out), mode="r+")

@@ -39,9 +39,10 @@ def read_layers(path: str | os.PathLike[str]) -> list[LayerData]:
     run is incomplete, as :func:`urst_dask.io.store.open_output` does), gray as (H, W), RGB(A)
     as (H, W, C) with ``rgb``, the pixel size as ``scale`` when the store records one."""
     try:
-        is_output = bool(store.read_attrs(path))
+        attrs = store.read_attrs(path)
     except UrstError:
-        is_output = False
+        attrs = {}
+    is_output = bool(attrs)
     src = open_image(path, "path")
     base = store.open_output(path) if is_output else src.array
     levels = [base, *src.levels]
@@ -49,7 +50,11 @@ def read_layers(path: str | os.PathLike[str]) -> list[LayerData]:
     if not rgb:
         levels = [lv[..., 0] for lv in levels]
     kwargs: dict[str, Any] = {"multiscale": True, "rgb": rgb, "name": Path(path).name.removesuffix(".zarr")}
-    if str(base.dtype) in CONTRAST:
+    # the range the store's pixels are in: the dtype's, or the one recorded by --intensity percentile
+    recorded = (attrs.get("intensity") or {}).get("range_in_dtype")
+    if str(base.dtype) == "float32" and isinstance(recorded, list) and len(recorded) == 2 and recorded[1] > recorded[0]:
+        kwargs["contrast_limits"] = (float(recorded[0]), float(recorded[1]))
+    elif str(base.dtype) in CONTRAST:
         kwargs["contrast_limits"] = CONTRAST[str(base.dtype)]
     size = src.pixel_size or {}
     if "y" in size and "x" in size:
