@@ -91,6 +91,29 @@ def test_out_of_memory_retries_once_then_explains():
         stylize_window(image, _Flaky(2), None, None, _job())
 
 
+class _FlakyEveryOther(_FakeNet):
+    """Out of memory on every other call: each window succeeds on its retry."""
+
+    def __init__(self) -> None:
+        super().__init__("flaky2")
+        self.calls = 0
+
+    def forward(self, x, style, stats, alpha=1.0):
+        self.calls += 1
+        if self.calls % 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return x
+
+
+def test_each_window_gets_its_own_retry(fresh_caps):
+    """A transient out-of-memory on one window's call, then on the next window's: each retried
+    once, not the second refused because the first used the retry."""
+    windows = [random_image(12, 10, seed=i) for i in range(3)]
+    out = stylize_windows(windows, _FlakyEveryOther(), None, _STATS, _job(), batch=3)
+    for got, want in zip(out, windows):
+        np.testing.assert_array_equal(finish(got, _job(), 3), want)
+
+
 class _SmallDevice(_FakeNet):
     """Runs out of memory for more than ``fits`` windows per call; records each call's batch."""
 

@@ -38,7 +38,7 @@ def run_in_batches(model: StyleModel, x: torch.Tensor, style: StyleCode, stats: 
                    job: "WindowJob") -> torch.Tensor:
     """``model`` over the (N, 3, H, W) batch ``x`` (float32 [0, 1], on the model's device) in
     slices no larger than this process's cap for the device; out of memory halves the slice
-    (down to one window, retried once after freeing the cache).
+    (down to one window, each retried once after freeing the cache).
     Returns (N, 3, H, W) float32."""
     device = x.device
     n = x.shape[0]
@@ -53,6 +53,7 @@ def run_in_batches(model: StyleModel, x: torch.Tensor, style: StyleCode, stats: 
         if y is not None:
             outs.append(y)
             i += size
+            retried = False  # the retry is per window: a later one gets its own
             continue
         _free_cache(device)  # outside the except block: the failed call's tensors are released
         if size > 1:
