@@ -128,7 +128,7 @@ def stylize(
         style_img, baked, style_meta = inputs.style_input(style, entry.takes_style_image, flags.allow_large_images,
                                                           run_scratch)
         variant = cfg.variant if entry.takes_style_image else baked
-        stats = inputs.given_stats(stats, cfg.method, variant)
+        stats = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm)
         spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device)
         meta = provenance.provenance(src, style_meta, cfg, variant, files_record(wdir, wfiles), stats)
         if cfg.style.intensity.percentiles is None:  # the dtype mapping: float pixels outside [0, 1] are refused

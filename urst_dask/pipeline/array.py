@@ -54,7 +54,7 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     src = inputs.content_source(array, cfg.flags.axes, cfg.flags.allow_large_images)
     style_img, baked, _ = inputs.style_input(style, entry.takes_style_image, cfg.flags.allow_large_images)
     variant = cfg.variant if entry.takes_style_image else baked
-    given = inputs.given_stats(stats, cfg.method, variant)
+    given = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm)
     precheck(cfg.compute)
     spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device)
     if cfg.style.intensity.percentiles is None:

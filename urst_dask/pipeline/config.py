@@ -90,6 +90,8 @@ class RunConfig:
         """``base`` (default: the defaults) with flat settings (``alpha=0.5, stride=500``...)
         routed to their groups, or whole groups by name (``tiles=TilePlan.paper()``, applied
         before the flat settings).  An unknown name is refused with the list of valid ones."""
+        if base is not None and not isinstance(base, RunConfig):
+            raise ParameterTypeError(f"config={base!r}: expected a RunConfig (or flat settings as keywords)")
         base = base if base is not None else cls()
         names = setting_names()
         groups: dict[str, Any] = {}

@@ -17,6 +17,7 @@ from ..io import images, store
 from ..io.weights import WeightFile, resolve_weights_dir, verify_file
 from ..models import method_entry
 from ..models.registry import Network
+from ..settings import NormMode
 from ..stats import NormStats
 from .config import RunConfig
 
@@ -73,12 +74,15 @@ def network(config: RunConfig, style: Any) -> tuple[Network, Path, tuple[WeightF
 
 
 def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str,
-                variant: str | None = None) -> NormStats | None:
+                variant: str | None = None, norm: NormMode = NormMode.TIN) -> NormStats | None:
     """Statistics given by the caller (a NormStats or a previous output store), for ``method``
     (and, from a store, its recorded ``variant``: a wct of another top level records other
-    normalization points)."""
+    normalization points); refused with ``norm="in"``, where each window uses its own."""
     if stats is not None and not isinstance(stats, (str, os.PathLike, NormStats)):
         raise ParameterTypeError(f"stats={stats!r}: expected a NormStats or the path of an output store")
+    if stats is not None and norm is NormMode.IN:
+        raise ParameterError("stats: given statistics serve norm='tin'; with norm='in' every window is normalized "
+                             "by its own: leave stats out")
     if isinstance(stats, (str, os.PathLike)):
         path, stats = stats, store.read_stats(stats)
         attrs = store.read_attrs(path)
