@@ -120,3 +120,13 @@ def test_compare_refuses_what_it_cannot_measure(reference, stride, fragment):
     ref = (image.astype(np.uint16) * 257) if reference == "uint16" else None
     with pytest.raises(ParameterError, match=re.escape(fragment)):
         compare(image, ref, stride=stride)
+
+
+def test_compare_leaves_the_alpha_channel_out():
+    """Alpha passes through a run untouched: counted, it would lift PSNR and SSIM of any picture."""
+    rgb = _smooth(64, 80, seed=4)
+    other = _smooth(64, 80, seed=5)
+    alpha = np.full((64, 80, 1), 255, np.uint8)
+    with_alpha = compare(np.concatenate([rgb, alpha], 2), np.concatenate([other, alpha], 2), stride=32)
+    without = compare(rgb, other, stride=32)
+    assert with_alpha["psnr"] == pytest.approx(without["psnr"]) and with_alpha["ssim"] == pytest.approx(without["ssim"])

@@ -102,7 +102,8 @@ def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
     Quality figures of ``image`` (a finished output store, an image file, or an (H, W, C)
     array), read chunk by chunk: ``seam`` (the seam score at ``stride``: 1.0 means no visible
     tile boundary; default: the store's own stride, else 1000) and, against ``reference``
-    (same shape), ``psnr`` (dB) and ``ssim``; ``stroke``: the stroke size (dominant texture
+    (same shape and dtype), ``psnr`` (dB) and ``ssim`` (of the colour channels: an RGBA image's
+    alpha, passed through untouched, is left out); ``stroke``: the stroke size (dominant texture
     wavelength in px, :func:`urst_dask.metrics.stroke_size`).  See :mod:`urst_dask.metrics`."""
     if video:
         from ..video.compare import flicker_report
@@ -118,6 +119,8 @@ def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
     if stride is not None and (isinstance(stride, bool) or int(stride) != stride or stride < 1):
         raise ParameterError(f"stride={stride!r}: must be an integer >= 1")
     stride = int(stride or a_stride or TilePlan().stride)
+    if a.shape[2] == 4:  # the alpha channel passes through untouched: it would inflate every figure
+        a, b = a[..., :3], (None if b is None else b[..., :3])
     figures = dask.compute(quality(a, b, stride, metrics.data_range(a.dtype)), scheduler="threads")[0]
     strokes = stroke_size(a) if min(a.shape[:2]) >= 16 else None
     return {"stride": stride, **figures, "stroke": strokes}
