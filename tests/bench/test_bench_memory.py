@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -241,6 +242,7 @@ def _file(tmp_path: Path) -> Path:
     (["--device", "tpu"], "device='tpu': must be one of auto, cpu, cuda"),
     (["--safety", "1.5"], "safety=1.5: must be in (0, 1]"),
     (["--budget", "-1"], "budget=-1.0: must be a number of minutes > 0"),
+    (["--timeout", "nan"], "timeout_s=nan: must be a number of seconds > 0"),
 ])
 def test_bad_arguments_are_one_line(tmp_path, capsys, argv, fragment):
     f = _file(tmp_path)
@@ -263,6 +265,20 @@ def test_bad_arguments_in_the_api(tmp_path):
     cfg = SweepConfig(out=tmp_path, sizes=[2000, 1000, 2000])
     assert cfg.sizes == (1000, 2000) and "passthrough" not in cfg.methods
     assert {"wct16x", "johnson", "microast", "wct", "adain", "linearwct", "msgnet"} <= set(cfg.methods)
+
+
+def test_a_sweep_with_failed_runs_exits_with_an_error(tmp_path, capsys, monkeypatch):
+    """Tables are written for what was measured, but a run that failed (not an out-of-memory or
+    time-budget verdict) makes the command fail: a script driving the sweep must see it."""
+    from urst_dask.bench import memory
+
+    monkeypatch.setattr(memory, "run_probe", lambda *a, **k: types.SimpleNamespace(
+        killed=False, data={"ok": False, "error": "RuntimeError: boom"}, sampled_peak_mb=None))
+    rc = main(["bench", "memory", "--methods", "passthrough", "--sizes", "64", "--modes", "tiled",
+               "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bench memory: 1 of 1 runs failed (first: failed: RuntimeError: boom)" in err, err
+    assert (tmp_path / "o" / "memory.md").exists()
 
 
 # ------------------------------------------------------------------------- seam score against margin

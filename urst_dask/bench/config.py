@@ -94,7 +94,7 @@ class SweepConfig:
             raise bad_value("safety", self.safety, "must be in (0, 1]")
         for arg in ("budget_s", "timeout_s"):
             v = getattr(self, arg)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0):  # NaN too
                 raise bad_value(arg, v, "must be a number of seconds > 0 (or None)")
         if not self.name or any(c in self.name for c in "/\\\0") or self.name.startswith("."):
             raise bad_value("name", self.name, "must be a plain file name prefix")

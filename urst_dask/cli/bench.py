@@ -103,3 +103,9 @@ def _cmd_memory(a: argparse.Namespace) -> None:
     print(f"{ok} of {len(rows)} runs measured", file=sys.stderr)
     files = [cfg.out / f"{cfg.name}.{ext}" for ext in ("csv", "md", "json", "png")]
     print("wrote " + " ".join(str(f) for f in files if f.exists()))
+    failed = [r for r in rows if r["status"].startswith("failed")]  # not an out-of-memory or budget verdict
+    if failed:
+        from ..errors import UrstError
+
+        raise UrstError(f"bench memory: {len(failed)} of {len(rows)} runs failed (first: {failed[0]['status']}); "
+                        f"the others are in {cfg.out / (cfg.name + '.md')}")
