@@ -68,3 +68,11 @@ def test_the_examples_parse(path, capsys):
             continue
         argv = re.split(r"\s{2,}", m.group(1).strip())[0].split()  # the comment follows two spaces
         parser.parse_args(argv)
+
+
+@pytest.mark.parametrize("path", [p for p in COMMANDS if p and not any(
+    isinstance(a, argparse._SubParsersAction) for a in _parser_of(p)._actions)], ids=" ".join)
+def test_verbosity_is_accepted_after_every_command(path):
+    """-v/-q after the command's name too, nested commands (``weights fetch``) included."""
+    parser = _parser_of(path)
+    assert {"-v", "-q"} <= {s for a in parser._actions for s in a.option_strings}, path

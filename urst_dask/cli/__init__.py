@@ -38,8 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True, title="commands", metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub)
-    for command in sub.choices.values():  # -v/-q on every command
+    for command in sub.choices.values():  # -v/-q on every command, and on the commands of a group
         add_verbosity(command)
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for inner in action.choices.values():
+                    add_verbosity(inner)
     return ap
 
 

@@ -19,7 +19,7 @@ MEMORY_EXAMPLES = """Examples:
   urst-dask bench memory --out results/ --report-only          rewrite the tables and plot from the journal
 """
 SEAMS_EXAMPLES = """Examples:
-  urst-dask bench seams benchmarks/results/seams-wct16x.json --out plots/
+  urst-dask bench seams benchmarks/results/seams-cornell.json --out plots/
   urst-dask bench seams benchmarks/results/seams-*.json --out plots/
 """
 

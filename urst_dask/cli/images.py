@@ -13,7 +13,7 @@ from .options import add_run_options, add_storage_options, image_size, run_confi
 RAW = argparse.RawDescriptionHelpFormatter
 STYLIZE_EXAMPLES = """Examples:
   urst-dask stylize photo.jpg style.jpg -o out.zarr                 wct16x, 1000-px tiles, one local worker
-  urst-dask stylize scan.tif style.jpg -o scan.zarr --workers 2 --export scan.tif
+  urst-dask stylize scan.tif style.jpg -o scan.zarr --workers 2 --export scan-styled.tif
                                                                     two workers, then a pyramidal TIFF
   urst-dask stylize photo.jpg candy -o candy.zarr --method johnson   a baked-in style, by name
   urst-dask stylize photo.jpg style.jpg -o out.zarr --paper         the paper's exact geometry
@@ -28,7 +28,7 @@ DEMO_EXAMPLES = """Examples:
   urst-dask demo -o demo.zarr                       2400x1600 generated image and style; writes demo.png too
   urst-dask demo -o big.zarr --size 8000x6000 --workers 2
                                                     a larger picture on two workers
-  urst-dask demo -o demo.zarr --method adain --alpha 0.6
+  urst-dask demo -o demo.zarr --method microast --alpha 0.6
                                                     another network, a lighter style
 """
 

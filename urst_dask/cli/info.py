@@ -20,12 +20,12 @@ METHODS_EXAMPLES = """Examples:
 """
 WEIGHTS_EXAMPLES = """Examples:
   urst-dask weights fetch                         every network with a public download
-  urst-dask weights fetch wct16x adain --dest /data/weights
+  urst-dask weights fetch wct16x microast --dest /data/weights
   urst-dask weights where                         the folder in use
 """
 FETCH_EXAMPLES = """Examples:
   urst-dask weights fetch                         every network with a public download
-  urst-dask weights fetch johnson                 one network, into $URST_DASK_WEIGHTS or the user cache
+  urst-dask weights fetch microast                one network, into $URST_DASK_WEIGHTS or the user cache
   urst-dask weights fetch wct16x --dest /data/weights
 """
 WHERE_EXAMPLES = """Examples:

@@ -69,7 +69,11 @@ def network(config: RunConfig, style: Any) -> tuple[Network, Path, tuple[WeightF
         if wf.sha256:
             verify_file(wdir / wf.relpath, wf)
         elif not (wdir / wf.relpath).is_file():
-            raise WeightsError(f"style={str(style)!r}: checkpoint {wdir / wf.relpath} does not exist")
+            # the style names the checkpoint (johnson); else the file is the network's own
+            whose = f"style={str(style)!r}" if not entry.takes_style_image else f"method={config.method!r}"
+            raise WeightsError(f"{whose}: checkpoint {wdir / wf.relpath} does not exist"
+                               + ("" if not entry.takes_style_image else
+                                  f" ({wf.what or 'weights'}; see `urst-dask methods` for where to get it)"))
     return entry, wdir, wfiles
 
 
