@@ -207,7 +207,8 @@ class ClusterOptions:
     threads_per_worker: int = field(default=1, metadata=_opt("tasks at once per worker"))
     processes: bool = field(default=True, metadata=_opt(
         "run the local cluster's workers as threads of this process: no worker processes to start and stop "
-        "(6-8 s less per run on a 2-core machine), but the run shares this process's memory and a worker crash ends it",
+        "(they start beside the decoding, so this saves little), but the run shares this process's memory and a "
+        "worker crash ends it",
         flag="--in-process"))
     # per task; default: the worker's share of the CPUs
     torch_threads: int | None = field(default=None, metadata=_opt("", cli=False))
