@@ -51,3 +51,14 @@ def test_palette_is_looked_up(tmp_path):
     got = images.open_image(sixteen).array.compute()
     assert got.dtype == np.uint16
     np.testing.assert_array_equal(got, deep.T[GREY])
+
+
+def test_grey_with_alpha_becomes_rgba_as_a_grey_alpha_png_does(tmp_path):
+    path = tmp_path / "la.tif"
+    la = np.stack([GREY, 255 - GREY], axis=-1)
+    tifffile.imwrite(path, la, photometric="minisblack", extrasamples=["unassalpha"], tile=(16, 16))
+    src = images.open_image(path)
+    assert src.channels == "rgba"
+    got = src.array.compute()
+    np.testing.assert_array_equal(got, np.asarray(Image.open(path).convert("RGBA")))
+    np.testing.assert_array_equal(images.read_style(path), got[..., :3])  # the style reader: RGB of it

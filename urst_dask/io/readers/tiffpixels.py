@@ -20,13 +20,18 @@ from ...errors import InputImageError
 
 # tifffile.PHOTOMETRIC values
 MINISWHITE, MINISBLACK, RGB, PALETTE, SEPARATED, YCBCR = 0, 1, 2, 3, 5, 6
+GREY_ALPHA = -1  # min-is-black with one extra (alpha) sample: shown as RGBA, as a grey+alpha PNG is
 JPEG_COMPRESSIONS = {6, 7}  # tifffile decodes these YCbCr tiles to RGB
-SUPPORTED = "grey (min-is-black or min-is-white), RGB, palette, or JPEG-compressed YCbCr"
+SUPPORTED = "grey (min-is-black or min-is-white; grey+alpha), RGB(A), palette, or JPEG-compressed YCbCr"
 
 
 def check_photometric(page: Any, where: str) -> int:
     """The page's photometric interpretation, refused unless this module can show it."""
     photometric = int(page.photometric)
+    if photometric in (MINISWHITE, MINISBLACK) and int(page.samplesperpixel) == 2 and len(page.extrasamples) == 1:
+        if photometric == MINISWHITE:
+            raise InputImageError(f"{where}: min-is-white TIFF with an alpha sample; supported: {SUPPORTED}")
+        return GREY_ALPHA
     if photometric in (MINISWHITE, MINISBLACK, RGB, PALETTE):
         return photometric
     if photometric == YCBCR and int(page.compression) in JPEG_COMPRESSIONS:
@@ -58,6 +63,8 @@ class TiffView:
         return stored + "S" if self.photometric == PALETTE else stored
 
     def __call__(self, arr: Any, axes: str, where: str) -> Any:
+        if self.photometric == GREY_ALPHA:  # grey repeated into RGB, the alpha kept: RGBA
+            arr = np.take(arr, [0, 0, 0, 1], axis=axes.index("S")) if "S" in axes else arr
         return orient(interpret(arr, self.photometric, self.colormap, where), self.axes(axes), self.orientation)
 
 
