@@ -83,8 +83,8 @@ def stylize(
     or ``"auto"``), ``blend`` ("crop" | "linear" | "gaussian"), ``align`` (:class:`TilePlan`;
     ``tiles=TilePlan.paper()`` is the paper's exact geometry); ``device``, ``precision``
     ("auto": bf16 where the hardware has it and the network keeps its picture in it; for
-    wct16x, when a bf16 probe of the thumbnail clears 39 dB against float32, recorded in the
-    attributes as ``precision_auto``), ``backend`` ("auto" | "eager" | "inductor" |
+    wct16x, when a bf16 probe of the thumbnail clears 39 dB against float32; what auto settled
+    on is recorded in the attributes as ``precision_auto``), ``backend`` ("auto" | "eager" | "inductor" |
     "openvino"), ``whole``, ``batch`` (windows per network call) (:class:`ComputeOptions`);
     ``scheduler``, ``workers``, ``threads_per_worker``, ``processes``, ``memory``,
     ``connect_timeout`` (:class:`ClusterOptions`); ``axes`` (the source axes when they cannot

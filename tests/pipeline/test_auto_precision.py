@@ -46,11 +46,28 @@ def test_auto_runs_every_window_in_the_probed_precision(run, native_bf16, monkey
 
 
 def test_no_probe_without_auto_or_without_native_bf16(run, monkeypatch):
+    """Without native bf16, auto is float32 with no probe, and the store says why; a named
+    precision records no auto choice."""
     monkeypatch.setattr(probe, "cpu_native_bf16", lambda: False)
     image = random_image(64, 64, seed=22)
-    assert "precision_auto" not in store.read_attrs(run(image, "a.zarr", precision="auto"))
+    stored = store.read_attrs(run(image, "a.zarr", precision="auto"))["precision_auto"]
+    assert stored == {"precision": "float32", "probe_db": None, "bar_db": probe.PROBE_BAR_DB,
+                      "reason": "no native bf16 on cpu"}
     monkeypatch.setattr(probe, "cpu_native_bf16", lambda: True)
     assert "precision_auto" not in store.read_attrs(run(image, "f.zarr", precision="float32"))
+
+
+@pytest.mark.parametrize("native, want", [(True, "bfloat16"), (False, "float32")])
+def test_auto_of_a_network_without_a_probe_is_recorded(tmp_path, client, weights, monkeypatch, native, want):
+    """johnson keeps its picture in bf16 (no probe): auto takes bf16 where it is native, and
+    the store records the precision its windows ran in (it said only 'auto')."""
+    from urst_dask.engine import probe as probe_module
+
+    monkeypatch.setattr(probe_module, "cpu_native_bf16", lambda: native)
+    out = urst_dask.stylize(random_image(64, 64, seed=24), "candy", tmp_path / "j.zarr", method="johnson",
+                            weights=weights, client=client, backend="eager", stride=64, precision="auto")
+    stored = store.read_attrs(out)["precision_auto"]
+    assert stored["precision"] == want and stored["probe_db"] is None
 
 
 def test_a_tiled_thumbnail_keeps_auto_in_float32(run, native_bf16, monkeypatch):

@@ -29,7 +29,7 @@ from ..preprocess import nchw_to_hwc
 from ..settings import Backend, ComputeOptions, Precision, StyleOptions
 from ..stats import NormStats, StyleCode
 from . import cache
-from .precision import BF16_PROBED, cpu_native_bf16, cuda_native_bf16
+from .precision import BF16_HOLDS, BF16_PROBED, cpu_native_bf16, cuda_native_bf16
 from .process import trim_heap
 
 # The probe's bar: the 35 dB the picture must keep, plus the largest shortfall of a window
@@ -80,6 +80,21 @@ def wants_probe(precision: Precision | str, device: torch.device, method: str) -
     if Precision.parse(precision, "precision") is not Precision.AUTO or method not in BF16_PROBED:
         return False
     return cuda_native_bf16(device) if device.type == "cuda" else cpu_native_bf16()
+
+
+def settled(precision: Precision | str, device: torch.device, method: str) -> PrecisionChoice | None:
+    """What ``auto`` resolves to without a probe, as a record for the store (``None`` unless
+    ``precision`` is ``auto``): bf16 where ``device`` computes it natively and ``method`` keeps
+    its picture in it whatever the image (:data:`~.precision.BF16_HOLDS`), else float32."""
+    if Precision.parse(precision, "precision") is not Precision.AUTO:
+        return None
+    native = cuda_native_bf16(device) if device.type == "cuda" else cpu_native_bf16()
+    if not native:
+        return PrecisionChoice(Precision.FLOAT32, reason=f"no native bf16 on {device.type}")
+    if method in BF16_HOLDS:
+        return PrecisionChoice(Precision.BFLOAT16, reason=f"native bf16 on {device.type}, and {method} keeps its "
+                                                          "picture in it")
+    return PrecisionChoice(Precision.FLOAT32, reason=f"{method} stays float32 under auto")
 
 
 def psnr_unit(image: Tensor, reference: Tensor) -> float:

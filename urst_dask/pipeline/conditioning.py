@@ -18,7 +18,7 @@ from distributed import Client, Future, KilledWorker
 from .. import preprocess as pp
 from ..engine import timing
 from ..engine.models import ModelSpec, get_model, weights_token
-from ..engine.probe import PrecisionChoice, choose_precision, wants_probe
+from ..engine.probe import PrecisionChoice, choose_precision, settled, wants_probe
 from ..engine.process import all_cpus
 from ..io import stylecache
 from ..logs import LOGGER
@@ -142,16 +142,18 @@ def _collect_stats(spec: ModelSpec, thumb: np.ndarray, style: StyleCode, alpha: 
     thumb = np.repeat(thumb, 3, axis=2) if thumb.shape[2] == 1 else thumb[..., :3]  # gray / RGBA -> RGB
     x = pp.hwc_to_nchw(pad_to_multiple(thumb, model.info.size_multiple), model.device)
     grid = thumb_grid(model, x.shape[-2], x.shape[-1])
+    unprobed: PrecisionChoice | None = None  # auto settled without a probe: recorded all the same
     if probe is not None and not wants_probe(probe.precision, model.device, model.info.name):
+        unprobed = settled(probe.precision, model.device, model.info.name)
         probe = None
     with torch.inference_mode(), all_cpus():  # no window of the run can start before these statistics
         if grid is not None and isinstance(model, CascadedWct):  # thumb_grid tiles cascades only
             stats = tiled_cascade_stats(model, x, style, alpha, grid)
             return stats, (PrecisionChoice(Precision.FLOAT32, reason="the thumbnail was taken in tiles: no whole "
-                                           "float32 pass to probe bf16 against") if probe is not None else None)
+                                           "float32 pass to probe bf16 against") if probe is not None else unprobed)
         y, stats = model.collect_stats(x, style, alpha)
         if probe is None:
-            return stats, None
+            return stats, unprobed
         return stats, choose_precision(model, x, y, style, stats, StyleOptions(alpha=alpha), probe)
 
 
