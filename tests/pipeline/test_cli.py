@@ -182,7 +182,7 @@ def test_export_over_the_content_image_is_refused_and_the_input_kept(files, caps
     rc = main([*run, "--export", str(target), "--overwrite"])
     err = capsys.readouterr().err
     assert rc == 2 and f"output='{target}': is the content image '{content}'" in err, err
-    assert "choose an export path outside it" in err
+    assert "choose an output path outside the input" in err
     assert content.read_bytes() == before and not out.exists()  # refused before any work
     assert main(run) == 0
     assert main(["export", str(out), str(target), "--overwrite"]) == 2

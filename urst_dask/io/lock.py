@@ -98,16 +98,21 @@ def _lock_time(started: str) -> float | None:
     return (when if when.tzinfo else when.replace(tzinfo=_dt.timezone.utc)).timestamp()
 
 
+def reused_since(pid: int, when: float | None) -> bool:
+    """Whether the live process ``pid`` started after ``when`` (seconds since the epoch, with
+    :data:`START_SLACK_S`): the pid now names another process than the one that wrote then (a
+    reboot, a restarted container).  ``False`` where that cannot be told (no ``/proc``)."""
+    begun = process_start(pid)
+    return begun is not None and when is not None and begun > when + START_SLACK_S
+
+
 def is_stale(held: LockInfo) -> bool:
     """Whether a lock written on this host belongs to a run that is gone: its pid is not alive;
     or it is this process's pid but not a lock this process holds; or the process with that
     pid started after the lock was written (Linux only: elsewhere a live pid keeps the lock)."""
     if held.pid == os.getpid():
         return held.token not in _HELD
-    if not pid_alive(held.pid):
-        return True
-    begun, written = process_start(held.pid), _lock_time(held.started)
-    return begun is not None and written is not None and begun > written + START_SLACK_S
+    return not pid_alive(held.pid) or reused_since(held.pid, _lock_time(held.started))
 
 
 def read_lock(path: LockPath) -> LockInfo | None:

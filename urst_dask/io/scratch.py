@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import OutputError
-from .lock import START_SLACK_S, pid_alive, process_start
+from .lock import pid_alive, reused_since
 from .remote import as_remote
 
 ENV_VAR = "URST_DASK_SCRATCH"
@@ -90,12 +90,10 @@ def _gone(pid: int, folder: Path) -> bool:
     this very process)."""
     if not pid_alive(pid):
         return True
-    begun = process_start(pid)
     try:
-        made = folder.stat().st_mtime
+        return reused_since(pid, folder.stat().st_mtime)
     except OSError:
         return False
-    return begun is not None and begun > made + START_SLACK_S
 
 
 def _remove_if_empty(root: Path) -> None:

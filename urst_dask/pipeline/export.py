@@ -124,9 +124,9 @@ def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, o
     check_export_target(out, overwrite=overwrite)
     arr = store.open_output(store_path)
     before = store.read_attrs(store_path)  # a run replacing the store meanwhile changes these
-    source = _content_of(store_path)
+    source = _content_of(before)
     if source is not None:  # the image the store was made from (stylize --export IMG --overwrite)
-        _check_not_content(out, source)
+        store.check_not_input(out, source)
     try:
         if tiff:
             src = open_image(store_path, "store")
@@ -158,27 +158,13 @@ def _check_unchanged(store_path: Any, before: dict[str, Any], written: Path) -> 
                           f"{str(written)!r} was removed: export again when that run has finished")
 
 
-def _content_of(store_path: str | os.PathLike[str]) -> str | None:
-    """The resolved path of the local image the store was made from (its recorded identity),
-    or ``None`` (an in-memory array, a URL, an older store)."""
-    content = store.read_attrs(store_path).get("content")
+def _content_of(attrs: dict[str, Any]) -> str | None:
+    """The resolved path of the local image a store was made from (its recorded identity, in
+    its attributes ``attrs``), or ``None`` (an in-memory array, a URL, an older store)."""
+    content = attrs.get("content")
     identity = content.get("identity") if isinstance(content, dict) else None
     path = identity.get("path") if isinstance(identity, dict) else None
     return path if isinstance(path, str) and not remote.is_url(path) else None
-
-
-def _check_not_content(out: str | os.PathLike[str], content: str | os.PathLike[str]) -> None:
-    """Refuse an export target that is the content image (resolved paths, or the same file
-    through a hard link) or lies inside it (a Zarr folder); an in-memory array or a URL is
-    never a local target."""
-    if str(content) == "<array>" or remote.is_url(str(content)):
-        return
-    out_p, in_p = Path(out).resolve(), Path(content).resolve()
-    same = out_p == in_p or (out_p.exists() and in_p.exists() and os.path.samefile(out_p, in_p))
-    if same or in_p in out_p.parents:
-        how = "is the content image" if same else "is inside the content image"
-        raise OutputError(f"output={str(out)!r}: {how} {str(content)!r} (resolved: {str(in_p)!r}); exporting "
-                          "there would overwrite or alter the input: choose an export path outside it")
 
 
 def check_export_target(out: str | os.PathLike[str], *, overwrite: bool = False,
@@ -192,7 +178,7 @@ def check_export_target(out: str | os.PathLike[str], *, overwrite: bool = False,
     if suffix not in EXPORT_SUFFIXES:
         raise ParameterError(f"output={str(out)!r}: unknown format {suffix!r}; use .png, .jpg or .tif")
     if content is not None:
-        _check_not_content(out, content)
+        store.check_not_input(out, content)
     if p.is_dir():
         raise OutputError(f"output={str(out)!r}: is a directory; --overwrite replaces files only: give a file "
                           f"name, e.g. {str(p / ('image' + suffix))!r}, or remove the directory")
