@@ -62,3 +62,24 @@ def test_grey_with_alpha_becomes_rgba_as_a_grey_alpha_png_does(tmp_path):
     got = src.array.compute()
     np.testing.assert_array_equal(got, np.asarray(Image.open(path).convert("RGBA")))
     np.testing.assert_array_equal(images.read_style(path), got[..., :3])  # the style reader: RGB of it
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_premultiplied_alpha_is_divided_out(tmp_path, dtype):
+    full = np.iinfo(dtype).max
+    alpha = RNG.integers(0, full + 1, (37, 53, 1)).astype(dtype)
+    alpha[0, :5] = 0  # fully transparent: colours 0
+    straight = RNG.integers(0, full + 1, (37, 53, 3)).astype(dtype)
+    stored = np.rint(straight.astype(np.float64) * alpha / full).astype(dtype)
+    path = tmp_path / "pm.tif"
+    tifffile.imwrite(path, np.concatenate([stored, alpha], -1), photometric="rgb", extrasamples=["assocalpha"],
+                     tile=(16, 16))
+    got = images.open_image(path).array.compute()
+    np.testing.assert_array_equal(got[..., 3], alpha[..., 0])  # alpha as stored
+    assert not got[0, :5, :3].any()
+    opaque = alpha[..., 0] > full // 4  # where the stored colours keep enough bits to recover them
+    assert np.abs(got[..., :3].astype(np.int64) - straight)[opaque].max() <= 2
+    if dtype == np.uint8:  # Pillow divides the alpha out too
+        ref = np.asarray(Image.open(path).convert("RGBA")).astype(np.int64)
+        assert np.abs(got.astype(np.int64) - ref).max() <= 1
+    np.testing.assert_array_equal(images.read_style(path), got[..., :3])

@@ -112,7 +112,8 @@ def read_tiff(path: Path, where: str) -> RawImage:
             tag = page.tags.get(274)  # Orientation
             view = tiffpixels.TiffView(tiffpixels.check_photometric(page, where),
                                        None if page.colormap is None else np.array(page.colormap),
-                                       int(tag.value) if tag is not None else 1)
+                                       int(tag.value) if tag is not None else 1,
+                                       tiffpixels.premultiplied(page))
     except InputImageError:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt TIFFs raise many types

@@ -5,7 +5,8 @@ PNG/JPEG inputs) shows them interpreted: white-is-zero grey inverted, palette in
 up in the colour map, and the image turned as its Orientation tag says.  These functions do
 the same lazily, on the Dask arrays of every pyramid level, so a TIFF stylizes the picture a
 viewer shows.  Interpretations that need colour management (CMYK, CIE L*a*b*) or decoding
-tifffile does not do (uncompressed YCbCr) are refused with a one-line error.
+tifffile does not do (uncompressed YCbCr) are refused with a one-line error.  An associated
+(premultiplied) alpha sample is divided out, so the colours are the straight ones a PNG holds.
 """
 
 from __future__ import annotations
@@ -41,6 +42,27 @@ def check_photometric(page: Any, where: str) -> int:
     raise InputImageError(f"{where}: TIFF photometric interpretation {name}{hint}; supported: {SUPPORTED}")
 
 
+def premultiplied(page: Any) -> bool:
+    """Whether the page's alpha sample is associated (ExtraSamples 1: the colours are premultiplied)."""
+    extra = tuple(int(e) for e in page.extrasamples)
+    return int(page.samplesperpixel) in (2, 4) and len(extra) == 1 and extra[0] == 1
+
+
+def _unpremultiply(block: np.ndarray, axis: int) -> np.ndarray:
+    """Colours divided by their alpha (the last sample along ``axis``), rounded and clipped to
+    the dtype; where alpha is 0 the colours are 0."""
+    alpha = np.take(block, [-1], axis=axis).astype(np.float64)
+    colour = np.take(block, range(block.shape[axis] - 1), axis=axis).astype(np.float64)
+    full = float(np.iinfo(block.dtype).max) if block.dtype.kind in "ui" else 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        straight = np.where(alpha > 0, colour * full / alpha, 0.0)
+    if block.dtype.kind in "ui":
+        straight = np.clip(np.rint(straight), 0, full)
+    else:
+        straight = np.minimum(straight, full)
+    return np.concatenate([straight.astype(block.dtype), np.take(block, [-1], axis=axis)], axis=axis)
+
+
 def _lookup(block: np.ndarray, table: np.ndarray) -> np.ndarray:
     return table[block]
 
@@ -53,19 +75,31 @@ class TiffView:
     photometric: int
     colormap: np.ndarray | None  # (3, entries) uint16, for a palette image
     orientation: int  # the Orientation tag, 1-8
+    premultiplied: bool = False  # the alpha sample is associated: colours are divided by it
 
     @property
     def identity(self) -> bool:
-        return self.photometric in (MINISBLACK, RGB) and self.orientation not in range(2, 9)
+        return self.photometric in (MINISBLACK, RGB) and self.orientation not in range(2, 9) \
+            and not self.premultiplied
 
     def axes(self, stored: str) -> str:
         """The axes of the picture: a palette image gains its RGB samples last."""
         return stored + "S" if self.photometric == PALETTE else stored
 
     def __call__(self, arr: Any, axes: str, where: str) -> Any:
+        if self.premultiplied and "S" in axes:
+            arr = _straight_alpha(arr, axes.index("S"), where)
         if self.photometric == GREY_ALPHA:  # grey repeated into RGB, the alpha kept: RGBA
             arr = np.take(arr, [0, 0, 0, 1], axis=axes.index("S")) if "S" in axes else arr
         return orient(interpret(arr, self.photometric, self.colormap, where), self.axes(axes), self.orientation)
+
+
+def _straight_alpha(arr: Any, axis: int, where: str) -> Any:
+    if arr.dtype.kind not in "uif":
+        raise InputImageError(f"{where}: premultiplied-alpha TIFF of dtype {arr.dtype}; supported: integers or floats")
+    if isinstance(arr, da.Array):
+        return arr.map_blocks(_unpremultiply, axis, dtype=arr.dtype)
+    return _unpremultiply(np.asarray(arr), axis)
 
 
 def interpret(arr: Any, photometric: int, colormap: np.ndarray | None, where: str) -> Any:
