@@ -130,3 +130,21 @@ def test_compare_leaves_the_alpha_channel_out():
     with_alpha = compare(np.concatenate([rgb, alpha], 2), np.concatenate([other, alpha], 2), stride=32)
     without = compare(rgb, other, stride=32)
     assert with_alpha["psnr"] == pytest.approx(without["psnr"]) and with_alpha["ssim"] == pytest.approx(without["ssim"])
+
+
+def test_compare_of_a_store_measures_where_its_tiles_meet(tmp_path, client):
+    """A short last tile is merged into its neighbour: there is no boundary at k * stride
+    there, so an edge of the picture on that line must not count as a seam."""
+    import urst_dask
+
+    image = _smooth(660, 300, seed=6)
+    image[600:] = np.clip(image[600:].astype(int) + 60, 0, 255).astype(np.uint8)  # an edge at row 600
+    out = urst_dask.stylize(image, random_image(32, 32, seed=1), tmp_path / "o.zarr", method="identity",
+                            weights=tmp_path, stride=200, margin=90, client=client)
+    # the last 60 rows are narrower than the 90-px margin: merged, so tiles meet at rows 200 and 400 only
+    lines = metrics.seam_lines(image.shape, 200, boundaries=((200, 400), (200,)))
+    assert [list(lines[0][0]), list(lines[1][0])] == [[200, 400], [200]]
+    assert compare(out)["seam"] == pytest.approx(metrics.seam_score(image, 200, boundaries=((200, 400), (200,))))
+    assert compare(out)["seam"] < 1.2 < metrics.seam_score(image, 200)  # row 600 counted would read as a seam
+    assert compare(out, stride=200)["seam"] == pytest.approx(compare(out)["seam"])  # the store's own stride
+    assert compare(out, stride=100)["seam"] == pytest.approx(metrics.seam_score(image, 100))  # another: every 100

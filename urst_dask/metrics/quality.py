@@ -44,9 +44,11 @@ def _line_diff(a: np.ndarray, axis: int, lines: Sequence[int]) -> float:
     return float(np.abs(a[:, idx] - a[:, idx - 1]).mean())
 
 
-def seam_score(image: np.ndarray, stride: int | Sequence[int], offsets: Sequence[int] = SEAM_OFFSETS) -> float:
+def seam_score(image: np.ndarray, stride: int | Sequence[int], offsets: Sequence[int] = SEAM_OFFSETS,
+               boundaries: tuple[Sequence[int], Sequence[int]] | None = None) -> float:
     """Seam score of an (H, W[, C]) image stitched from tiles every ``stride`` pixels
-    (``(stride_y, stride_x)`` for different strides; tile boundaries at ``k * stride``).
+    (``(stride_y, stride_x)`` for different strides; tile boundaries at ``k * stride``, or
+    at the given (rows, columns) ``boundaries``).
 
     Ratio of the mean absolute difference between the pixels on either side of each
     boundary to the mean over the reference lines at ``+-offsets`` px from it.  Boundaries
@@ -55,7 +57,7 @@ def seam_score(image: np.ndarray, stride: int | Sequence[int], offsets: Sequence
     """
     a = _gray(image)
     on, ref = [], []
-    for axis, (bounds, refs) in seam_lines(a.shape, stride, offsets).items():
+    for axis, (bounds, refs) in seam_lines(a.shape, stride, offsets, boundaries).items():
         n = a.shape[1 - axis]
         on.append((_line_diff(a, axis, bounds), len(bounds) * n))
         ref.append((_line_diff(a, axis, refs), len(refs) * n))
@@ -128,13 +130,18 @@ def ssim_sum(a: np.ndarray, b: np.ndarray, peak: float, radius: int = 3) -> tupl
 
 
 def seam_lines(shape: tuple[int, ...], stride: int | Sequence[int],
-               offsets: Sequence[int] = SEAM_OFFSETS) -> dict[int, tuple[list[int], list[int]]]:
+               offsets: Sequence[int] = SEAM_OFFSETS,
+               boundaries: tuple[Sequence[int], Sequence[int]] | None = None) -> dict[int, tuple[list[int], list[int]]]:
     """Per axis, the boundary lines and reference lines :func:`seam_score` compares (each
-    line ``k`` is compared with line ``k - 1``)."""
+    line ``k`` is compared with line ``k - 1``).  ``boundaries``: the (rows, columns) where
+    tiles really meet, when they are not every ``stride`` (a short last tile merged into its
+    neighbour); those closer than ``max(offsets)`` to an edge are skipped as well."""
     sy, sx = (stride, stride) if isinstance(stride, (int, np.integer)) else tuple(stride)
     out = {}
     for axis, s in ((0, sy), (1, sx)):
-        bounds = _boundaries(shape[axis], int(s))
+        n = shape[axis]
+        bounds = _boundaries(n, int(s)) if boundaries is None else \
+            [int(b) for b in boundaries[axis] if b - max(offsets) >= 1 and b + max(offsets) < n]
         if bounds:
             out[axis] = (bounds, [b + sign * o for b in bounds for o in offsets for sign in (-1, 1)])
     return out

@@ -20,7 +20,7 @@ from ..errors import ParameterError, ParameterTypeError, UrstError
 from ..io import store
 from ..io.readers import as_source, open_image
 from ..metrics import stroke
-from ..tiling import TilePlan
+from ..tiling import Blend, TileGrid, TilePlan
 
 
 def _ssim_block(a: np.ndarray, b: np.ndarray, *, peak: float, radius: int) -> np.ndarray:
@@ -51,14 +51,15 @@ def _ssim_mean(totals: np.ndarray) -> float:
     return float(totals[0] / totals[1]) if totals[1] else float("nan")
 
 
-def quality(image: da.Array, reference: da.Array | None, stride: int, peak: float, radius: int = 3) -> Delayed:
+def quality(image: da.Array, reference: da.Array | None, stride: int, peak: float, radius: int = 3,
+            boundaries: tuple[list[int], list[int]] | None = None) -> Delayed:
     """Delayed dict of :mod:`urst_dask.metrics` figures for an (H, W, C) image, chunk by
-    chunk (never loaded whole): ``seam`` at ``stride`` (only the compared lines are read),
-    and against ``reference`` (same shape) ``psnr`` and ``ssim`` (blocks overlapped by the
+    chunk (never loaded whole): ``seam`` at ``stride`` or at the given (rows, columns)
+    ``boundaries`` (only the compared lines are read), and against ``reference`` (same shape) ``psnr`` and ``ssim`` (blocks overlapped by the
     SSIM window's radius, so the sum equals the whole-image computation)."""
     a = image.astype(np.float64).rechunk({2: -1})
     parts: dict[str, Any] = {}
-    lines = metrics.seam_lines(a.shape, stride)
+    lines = metrics.seam_lines(a.shape, stride, boundaries=boundaries)
     on: list[Any] = []
     ref: list[Any] = []
     for axis, (bounds, refs) in lines.items():
@@ -109,7 +110,7 @@ def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
         from ..video.compare import flicker_report
 
         return flicker_report(image, reference)  # type: ignore[arg-type]
-    a, a_stride = _compare_input(image, "image")
+    a, grid = _compare_input(image, "image")
     b = _compare_input(reference, "reference")[0] if reference is not None else None
     if b is not None and b.shape != a.shape:
         raise ParameterError(f"reference: shape {tuple(b.shape)} differs from the image's {tuple(a.shape)}")
@@ -118,16 +119,25 @@ def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
                              "one dtype (convert one first)")
     if stride is not None and (isinstance(stride, bool) or int(stride) != stride or stride < 1):
         raise ParameterError(f"stride={stride!r}: must be an integer >= 1")
-    stride = int(stride or a_stride or TilePlan().stride)
+    own = grid is not None and stride in (None, grid.stride)  # a store's own tiles: where they really meet
+    stride = int(stride or (grid.stride if grid is not None else TilePlan().stride))
+    bounds = _tile_boundaries(grid, a.shape) if own and grid is not None else None
     if a.shape[2] == 4:  # the alpha channel passes through untouched: it would inflate every figure
         a, b = a[..., :3], (None if b is None else b[..., :3])
-    figures = dask.compute(quality(a, b, stride, metrics.data_range(a.dtype)), scheduler="threads")[0]
+    figures = dask.compute(quality(a, b, stride, metrics.data_range(a.dtype), boundaries=bounds),
+                           scheduler="threads")[0]
     strokes = stroke_size(a) if min(a.shape[:2]) >= 16 else None
     return {"stride": stride, **figures, "stroke": strokes}
 
 
-def _compare_input(value: Any, arg: str) -> tuple[da.Array, int | None]:
-    """(H, W, C) array of an image or store, and the store's stride (None if not a store)."""
+def _tile_boundaries(grid: TileGrid, shape: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """Rows and columns where the store's tiles meet (a short last tile is merged)."""
+    return tuple(list(np.cumsum(grid.axis_chunks(int(n)))[:-1]) for n in shape[:2])  # type: ignore[return-value]
+
+
+def _compare_input(value: Any, arg: str) -> tuple[da.Array, TileGrid | None]:
+    """(H, W, C) array of an image or store, and the store's tile grid (None if not a store
+    or not recorded)."""
     if isinstance(value, (np.ndarray, da.Array)):
         return as_source(value, "<array>", arg).array, None
     if not isinstance(value, (str, os.PathLike)):
@@ -137,6 +147,18 @@ def _compare_input(value: Any, arg: str) -> tuple[da.Array, int | None]:
     except UrstError:
         meta = {}
     if meta:  # a urst-dask output store: refused if incomplete
-        grid = meta.get("tile_grid") or meta.get("tile_plan") or {}
-        return store.open_output(value), grid.get("stride")
+        return store.open_output(value), _recorded_grid(meta)
     return open_image(value, arg).array, None
+
+
+def _recorded_grid(meta: dict[str, Any]) -> TileGrid | None:
+    """The tile grid a store records (older stores: only the plan's stride, read as a grid
+    without merging, i.e. a boundary every stride)."""
+    grid = meta.get("tile_grid") or {}
+    try:
+        return TileGrid(stride=int(grid["stride"]), margin=int(grid["margin"]), multiple=int(grid["multiple"]),
+                        blend=Blend(grid["blend"]), align=bool(grid.get("align", True)))
+    except (KeyError, TypeError, ValueError):
+        stride = (meta.get("tile_plan") or {}).get("stride")
+        return TileGrid(stride=int(stride), margin=0, multiple=1, blend=Blend.CROP, align=False) \
+            if isinstance(stride, int) and stride >= 1 else None
