@@ -16,7 +16,9 @@ from typing import NoReturn
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 COMPACT_MMAP_THRESHOLD = 1 << 20
-MALLOC: dict[str, int] = {}  # what set_mmap_threshold applied in this process
+RELEASED_MMAP_THRESHOLD = 32 << 20  # glibc's ceiling for its dynamic threshold (64-bit): arrays below it stay in the heap
+MALLOC: dict[str, int] = {}  # what set_mmap_threshold applied last in this process
+MMAP_THRESHOLDS: list[int] = []  # and every value it applied, in order
 HUGE_PAGES = "THP_MEM_ALLOC_ENABLE"  # torch's CPU allocator reads it once, at its first allocation
 
 
@@ -48,6 +50,7 @@ def set_mmap_threshold(nbytes: int) -> bool:
     ok = bool(libc.mallopt(ctypes.c_int(_M_MMAP_THRESHOLD), ctypes.c_int(int(nbytes))))
     if ok:
         MALLOC["mmap_threshold"] = int(nbytes)
+        MMAP_THRESHOLDS.append(int(nbytes))
     return ok
 
 

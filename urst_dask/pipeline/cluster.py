@@ -25,6 +25,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from ..engine import timing
 from ..engine.process import (
     COMPACT_MMAP_THRESHOLD,
+    RELEASED_MMAP_THRESHOLD,
     exit_without_teardown_at_exit,
     huge_pages_environ,
     set_mmap_threshold,
@@ -105,6 +106,26 @@ class CompactMemory(WorkerPlugin):
             logging.getLogger("urst_dask").warning("memory='compact' needs glibc; worker %s keeps its allocator",
                                                    worker.address)
 
+    def teardown(self, worker: Any) -> None:
+        """Unregistered from a cluster that outlives the run (``scheduler=``, ``client=``): the
+        worker goes back to heap-served arrays.  glibc cannot resume its dynamic threshold, so
+        it is fixed at that threshold's ceiling, where the default mode ends up anyway."""
+        set_mmap_threshold(RELEASED_MMAP_THRESHOLD)
+
+
+@contextlib.contextmanager
+def _compact_for_the_run(client: Client, options: ClusterOptions) -> Iterator[None]:
+    """``memory="compact"`` on a cluster that is not ours: the plugin only while the run lasts."""
+    if options.memory is not MemoryMode.COMPACT:
+        yield
+        return
+    client.register_plugin(CompactMemory())
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # a cluster gone meanwhile has no plugin left to remove
+            client.unregister_worker_plugin(CompactMemory.name)
+
 
 class HeapTrim(WorkerPlugin):
     """Returns the heap's free pages to the OS (:func:`urst_dask.engine.process.trim_heap`)
@@ -143,10 +164,11 @@ def _warn_gpu_without_cuda(worker: Any) -> None:
             worker.address, worker.state.total_resources["GPU"], torch.__version__)
 
 
-def _register(client: Client, options: ClusterOptions, host_threads: dict[str, int] | None = None) -> None:
+def _register(client: Client, options: ClusterOptions, host_threads: dict[str, int] | None = None,
+              compact: bool = True) -> None:
     client.register_plugin(TorchThreads(options.torch_threads, host_threads))
     client.register_plugin(HeapTrim())
-    if options.memory is MemoryMode.COMPACT:
+    if compact and options.memory is MemoryMode.COMPACT:
         client.register_plugin(CompactMemory())
 
 
@@ -208,9 +230,8 @@ def connect(options: ClusterOptions, client: Client | None = None,
     """Yield a client: the one given, one to ``options.scheduler``, the cluster ``early``
     started (:func:`urst_dask.pipeline.earlystart.start_early`), or a new local cluster's."""
     if client is not None:
-        if options.memory is MemoryMode.COMPACT:
-            client.register_plugin(CompactMemory())
-        yield client
+        with _compact_for_the_run(client, options):
+            yield client
         return
     if options.scheduler:
         check_scheduler(options.scheduler, options.connect_timeout)
@@ -220,8 +241,9 @@ def connect(options: ClusterOptions, client: Client | None = None,
             raise SchedulerError(f"scheduler={options.scheduler!r}: cannot connect a client within "
                                  f"{options.connect_timeout:g} s ({type(exc).__name__}: {exc})") from exc
         with c:
-            _register(c, options, _host_threads(c))
-            yield c
+            _register(c, options, _host_threads(c), compact=False)
+            with _compact_for_the_run(c, options):
+                yield c
         return
     with contextlib.ExitStack() as stack:
         closing: list[float] = []
