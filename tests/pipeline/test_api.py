@@ -10,7 +10,7 @@ import zarr
 
 import urst_dask
 from urst_dask.errors import OutputError, ParameterTypeError
-from urst_dask.io import store
+from urst_dask.io import images, store
 from urst_dask.testing import random_image
 
 
@@ -219,3 +219,19 @@ def test_bad_intensity_spec(run):
 
     with pytest.raises(ParameterError, match="intensity='percentile:99,1'"):
         run(random_image(10, 10), intensity="percentile:99,1")
+
+
+def test_a_store_with_one_channel_per_chunk_gives_the_same_statistics(run, tmp_path):
+    """OME-Zarr keeps one channel per chunk: the thumbnail (hence the statistics) must see
+    all three, as for the same pixels in one chunk (it took channel 0 three times)."""
+    image = random_image(96, 120, seed=12)
+    tokens = {}
+    for chunks in ((1, 32, 32), (2, 32, 32), (3, 32, 32)):
+        path = tmp_path / f"c{chunks[0]}.zarr"
+        zarr.create_array(str(path), shape=(3, 96, 120), chunks=chunks, dtype="uint8")[...] = np.moveaxis(image, 2, 0)
+        src = images.open_image(path)
+        assert src.array.chunks[2] == (3,)
+        out = run(path, name=f"o{chunks[0]}.zarr", stride=64, margin=8)
+        np.testing.assert_array_equal(store.open_output(out).compute(), image)
+        tokens[chunks[0]] = store.read_stats(out).token()
+    assert tokens[1] == tokens[2] == tokens[3] == store.read_stats(run(image, stride=64, margin=8)).token()

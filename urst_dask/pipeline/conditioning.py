@@ -71,6 +71,7 @@ def thumbnail(image: da.Array, thumb_size: int) -> Delayed:
     thumbnail itself, whatever the image size.
     """
     h, w, c = (int(s) for s in image.shape)
+    image = image.rechunk({2: -1})  # whole pixels in every block (a no-op for a reader's arrays)
     shape_out = pp.thumb_shape(h, w, thumb_size)
     offsets = [np.cumsum((0,) + image.chunks[i][:-1]) for i in (0, 1)]
     blocks = image.to_delayed()

@@ -135,6 +135,9 @@ def as_source(array: np.ndarray | da.Array, path: str = "<array>", arg: str = "c
     """An in-memory numpy/Dask array as an :class:`ImageSource` (same axes and checks as
     files).  A numpy array is normalised first (a view) and then chunked ``chunk`` a side."""
     where = where_of(path, arg)
+    if isinstance(array, da.Array) and any(np.isnan(n) for n in array.shape):
+        raise InputImageError(f"{where}: Dask array of unknown chunk sizes, shape {array.shape}; call its "
+                              "compute_chunk_sizes() first")
     shape = tuple(int(s) for s in array.shape)
     if 0 in shape:
         raise InputImageError(f"{where}: empty image, shape {shape}")

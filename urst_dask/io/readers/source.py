@@ -131,8 +131,9 @@ def metadata_axes(axes: str | None, shape: tuple[int, ...], where: str) -> str |
     return ax
 
 
-def to_yxc(arr: da.Array, axes: str, where: str) -> da.Array:
-    """Drop singleton T/Z, merge S into C, move C last (added when absent)."""
+def to_yxc(arr: Any, axes: str, where: str) -> Any:
+    """Drop singleton T/Z, merge S into C, move C last (added when absent); a Dask array's
+    channels in one chunk.  NumPy in, NumPy out (a view)."""
     shape = tuple(int(s) for s in arr.shape)
     if "S" in axes and "C" in axes:
         nc, ns = shape[axes.index("C")], shape[axes.index("S")]
@@ -152,6 +153,8 @@ def to_yxc(arr: da.Array, axes: str, where: str) -> da.Array:
     axes = "".join(a for a in axes if a not in "TZ")
     if "C" not in axes:
         arr, axes = arr[..., None], axes + "C"
-    return arr.transpose([axes.index(a) for a in "YXC"])
+    arr = arr.transpose([axes.index(a) for a in "YXC"])
+    # one chunk across the channels: every task sees whole pixels (OME-Zarr stores one channel per chunk)
+    return arr.rechunk({2: -1}) if isinstance(arr, da.Array) else arr
 
 
