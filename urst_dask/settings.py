@@ -101,30 +101,56 @@ class Intensity:
     or ``"percentile"`` with the thumbnail's percentiles ``(lo, hi)``, 0 <= lo < hi <= 100.
 
     Parsed once from the user's string (:meth:`parse`); ``text`` keeps that string for the
-    provenance, so a run's fingerprint is the one it always had."""
+    provenance, so a run's fingerprint is the one it always had.  Built directly (or through
+    ``dataclasses.replace``) it is validated the same way, and ``text`` is set to the values'
+    own spelling unless it already says the same."""
 
     mode: str = "dtype"
     percentiles: tuple[float, float] | None = None
     text: str = field(default="dtype", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("dtype", "percentile"):
+            raise bad_value("intensity", self.mode, "mode must be one of dtype, percentile")
+        if self.mode == "dtype":
+            if self.percentiles is not None:
+                raise bad_value("intensity", self.percentiles, "percentiles are for mode 'percentile' only")
+        else:
+            try:
+                lo, hi = (float(v) for v in self.percentiles)  # type: ignore[union-attr]
+            except (TypeError, ValueError):
+                lo = hi = math.nan
+            if not (0.0 <= lo < hi <= 100.0):
+                raise bad_value("intensity", self.percentiles, "percentiles must be (LO, HI) with 0 <= LO < HI <= 100")
+            object.__setattr__(self, "percentiles", (lo, hi))
+        if _spelled(self.text) != (self.mode, self.percentiles):
+            spelling = "dtype" if self.mode == "dtype" else "percentile:{:g},{:g}".format(*self.percentiles)  # type: ignore[misc]
+            object.__setattr__(self, "text", spelling)
 
     @classmethod
     def parse(cls, spec: "str | Intensity") -> "Intensity":
         """``"dtype"`` or ``"percentile:LO,HI"`` with 0 <= LO < HI <= 100."""
         if isinstance(spec, Intensity):
             return spec
-        if spec == "dtype":
-            return cls()
-        head, _, tail = str(spec).partition(":")
-        try:
-            lo, hi = (float(v) for v in tail.split(","))
-        except ValueError:
-            lo = hi = float("nan")
-        if head != "percentile" or not (0.0 <= lo < hi <= 100.0):
+        got = _spelled(spec) if isinstance(spec, str) else None
+        if got is None:
             raise ParameterError(f"intensity={spec!r}: must be 'dtype' or 'percentile:LO,HI' with 0 <= LO < HI <= 100")
-        return cls("percentile", (lo, hi), str(spec))
+        return cls(got[0], got[1], spec)
 
     def __str__(self) -> str:
         return self.text
+
+
+def _spelled(text: Any) -> tuple[str, tuple[float, float] | None] | None:
+    """(mode, percentiles) that an intensity string says, or None when it is not one."""
+    if text == "dtype":
+        return ("dtype", None)
+    head, _, tail = str(text).partition(":")
+    try:
+        lo, hi = (float(v) for v in tail.split(","))
+    except ValueError:
+        return None
+    return ("percentile", (lo, hi)) if head == "percentile" and 0.0 <= lo < hi <= 100.0 else None
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
+import dataclasses
 import re
 
 import pytest
 
 from urst_dask.errors import ParameterError, ParameterTypeError
-from urst_dask.settings import ComputeOptions, NormMode, StyleOptions
+from urst_dask.settings import ComputeOptions, Intensity, NormMode, StyleOptions
 
 
 @pytest.mark.parametrize(
@@ -72,3 +73,25 @@ def test_frozen():
     opts = StyleOptions()
     with pytest.raises(AttributeError):
         opts.alpha = 0.5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("mode, percentiles, fragment", [
+    ("percentile", (90, 10), "intensity=(90, 10): percentiles must be (LO, HI) with 0 <= LO < HI <= 100"),
+    ("percentile", None, "intensity=None: percentiles must be"),
+    ("percentile", (0, float("nan")), "intensity=(0, nan): percentiles must be"),
+    ("bogus", (1, 99), "intensity='bogus': mode must be one of dtype, percentile"),
+    ("dtype", (1, 99), "intensity=(1, 99): percentiles are for mode 'percentile' only"),
+])
+def test_intensity_built_directly_is_validated(mode, percentiles, fragment):
+    with pytest.raises(ParameterError, match=re.escape(fragment)):
+        Intensity(mode, percentiles)
+
+
+def test_intensity_text_says_what_it_does():
+    """The text is what the provenance records: a percentile mapping built directly recorded
+    'dtype', and resumed a dtype run's store as its own."""
+    assert str(Intensity("percentile", (5, 95))) == "percentile:5,95"
+    assert str(Intensity.parse("percentile:0.50,99.5")) == "percentile:0.50,99.5"  # the user's spelling kept
+    moved = dataclasses.replace(Intensity.parse("percentile:1,99"), percentiles=(5, 50))
+    assert (str(moved), moved.percentiles) == ("percentile:5,50", (5.0, 50.0))
+    assert StyleOptions(intensity=Intensity("percentile", (5, 95))).intensity.text == "percentile:5,95"
