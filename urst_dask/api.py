@@ -31,7 +31,14 @@ from .logs import LOGGER
 from .pipeline import inputs, provenance, resume
 from .pipeline.array import stylize_array
 from .pipeline.cluster import connect, gpu_resources
-from .pipeline.conditioning import conditioning, local_thumbnail, model_info, preload_network, run_conditioning
+from .pipeline.conditioning import (
+    conditioning,
+    local_thumbnail,
+    model_info,
+    preload_network,
+    run_conditioning,
+    stats_layout,
+)
 from .pipeline.config import RunConfig
 from .pipeline.earlystart import start_early
 from .pipeline.export import EXPORT_SUFFIXES, check_export_target, export
@@ -151,6 +158,9 @@ def stylize(
                 remote.check_in_process(c, output=out_path, content=src.path)  # memory:// needs in-process workers
                 resources = gpu_resources(c)
                 info = run(c, model_info(spec, resources), progress=False, label="network")
+                if stats is not None and state == "new":  # given statistics must fit the network, before any work
+                    inputs.check_stats_layout(stats, run(c, stats_layout(spec, resources), progress=False,
+                                                         label="network"), variant)
                 check_min_side(cfg.method, info.size_multiple, shape=src.shape, where=f"content={src.path!r}",
                                thumb_size=cfg.style.thumb_size,
                                style_size=cfg.style.style_size if style_img is not None else None)

@@ -28,6 +28,7 @@ import urst_dask
 from urst_dask import cli
 from urst_dask.errors import InputImageError, OutputError, ParameterError, ParameterTypeError, UrstError, WeightsError
 from urst_dask.io import chunkio, store
+from urst_dask.stats import NormStats
 from urst_dask.testing import REPO, random_image
 
 
@@ -153,6 +154,30 @@ def wct_stats_of_another_variant(c: Ctx) -> Callable[[], Any]:
     return lambda: urst_dask.stylize(image, c.style, c.d / "out.zarr", variant="3", stats=two, **kw)
 
 
+def wct_stats_object_of_another_variant(c: Ctx) -> Callable[[], Any]:
+    """The NormStats of a variant-2 run given as an object (a store path is checked by its attributes)."""
+    kw = dict(method="wct", weights=c.weights, client=c.client, style_size=64, thumb_size=64, stride=64)
+    image = random_image(64, 80, seed=5)
+    two = store.read_stats(urst_dask.stylize(image, c.style, c.d / "two.zarr", variant="2", **kw))
+    return lambda: urst_dask.stylize(image, c.style, c.d / "out.zarr", variant="3", stats=two, **kw)
+
+
+def identity_stats(c: Ctx, how: str, lazy: bool = False) -> Callable[[], Any]:
+    """The identity network's statistics with one field's shape changed, or made NaN (given to
+    ``stylize``, or ``lazy``: to ``stylize_array``)."""
+    stats = store.read_stats(done_store(c))
+    point = stats.points()[0]
+    fields = {p: dict(stats[p]) for p in stats.points()}
+    name = sorted(fields[point])[0]
+    fields[point][name] = np.zeros(2, np.float32) if how == "shape" else np.full_like(fields[point][name], np.nan)
+    bad = NormStats.build(stats.method, fields)
+    if lazy:
+        return lambda: urst_dask.stylize_array(random_image(40, 50, seed=6), c.style, method="identity", weights=c.d,
+                                               stride=32, margin=4, stats=bad)
+    return lambda: urst_dask.stylize(random_image(40, 50, seed=6), c.style, c.d / "out.zarr", method="identity",
+                                     weights=c.d, client=c.client, stride=32, margin=4, stats=bad)
+
+
 class Full:
     """A stand-in for the image array on a disk that fills up at the first chunk (columns
     0:32): writing it fails as a full disk does, the other chunk "succeeds".  Failing every
@@ -221,6 +246,16 @@ ROWS = [
         InputImageError, "style_size=20: too small: wct16x needs a style of at least 32 px"),
     Row("e --stats from a store of another wct variant", "api", wct_stats_of_another_variant, ParameterError,
         "two.zarr': collected with variant '2', not '3'", lambda c: not (c.d / "out.zarr").exists()),
+    Row("e stats object of another wct variant (refused before any work)", "api",
+        wct_stats_object_of_another_variant, ParameterError,
+        "stats: points ['level2', 'level1'] are not the 'wct' variant '3' network's ['level3', 'level2', 'level1']",
+        lambda c: not (c.d / "out.zarr").exists()),
+    Row("e stats object with a field of another shape", "api", lambda c: identity_stats(c, "shape"), ParameterError,
+        "stats: point 'in1' holds fields", lambda c: not (c.d / "out.zarr").exists()),
+    Row("e stats object with a field of another shape, stylize_array", "api",
+        lambda c: identity_stats(c, "shape", lazy=True), ParameterError, "stats: point 'in1' holds fields"),
+    Row("e stats object holding NaN", "api", lambda c: identity_stats(c, "nan"), ParameterError,
+        "stats: point 'in1' field", lambda c: not (c.d / "out.zarr").exists()),
     Row("e stats of a wrong type", "api",
         lambda c: lambda: urst_dask.stylize(random_image(40, 50, seed=6), c.style, c.d / "out.zarr", method="identity",
                                             weights=c.d, client=c.client, stats=123),

@@ -75,9 +75,24 @@ class StyleModel(nn.Module, abc.ABC):
         out = self.run(thumb, style, rec, alpha)
         return out, rec.result(self.info.name)
 
+    def stats_layout(self) -> dict[str, dict[str, tuple[int, ...]]]:
+        """``{point: {field: shape}}`` of the statistics this network records: what a
+        :class:`NormStats` given for it must hold.  Taken from a pass over a small random image
+        (4 x 4 pooling cells, a 64-px random style); the shapes do not depend on the size."""
+        gen = torch.Generator().manual_seed(0)
+        side = 4 * self.info.size_multiple
+        x = torch.rand(1, 3, side, side, generator=gen).to(self.device)
+        style = torch.rand(1, 3, 64, 64, generator=gen).to(self.device) if self.info.takes_style_image else None
+        with torch.inference_mode():
+            _, stats = self.collect_stats(x, self.prepare_style(style))
+        return {p: {f: tuple(v.shape) for f, v in stats[p].items()} for p in stats.points()}
+
     @property
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        try:
+            return next(self.parameters()).device
+        except StopIteration:  # a network without parameters (passthrough)
+            return torch.device("cpu")
 
 
 def stacked_receptive_field(bodies: tuple[tuple[str, ...], ...]) -> int:

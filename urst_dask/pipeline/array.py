@@ -18,7 +18,7 @@ from ..settings import NormMode
 from ..stats import NormStats
 from ..tiling import WindowJob
 from . import inputs
-from .conditioning import conditioning, model_info
+from .conditioning import conditioning, model_info, stats_layout
 from .config import RunConfig
 from .tiles import tile_graph
 
@@ -61,6 +61,8 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
         src = require_unit_range(src)
     with_stats = cfg.style.norm is NormMode.TIN and given is None
     info = model_info(spec).compute()
+    if given is not None:
+        inputs.check_stats_layout(given, stats_layout(spec).compute(), variant)
     check_min_side(cfg.method, info.size_multiple, shape=src.shape, where="array", thumb_size=cfg.style.thumb_size,
                    style_size=cfg.style.style_size if style_img is not None else None)
     cond = conditioning(src.level_for(cfg.style.thumb_size), style_img, spec, cfg.style, with_stats=with_stats)

@@ -240,3 +240,15 @@ def model_info(spec: ModelSpec, resources: dict[str, float] | None = None) -> De
     it once and keeps it for the tile stage)."""
     with annotate(resources):
         return dask.delayed(_model_info, pure=True)(spec)
+
+
+def _stats_layout(spec: ModelSpec) -> dict[str, dict[str, tuple[int, ...]]]:
+    return get_model(spec).stats_layout()
+
+
+def stats_layout(spec: ModelSpec, resources: dict[str, float] | None = None) -> Delayed:
+    """Delayed ``{point: {field: shape}}`` of the statistics the network records
+    (:meth:`~urst_dask.models.base.StyleModel.stats_layout`), read where it runs: what
+    statistics given to a run must match before any work."""
+    with annotate(resources):
+        return dask.delayed(_stats_layout, pure=True)(spec)

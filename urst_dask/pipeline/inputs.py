@@ -95,4 +95,22 @@ def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str,
                                  f"{variant!r}; statistics serve the network and variant that collected them")
     if stats is not None and stats.method != method:
         raise ParameterError(f"stats: collected for method {stats.method!r}, not {method!r}")
+    if stats is not None:
+        for point in stats.points():
+            bad = [f for f, v in stats[point].items() if not np.all(np.isfinite(v))]
+            if bad:
+                raise ParameterError(f"stats: point {point!r} field {bad[0]!r} holds NaN or infinite values")
     return stats
+
+
+def check_stats_layout(stats: NormStats, layout: dict[str, dict[str, tuple[int, ...]]], variant: str | None) -> None:
+    """Refuse statistics whose points, fields or shapes are not the ones the network records
+    (``layout``: :func:`urst_dask.pipeline.conditioning.stats_layout`), before any work."""
+    net = f"{stats.method!r}" + (f" variant {variant!r}" if variant else "")
+    if stats.points() != list(layout):
+        raise ParameterError(f"stats: points {stats.points()} are not the {net} network's {list(layout)}; statistics "
+                             "serve the network and variant that collected them")
+    for point, fields in layout.items():
+        got = {f: tuple(v.shape) for f, v in stats[point].items()}
+        if got != fields:
+            raise ParameterError(f"stats: point {point!r} holds fields {got}, the {net} network records {fields}")
