@@ -114,10 +114,14 @@ def test_compare_reads_stores_and_files(tmp_path, capsys, client):
     ("uint16", None, "reference: dtype uint16 differs from the image's uint8"),  # was PSNR -42 dB
     (None, 0, "stride=0: must be an integer >= 1"),  # was the default, silently
     (None, 2.5, "stride=2.5: must be an integer >= 1"),
+    ("float255", None, "image, reference: float values from 0 to 255; PSNR and SSIM take 1.0"),  # was -13.8 dB
 ])
 def test_compare_refuses_what_it_cannot_measure(reference, stride, fragment):
     image = _smooth(64, 80, seed=3)
     ref = (image.astype(np.uint16) * 257) if reference == "uint16" else None
+    if reference == "float255":
+        image, ref = image.astype(np.float32), np.full(image.shape, 255.0, np.float32)
+        image[0, 0] = 0.0
     with pytest.raises(ParameterError, match=re.escape(fragment)):
         compare(image, ref, stride=stride)
 

@@ -79,6 +79,8 @@ def quality(image: da.Array, reference: da.Array | None, stride: int, peak: floa
                               chunks=(tuple(1 for _ in a.chunks[0]), tuple(1 for _ in a.chunks[1]), (2,)),
                               meta=np.empty((0, 0, 0), np.float64))
         parts["ssim"] = dask.delayed(_ssim_mean)(sums.sum(axis=(0, 1)))
+        if image.dtype.kind == "f" or reference.dtype.kind == "f":  # the peak 1.0 holds for [0, 1] only
+            parts["range"] = (da.minimum(a.min(), b.min()), da.maximum(a.max(), b.max()))
     return dask.delayed(dict)(parts)
 
 
@@ -126,6 +128,10 @@ def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
         a, b = a[..., :3], (None if b is None else b[..., :3])
     figures = dask.compute(quality(a, b, stride, metrics.data_range(a.dtype), boundaries=bounds),
                            scheduler="threads")[0]
+    lo, hi = figures.pop("range", (0.0, 1.0))
+    if lo < 0.0 or hi > 1.0:
+        raise ParameterError(f"image, reference: float values from {lo:.6g} to {hi:.6g}; PSNR and SSIM take 1.0 as "
+                             "a float image's peak, so float images must lie in [0, 1]: rescale both")
     strokes = stroke_size(a) if min(a.shape[:2]) >= 16 else None
     return {"stride": stride, **figures, "stroke": strokes}
 
