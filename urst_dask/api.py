@@ -21,6 +21,7 @@ import numpy as np
 from .engine import timing
 from .engine.backends import precheck
 from .engine.models import ModelSpec
+from .errors import require_path
 from .io import remote, store
 from .io import scratch as scratch_io
 from .io.lock import output_lock
@@ -30,7 +31,7 @@ from .io.weights import files_record
 from .logs import LOGGER
 from .pipeline import inputs, provenance, resume
 from .pipeline.array import stylize_array
-from .pipeline.cluster import connect, gpu_resources
+from .pipeline.cluster import check_client, connect, gpu_resources
 from .pipeline.conditioning import (
     conditioning,
     local_thumbnail,
@@ -102,8 +103,8 @@ def stylize(
     ``overwrite``, ``progress`` (:class:`~urst_dask.pipeline.config.RunFlags`).  ``stats``
     reuses statistics (a NormStats or a previous output store) instead of a thumbnail pass.
 
-    The output is a Zarr v3 group: array ``"0"`` (H, W, 3) in the input dtype, chunks
-    ``stride``; ``urst/stats`` the statistics; attributes ``urst_dask`` the provenance,
+    The output is a Zarr v3 group: array ``"0"`` (C, H, W) in NGFF order (C = 3, 1 for gray,
+    4 for RGBA) in the input dtype, chunks ``stride``; ``urst/stats`` the statistics; attributes ``urst_dask`` the provenance,
     with ``status: complete`` written last.  Rerunning the same call after an interruption
     computes only the missing chunks (same fingerprint: input, style, weights, parameters);
     a store from a different run is refused unless ``overwrite``.
@@ -114,6 +115,8 @@ def stylize(
     """
     cfg = RunConfig.from_kwargs(config, **overrides)
     flags = cfg.flags
+    require_path("out", out)
+    check_client(client)
     content, style, out, stats = (remote.attach(v, flags.storage_options, arg) for v, arg in (
         (content, "content"), (style, "style"), (out, "output"), (stats, "stats")))  # URLs carry their options
     timing.start()  # the per-stage summary that verbose runs print at the end

@@ -40,3 +40,43 @@ class WeightsError(UrstError, FileNotFoundError):
 def bad_value(arg: str, value: object, why: str) -> ParameterError:
     """Build the standard one-line message ``arg=value: why``."""
     return ParameterError(f"{arg}={value!r}: {why}")
+
+
+def require_path(arg: str, value: object, optional: bool = False) -> None:
+    """Refuse ``value`` unless it is a path (``str`` or ``os.PathLike``; ``None`` too when
+    ``optional``), naming ``arg``: pathlib's own TypeError names neither."""
+    import os
+
+    if not (isinstance(value, (str, os.PathLike)) or (optional and value is None)):
+        raise ParameterTypeError(f"{arg}={value!r}: expected a path (str or os.PathLike)"
+                                 + (" or None" if optional else ""))
+
+
+def require_bool(arg: str, value: object) -> None:
+    """Refuse anything but ``True``/``False`` (``"no"`` is truthy)."""
+    if not isinstance(value, bool):
+        raise ParameterTypeError(f"{arg}={value!r}: must be a bool")
+
+
+def as_int(arg: str, value: object) -> int:
+    """``value`` as an ``int``: any integer (NumPy's too) or a float with an integral value;
+    a bool, NaN or anything else is refused naming ``arg``."""
+    import math
+    import numbers
+
+    if not isinstance(value, bool) and isinstance(value, numbers.Integral):
+        return int(value)
+    if not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(float(value)) \
+            and float(value).is_integer():
+        return int(float(value))
+    raise ParameterTypeError(f"{arg}={value!r}: must be an integer")
+
+
+def as_number(arg: str, value: object) -> float:
+    """``value`` as a ``float``: any real number (NumPy's too) but a bool."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ParameterTypeError(f"{arg}={value!r}: must be a number")
+    return float(value)
+

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ParameterError, ParameterTypeError, bad_value
+from .errors import ParameterError, ParameterTypeError, as_int, as_number, bad_value
 
 
 class _Choice(str, enum.Enum):
@@ -69,18 +70,8 @@ class Backend(_Choice):
     OPENVINO = "openvino"  # OpenVINO (CPU), the optional extra urst-dask[openvino]
 
 
-def _int(arg: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        isinstance(value, float) and value.is_integer()
-    ):
-        raise ParameterTypeError(f"{arg}={value!r}: must be an integer")
-    return int(value)
-
-
 def _positive_float(arg: str, value: object, *, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ParameterTypeError(f"{arg}={value!r}: must be a number")
-    v = float(value)
+    v = as_number(arg, value)
     if not math.isfinite(v) or not lo <= v <= hi:
         raise bad_value(arg, value, f"must be in [{lo}, {hi}]")
     return v
@@ -172,7 +163,7 @@ class StyleOptions:
         object.__setattr__(self, "intensity", Intensity.parse(self.intensity))
         object.__setattr__(self, "alpha", _positive_float("alpha", self.alpha, lo=0.0, hi=1.0))
         for name in ("style_size", "thumb_size"):
-            v = _int(name, getattr(self, name))
+            v = as_int(name, getattr(self, name))
             if v < 16:
                 raise bad_value(name, getattr(self, name), "must be >= 16")
             object.__setattr__(self, name, v)
@@ -203,7 +194,7 @@ class ComputeOptions:
         "memory"))
 
     def __post_init__(self) -> None:
-        batch = _int("batch", self.batch)
+        batch = as_int("batch", self.batch)
         if not 1 <= batch <= MAX_BATCH:
             raise bad_value("batch", self.batch, f"must be in [1, {MAX_BATCH}]")
         object.__setattr__(self, "batch", batch)
@@ -250,15 +241,19 @@ class ClusterOptions:
         object.__setattr__(self, "memory", MemoryMode.parse(self.memory, "memory"))
         for name in ("workers", "threads_per_worker"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            if as_int(name, v) < 1:
                 raise ParameterError(f"{name}={v!r}: must be an integer >= 1")
+            object.__setattr__(self, name, as_int(name, v))
         if not isinstance(self.processes, bool):
             raise ParameterTypeError(f"processes={self.processes!r}: must be a bool")
         if self.scheduler and not self.processes:
             raise ParameterError(f"processes=False (--in-process) with scheduler={self.scheduler!r}: in-process "
                                  "workers belong to the local cluster; drop one of them")
-        if self.torch_threads is not None and (not isinstance(self.torch_threads, int) or self.torch_threads < 1):
-            raise ParameterError(f"torch_threads={self.torch_threads!r}: must be an integer >= 1")
+        if self.torch_threads is not None:
+            if as_int("torch_threads", self.torch_threads) < 1:
+                raise ParameterError(f"torch_threads={self.torch_threads!r}: must be an integer >= 1")
+            object.__setattr__(self, "torch_threads", as_int("torch_threads", self.torch_threads))
         t = self.connect_timeout
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t <= 3600:
+        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0 < t <= 3600:
             raise ParameterError(f"connect_timeout={t!r}: must be a number of seconds in (0, 3600]")
+        object.__setattr__(self, "connect_timeout", float(t))

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..engine.backends import precheck
 from ..engine.models import ModelSpec
+from ..errors import ParameterError
 from ..io import remote
 from ..io.readers import require_unit_range
 from ..io.validate import check_min_side
@@ -33,7 +34,10 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     (the dtype's full range) or float32 with values in [0, 1] (or any range with
     ``intensity="percentile:LO,HI"``).  ``style``: a style image (path or (H, W, 3) array) or,
     for baked-in-style methods, a style name/checkpoint.  Settings as :func:`urst_dask.stylize`
-    (``config`` and/or flat keywords: ``method``, ``alpha``, ``stride``, ``device``...).
+    (``config`` and/or flat keywords: ``method``, ``alpha``, ``stride``, ``device``...), but
+    for the cluster's and the output store's (``scheduler``, ``workers``, ``memory``,
+    ``overwrite``, ``scratch``...): the array is computed where you compute it, so those are
+    refused here.
 
     Returns (H, W, C) in the input's dtype and value range, chunked by ``stride`` (``batch``
     strides wide), equal byte for byte to the array :func:`urst_dask.stylize` stores.  Nothing
@@ -48,6 +52,7 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     which :func:`urst_dask.stylize` runs and this lazy graph does not.
     """
     cfg = RunConfig.from_kwargs(config, **overrides)
+    _refuse_unused(cfg)
     array, style, stats = (remote.attach(v, cfg.flags.storage_options, arg) for v, arg in (
         (array, "content"), (style, "style"), (stats, "stats")))  # URLs carry their options, as in stylize
     entry, wdir, wfiles = inputs.network(cfg, style)
@@ -75,3 +80,19 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     grid = cfg.tiles.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
     job = WindowJob(cfg.style, cfg.compute, str(src.array.dtype), window)
     return tile_graph(src.array, spec, code, thumb_stats, grid, job)
+
+
+UNUSED = ("scheduler", "workers", "threads_per_worker", "processes", "torch_threads", "memory", "connect_timeout",
+          "overwrite", "scratch", "progress")
+
+
+def _refuse_unused(cfg: RunConfig) -> None:
+    """Refuse settings of a cluster or an output store given to the lazy call, where they
+    would be silently ignored."""
+    default = RunConfig()
+    changed = [f"{name}={getattr(group, name)!r}" for name in UNUSED
+               for group, base in ((cfg.cluster, default.cluster), (cfg.flags, default.flags))
+               if hasattr(group, name) and getattr(group, name) != getattr(base, name)]
+    if changed:
+        raise ParameterError(f"stylize_array: {', '.join(changed)} would have no effect: the lazy array is computed "
+                             "by whatever computes it (your scheduler or client); these settings are for stylize()")

@@ -33,7 +33,7 @@ from ..engine.process import (
     torch_threads_for,
     trim_heap,
 )
-from ..errors import ParameterError, SchedulerError
+from ..errors import ParameterError, ParameterTypeError, SchedulerError
 from ..settings import ClusterOptions, MemoryMode
 
 if TYPE_CHECKING:
@@ -222,6 +222,14 @@ def local_client(cluster: LocalCluster, options: ClusterOptions) -> Client:
         client.close()
         raise
     return client
+
+
+def check_client(client: Any) -> None:
+    """Refuse a ``client=`` that is not a :class:`distributed.Client` (an address string would
+    fail only after the input was decoded)."""
+    if client is not None and not isinstance(client, Client):
+        raise ParameterTypeError(f"client={client!r}: expected a distributed.Client (a scheduler's address goes in "
+                                 "scheduler=)")
 
 
 @contextlib.contextmanager

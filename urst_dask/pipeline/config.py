@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ParameterError, ParameterTypeError
+from ..errors import ParameterError, ParameterTypeError, require_bool, require_path
 from ..settings import ClusterOptions, ComputeOptions, StyleOptions
 from ..tiling import TilePlan
 
@@ -45,8 +45,10 @@ class RunFlags:
 
     def __post_init__(self) -> None:
         for name in ("allow_large_images", "overwrite", "progress"):
-            if not isinstance(getattr(self, name), bool):
-                raise ParameterTypeError(f"{name}={getattr(self, name)!r}: must be a bool")
+            require_bool(name, getattr(self, name))
+        require_path("scratch", self.scratch, optional=True)
+        if self.axes is not None and not isinstance(self.axes, str):
+            raise ParameterTypeError(f"axes={self.axes!r}: must be a string of axis letters, e.g. 'CYX'")
         if self.storage_options is not None and not isinstance(self.storage_options, dict):  # as io.remote words it
             raise ParameterError(f"storage_options={self.storage_options!r}: expected a JSON object (a dict with "
                                  "string keys)")
@@ -80,6 +82,7 @@ class RunConfig:
             raise ParameterTypeError(f"method={self.method!r}: must be a method name (see `urst-dask methods`)")
         if self.variant is not None and not isinstance(self.variant, str):
             object.__setattr__(self, "variant", str(self.variant))
+        require_path("weights", self.weights, optional=True)
         for name, cls in GROUPS.items():
             value = getattr(self, name)
             if not isinstance(value, cls):

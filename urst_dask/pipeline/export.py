@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import dask.array as da
 import numpy as np
 
-from ..errors import OutputError, ParameterError, UrstError
+from ..errors import OutputError, ParameterError, UrstError, require_bool, require_path
 from ..io import halving, remote, store, writers
 from ..io.readers import open_image
 from ..io.writers import Raster, TiffCompression
@@ -114,6 +114,9 @@ def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, o
     predictor), ``"jpeg"`` (uint8 gray/RGB only) or ``"none"``; ``tile`` the tile side, a
     multiple of 16 in [16, 4096] (default 256).  ``store_path`` may be a URL (with fsspec
     ``storage_options``); the export itself is a local file."""
+    require_path("store", store_path)
+    require_path("output", out)
+    require_bool("overwrite", overwrite)
     store_path = remote.attach(store_path, storage_options, "store")
     p = Path(out)
     suffix = p.suffix.lower()

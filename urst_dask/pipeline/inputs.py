@@ -83,7 +83,8 @@ def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str,
     (and, from a store, its recorded ``variant``: a wct of another top level records other
     normalization points); refused with ``norm="in"``, where each window uses its own."""
     if stats is not None and not isinstance(stats, (str, os.PathLike, NormStats)):
-        raise ParameterTypeError(f"stats={stats!r}: expected a NormStats or the path of an output store")
+        shown = repr(stats) if len(repr(stats)) <= 80 else f"<{type(stats).__name__}>"  # a StyleCode's repr: 8 kB
+        raise ParameterTypeError(f"stats={shown}: expected a NormStats or the path of an output store")
     if stats is not None and norm is NormMode.IN:
         raise ParameterError("stats: given statistics serve norm='tin'; with norm='in' every window is normalized "
                              "by its own: leave stats out")

@@ -16,7 +16,7 @@ import numpy as np
 from dask.delayed import Delayed
 
 from .. import metrics
-from ..errors import ParameterError, ParameterTypeError, UrstError
+from ..errors import ParameterError, ParameterTypeError, UrstError, as_int
 from ..io import store
 from ..io.readers import as_source, open_image
 from ..metrics import stroke
@@ -119,8 +119,14 @@ def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
     if b is not None and b.dtype != a.dtype:  # the peak is the dtype's: uint8 against uint16 would read -42 dB
         raise ParameterError(f"reference: dtype {b.dtype} differs from the image's {a.dtype}; compare images of "
                              "one dtype (convert one first)")
-    if stride is not None and (isinstance(stride, bool) or int(stride) != stride or stride < 1):
-        raise ParameterError(f"stride={stride!r}: must be an integer >= 1")
+    if stride is not None:
+        try:
+            valid = as_int("stride", stride) >= 1
+        except ParameterTypeError:
+            valid = False
+        if not valid:
+            raise ParameterError(f"stride={stride!r}: must be an integer >= 1")
+        stride = as_int("stride", stride)
     own = grid is not None and stride in (None, grid.stride)  # a store's own tiles: where they really meet
     stride = int(stride or (grid.stride if grid is not None else TilePlan().stride))
     bounds = _tile_boundaries(grid, a.shape) if own and grid is not None else None

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Union
 
-from ..errors import ParameterError, ParameterTypeError, bad_value
+from ..errors import ParameterError, ParameterTypeError, as_int, bad_value
 from ..settings import _Choice
 
 MIN_STRIDE = 16
@@ -43,12 +43,6 @@ class Blend(_Choice):
 
 AUTO = "auto"
 Margin = Union[int, str]  # pixels, or "auto": the network's measured seam-free margin
-
-
-def _int(arg: str, value: object) -> int:
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-        raise ParameterTypeError(f"{arg}={value!r}: must be an integer")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -74,7 +68,7 @@ class TilePlan:
     align: bool = field(default=True, metadata={"help": "", "cli": False})
 
     def __post_init__(self) -> None:
-        stride = _int("stride", self.stride)
+        stride = as_int("stride", self.stride)
         if stride < MIN_STRIDE:
             raise bad_value("stride", self.stride, f"must be >= {MIN_STRIDE}")
         object.__setattr__(self, "stride", stride)
@@ -83,7 +77,7 @@ class TilePlan:
                 raise ParameterError(f"margin={self.margin!r}: must be a number of pixels or 'auto'")
             object.__setattr__(self, "margin", AUTO)
         else:
-            margin = _int("margin", self.margin)
+            margin = as_int("margin", self.margin)
             if margin < 0:
                 raise bad_value("margin", self.margin, "must be >= 0")
             if 2 * margin >= stride:

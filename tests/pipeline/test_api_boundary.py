@@ -1,0 +1,73 @@
+"""The Python API's boundary: arguments of the wrong type or meaning are refused with an
+``UrstError`` naming the argument and the value, before any work (they escaped as pathlib's
+TypeError, ``int(nan)``'s ValueError or an AttributeError after the input was decoded, or were
+silently accepted); NumPy scalars count as the numbers they are."""
+
+from __future__ import annotations
+
+import re
+
+import dask.array as da
+import numpy as np
+import pytest
+
+import urst_dask
+from urst_dask import ClusterOptions, ComputeOptions, StyleOptions, TilePlan
+from urst_dask.errors import InputImageError, ParameterError, ParameterTypeError
+from urst_dask.stats import StyleCode
+from urst_dask.testing import random_image
+
+IMAGE = random_image(40, 50, seed=1)
+STYLE = random_image(32, 32, seed=2)
+
+
+def _unknown_chunks() -> da.Array:
+    x = da.from_array(IMAGE, chunks=(16, 16, 3))
+    return x[x[:, 0, 0] >= 0]  # a boolean mask: row count unknown until computed
+
+
+@pytest.mark.parametrize("call, error, fragment", [
+    (lambda t: urst_dask.stylize(IMAGE, STYLE, None), ParameterTypeError, "out=None: expected a path"),
+    (lambda t: urst_dask.stylize(IMAGE, STYLE, t / "o.zarr", weights=123), ParameterTypeError,
+     "weights=123: expected a path"),
+    (lambda t: urst_dask.stylize(IMAGE, STYLE, t / "o.zarr", scratch=123), ParameterTypeError,
+     "scratch=123: expected a path"),
+    (lambda t: urst_dask.stylize(IMAGE, STYLE, t / "o.zarr", axes=123), ParameterTypeError, "axes=123: must be"),
+    (lambda t: urst_dask.stylize(IMAGE, STYLE, t / "o.zarr", client="tcp://127.0.0.1:8786"), ParameterTypeError,
+     "client='tcp://127.0.0.1:8786': expected a distributed.Client"),
+    (lambda t: urst_dask.export(None, t / "o.png"), ParameterTypeError, "store=None: expected a path"),
+    (lambda t: urst_dask.export(t / "s.zarr", None), ParameterTypeError, "output=None: expected a path"),
+    (lambda t: urst_dask.export(t / "s.zarr", t / "o.png", overwrite="no"), ParameterTypeError,
+     "overwrite='no': must be a bool"),
+    (lambda t: urst_dask.compare(IMAGE, stride=float("nan")), ParameterError, "stride=nan: must be an integer >= 1"),
+    (lambda t: urst_dask.compare(IMAGE, stride=[64]), ParameterError, "stride=[64]: must be an integer >= 1"),
+    (lambda t: urst_dask.compare(_unknown_chunks()), InputImageError, "Dask array of unknown chunk sizes"),
+    (lambda t: urst_dask.stylize_array(_unknown_chunks(), STYLE, method="passthrough"), InputImageError,
+     "call its compute_chunk_sizes() first"),
+    (lambda t: urst_dask.stylize_array(IMAGE, STYLE, method="passthrough", workers=64, overwrite=True),
+     ParameterError, "stylize_array: workers=64, overwrite=True would have no effect"),
+    (lambda t: urst_dask.stylize_array(IMAGE, STYLE, method="passthrough", scheduler="tcp://10.0.0.1:8786"),
+     ParameterError, "stylize_array: scheduler='tcp://10.0.0.1:8786' would have no effect"),
+    (lambda t: urst_dask.stylize(IMAGE, STYLE, t / "o.zarr", method="passthrough",
+                                 stats=StyleCode.build("m", {"a": {"x": np.ones(999)}})),
+     ParameterTypeError, "stats=<StyleCode>: expected a NormStats"),
+    (lambda t: ClusterOptions(workers=True), ParameterTypeError, "workers=True: must be an integer"),
+    (lambda t: ClusterOptions(torch_threads=True), ParameterTypeError, "torch_threads=True: must be an integer"),
+])
+def test_bad_arguments_are_refused_by_name(tmp_path, call, error, fragment):
+    with pytest.raises(error, match=re.escape(fragment)):
+        call(tmp_path)
+    assert not (tmp_path / "o.zarr").exists() and not (tmp_path / "o.png").exists()
+
+
+def test_numpy_scalars_are_the_numbers_they_are():
+    """``thumb_size=np.min(img.shape[:2])`` is an integer (it was refused as "not an integer")."""
+    assert TilePlan(stride=np.int64(500), margin=np.int32(16)) == TilePlan(stride=500, margin=16)
+    assert StyleOptions(thumb_size=np.int64(512), style_size=np.uint16(256)).thumb_size == 512
+    assert StyleOptions(alpha=np.float32(0.5)).alpha == 0.5
+    assert ComputeOptions(batch=np.int32(2)).batch == 2
+    cluster = ClusterOptions(workers=np.int64(2), threads_per_worker=np.int8(1), connect_timeout=np.float32(5))
+    assert (cluster.workers, cluster.threads_per_worker, cluster.connect_timeout) == (2, 1, 5.0)
+    assert all(type(v) is int for v in (cluster.workers, TilePlan(stride=np.int64(500)).stride))
+    with pytest.raises(ParameterTypeError, match=re.escape("stride=np.float64(500.5): must be an integer")):
+        TilePlan(stride=np.float64(500.5))
