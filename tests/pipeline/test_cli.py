@@ -77,12 +77,14 @@ def test_bad_input(files, weights, capsys, argv, fragment):
 
 
 @pytest.mark.parametrize("target, fragment", [("exists.zarr", "already exists and is not a urst-dask store"),
-                                              ("nodir/out.zarr", "does not exist")])
+                                              # a PNG input: named -o, not the scratch folder beside it
+                                              ("nodir/out.zarr", "error: output='{d}/nodir/out.zarr': folder "
+                                                                 "'{d}/nodir' does not exist")])
 @pytest.mark.usefixtures("no_early_start")
 def test_bad_output(files, weights, capsys, target, fragment):
     rc = main(["stylize", str(files / "c.png"), str(files / "s.png"), "-o", str(files / target),
                "--weights", str(weights), "--no-progress"])
-    assert rc == 2 and fragment in capsys.readouterr().err
+    assert rc == 2 and fragment.format(d=files) in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("option, value, fragment", [("--norm", "batch", "invalid choice: 'batch'"),
