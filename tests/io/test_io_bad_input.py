@@ -4,6 +4,7 @@ message names the argument, the file and the value) or its documented handling."
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -225,3 +226,23 @@ def test_bad_input(tmp_path, case):
 def test_unwritable_folder_message_names_the_folder():
     with pytest.raises(OutputError, match=r"(not writable|cannot write in '/proc')"):
         images.write_raster("/proc/urst-dask-test.png", np.zeros((8, 8, 3), np.uint8))
+
+
+@pytest.mark.parametrize("value, fragment", [(np.nan, "1 non-finite values"), (2.0, "float values from 0 to 2")])
+def test_a_bad_pixel_in_a_pyramid_level_is_reported_with_its_level(tmp_path, value, fragment):
+    """The rows and columns of a lower level are not the image's: the message says which level."""
+    from urst_dask.io.readers import require_unit_range
+
+    g = zarr.open_group(str(tmp_path / "p.zarr"), mode="w")
+    g.create_array("0", shape=(3, 64, 80), dtype="float32", chunks=(3, 64, 80))[...] = 0.0
+    level1 = np.zeros((3, 32, 40), np.float32)
+    level1[0, 20, 30] = value
+    g.create_array("1", shape=level1.shape, dtype="float32", chunks=(3, 16, 16))[...] = level1
+    axes = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+    g.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": [
+        {"path": p, "coordinateTransformations": [{"type": "scale", "scale": [1, s, s]}]} for p, s in (("0", 1), ("1", 2))]}]}
+    src = require_unit_range(images.open_image(tmp_path / "p.zarr"))
+    src.array.compute()  # the image itself is clean
+    with pytest.raises(InputImageError, match=re.escape(f"p.zarr' pyramid level 1: {fragment}") + ".* in rows 16:32, "
+                       "columns 16:32"):
+        src.levels[0].compute()

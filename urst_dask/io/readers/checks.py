@@ -28,13 +28,20 @@ def _finite_block(block: np.ndarray, where: str, block_info: dict | None = None)
     return block
 
 
-def check_finite(array: da.Array, path: str, arg: str) -> da.Array:
+def _level_where(path: str, arg: str, level: int) -> str:
+    """The message's subject: a pyramid level's rows and columns are not the image's."""
+    return where_of(path, arg) + (f" pyramid level {level}" if level else "")
+
+
+def check_finite(array: da.Array, path: str, arg: str, level: int = 0) -> da.Array:
     """``array`` with every block checked for NaN/inf as it is computed (lazily: nothing is
     scanned now).  The first non-finite block raises :class:`InputImageError` naming ``arg``,
-    the file and the block's rows and columns.  Integer arrays are returned unchanged."""
+    the file, the pyramid ``level`` (when not the image itself) and the block's rows and
+    columns.  Integer arrays are returned unchanged."""
     if array.dtype.kind != "f":
         return array
-    return array.map_blocks(_finite_block, where=where_of(path, arg), dtype=array.dtype, meta=array._meta)
+    return array.map_blocks(_finite_block, where=_level_where(path, arg, level), dtype=array.dtype,
+                            meta=array._meta)
 
 
 PERCENTILE_HINT = "--intensity percentile:0.5,99.5"
@@ -62,14 +69,14 @@ def _unit_block(block: np.ndarray, where: str, block_info: dict | None = None) -
     return block
 
 
-def check_unit_range(array: da.Array, path: str, arg: str) -> da.Array:
+def check_unit_range(array: da.Array, path: str, arg: str, level: int = 0) -> da.Array:
     """``array`` with every block checked to lie in [0, 1] as it is computed (lazily, like
     :func:`check_finite`).  The first block outside raises :class:`InputImageError` naming
     ``arg``, the file, the values found and the block's rows and columns, and suggesting
     ``--intensity percentile:...``.  Integer arrays are returned unchanged."""
     if array.dtype.kind != "f":
         return array
-    return array.map_blocks(_unit_block, where=where_of(path, arg), dtype=array.dtype, meta=array._meta)
+    return array.map_blocks(_unit_block, where=_level_where(path, arg, level), dtype=array.dtype, meta=array._meta)
 
 
 def require_unit_range(src: ImageSource, arg: str = "content") -> ImageSource:
@@ -78,7 +85,8 @@ def require_unit_range(src: ImageSource, arg: str = "content") -> ImageSource:
     if src.array.dtype.kind != "f":
         return src
     return dataclasses.replace(src, array=check_unit_range(src.array, src.path, arg),
-                               levels=tuple(check_unit_range(lv, src.path, arg) for lv in src.levels))
+                               levels=tuple(check_unit_range(lv, src.path, arg, i)
+                                            for i, lv in enumerate(src.levels, 1)))
 
 
 def check_image(array: da.Array, path: str, arg: str, *, axes: str | None = None,
@@ -116,7 +124,7 @@ def build(raw: RawImage, path: str, arg: str, axes: str | None) -> ImageSource:
             continue
         lv = to_yxc(level, ax, where)
         if lv.shape[2] == arr.shape[2] and lv.shape[0] <= prev[0] and lv.shape[1] <= prev[1] and lv.shape != prev:
-            levels.append(check_finite(lv, path, arg))
+            levels.append(check_finite(lv, path, arg, len(levels) + 1))
             prev = lv.shape
     names = raw.channel_names if raw.channel_names and len(raw.channel_names) == arr.shape[2] else None
     return ImageSource(arr, path, raw.format, ax, channels, tuple(levels), raw.pixel_size, names)
