@@ -118,7 +118,8 @@ def build(raw: RawImage, path: str, arg: str, axes: str | None) -> ImageSource:
         ax = metadata_axes(raw.axes, shape, where) or guess_axes(shape, where)
     arr, channels = check_image(to_yxc(raw.array, ax, where), path, arg, axes=ax, shape_in=shape)
     validate.check_pixel_size(raw.pixel_size, where)
-    levels, prev = [], arr.shape
+    levels: list[da.Array] = []
+    prev = arr.shape
     for level in raw.levels:
         if level.ndim != len(ax):
             continue
