@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,6 +76,34 @@ def test_existing_output_from_another_run_needs_overwrite(run, tmp_path):
         run(random_image(40, 40, seed=15), "o.zarr", stride=32, margin=4)
     run(image, "o.zarr", stride=32, margin=5, overwrite=True)
     assert store.read_attrs(tmp_path / "o.zarr")["tile_plan"]["margin"] == 5
+
+
+def test_an_overwrite_interrupted_while_it_deletes_never_leaves_a_complete_looking_store(run, tmp_path, monkeypatch):
+    """--overwrite deletes the old store; stopped half-way (Ctrl-C, kill), what is left must not
+    read as complete: rmtree went in directory order, chunks before the marker's zarr.json, and
+    export wrote a picture 23 % black with exit 0."""
+    image = random_image(96, 96, seed=16)
+    run(image, "o.zarr", stride=32, margin=4)
+    real = shutil.rmtree
+    deleted: list[str] = []
+
+    def interrupted(path, *a, **kw):  # deletes one chunk, then the user presses Ctrl-C
+        if ".removing-" in str(path) and not deleted:
+            chunk = next(p for p in Path(path, "0").rglob("*") if p.is_file())
+            chunk.unlink()
+            deleted.append(str(chunk))
+            raise KeyboardInterrupt
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(store.shutil, "rmtree", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(image, "o.zarr", stride=32, margin=5, overwrite=True)
+    assert deleted and not (tmp_path / "o.zarr").exists()  # renamed aside at once: nothing there looks complete
+    assert [p.name.startswith(".o.zarr.removing-") for p in tmp_path.iterdir() if p.name.startswith(".")] == [True]
+    monkeypatch.setattr(store.shutil, "rmtree", real)
+    out = run(image, "o.zarr", stride=32, margin=5)  # the rerun: a new store, and the leftover removed
+    np.testing.assert_array_equal(store.open_output(out).compute(), image)
+    assert not [p for p in tmp_path.iterdir() if ".removing-" in p.name]
 
 
 @pytest.mark.parametrize("blend", ["crop", "linear", "gaussian"])

@@ -69,9 +69,15 @@ def exists(rp: RemotePath, arg: str = "output") -> bool:
 
 
 def remove(rp: RemotePath, missing_ok: bool = False) -> None:
-    """Delete every key under the store's prefix (``--overwrite``, a failed creation)."""
+    """Delete every key under the store's prefix (``--overwrite``, a failed creation): the
+    root ``zarr.json`` (which holds the completion marker) first, so a store interrupted
+    while it is deleted never reads as complete with chunks missing."""
     try:
-        rp.fs().rm(rp.fs_path(), recursive=True)
+        fs = rp.fs()
+        root_meta = rp.fs_path().rstrip("/") + "/zarr.json"
+        if fs.exists(root_meta):
+            fs.rm(root_meta)
+        fs.rm(rp.fs_path(), recursive=True)
     except FileNotFoundError:
         pass
     except Exception as exc:  # noqa: BLE001
