@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from typing import Any, Sequence
 
 from .. import __version__, logs
@@ -61,6 +62,35 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+REDELIVER_S = 0.1  # a swallowed stop is signalled again after this long, from a helper thread
+
+
+def _redeliver(signum: int) -> None:
+    timer = threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+
+
+def _stops_survive(previous: Any) -> Any:
+    """A ``sys.unraisablehook`` that signals a swallowed stop again.
+
+    The exception a signal handler raises (SIGTERM's :class:`Terminated`, Ctrl-C's
+    KeyboardInterrupt) lands wherever the main thread is; inside a garbage-collector
+    callback or a ``__del__`` (distributed's GC diagnosis, say) Python prints "Exception
+    ignored" and goes on, and the run carried on to the end and exited 0.  Here the signal is
+    sent again shortly, to be raised in ordinary code."""
+    def hook(unraisable: Any) -> None:
+        exc = unraisable.exc_value
+        if isinstance(exc, Terminated):
+            signal.signal(signal.SIGTERM, _terminate)
+            _redeliver(signal.SIGTERM)
+        elif isinstance(exc, KeyboardInterrupt) and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            _redeliver(signal.SIGINT)
+        else:
+            previous(unraisable)
+    return hook
+
+
 def _handle_sigterm() -> tuple[bool, Any]:
     """Install :func:`_terminate` for SIGTERM; return whether it was installed (not outside the
     main thread, where Python cannot install handlers) and the handler it replaces."""
@@ -77,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_logging(args.verbose)  # one line per failure; -v adds the workers' tracebacks
     logs.configure(verbose=args.verbose, quiet=args.quiet)
     installed, previous = _handle_sigterm()
+    unraisable = sys.unraisablehook
+    sys.unraisablehook = _stops_survive(unraisable)
     try:
         run_command(args)
     except UrstError as exc:
@@ -92,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("urst-dask: interrupted; any output store is left marked incomplete", file=sys.stderr)
         return 130
     finally:
+        sys.unraisablehook = unraisable
         if installed:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     return 0
