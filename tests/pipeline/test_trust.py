@@ -4,8 +4,10 @@ tiny image, and a scheduler address that is not a Dask scheduler."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -252,6 +254,33 @@ def test_stale_lock_of_a_dead_process_is_taken_over(run, tmp_path):
     np.testing.assert_array_equal(store.open_output(out).compute(), image)
     assert not lock_path(out).exists()
     assert not list(tmp_path.glob("out.zarr.lock*"))
+
+
+@pytest.mark.parametrize("where, err, fragment", [
+    ("open", errno.EROFS, "cannot create the lock '{lock}' (Read-only file system)"),  # was a traceback
+    ("fsync", errno.ENOSPC, "cannot write the lock '{lock}' (No space left on device); nothing was written"),
+])
+def test_a_lock_that_cannot_be_made_is_one_error_and_leaves_nothing(tmp_path, monkeypatch, where, err, fragment):
+    """A read-only file system or a full disk at the lock: one OutputError; a half-written (empty)
+    lock blocked every later run as 'exists but cannot be read'."""
+    from urst_dask.io import lock
+
+    out = tmp_path / "o.zarr"
+    real = getattr(lock.os, where)
+
+    def failing(*a, **kw):
+        if where == "fsync" or str(a[0]).endswith(".lock"):
+            raise OSError(err, os.strerror(err))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(lock.os, where, failing)
+    with pytest.raises(OutputError, match=re.escape(fragment.format(lock=lock.lock_path(out)))):
+        with lock.output_lock(out):
+            pass
+    monkeypatch.setattr(lock.os, where, real)
+    assert not lock.lock_path(out).exists()
+    with lock.output_lock(out) as held:  # the next run takes it
+        assert held.exists()
 
 
 def test_lock_is_released_after_a_normal_and_a_failed_run(run, tmp_path):

@@ -157,10 +157,17 @@ def _create(path: LockPath, info: LockInfo, output: str) -> bool:
     except PermissionError:
         raise OutputError(f"output={output!r}: folder {str(path.parent)!r} is not writable "
                           f"(cannot create the lock {str(path)!r})") from None
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(asdict(info)))
-        fh.flush()
-        os.fsync(fh.fileno())
+    except OSError as exc:  # a read-only file system, a full disk...
+        raise OutputError(f"output={output!r}: cannot create the lock {str(path)!r} ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(asdict(info)))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:  # a full disk: the empty lock would block every later run
+        path.unlink(missing_ok=True)
+        raise OutputError(f"output={output!r}: cannot write the lock {str(path)!r} ({exc.strerror or exc}); "
+                          "nothing was written") from None
     return True
 
 
