@@ -155,3 +155,29 @@ def test_owner_is_read_from_the_folder_name():
     assert scratch.owner(Path("/x/run-my-host-name-1234-abcd1234")) == ("my-host-name", 1234)
     assert scratch.owner(Path("/x/urst-dask-abc")) is None
     assert scratch.owner(Path("/x/run-host-notapid-ab")) is None
+
+
+def test_a_full_disk_while_decoding_is_one_error_naming_the_scratch_folder(tmp_path, monkeypatch):
+    """Decoding a PNG/JPEG into the scratch folder on a full disk: one OutputError naming the
+    folder and what to do (it was a 60-line traceback through zarr), and no half-written copy."""
+    import errno
+
+    import zarr
+    from PIL import Image
+
+    from urst_dask.errors import OutputError
+    from urst_dask.io import images
+
+    Image.fromarray(random_image(40, 50, seed=3)).save(tmp_path / "c.png")
+    real = zarr.create_array
+
+    def full(store, *a, **kw):
+        real(store, *a, **kw)  # the folder is made, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(zarr, "create_array", full)
+    root = tmp_path / "scratch"
+    with pytest.raises(OutputError, match=r"scratch='.*scratch/run-[^']*': cannot write the decoded copy of "
+                       r"content='.*c.png' \(No space left on device\); free some space, or pass --scratch DIR"):
+        images.open_image(tmp_path / "c.png", scratch_dir=root / "run-x")
+    assert not [p for p in (root / "run-x").rglob("*.zarr")]

@@ -21,7 +21,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from ...errors import InputImageError
+from ...errors import InputImageError, OutputError
 from .. import png, scratch
 from .source import ALLOW_LARGE_FLAG, RawImage
 
@@ -116,13 +116,20 @@ def read_raster(path: Path, where: str, allow_large: bool, scratch_dir: Path | N
     tmp = tempfile.mkdtemp(prefix="urst-dask-", dir=str(scratch.make(scratch_dir)) if scratch_dir else None)
     _TEMP_DIRS.append(tmp)
     store = os.path.join(tmp, path.name + ".zarr")
-    z = zarr.create_array(store, shape=(h, w, first.shape[2]), dtype=first.dtype, fill_value=0,
-                          chunks=(min(h, step), min(w, step), first.shape[2]), dimension_names=("y", "x", "c"))
-    z[: first.shape[0]] = first
-    for y0 in range(step, h, step):
-        z[y0 : y0 + step] = _band(im, y0, min(h, y0 + step), where)
-    if not isinstance(im, np.ndarray):
-        im.close()
+    try:
+        z = zarr.create_array(store, shape=(h, w, first.shape[2]), dtype=first.dtype, fill_value=0,
+                              chunks=(min(h, step), min(w, step), first.shape[2]), dimension_names=("y", "x", "c"))
+        z[: first.shape[0]] = first
+        for y0 in range(step, h, step):
+            z[y0 : y0 + step] = _band(im, y0, min(h, y0 + step), where)
+    except OSError as exc:  # a full disk: one line naming the folder, and the half-written copy removed
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"scratch={str(Path(tmp).parent)!r}: cannot write the decoded copy of {where} "
+                          f"({exc.strerror or exc}); free some space, or pass --scratch DIR (or set "
+                          f"{scratch.ENV_VAR}) for a folder with room") from None
+    finally:
+        if not isinstance(im, np.ndarray):
+            im.close()
     _RASTER_CACHE[key] = store
     z = zarr.open_array(store, mode="r")
     return RawImage(da.from_zarr(z), fmt, "YXC", stored=z)
