@@ -50,3 +50,19 @@ def test_a_stop_raised_inside_a_gc_callback_still_stops_the_run(monkeypatch, cap
     assert ran["callback"] == 1 and not ran["finished"], err
     assert rc == code and line in err and "Exception ignored" not in err, err
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, previous) or os.name != "posix"
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["export", "a.zarr", "b.png"], "urst-dask: interrupted; the export was not written"),  # it spoke of a store
+    (["stylize", "a.png", "s.png", "-o", "o.zarr"], "urst-dask: interrupted; any output store is left marked incomplete"),
+    (["methods"], "urst-dask: interrupted"),
+])
+def test_the_last_line_of_a_stopped_command_says_what_it_leaves(monkeypatch, capsys, argv, line):
+    def command(args: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_command", command)
+    assert cli.main(argv) == 130
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(line), lines
+    assert argv[0] != "methods" or lines == [line]

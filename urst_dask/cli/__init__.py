@@ -100,6 +100,15 @@ def _handle_sigterm() -> tuple[bool, Any]:
         return False, None
 
 
+def _left_behind(args: argparse.Namespace) -> str:
+    """What a stopped command leaves, for its last line."""
+    if args.cmd == "export":
+        return "; the export was not written (no file, or the one that was there, under its name)"
+    if args.cmd in ("stylize", "demo", "video"):
+        return "; any output store is left marked incomplete"
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from ..pipeline.cluster import quiet_logging
@@ -115,13 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"urst-dask: error: {exc}", file=sys.stderr)
         return 2
     except Terminated:
-        print("urst-dask: terminated (SIGTERM); any output store is left marked incomplete", file=sys.stderr)
+        print(f"urst-dask: terminated (SIGTERM){_left_behind(args)}", file=sys.stderr)
         return 143
     except BrokenPipeError:  # the reader went away (`urst-dask methods | head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except KeyboardInterrupt:
-        print("urst-dask: interrupted; any output store is left marked incomplete", file=sys.stderr)
+        print(f"urst-dask: interrupted{_left_behind(args)}", file=sys.stderr)
         return 130
     finally:
         sys.unraisablehook = unraisable

@@ -142,8 +142,8 @@ def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, o
         if isinstance(exc, UrstError):
             raise
         full = " (disk full: free some space and export again)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-        raise OutputError(f"output={str(out)!r}: cannot write the export: {exc.strerror or exc}{full}; nothing is "
-                          "left under that name") from exc
+        left = "the file that was there is kept" if p.exists() else "nothing is left under that name"
+        raise OutputError(f"output={str(out)!r}: cannot write the export: {exc.strerror or exc}{full}; {left}") from exc
     _check_unchanged(store_path, before, p)
     return p
 
