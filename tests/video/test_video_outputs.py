@@ -13,7 +13,7 @@ import pytest
 import zarr
 from PIL import Image
 
-from urst_dask.errors import InputImageError, OutputError, ParameterError
+from urst_dask.errors import InputImageError, OutputError, ParameterError, ParameterTypeError
 from urst_dask.io import frames as frame_io
 from urst_dask.video import stylize_video
 
@@ -97,7 +97,8 @@ def test_a_frame_that_disagrees_with_its_header_is_refused(tmp_path):
     from urst_dask.video.tasks import FrameRef, load
 
     Image.fromarray(_frames(1)[0]).save(tmp_path / "f.png")
-    with pytest.raises(InputImageError, match=r"frame='f\.png': decoded as 56x40 with 3 channels.*says 40x56"):
+    with pytest.raises(InputImageError, match=re.escape(f"frame='{tmp_path / 'f.png'}': decoded as 56x40 with 3 "
+                                                        "channels") + ".*says 40x56"):
         load(FrameRef("file", str(tmp_path / "f.png"), 0, "f.png", (56, 40, 3)))
     assert load(FrameRef("file", str(tmp_path / "f.png"), 0, "f.png", (40, 56, 3))).shape == (40, 56, 3)
 
@@ -175,3 +176,45 @@ def test_compare_names_both_frame_counts(tmp_path):
     b = _zarr(tmp_path / "b.zarr", _frames(2))
     with pytest.raises(ParameterError, match=r"b\.zarr'?: has 2 frames, but .*a\.zarr'? has 3"):
         flicker_report(a, b)
+
+
+def test_exr_output_without_the_extra_is_refused_before_any_work(tmp_path, style_image, monkeypatch):
+    """It was refused when the first stylized frame was written, after the probe and the statistics."""
+    from urst_dask.pipeline import video as pipeline_video
+
+    monkeypatch.setattr(frame_io, "_exr_module", lambda: (_ for _ in ()).throw(
+        InputImageError("EXR frames need the 'exr' extra: pip install 'urst-dask[exr]'")))
+    monkeypatch.setattr(pipeline_video, "start_early", lambda *a, **kw: (_ for _ in ()).throw(AssertionError("ran")))
+    folder = _folder(tmp_path / "in", _frames(2))
+    with pytest.raises(InputImageError, match=re.escape("EXR frames need the 'exr' extra")):
+        stylize_video(folder, style_image, tmp_path / "out", format="exr", **KW)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_a_misspelt_video_setting_is_named_with_the_video_settings():
+    with pytest.raises(ParameterTypeError, match=r"stylize_video\(\) got an unknown setting 'ema_decya'; valid: .*"
+                       r"\bema_decay\b.*\bstride\b"):
+        stylize_video("in", "style.png", "out", ema_decya=0.5)
+
+
+def test_the_recorded_input_is_absolute_and_leftover_records_go(tmp_path, client, style_image, monkeypatch):
+    """compare --video reads the content back from the recorded path: as typed, it was relative
+    to the run's folder (another folder's same-named frames were measured, silently).  Records
+    a kill left after the output was complete are removed by the rerun."""
+    _folder(tmp_path / "frames", _frames(3))
+    monkeypatch.chdir(tmp_path)
+    out = stylize_video("frames", style_image, "out", client=client, **KW)
+    recorded = json.loads((tmp_path / "out" / "urst_video.json").read_text())["input"]["path"]
+    assert recorded == str(tmp_path / "frames")
+    from urst_dask import compare
+
+    assert compare(out, video=True)["content"] == recorded
+    sidecar = tmp_path / "out" / "urst_video.json"
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "input": {**meta["input"], "path": "frames"}}))  # as older runs wrote it
+    with pytest.raises(ParameterError, match="records its input as 'frames', relative to the folder it ran in"):
+        compare(out, video=True)
+    sidecar.write_text(json.dumps(meta))
+    (tmp_path / "out.video-state").mkdir()  # as a kill -9 during the final removal leaves it
+    assert stylize_video("frames", style_image, "out", client=client, **KW) == out
+    assert not (tmp_path / "out.video-state").exists()

@@ -233,7 +233,7 @@ def read_frame(path: str | os.PathLike[str]) -> np.ndarray:
 
 def check_format(fmt: str, dtype: str) -> str:
     """The output frame format for ``fmt`` and the frames' ``dtype`` (refused: JPEG of
-    16-bit or float frames, which would lose their depth)."""
+    16-bit or float frames, which would lose their depth; EXR without the ``exr`` extra)."""
     fmt = str(fmt).lower().lstrip(".")
     fmt = {"tiff": "tif", "jpeg": "jpg"}.get(fmt, fmt)
     if fmt not in FORMATS:
@@ -242,6 +242,8 @@ def check_format(fmt: str, dtype: str) -> str:
         raise ParameterError(f"format='jpg': JPEG holds 8 bits, the frames are {dtype}; use png, tif or exr")
     if fmt == "png" and dtype not in ("uint8", "uint16"):
         raise ParameterError(f"format='png': PNG holds 8 or 16 bits, the frames are {dtype}; use tif or exr")
+    if fmt == "exr":
+        _exr_module()  # without the extra: refused now, not when the first frame is written
     return fmt
 
 

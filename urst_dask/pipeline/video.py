@@ -36,7 +36,7 @@ from distributed import as_completed
 from .._version import __version__
 from ..engine import ModelSpec, probe
 from ..engine.probe import PrecisionChoice
-from ..errors import InputImageError, OutputError, ParameterError, UrstError
+from ..errors import InputImageError, OutputError, ParameterError, ParameterTypeError, UrstError
 from ..io import framestore
 from ..io.lock import output_lock
 from ..io.weights import files_record
@@ -52,7 +52,7 @@ from ..video.policy import StatsPolicy, VideoOptions, ema_sequence
 from ..video.sequence import Output, Sequence, check_replace, decode_video, open_sequence, plan_output, remove_previous, stale_records
 from .cluster import connect, gpu_resources
 from .conditioning import model_info, preload_network
-from .config import RunConfig
+from .config import GROUPS, TOP, RunConfig, setting_names
 from .earlystart import start_early
 from .inputs import network, style_input
 from .progress import run as run_graph
@@ -68,6 +68,11 @@ def _log(progress: bool, text: str) -> None:
 def _split_settings(settings: dict[str, Any], video: VideoOptions | None) -> tuple[VideoOptions, dict[str, Any]]:
     names = {f.name for f in dataclasses.fields(VideoOptions)}
     mine = {k: settings.pop(k) for k in list(settings) if k in names}
+    run = {*setting_names(), *TOP, *GROUPS}
+    unknown = [k for k in settings if k not in run]
+    if unknown:
+        raise ParameterTypeError(f"stylize_video() got an unknown setting {unknown[0]!r}; valid: "
+                                 f"{', '.join(sorted(names | run - set(GROUPS)))}")
     return (dataclasses.replace(video, **mine) if video else VideoOptions(**mine)), settings
 
 
@@ -135,6 +140,7 @@ def stylize_video(
         decided = check_replace(output, fp, overwrite, seq.files_sha256)
         if decided == "complete":
             _log(progress, f"{out} is already complete (same run): nothing to do")
+            state.remove()  # records a kill left after the output was marked complete
             return output.path
         # a video's output file appears only at the end: its records alone say the run is resumable
         resumed = state.start(frames_fp) and (decided == "resume" or (output.kind == "video" and not overwrite))
@@ -180,7 +186,9 @@ class _Run:
 
     def prepare(self, resumed: bool, meta: dict[str, Any]) -> None:
         n, (h, w, c) = len(self.seq), self.seq.shape
-        self.meta = {**meta, "fingerprint": self.fp, "input": {"path": self.seq.path, "kind": self.seq.kind,
+        # the input's absolute path: `compare --video` reads it back from any folder
+        self.meta = {**meta, "fingerprint": self.fp, "input": {"path": os.path.abspath(self.seq.path),
+                     "kind": self.seq.kind,
                      "frames": n, "shape": [h, w, c], "dtype": self.seq.dtype,
                      "files_sha256": self.seq.files_sha256},
                      "stats_policy": self.v.stats.value, "ema_decay": self.v.ema_decay,

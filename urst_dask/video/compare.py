@@ -28,6 +28,9 @@ def flicker_report(stylized: str | os.PathLike[str], content: str | os.PathLike[
         content = (meta.get("input") or {}).get("path")
         if not content:
             raise ParameterError(f"reference: {str(stylized)!r} records no input; give the content sequence too")
+        if not os.path.isabs(content):  # an older run recorded it as typed: relative to a folder unknown here
+            raise ParameterError(f"reference: {str(stylized)!r} records its input as {content!r}, relative to the "
+                                 "folder it ran in; give the content sequence too")
     if "cuts" in meta:
         cuts = list(meta["cuts"])
     else:

@@ -46,14 +46,15 @@ def load(ref: FrameRef) -> np.ndarray:
         from ..io.frames import read_frame
 
         frame = read_frame(ref.path)
+    where = ref.path if ref.kind == "file" else ref.name  # a file by its path: names repeat across folders
     if ref.shape is not None and tuple(frame.shape) != tuple(ref.shape):
         (h, w, c), (eh, ew, ec) = frame.shape, ref.shape
-        raise InputImageError(f"frame={ref.name!r}: decoded as {w}x{h} with {c} channels, but the sequence's "
+        raise InputImageError(f"frame={where!r}: decoded as {w}x{h} with {c} channels, but the sequence's "
                               f"header says {ew}x{eh} with {ec}; the frame changed or its header is wrong")
     if frame.dtype.kind == "f":
         lo, hi = float(np.nanmin(frame)), float(np.nanmax(frame))
         if not (np.isfinite(frame).all() and 0.0 <= lo and hi <= 1.0):
-            raise InputImageError(f"frame={ref.name!r}: float pixels must be finite and in [0, 1] "
+            raise InputImageError(f"frame={where!r}: float pixels must be finite and in [0, 1] "
                                   f"(found {lo:.4g}..{hi:.4g}); scale the frames first")
     return frame
 
