@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
 import struct
+import subprocess
+import sys
 import zlib
 
 import dask
@@ -535,8 +538,22 @@ def test_concurrent_exports_to_one_target_write_their_own_temporary_files(tmp_pa
 
     writers.write_raster(target, writers.Raster(first.shape, first.dtype, 16, read), overwrite=True)
     np.testing.assert_array_equal(np.asarray(Image.open(target)), first)
-    assert len(during[0]) == 1 and during[0][0].startswith(f".o.png.{os.getpid()}-"), during
+    assert len(during[0]) == 1 and during[0][0].startswith(f".o.png.{socket.gethostname()}-{os.getpid()}-"), during
     assert not list(tmp_path.glob(".*partial"))
+
+
+def test_a_killed_exports_partial_file_is_removed_by_the_next_export(tmp_path):
+    """kill -9 leaves the hidden temporary file; the next export of that target removes it
+    when its process is gone, and keeps a live export's (and another target's)."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    left = tmp_path / f".o.png.{host}-{int(dead.stdout)}-abcd1234.partial"
+    live = tmp_path / f".o.png.{host}-{os.getpid()}-abcd1234.partial"
+    other = tmp_path / f".p.png.{host}-{int(dead.stdout)}-abcd1234.partial"
+    for p in (left, live, other):
+        p.write_bytes(b"half")
+    writers.write_raster(tmp_path / "o.png", rgb(16, 8, seed=1))
+    assert not left.exists() and live.exists() and other.exists()
 
 
 def test_jpeg_export_and_limits(tmp_path):

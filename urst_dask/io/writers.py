@@ -2,7 +2,7 @@
 
 Every writer checks the target first (exists without ``overwrite``, a dangling symbolic
 link, missing or unwritable folder -> :class:`OutputError`), writes to a temporary file of its
-own beside it, ``.<name>.<pid>-<random>.partial``, and renames it into place at the end, so a
+own beside it, ``.<name>.<host>-<pid>-<random>.partial``, and renames it into place at the end, so a
 failed export never leaves a half-written file under the real name, and two exports to one
 target never write into the same file.
 
@@ -15,8 +15,10 @@ memory (at most 65500 px a side).
 
 from __future__ import annotations
 
+import glob
 import os
 import secrets
+import socket
 import struct
 import zlib
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ import numpy as np
 from ..errors import OutputError, ParameterError, ParameterTypeError
 from ..settings import _Choice
 from . import halving, ome, validate
+from .lock import pid_alive
 
 JPEG_MAX_SIDE = 65500
 PNG_MAX_SIDE = 2**31 - 1
@@ -81,10 +84,16 @@ def check_target(path: Path, overwrite: bool) -> None:
 
 def _partial(path: Path) -> Path:
     """A new, empty temporary file beside ``path`` (so the final rename is atomic), hidden and
-    named for this writer alone, ``.<name>.<pid>-<random>.partial``: two exports to one target
-    never write the same file.  An unwritable folder becomes an OutputError."""
+    named for this writer alone, ``.<name>.<host>-<pid>-<random>.partial``: two exports to one
+    target never write the same file.  The partial files of ``path`` left by dead exports of
+    this host (a kill -9) are removed first.  An unwritable folder becomes an OutputError."""
+    host = socket.gethostname()
+    for left in path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(host)}-*.partial"):
+        pid = left.name[len(path.name) + len(host) + 3 :].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            left.unlink(missing_ok=True)
     while True:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+        tmp = path.with_name(f".{path.name}.{host}-{os.getpid()}-{secrets.token_hex(4)}.partial")
         try:
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         except FileExistsError:
