@@ -104,8 +104,8 @@ def stylize(
     reuses statistics (a NormStats or a previous output store) instead of a thumbnail pass.
 
     The output is a Zarr v3 group: array ``"0"`` (C, H, W) in NGFF order (C = 3, 1 for gray,
-    4 for RGBA) in the input dtype, chunks ``stride``; ``urst/stats`` the statistics; attributes ``urst_dask`` the provenance,
-    with ``status: complete`` written last.  Rerunning the same call after an interruption
+    4 for RGBA) in the input dtype, chunks ``stride``; ``urst/stats`` the statistics;
+    attributes ``urst_dask`` the provenance, with ``status: complete`` written last.  Rerunning the same call after an interruption
     computes only the missing chunks (same fingerprint: input, style, weights, parameters);
     a store from a different run is refused unless ``overwrite``.
 

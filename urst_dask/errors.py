@@ -79,4 +79,3 @@ def as_number(arg: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ParameterTypeError(f"{arg}={value!r}: must be a number")
     return float(value)
-
