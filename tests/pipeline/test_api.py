@@ -12,7 +12,7 @@ import zarr
 
 import urst_dask
 from urst_dask.errors import OutputError, ParameterTypeError
-from urst_dask.io import images, store
+from urst_dask.io import images, removal, store
 from urst_dask.testing import random_image
 
 
@@ -95,12 +95,12 @@ def test_an_overwrite_interrupted_while_it_deletes_never_leaves_a_complete_looki
             raise KeyboardInterrupt
         return real(path, *a, **kw)
 
-    monkeypatch.setattr(store.shutil, "rmtree", interrupted)
+    monkeypatch.setattr(removal.shutil, "rmtree", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(image, "o.zarr", stride=32, margin=5, overwrite=True)
     assert deleted and not (tmp_path / "o.zarr").exists()  # renamed aside at once: nothing there looks complete
     assert [p.name.startswith(".o.zarr.removing-") for p in tmp_path.iterdir() if p.name.startswith(".")] == [True]
-    monkeypatch.setattr(store.shutil, "rmtree", real)
+    monkeypatch.setattr(removal.shutil, "rmtree", real)
     out = run(image, "o.zarr", stride=32, margin=5)  # the rerun: a new store, and the leftover removed
     np.testing.assert_array_equal(store.open_output(out).compute(), image)
     assert not [p for p in tmp_path.iterdir() if ".removing-" in p.name]

@@ -218,3 +218,24 @@ def test_the_recorded_input_is_absolute_and_leftover_records_go(tmp_path, client
     (tmp_path / "out.video-state").mkdir()  # as a kill -9 during the final removal leaves it
     assert stylize_video("frames", style_image, "out", client=client, **KW) == out
     assert not (tmp_path / "out.video-state").exists()
+
+
+def test_a_frame_store_replaced_by_overwrite_never_reads_complete_half_deleted(tmp_path, monkeypatch):
+    """As for image stores: the old (T, H, W, C) store is renamed aside before it is deleted, so
+    a Ctrl-C during the delete cannot leave its 'complete' marker over missing frames."""
+    from urst_dask.io import framestore, removal
+
+    out = tmp_path / "out.zarr"
+    framestore.create_frames_zarr(out, (2, 8, 8, 3), "uint8", {"x": 1})
+    real = shutil.rmtree
+
+    def interrupted(path, *a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(removal.shutil, "rmtree", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        framestore.create_frames_zarr(out, (2, 8, 8, 3), "uint8", {"x": 2})
+    assert not out.exists() and len(list(tmp_path.glob(".out.zarr.removing-*"))) == 1
+    monkeypatch.setattr(removal.shutil, "rmtree", real)
+    framestore.create_frames_zarr(out, (2, 8, 8, 3), "uint8", {"x": 3})  # the leftover goes with the next run
+    assert out.exists() and not list(tmp_path.glob(".out.zarr.removing-*"))

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import InputImageError, OutputError
 from ..stats import NormStats
+from . import removal
 
 ATTR = "urst_dask_video"
 STATE_SUFFIX = ".video-state"
@@ -101,8 +102,9 @@ def create_frames_zarr(path: str | os.PathLike[str], shape: tuple[int, int, int,
     import zarr
 
     p = Path(path)
-    if p.exists():
-        shutil.rmtree(p)
+    removal.clear_leftovers(p)
+    if p.exists():  # an interrupted delete must not leave a complete-looking store
+        removal.remove_aside(p)
     t, h, w, c = shape
     arr = zarr.create_array(str(p), shape=shape, chunks=(1, min(h, 1024), min(w, 1024), c), dtype=dtype,
                             fill_value=0, dimension_names=("t", "y", "x", "c"))

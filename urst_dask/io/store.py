@@ -22,10 +22,8 @@ and computes only the missing chunks (see :func:`prepare_output`; the chunks the
 from __future__ import annotations
 
 import errno
-import glob
 import json
 import os
-import secrets
 import shutil
 from pathlib import Path
 from typing import Any, Mapping
@@ -35,7 +33,7 @@ import numpy as np
 
 from ..errors import OutputError
 from ..stats import NormStats, StyleCode
-from . import remote, remote_store, validate
+from . import remote, remote_store, removal, validate
 from .remote import RemotePath, as_remote, local_or_remote, zarr_target
 
 IMAGE = "0"
@@ -178,10 +176,9 @@ def create_output(
 
     p = check_output_path(path, overwrite)
     if not isinstance(p, RemotePath):  # the caller holds the output's lock: an old removal left here was killed
-        for left in p.parent.glob(f".{glob.escape(p.name)}{REMOVING}*"):
-            shutil.rmtree(left, ignore_errors=True)
+        removal.clear_leftovers(p)
     if exists(p):
-        remote_store.remove(p) if isinstance(p, RemotePath) else _remove_local(p)
+        remote_store.remove(p) if isinstance(p, RemotePath) else removal.remove_aside(p)
     try:
         _create(p, shape, chunk, dtype, attrs, stats, style)
     except Exception as exc:  # disk full...: a half-made store would be refused by the rerun, so none is left
@@ -192,23 +189,6 @@ def create_output(
             raise remote_store.failure("output", p, exc, "create the store") from exc
         raise
     return p
-
-
-REMOVING = ".removing-"  # an old store renamed aside while it is deleted: .<name>.removing-<pid>-<token>
-
-
-def _remove_local(p: Path) -> None:
-    """Delete the old store at ``p`` so that an interruption never leaves it reading as
-    complete with chunks missing (``rmtree`` goes in directory order: the chunks may go before
-    the ``zarr.json`` holding the marker).  It is renamed aside first (atomic), then deleted;
-    where it cannot be renamed, its root ``zarr.json`` goes first."""
-    aside = p.with_name(f".{p.name}{REMOVING}{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        os.rename(p, aside)
-    except OSError:
-        (p / "zarr.json").unlink(missing_ok=True)
-        aside = p
-    shutil.rmtree(aside)
 
 
 def _create(p: Path | RemotePath, shape: tuple[int, ...], chunk: int, dtype: str, attrs: Mapping[str, Any],
