@@ -66,9 +66,12 @@ def as_int(arg: str, value: object) -> int:
 
     if not isinstance(value, bool) and isinstance(value, numbers.Integral):
         return int(value)
-    if not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(float(value)) \
-            and float(value).is_integer():
-        return int(float(value))
+    try:
+        if not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(float(value)) \
+                and float(value).is_integer():
+            return int(float(value))
+    except OverflowError:  # a Fraction beyond float's range
+        pass
     raise ParameterTypeError(f"{arg}={value!r}: must be an integer")
 
 
@@ -78,4 +81,7 @@ def as_number(arg: str, value: object) -> float:
 
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ParameterTypeError(f"{arg}={value!r}: must be a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ParameterError(f"{arg}={value!r}: too large") from None

@@ -550,10 +550,19 @@ def test_a_killed_exports_partial_file_is_removed_by_the_next_export(tmp_path):
     left = tmp_path / f".o.png.{host}-{int(dead.stdout)}-abcd1234.partial"
     live = tmp_path / f".o.png.{host}-{os.getpid()}-abcd1234.partial"
     other = tmp_path / f".p.png.{host}-{int(dead.stdout)}-abcd1234.partial"
-    for p in (left, live, other):
+    # a host named like this one plus '-<digits>', writing on a shared folder: its pid is not ours to judge
+    longer = tmp_path / f".o.png.{host}-{int(dead.stdout)}-{int(dead.stdout)}-abcd1234.partial"
+    for p in (left, live, other, longer):
         p.write_bytes(b"half")
     writers.write_raster(tmp_path / "o.png", rgb(16, 8, seed=1))
-    assert not left.exists() and live.exists() and other.exists()
+    assert not left.exists() and live.exists() and other.exists() and longer.exists()
+
+
+def test_an_export_to_a_name_near_the_length_limit_is_written(tmp_path):
+    """The partial file's suffix (host, pid) must not push a valid name past 255 bytes."""
+    target = tmp_path / ("x" * 250 + ".png")
+    writers.write_raster(target, rgb(16, 8, seed=2))
+    assert target.exists() and not list(tmp_path.glob(".*.partial"))
 
 
 def test_jpeg_export_and_limits(tmp_path):

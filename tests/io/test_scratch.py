@@ -181,3 +181,16 @@ def test_a_full_disk_while_decoding_is_one_error_naming_the_scratch_folder(tmp_p
                        r"content='.*c.png' \(No space left on device\); free some space, or pass --scratch DIR"):
         images.open_image(tmp_path / "c.png", scratch_dir=root / "run-x")
     assert not [p for p in (root / "run-x").rglob("*.zarr")]
+
+
+def test_a_missing_scratch_folder_from_the_environment_is_named_as_scratch(tmp_path, monkeypatch):
+    """Only the default scratch folder, beside the output, is named as the output's folder."""
+    from urst_dask.errors import OutputError
+
+    monkeypatch.setenv(scratch.ENV_VAR, str(tmp_path / "no-such-dir" / "scratch"))
+    folder = scratch.start(tmp_path / "o.zarr")  # the output's folder exists: nothing refused here
+    with pytest.raises(OutputError, match=r"scratch='.*no-such-dir/scratch': folder '.*no-such-dir' does not exist"):
+        scratch.make(folder)
+    monkeypatch.delenv(scratch.ENV_VAR)
+    with pytest.raises(OutputError, match=r"output='.*nodir/o.zarr': folder '.*nodir' does not exist"):
+        scratch.start(tmp_path / "nodir" / "o.zarr")

@@ -135,7 +135,8 @@ def start(output: str | os.PathLike[str], given: str | os.PathLike[str] | None =
     dead runs under the same root are removed first, and the new folder is removed at
     interpreter exit whatever happens (call :func:`remove` to remove it sooner)."""
     root = scratch_root(output, given)
-    if root == scratch_root(output) and as_remote(output) is None and not root.parent.is_dir():
+    beside = not (given is not None and str(given)) and not os.environ.get(ENV_VAR) and as_remote(output) is None
+    if beside and not root.parent.is_dir():
         # the default root sits beside the output: name the output's missing folder, not a scratch the user never chose
         raise OutputError(f"output={str(output)!r}: folder {str(root.parent)!r} does not exist")
     clean_stale(root)

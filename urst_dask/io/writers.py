@@ -16,7 +16,9 @@ memory (at most 65500 px a side).
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
+import re
 import secrets
 import socket
 import struct
@@ -82,18 +84,28 @@ def check_target(path: Path, overwrite: bool) -> None:
         raise OutputError(f"output={str(path)!r}: folder {str(parent)!r} is not writable")
 
 
+def _partial_prefix(path: Path, host: str) -> str:
+    """``.<name>.<host>-``, the start of ``path``'s partial files on this host; a name too long
+    to take the suffix within 255 bytes is replaced by a digest of it."""
+    name = path.name
+    if len(f".{name}.{host}-{2**22}-{'0' * 8}.partial".encode()) > 255:
+        name = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return f".{name}.{host}-"
+
+
 def _partial(path: Path) -> Path:
     """A new, empty temporary file beside ``path`` (so the final rename is atomic), hidden and
     named for this writer alone, ``.<name>.<host>-<pid>-<random>.partial``: two exports to one
     target never write the same file.  The partial files of ``path`` left by dead exports of
     this host (a kill -9) are removed first.  An unwritable folder becomes an OutputError."""
-    host = socket.gethostname()
-    for left in path.parent.glob(f".{glob.escape(path.name)}.{glob.escape(host)}-*.partial"):
-        pid = left.name[len(path.name) + len(host) + 3 :].split("-", 1)[0]
-        if pid.isdigit() and not pid_alive(int(pid)):
+    prefix = _partial_prefix(path, socket.gethostname())
+    mine = re.compile(re.escape(prefix) + r"(\d+)-[0-9a-f]{8}\.partial")
+    for left in path.parent.glob(glob.escape(prefix) + "*.partial"):
+        found = mine.fullmatch(left.name)  # not another host whose name starts with this one's
+        if found and not pid_alive(int(found.group(1))):
             left.unlink(missing_ok=True)
     while True:
-        tmp = path.with_name(f".{path.name}.{host}-{os.getpid()}-{secrets.token_hex(4)}.partial")
+        tmp = path.with_name(f"{prefix}{os.getpid()}-{secrets.token_hex(4)}.partial")
         try:
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         except FileExistsError:
