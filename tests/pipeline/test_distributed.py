@@ -340,6 +340,25 @@ def test_compact_memory_reaches_every_worker_for_that_run_only(wct_runs):
     assert all(m == released for m in wct_runs.malloc.values()), wct_runs.malloc
 
 
+def test_compact_memory_of_two_runs_on_one_cluster_lasts_until_the_last_ends(pair, wct_runs):
+    """Each run registers its own plugin: the first run to end no longer releases the other's."""
+    from urst_dask.pipeline.cluster import connect
+    from urst_dask.settings import ClusterOptions
+
+    def threshold() -> int | None:
+        from urst_dask.engine import process
+
+        return process.MALLOC.get("mmap_threshold")
+
+    compact = ClusterOptions(memory="compact")
+    with Client(pair.address, timeout="20s") as c:
+        with connect(compact, client=c):  # run A
+            with connect(compact, client=c):  # run B
+                assert set(c.run(threshold).values()) == {1 << 20}
+            assert set(c.run(threshold).values()) == {1 << 20}  # B ended, A still runs
+        assert set(c.run(threshold).values()) == {32 << 20}
+
+
 def test_cli_scheduler_is_byte_identical(wct_runs):
     proc = wct_runs.cli_proc
     if proc is None:

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import secrets
 import signal
 import threading
 import time
@@ -98,8 +99,10 @@ class CompactMemory(WorkerPlugin):
 
     name = "urst-dask-compact-memory"
 
-    def __init__(self, threshold: int = COMPACT_MMAP_THRESHOLD) -> None:
+    def __init__(self, threshold: int = COMPACT_MMAP_THRESHOLD, run: str = "") -> None:
         self.threshold = threshold
+        if run:  # one plugin per run on a shared cluster: the first run to end must not release the others'
+            self.name = f"{CompactMemory.name}-{run}"
 
     def setup(self, worker: Any) -> None:
         if not set_mmap_threshold(self.threshold):
@@ -108,9 +111,12 @@ class CompactMemory(WorkerPlugin):
 
     def teardown(self, worker: Any) -> None:
         """Unregistered from a cluster that outlives the run (``scheduler=``, ``client=``): the
-        worker goes back to heap-served arrays.  glibc cannot resume its dynamic threshold, so
-        it is fixed at that threshold's ceiling, where the default mode ends up anyway."""
-        set_mmap_threshold(RELEASED_MMAP_THRESHOLD)
+        worker goes back to heap-served arrays, unless another run's plugin is still there.
+        glibc cannot resume its dynamic threshold, so it is fixed at that threshold's ceiling,
+        where the default mode ends up anyway."""
+        plugins = getattr(worker, "plugins", {}) or {}
+        if not any(n.startswith(CompactMemory.name) and n != self.name for n in plugins):
+            set_mmap_threshold(RELEASED_MMAP_THRESHOLD)
 
 
 @contextlib.contextmanager
@@ -119,12 +125,13 @@ def _compact_for_the_run(client: Client, options: ClusterOptions) -> Iterator[No
     if options.memory is not MemoryMode.COMPACT:
         yield
         return
-    client.register_plugin(CompactMemory())
+    plugin = CompactMemory(run=secrets.token_hex(4))
+    client.register_plugin(plugin)
     try:
         yield
     finally:
         with contextlib.suppress(Exception):  # a cluster gone meanwhile has no plugin left to remove
-            client.unregister_worker_plugin(CompactMemory.name)
+            client.unregister_worker_plugin(plugin.name)
 
 
 class HeapTrim(WorkerPlugin):
