@@ -11,7 +11,8 @@ import time
 import pytest
 from distributed import Client, LocalCluster
 
-from urst_dask.pipeline.cluster import HeapTrim, connect
+from urst_dask.pipeline.cluster import connect
+from urst_dask.pipeline.plugins import HeapTrim
 from urst_dask.settings import ClusterOptions
 
 glibc_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from distributed import Client
 
-from urst_dask.pipeline import cluster
+from urst_dask.pipeline import cluster, plugins
 from urst_dask.settings import ClusterOptions
 
 
@@ -69,10 +69,10 @@ def test_a_closed_worker_process_skips_module_teardown_but_runs_atexit(tmp_path,
 def test_the_plugin_does_nothing_in_the_process_that_registered_it(monkeypatch):
     """In-process workers share the client's process: closing them must not change how it exits."""
     calls: list[str] = []
-    monkeypatch.setattr(cluster, "exit_without_teardown_at_exit", lambda: calls.append("registered"))
-    cluster.QuickExit(os.getpid()).teardown(worker=None)
+    monkeypatch.setattr(plugins, "exit_without_teardown_at_exit", lambda: calls.append("registered"))
+    plugins.QuickExit(os.getpid()).teardown(worker=None)
     assert calls == []
-    cluster.QuickExit(os.getpid() + 1).teardown(worker=None)  # as in a worker process
+    plugins.QuickExit(os.getpid() + 1).teardown(worker=None)  # as in a worker process
     assert calls == ["registered"]
 
 
@@ -85,6 +85,6 @@ def test_in_process_workers_get_no_quick_exit(no_early_start):
     finally:
         client.close()
         local.close()
-    (plugins,) = names.values()
-    assert cluster.QuickExit.name not in plugins
-    assert cluster.TorchThreads.name in plugins  # the other plugins are there: the listing works
+    (registered,) = names.values()
+    assert plugins.QuickExit.name not in registered
+    assert plugins.TorchThreads.name in registered  # the other plugins are there: the listing works

@@ -43,7 +43,7 @@ def set_mmap_threshold(nbytes: int) -> bool:
     worker's few-MB window arrays live in the heap; over a thousand windows the heap's free
     holes keep a worker's peak RSS creeping up with the image size.  The price is page faults
     on every large allocation (measured on a 2-core Xeon: wct16x windows 12-20 % slower, the
-    I/O-and-tiling pass 48 % slower; see :class:`urst_dask.pipeline.cluster.CompactMemory`)."""
+    I/O-and-tiling pass 48 % slower; see :class:`urst_dask.pipeline.plugins.CompactMemory`)."""
     libc = _glibc()
     if libc is None:
         return False
