@@ -223,3 +223,25 @@ def test_disk_full_while_the_store_is_marked_complete(tmp_path: Path, client: An
     urst_dask.stylize(random_image(40, 50, seed=20), style_image, out, method="identity", weights=tmp_path,
                       client=client, stride=32, margin=4)
     assert store.read_attrs(out)["status"] == "complete"
+
+
+@pytest.mark.parametrize("lost", ["cancelled", "no-workers", "comm-closed"])
+def test_the_cluster_failing_under_a_run_is_one_line(client, lost):
+    """The scheduler gone, every worker lost: one SchedulerError that says the output resumes
+    (it was a 62-line traceback ending in FutureCancelledError or NoWorkerError, exit 1)."""
+    from distributed.client import FutureCancelledError
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import NoWorkerError
+
+    from urst_dask.errors import SchedulerError
+    from urst_dask.pipeline.cluster import connect
+    from urst_dask.settings import ClusterOptions
+
+    exc = {"cancelled": FutureCancelledError("finalize-abc", "scheduler-connection-lost"),
+           "no-workers": NoWorkerError("original-from-zarr-abc", 15.0),
+           "comm-closed": CommClosedError("in <TCP (closed)>: Stream is closed")}[lost]
+    with pytest.raises(SchedulerError, match=r"the Dask cluster failed under the run \(.*\); any output is left "
+                       r"marked incomplete: rerun the same command to resume it") as info:
+        with connect(ClusterOptions(), client=client):
+            raise exc
+    assert "\n" not in str(info.value) and info.value.__cause__ is exc
