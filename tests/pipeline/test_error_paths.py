@@ -245,3 +245,24 @@ def test_the_cluster_failing_under_a_run_is_one_line(client, lost):
         with connect(ClusterOptions(), client=client):
             raise exc
     assert "\n" not in str(info.value) and info.value.__cause__ is exc
+
+
+def test_a_run_on_a_scheduler_without_workers_waits_for_the_first(caplog):
+    """Batch systems start the workers after the run is submitted: the run's reading of its
+    workers (threads per host, GPU resources) waits for one to join, instead of reading none."""
+    import logging
+    import threading
+
+    from distributed import LocalCluster
+
+    from urst_dask.pipeline.cluster import connect
+    from urst_dask.settings import ClusterOptions
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        threading.Timer(1.0, cluster.scale, (1,)).start()
+        with caplog.at_level(logging.INFO, logger="urst_dask"):
+            with connect(ClusterOptions(scheduler=cluster.scheduler_address)) as c:
+                assert len(c.scheduler_info()["workers"]) == 1
+                registered = c.run(lambda dask_worker: sorted(dask_worker.plugins))
+        assert any("waiting for a worker to join" in r.message for r in caplog.records)
+        assert all(any(n.startswith("urst-dask-torch-threads") for n in names) for names in registered.values())

@@ -112,6 +112,16 @@ def local_client(cluster: LocalCluster, options: ClusterOptions) -> Client:
     return client
 
 
+def _first_worker(client: Client, address: str) -> None:
+    """Wait until a worker has joined the scheduler (a run submitted before its workers, as
+    batch systems start them): what a run reads of its workers (threads per host, GPU
+    resources) is read once, at its start, so an empty cluster would leave both unset."""
+    if client.scheduler_info().get("workers"):
+        return
+    logging.getLogger("urst_dask").info(f"waiting for a worker to join {address}")
+    client.wait_for_workers(1)
+
+
 def check_client(client: Any) -> None:
     """Refuse a ``client=`` that is not a :class:`distributed.Client` (an address string would
     fail only after the input was decoded)."""
@@ -156,6 +166,7 @@ def _connect(options: ClusterOptions, client: Client | None, early: EarlyCluster
             raise SchedulerError(f"scheduler={options.scheduler!r}: cannot connect a client within "
                                  f"{options.connect_timeout:g} s ({type(exc).__name__}: {exc})") from exc
         with c:
+            _first_worker(c, options.scheduler)  # the plugins' thread counts and the GPU routing read the workers
             _register(c, options, _host_threads(c), compact=False)
             with _compact_for_the_run(c, options):
                 yield c
