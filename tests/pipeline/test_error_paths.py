@@ -10,6 +10,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -266,3 +267,20 @@ def test_a_run_on_a_scheduler_without_workers_waits_for_the_first(caplog):
                 registered = c.run(lambda dask_worker: sorted(dask_worker.plugins))
         assert any("waiting for a worker to join" in r.message for r in caplog.records)
         assert all(any(n.startswith("urst-dask-torch-threads") for n in names) for names in registered.values())
+
+
+def test_weights_missing_on_a_worker_name_the_worker(client, monkeypatch):
+    """This machine found the weights, a worker did not (a node without the shared mount): the
+    message says which worker, where it read as if this machine lacked the file."""
+    from urst_dask.engine.models import ModelSpec
+    from urst_dask.errors import WeightsError
+    from urst_dask.pipeline import conditioning
+
+    def missing(spec):
+        raise WeightsError("weights file missing: /shared/weights/johnson/candy.pth")
+
+    monkeypatch.setattr(conditioning, "get_model", missing)
+    address = next(iter(client.scheduler_info()["workers"]))
+    with pytest.raises(WeightsError, match=r"on worker .*" + re.escape(address) + r".*: weights file missing: "
+                       r"/shared/weights/johnson/candy.pth"):
+        client.submit(conditioning._model_info, ModelSpec("johnson", "/shared/weights", "candy"), pure=False).result()

@@ -20,6 +20,7 @@ from ..engine import timing
 from ..engine.models import ModelSpec, get_model, weights_token
 from ..engine.probe import PrecisionChoice, choose_precision, settled, wants_probe
 from ..engine.process import all_cpus
+from ..errors import WeightsError
 from ..io import stylecache
 from ..logs import LOGGER
 from ..models.base import ModelInfo, StyleModel
@@ -232,7 +233,21 @@ def preload_network(spec: ModelSpec) -> None:
 
 
 def _model_info(spec: ModelSpec) -> ModelInfo:
-    return get_model(spec).info
+    try:
+        return get_model(spec).info
+    except WeightsError as exc:  # this machine found the file: the worker's view of the path differs
+        raise WeightsError(f"on worker {_worker_name()}: {exc}") from None
+
+
+def _worker_name() -> str:
+    """This worker's name and address (it may run on another machine than the client)."""
+    try:
+        from distributed import get_worker
+
+        w = get_worker()
+        return f"{w.name!r} ({w.address})" if str(w.name) != w.address else w.address
+    except ValueError:  # not in a worker: computed here
+        return "(this process)"
 
 
 def model_info(spec: ModelSpec, resources: dict[str, float] | None = None) -> Delayed:
