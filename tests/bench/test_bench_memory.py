@@ -314,3 +314,32 @@ def test_report_only_rebuilds_the_tables_from_the_journal(tmp_path, capsys):
     assert doc["summary"]["wct16x"]["side"] == 2000 and doc["config"]["rebuilt_from"].endswith("m-runs.jsonl")
     assert main(["bench", "memory", "--report-only", "--out", str(tmp_path), "--name", "nothing"]) == 2
     assert "no journal nothing-runs.jsonl" in capsys.readouterr().err
+
+
+def test_a_rerun_with_other_settings_measures_again_and_no_resume_keeps_other_methods(tmp_path, monkeypatch):
+    """Rows were matched on method, mode and size only: a rerun with --image or --device took the
+    old figures as its own; and --no-resume of one method deleted every other method's rows."""
+    from urst_dask.bench import memory
+
+    other = {**_journal_row("johnson", "tiled", 64, 500.0), "settings": {"image": None, "style": "demo",
+                                                                      "device": "auto"}}
+    mine = {**_journal_row("passthrough", "tiled", 64, 300.0), "settings": {"image": None, "style": "demo",
+                                                                         "device": "auto"}}
+    journal = tmp_path / "memory-runs.jsonl"
+    journal.write_text(json.dumps(other) + "\n" + json.dumps(mine) + "\n" + '{"method": "passth')  # a torn last line
+    started: list[str] = []
+
+    def probe(spec, *a, **k):
+        started.append(spec["method"])
+        raise RuntimeError("measured")  # enough to see that a run was started
+
+    monkeypatch.setattr(memory, "run_probe", probe)
+    logged: list[str] = []
+    memory_sweep(out=tmp_path, methods=["passthrough"], sizes=[64], modes=["tiled"], log=logged.append)
+    assert started == [] and any("line 3 is not a whole run record; skipped" in s for s in logged)
+    with pytest.raises(RuntimeError, match="measured"):  # another device: not the journal's figures
+        memory_sweep(out=tmp_path, methods=["passthrough"], sizes=[64], modes=["tiled"], device="cpu", log=None)
+    with pytest.raises(RuntimeError, match="measured"):
+        memory_sweep(out=tmp_path, methods=["passthrough"], sizes=[64], modes=["tiled"], resume=False, log=None)
+    kept = [json.loads(line)["method"] for line in journal.read_text().splitlines() if line.strip()]
+    assert kept == ["johnson"]  # the other sweep's row stays

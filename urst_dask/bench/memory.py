@@ -43,17 +43,46 @@ def _journal(cfg: SweepConfig) -> Path:
     return cfg.out / f"{cfg.name}-runs.jsonl"
 
 
-def _load_journal(cfg: SweepConfig) -> list[dict[str, Any]]:
+def _read_journal(path: Path, log: Log | None = None) -> list[dict[str, Any]]:
+    """The journal's rows in order; a torn line (a full disk, a kill mid-write, an edit) is
+    skipped with a warning, not a traceback on every resume."""
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            (log or _stderr)(f"warning: {path}: line {n} is not a whole run record; skipped")
+    return rows
+
+
+def _settings(cfg: SweepConfig) -> dict[str, Any]:
+    """What a row's figures depend on beyond its method, mode and size: a row measured with
+    other settings is measured again, not reused under these."""
+    return {"image": str(cfg.image) if cfg.image else None, "style": cfg.style, "device": cfg.device}
+
+
+def _load_journal(cfg: SweepConfig, log: Log | None = None) -> list[dict[str, Any]]:
     path = _journal(cfg)
     if not cfg.resume or not path.is_file():
         return []
     last: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            last[(row["method"], row["mode"], row["side"])] = row  # a later run of the same cell wins
-    # failures and time-budget skips are tried again
-    return [r for r in last.values() if r["status"] == "ok" or r["status"].startswith("out of memory")]
+    for row in _read_journal(path, log):
+        last[(row["method"], row["mode"], row["side"])] = row  # a later run of the same cell wins
+    # failures and time-budget skips are tried again; so are rows measured with other settings
+    # (rows of older versions, which did not record them, are taken as they were)
+    mine = _settings(cfg)
+    return [r for r in last.values() if (r["status"] == "ok" or r["status"].startswith("out of memory"))
+            and r.get("settings", mine) == mine]
+
+
+def _drop_methods(path: Path, methods: tuple[str, ...], log: Log | None) -> None:
+    """``resume=False``: this sweep's methods are measured again; the rows of other methods
+    (sweeps sharing the journal) stay."""
+    if path.is_file():
+        kept = [r for r in _read_journal(path, log) if r["method"] not in methods]
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
 
 def _style_for(method: str, cfg: SweepConfig) -> str:
@@ -87,7 +116,7 @@ def _blocked(rows: list[dict[str, Any]], method: str, mode: str, side: int) -> s
 
 def _row(method: str, label: str, mode: Mode, side: int, cfg: SweepConfig) -> dict[str, Any]:
     return {"method": method, "weights": label, "mode": mode.value, "side": side,
-            "megapixels": round(side * side / 1e6, 4), "device": cfg.device, "status": ""}
+            "megapixels": round(side * side / 1e6, 4), "device": cfg.device, "settings": _settings(cfg), "status": ""}
 
 
 def _measure(row: dict[str, Any], spec: dict[str, Any], cfg: SweepConfig) -> None:
@@ -169,10 +198,8 @@ def memory_report(out: str | Path, name: str = "memory", *, log: Log | None = _s
     if not _journal(cfg).is_file():
         raise OutputError(f"out={str(out)!r}: no journal {_journal(cfg).name} there")
     last: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for line in _journal(cfg).read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            last[(row["method"], row["mode"], row["side"])] = row
+    for row in _read_journal(_journal(cfg), log):
+        last[(row["method"], row["mode"], row["side"])] = row
     devices = {r["device"] for r in last.values()}
     doc = {"rebuilt_from": str(_journal(cfg)), "note": "one or more sweeps; each row records its own method, mode, size, device"}
     return _write_all(cfg, list(last.values()), describe(devices.pop() if len(devices) == 1 else "auto"),
@@ -196,7 +223,7 @@ def memory_sweep(config: SweepConfig | None = None, *, log: Log | None = _stderr
 
     wdir = resolve_weights_dir(cfg.weights)
     machine = describe(cfg.device)
-    rows = _load_journal(cfg)
+    rows = _load_journal(cfg, log)
     done = {(r["method"], r["mode"], r["side"]) for r in rows}
     todo = [(s, m, mode) for s in cfg.sizes for m in cfg.methods for mode in cfg.modes if (m, mode.value, s) not in done]
     if done:
@@ -207,7 +234,7 @@ def memory_sweep(config: SweepConfig | None = None, *, log: Log | None = _stderr
             log(f"{m}: no weights in {wdir}; running with {label} weights in the official layout")
     journal = _journal(cfg)
     if not cfg.resume:
-        journal.unlink(missing_ok=True)
+        _drop_methods(journal, cfg.methods, log)
     started = time.monotonic()
     for i, (side, method, mode) in enumerate(todo, 1):
         row = _one_run(method, weights[method], mode, side, cfg, rows, started)
