@@ -202,6 +202,8 @@ def _bad_cases(tmp: Path, data: dict[str, Path]) -> list[tuple[dict, type, str]]
     (tmp / "mixed" / "notes.txt").write_text("not an image")
     (tmp / "fake").mkdir(exist_ok=True)
     (tmp / "fake" / "b.jpg").write_bytes(b"definitely not a jpeg")
+    wrong = tmp / "wrongnet.pth"
+    torch.save({"encoder.0.weight": torch.zeros(3, 3, 1, 1)}, wrong)
     return [
         ({"content": str(tmp / "empty")}, InputImageError, "the folder is empty"),
         ({"content": str(tmp / "mixed")}, InputImageError, "notes.txt'.*not an image file"),
@@ -218,6 +220,9 @@ def _bad_cases(tmp: Path, data: dict[str, Path]) -> list[tuple[dict, type, str]]
         ({"loss_net": ("vgg19", "relu4_1")}, ParameterError, "reaches relu3_1 only"),
         ({"init": str(data["style"])}, WeightsError, "microast starts from a weights folder"),
         ({"method": "johnson", "init": "nonexist"}, ParameterError, "^init='nonexist': johnson bakes one style"),
+        # a checkpoint of another network: one line, as stylize gives (it was torch's traceback)
+        ({"method": "johnson", "init": str(wrong)}, WeightsError, "does not fit the johnson network"),
+        ({"out": str(tmp / "mixed" / "a.png")}, OutputError, "a.png': cannot create the folder"),  # was a traceback
     ]
 
 

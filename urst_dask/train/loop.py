@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ParameterError, UrstError, WeightsError
+from ..errors import OutputError, ParameterError, UrstError, WeightsError
 from ..io.checkpoints import append_jsonl
-from ..io.weights import resolve_weights_dir
+from ..io.weights import resolve_weights_dir, state_dict_mismatch
 from ..models import johnson as johnson_model
 from ..models import load_model
 from ..models import microast as microast_model
@@ -48,7 +48,18 @@ class TrainResult:
 
 
 def _init_net(cfg: TrainConfig) -> nn.Module:
-    """The starting network: ``init`` loaded (frozen by the loader, then unfrozen) or random."""
+    """The starting network: ``init`` loaded (frozen by the loader, then unfrozen) or random;
+    a checkpoint of another network is one :class:`WeightsError` line, as in ``stylize``."""
+    try:
+        return _init_net_loaded(cfg)
+    except RuntimeError as exc:
+        error = state_dict_mismatch(exc, [str(cfg.init)], TrainMethod(cfg.method).value, f"init={cfg.init!r}")
+        if error is None:
+            raise
+        raise error from None
+
+
+def _init_net_loaded(cfg: TrainConfig) -> nn.Module:
     if cfg.method is TrainMethod.MICROAST:
         if cfg.init is None:
             return unfreeze(microast_model.MicroAST())
@@ -118,6 +129,10 @@ def train(config: TrainConfig | None = None, *, progress: Progress | None = None
     else:
         checkpoint.check_fresh(cfg)
         state = None
+    try:  # the output folder before any network is loaded
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"out={str(cfg.out)!r}: cannot create the folder ({exc.strerror or exc})") from None
     device = _device(cfg.device)  # type: ignore[arg-type]
     net = _init_net(cfg)
     lossnet = _lossnet(cfg).to(device)
@@ -133,7 +148,6 @@ def train(config: TrainConfig | None = None, *, progress: Progress | None = None
     optimizer = torch.optim.Adam(net.parameters(), lr=_lr(cfg, step))
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-    out.mkdir(parents=True, exist_ok=True)
     first, t0, last = step, time.perf_counter(), {}
     files: tuple[Path, ...] = ()
     run_objective = objective(cfg)
