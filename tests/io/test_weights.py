@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import torch
 
 from urst_dask.errors import WeightsError
 from urst_dask.io import weights as w
@@ -42,6 +44,21 @@ def test_fetch_downloads_and_verifies(server, tmp_path):
     for wf in wct16x.WEIGHTS:
         assert w.file_status(dest, wf) == "ok"
     assert not list(dest.rglob(".part-*"))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert {p.stat().st_mode & 0o777 for p in paths} == {0o666 & ~mask}  # readable by a shared folder's users
+
+
+def test_saved_checkpoints_have_the_umask_mode(tmp_path):
+    """mkstemp makes 0600 files: trained checkpoints were unreadable by anyone else."""
+    from urst_dask.io.checkpoints import save_tensors
+
+    old = os.umask(0o022)
+    try:
+        path = save_tensors({"w": torch.zeros(2)}, tmp_path / "m.pth")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_fetch_rejects_a_corrupt_download(server, tmp_path):

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from .digest import sha256_file
+from .weights import as_umask_allows
 
 RECORD_SUFFIX = ".trained.json"
 
@@ -33,6 +34,7 @@ def _atomic(path: Path, write) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        as_umask_allows(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
