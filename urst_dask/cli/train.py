@@ -76,7 +76,7 @@ def _cmd_train(a: argparse.Namespace) -> None:
         content_weight=a.content_weight, style_weight=a.style_weight, checkpoint_every=a.checkpoint_every,
         log_every=a.log_every, seed=a.seed, weights=a.weights,
     )
-    result = train(cfg, progress=_progress)
-    if result.step == result.first_step:
+    result = train(cfg, progress=(lambda entry: None) if a.quiet else _progress)
+    if result.step == result.first_step and not a.quiet:
         print(f"urst-dask: {a.out} is already at step {result.step} of {a.steps}; nothing to do", file=sys.stderr)
     print(f"wrote {result.out} (step {result.step}, {result.seconds:.0f} s)")
