@@ -343,3 +343,11 @@ def test_a_rerun_with_other_settings_measures_again_and_no_resume_keeps_other_me
         memory_sweep(out=tmp_path, methods=["passthrough"], sizes=[64], modes=["tiled"], resume=False, log=None)
     kept = [json.loads(line)["method"] for line in journal.read_text().splitlines() if line.strip()]
     assert kept == ["johnson"]  # the other sweep's row stays
+
+
+def test_one_point_guess_charges_the_process_baseline_once():
+    """A 100^2 run at 300 MiB, 280 of them the process itself: a 1000^2 run is predicted at
+    280 + 100 x 20 MiB, not 100 x 300 MiB (33 GB for a run that used 0.4 GB)."""
+    v = guard([(100 * 100, 300.0)], 1000 * 1000, available_mb=20000.0, baseline_mb=280.0)
+    assert v.run and v.predicted_mb == pytest.approx(280.0 + 100 * 20.0)
+    assert guard([(100 * 100, 300.0)], 1000 * 1000, available_mb=20000.0).predicted_mb == pytest.approx(30000.0)

@@ -96,6 +96,13 @@ def _points(rows: list[dict[str, Any]], method: str, mode: str) -> list[tuple[fl
             if r["method"] == method and r["mode"] == mode and r["status"] == "ok"]
 
 
+def _baseline(rows: list[dict[str, Any]], method: str, mode: str) -> float:
+    """The probe process's memory before the image (its start RSS), least over the runs."""
+    starts = [float(r["rss_start_mib"]) for r in rows if r["method"] == method and r["mode"] == mode
+              and r["status"] == "ok" and r.get("rss_start_mib") is not None]
+    return min(starts) if starts else 0.0
+
+
 def _time_estimate(rows: list[dict[str, Any]], method: str, mode: str, pixels: int) -> float | None:
     """Seconds for ``pixels``, proportional to the largest run of the same method and mode (an
     over-estimate when part of the time is fixed)."""
@@ -140,7 +147,8 @@ def _one_run(method: str, weights: tuple[Path, str], mode: Mode, side: int, cfg:
         return row
     if mode is Mode.WHOLE:
         avail = available_mb()
-        verdict = guard(_points(rows, method, mode.value), side * side, avail, cfg.safety)
+        verdict = guard(_points(rows, method, mode.value), side * side, avail, cfg.safety,
+                        _baseline(rows, method, mode.value))
         row["predicted_mib"] = None if verdict.predicted_mb is None else round(verdict.predicted_mb, 1)
         row["available_mib"], row["usable_mib"] = round(avail, 1), round(verdict.usable_mb, 1)
         if not verdict.run:
