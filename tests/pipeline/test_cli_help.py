@@ -76,3 +76,13 @@ def test_verbosity_is_accepted_after_every_command(path):
     """-v/-q after the command's name too, nested commands (``weights fetch``) included."""
     parser = _parser_of(path)
     assert {"-v", "-q"} <= {s for a in parser._actions for s in a.option_strings}, path
+
+
+@pytest.mark.parametrize("command, missing", [("bench", "BENCHMARK"), ("weights", "ACTION")])
+def test_a_group_without_its_subcommand_names_what_is_missing(capsys, command, missing):
+    """argparse named the internal destination ('required: bcmd')."""
+    from urst_dask.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([command])
+    assert exc.value.code == 2 and f"the following arguments are required: {missing}" in capsys.readouterr().err

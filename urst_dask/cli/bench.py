@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("bench", help="benchmarks: `bench memory` (memory against resolution)",
                        epilog=BENCH_EXAMPLES, formatter_class=RAW)
-    bsub = p.add_subparsers(dest="bcmd", required=True, title="commands")
+    bsub = p.add_subparsers(dest="bcmd", required=True, title="commands", metavar="BENCHMARK")
     m = bsub.add_parser("memory", help="peak memory, wall time and MP/s against image size, per method and mode",
                         description="Each (method, mode, size) runs in a fresh process (a local cluster of one "
                                     "worker); whole-image runs predicted not to fit in memory are skipped and "

@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_methods)
 
     p = sub.add_parser("weights", help="manage pretrained weights", epilog=WEIGHTS_EXAMPLES, formatter_class=RAW)
-    wsub = p.add_subparsers(dest="wcmd", required=True, title="commands")
+    wsub = p.add_subparsers(dest="wcmd", required=True, title="commands", metavar="ACTION")
     f = wsub.add_parser("fetch", help="download weights from their upstream URLs, verifying sha256",
                         epilog=FETCH_EXAMPLES, formatter_class=RAW)
     f.add_argument("methods", nargs="*", help="methods to fetch (default: all with a public download)")
