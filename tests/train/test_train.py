@@ -282,3 +282,16 @@ def test_cli_quiet_prints_only_the_wrote_line(data, weights, capsys):
                "--weights", str(weights), "--device", "cpu", "--stroke-weight", "0", "--log-every", "1"])
     captured = capsys.readouterr()
     assert rc == 0 and captured.err == "" and captured.out.startswith("wrote "), captured
+
+
+def test_resume_keeps_the_runs_settings_and_records_its_init(data, weights):
+    """A resume as the README shows it (no --init) recorded 'init': null; one with another
+    style or stroke weight went on silently, training towards something else."""
+    out = str(data["root"] / "same-run")
+    train(_cfg(data, weights, "johnson", steps=1, out=out, init="candy", stroke_weight=0.0, batch_size=1))
+    with pytest.raises(OutputError, match=r"--resume with other settings than the run it continues: stroke_weight "
+                       r"1.0 \(the run's: 0.0\)"):
+        train(_cfg(data, weights, "johnson", steps=2, out=out, stroke_weight=1.0, batch_size=1, resume=True))
+    result = train(_cfg(data, weights, "johnson", steps=2, out=out, stroke_weight=0.0, batch_size=1, resume=True))
+    records = [json.loads(p.read_text()) for p in Path(out).rglob("*.trained.json")]
+    assert result.step == 2 and records and all(r["init"] == "candy" and r["step"] == 2 for r in records)

@@ -87,7 +87,22 @@ def read_state(cfg: TrainConfig) -> dict[str, Any]:
     if state.get("method") != cfg.method_name:
         raise OutputError(f"out={cfg.out!r}: its training state is for method {state.get('method')!r}, "
                           f"not {cfg.method_name!r}")
+    _check_same_run(cfg, dict(state.get("config") or {}))
     return state
+
+
+# what a run trains towards: a resume must keep them (--steps may grow; --init may be left out)
+SAME_RUN = ("content", "style", "stroke_weight", "batch_size", "lr", "loss_net", "content_weight", "style_weight",
+            "seed", "init")
+
+
+def _check_same_run(cfg: TrainConfig, recorded: dict[str, Any]) -> None:
+    now = cfg.record()
+    changed = [f"{k} {now[k]!r} (the run's: {recorded[k]!r})" for k in SAME_RUN
+               if k in recorded and now.get(k) != recorded[k] and not (k == "init" and now.get(k) is None)]
+    if changed:
+        raise OutputError(f"out={cfg.out!r}: --resume with other settings than the run it continues: "
+                          f"{'; '.join(changed)}; give the run's settings, or start a new --out")
 
 
 def check_fresh(cfg: TrainConfig) -> None:

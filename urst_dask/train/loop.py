@@ -135,6 +135,8 @@ def train(config: TrainConfig | None = None, *, progress: Progress | None = None
         raise OutputError(f"out={str(cfg.out)!r}: cannot create the folder ({exc.strerror or exc})") from None
     device = _device(cfg.device)  # type: ignore[arg-type]
     net = _init_net(cfg)
+    if state is not None and cfg.init is None:  # the records keep what the run started from
+        cfg = dataclasses.replace(cfg, init=(state.get("config") or {}).get("init"))
     lossnet = _lossnet(cfg).to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
