@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from .digest import sha256_file
-from .weights import as_umask_allows
+from .filemode import as_umask_allows
 
 RECORD_SUFFIX = ".trained.json"
 

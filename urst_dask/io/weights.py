@@ -27,6 +27,7 @@ import torch
 
 from ..errors import WeightsError
 from .digest import sha256_file
+from .filemode import as_umask_allows
 
 ENV_VAR = "URST_DASK_WEIGHTS"
 
@@ -227,14 +228,6 @@ _SIZE = re.compile(r"size mismatch for ([^:]+): copying a param with shape (\S+)
 def _listed(keys: list[str], shown: int = 3) -> str:
     head = ", ".join(repr(k) for k in keys[:shown])
     return head + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
-
-
-def as_umask_allows(path: str | os.PathLike[str]) -> None:
-    """Give a file made by ``tempfile.mkstemp`` (always 0600) the mode a plain ``open`` would:
-    0666 less the umask, so weights fetched into a shared folder are readable by its users."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def state_dict_mismatch(exc: BaseException, paths: Iterable[Path | str], method: str,
