@@ -202,6 +202,16 @@ def _bad_cases(tmp: Path, data: dict[str, Path]) -> list[tuple[dict, type, str]]
     (tmp / "mixed" / "notes.txt").write_text("not an image")
     (tmp / "fake").mkdir(exist_ok=True)
     (tmp / "fake" / "b.jpg").write_bytes(b"definitely not a jpeg")
+    (tmp / "trunc").mkdir(exist_ok=True)  # an interrupted download: header fine, end missing
+    _png(tmp / "trunc" / "a.png", 40, 40, 0)
+    noise = np.random.default_rng(3).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp / "trunc" / "b.jpg", quality=95)
+    whole = (tmp / "trunc" / "b.jpg").read_bytes()
+    (tmp / "trunc" / "b.jpg").write_bytes(whole[: len(whole) * 2 // 3])
+    (tmp / "trunc-png").mkdir(exist_ok=True)
+    _png(tmp / "trunc-png" / "c.png", 40, 40, 1)
+    whole = (tmp / "trunc-png" / "c.png").read_bytes()
+    (tmp / "trunc-png" / "c.png").write_bytes(whole[:-20])
     wrong = tmp / "wrongnet.pth"
     torch.save({"encoder.0.weight": torch.zeros(3, 3, 1, 1)}, wrong)
     return [
@@ -209,6 +219,8 @@ def _bad_cases(tmp: Path, data: dict[str, Path]) -> list[tuple[dict, type, str]]
         ({"content": str(tmp / "mixed")}, InputImageError, "notes.txt'.*not an image file"),
         ({"content": str(tmp / "fake")}, InputImageError, "b.jpg'.*not an image"),
         ({"content": str(tmp / "nowhere")}, InputImageError, "no such file"),
+        ({"content": str(tmp / "trunc")}, InputImageError, "b.jpg': a truncated JPEG"),  # it stopped a run midway
+        ({"content": str(tmp / "trunc-png")}, InputImageError, "c.png': a truncated PNG"),
         ({"method": "johnson", "style": str(data["styles"])}, InputImageError, "is a folder; johnson trains one"),
         ({"steps": 0}, ParameterError, "steps=0: must be >= 1"),
         ({"steps": -3}, ParameterError, "steps=-3: must be >= 1"),

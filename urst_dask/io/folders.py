@@ -20,14 +20,32 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".g
 
 
 def _identify(path: Path, arg: str) -> None:
-    """Raise unless Pillow recognises ``path`` as an image (reads the header only)."""
+    """Raise unless Pillow recognises ``path`` as an image (reads the header only) and, for a
+    JPEG or PNG, the file ends as a whole one does."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
             im.size  # noqa: B018 - the header is parsed on open
+            fmt = im.format
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InputImageError(f"{arg}={str(path)!r}: not an image ({' '.join(str(exc).split())[:160]})") from exc
+    end = _END_MARKERS.get(fmt or "")
+    if end is not None and end not in _tail(path):
+        raise InputImageError(f"{arg}={str(path)!r}: a truncated {fmt} (its end marker is missing); training "
+                              "would stop when it is drawn")
+
+
+# The marker a whole file ends with: a truncated copy (an interrupted download) lacks it.  A
+# check of the file's end instead of a decode of every image of a large folder at the start.
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+_TAIL_BYTES = 64 << 10  # cameras may append a few kB after a JPEG's end marker
+
+
+def _tail(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - _TAIL_BYTES))
+        return f.read()
 
 
 def list_images(path: str | os.PathLike[str], arg: str) -> list[Path]:
