@@ -351,3 +351,18 @@ def test_one_point_guess_charges_the_process_baseline_once():
     v = guard([(100 * 100, 300.0)], 1000 * 1000, available_mb=20000.0, baseline_mb=280.0)
     assert v.run and v.predicted_mb == pytest.approx(280.0 + 100 * 20.0)
     assert guard([(100 * 100, 300.0)], 1000 * 1000, available_mb=20000.0).predicted_mb == pytest.approx(30000.0)
+
+
+def test_report_only_records_when_and_by_what_the_rows_were_measured(tmp_path):
+    """It recorded the rebuilding machine's date and code as if the runs were measured then."""
+    from urst_dask.bench import memory
+
+    measured = {"date": "2026-01-01 10:00 UTC", "code": "git abc1234 (/src)", "cpu": "Some Xeon"}
+    rows = [{**r, "measured": measured} for r in _rows()]
+    (tmp_path / "m-runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    memory.memory_report(tmp_path, "m", log=None)
+    doc = json.loads((tmp_path / "m.json").read_text())
+    assert (doc["machine"]["date"], doc["machine"]["code"], doc["machine"]["cpu"]) == (
+        "2026-01-01 10:00 UTC", "git abc1234 (/src)", "Some Xeon")
+    assert "Some Xeon" in (tmp_path / "m.md").read_text() and "2026-01-01 10:00 UTC" in (tmp_path / "m.md").read_text()
+    assert "rebuilt" in doc["config"]

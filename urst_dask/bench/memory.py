@@ -209,9 +209,17 @@ def memory_report(out: str | Path, name: str = "memory", *, log: Log | None = _s
     for row in _read_journal(_journal(cfg), log):
         last[(row["method"], row["mode"], row["side"])] = row
     devices = {r["device"] for r in last.values()}
-    doc = {"rebuilt_from": str(_journal(cfg)), "note": "one or more sweeps; each row records its own method, mode, size, device"}
-    return _write_all(cfg, list(last.values()), describe(devices.pop() if len(devices) == 1 else "auto"),
-                      log or (lambda s: None), doc)
+    machine = describe(devices.pop() if len(devices) == 1 else "auto")
+    measured = [r["measured"] for r in last.values() if r.get("measured")]
+    if measured:  # when and by which code the rows were measured, not when the tables were rebuilt
+        dates = sorted(m["date"] for m in measured)
+        machine = {**machine, "date": dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}",
+                   "code": ", ".join(sorted({m["code"] for m in measured})),
+                   "cpu": ", ".join(sorted({m["cpu"] for m in measured}))}
+    doc = {"rebuilt_from": str(_journal(cfg)), "rebuilt": describe("auto")["date"],
+           "note": "one or more sweeps; each row records its own method, mode, size, device, settings and when, "
+                   "on which CPU and by which code it was measured (rows of older versions: only the first four)"}
+    return _write_all(cfg, list(last.values()), machine, log or (lambda s: None), doc)
 
 
 def memory_sweep(config: SweepConfig | None = None, *, log: Log | None = _stderr, **settings: Any) -> list[dict[str, Any]]:
@@ -246,6 +254,8 @@ def memory_sweep(config: SweepConfig | None = None, *, log: Log | None = _stderr
     started = time.monotonic()
     for i, (side, method, mode) in enumerate(todo, 1):
         row = _one_run(method, weights[method], mode, side, cfg, rows, started)
+        row["measured"] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "code": machine["code"],
+                           "cpu": machine["cpu"]}
         rows.append(row)
         with journal.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
