@@ -366,3 +366,21 @@ def test_report_only_records_when_and_by_what_the_rows_were_measured(tmp_path):
         "2026-01-01 10:00 UTC", "git abc1234 (/src)", "Some Xeon")
     assert "Some Xeon" in (tmp_path / "m.md").read_text() and "2026-01-01 10:00 UTC" in (tmp_path / "m.md").read_text()
     assert "rebuilt" in doc["config"]
+
+
+def test_report_only_of_a_missing_folder_makes_nothing_and_a_failed_sweep_plots_quietly(tmp_path):
+    import warnings
+
+    from urst_dask.bench import memory
+    from urst_dask.bench.plot import plot_memory
+    from urst_dask.errors import OutputError
+
+    with pytest.raises(OutputError, match="no journal memory-runs.jsonl there"):
+        memory.memory_report(tmp_path / "absent", log=None)
+    assert not (tmp_path / "absent").exists()  # it was created by the refusal
+    failed = [{**_journal_row("passthrough", "whole", 64, 0.0), "status": "failed: boom"}]
+    pytest.importorskip("matplotlib")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "No artists with labels found to put in legend"
+        plot_memory(failed, tmp_path / "p.png", title="t")
+    assert (tmp_path / "p.png").exists()

@@ -307,3 +307,16 @@ def test_resume_keeps_the_runs_settings_and_records_its_init(data, weights):
     result = train(_cfg(data, weights, "johnson", steps=2, out=out, stroke_weight=0.0, batch_size=1, resume=True))
     records = [json.loads(p.read_text()) for p in Path(out).rglob("*.trained.json")]
     assert result.step == 2 and records and all(r["init"] == "candy" and r["step"] == 2 for r in records)
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path):
+    """Steps logged after the last checkpoint are trained again on resume: their old lines go
+    (step 3 appeared twice after an interrupt and a resume)."""
+    from urst_dask.io.checkpoints import append_jsonl, trim_jsonl
+
+    log = tmp_path / "train-log.jsonl"
+    for step in (1, 2, 3):
+        append_jsonl(log, {"step": step, "total": 1.0})
+    trim_jsonl(log, 2)
+    append_jsonl(log, {"step": 3, "total": 0.5})
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [1, 2, 3]

@@ -202,6 +202,8 @@ def _config_doc(cfg: SweepConfig) -> dict[str, Any]:
 def memory_report(out: str | Path, name: str = "memory", *, log: Log | None = _stderr) -> dict[str, Path]:
     """Rewrite ``<out>/<name>.csv/.md/.json/.png`` from the journal alone (nothing is run): after
     several sweeps into the same journal (resumed, or run side by side on disjoint methods)."""
+    if not (Path(out) / f"{name}-runs.jsonl").is_file():  # before SweepConfig, which makes the folder
+        raise OutputError(f"out={str(out)!r}: no journal {name}-runs.jsonl there")
     cfg = SweepConfig(out=Path(out), name=name, methods=("passthrough",), sizes=(1,))
     if not _journal(cfg).is_file():
         raise OutputError(f"out={str(out)!r}: no journal {_journal(cfg).name} there")

@@ -97,7 +97,8 @@ def plot_memory(rows: list[dict[str, Any]], path: Path, *, title: str = "peak me
     ax.set_ylabel("peak GPU memory reserved (GB)" if gpu else "peak RSS of the run (GB)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    if ax.get_legend_handles_labels()[0]:  # no run measured: no legend (matplotlib warned)
+        ax.legend(fontsize=7, ncol=2, loc="upper left")
     fig.tight_layout()
     try:
         return _save(fig, path)

@@ -76,3 +76,22 @@ def append_jsonl(path: str | os.PathLike[str], entry: dict[str, Any]) -> None:
     """Append one JSON line (the training log)."""
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(entry) + "\n")
+
+
+def trim_jsonl(path: str | os.PathLike[str], step: int) -> None:
+    """Keep the training log's lines up to ``step`` (the resumed state's): the steps after it
+    are trained again and logged again, not twice."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [ln for ln in lines if ln.strip() and _step_of(ln) <= step]
+    if len(kept) != len(lines):
+        path.write_text("".join(kept), encoding="utf-8")
+
+
+def _step_of(line: str) -> int:
+    try:
+        return int(json.loads(line).get("step", 0))
+    except (ValueError, AttributeError):
+        return 0

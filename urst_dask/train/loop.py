@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..errors import OutputError, ParameterError, UrstError, WeightsError
-from ..io.checkpoints import append_jsonl
+from ..io.checkpoints import append_jsonl, trim_jsonl
 from ..io.weights import resolve_weights_dir, state_dict_mismatch
 from ..models import johnson as johnson_model
 from ..models import load_model
@@ -150,6 +150,8 @@ def train(config: TrainConfig | None = None, *, progress: Progress | None = None
     optimizer = torch.optim.Adam(net.parameters(), lr=_lr(cfg, step))
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
+    if state is not None:  # steps logged after the last checkpoint are done again: their lines go
+        trim_jsonl(out / checkpoint.LOG_FILE, step)
     first, t0, last = step, time.perf_counter(), {}
     files: tuple[Path, ...] = ()
     run_objective = objective(cfg)
