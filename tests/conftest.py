@@ -29,9 +29,13 @@ def weights() -> Path:
 def client():
     """One in-process cluster (threads) for the whole session: fast, and it shares the
     test process's registry (so the toy networks are known to its workers)."""
+    import dask
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
+    from urst_dask.pipeline.cluster import NO_PROFILER
+
+    with dask.config.set(NO_PROFILER), \
+            LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
             Client(cluster) as c:
         yield c
 

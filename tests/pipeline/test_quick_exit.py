@@ -88,3 +88,19 @@ def test_in_process_workers_get_no_quick_exit(no_early_start):
     (registered,) = names.values()
     assert plugins.QuickExit.name not in registered
     assert plugins.TorchThreads.name in registered  # the other plugins are there: the listing works
+
+
+def test_embedded_workers_run_no_statistical_profiler(no_early_start):
+    """distributed's profiler samples sys._current_frames() every 10 ms; on CPython 3.11 a
+    garbage collection inside it can deadlock the process (python/cpython#106883; a test run
+    hung here with every thread waiting for the GIL).  The embedded cluster serves no dashboard."""
+    options = ClusterOptions(workers=1, processes=False)
+    local = cluster.local_cluster(options)
+    client = cluster.local_client(local, options)
+    try:
+        callbacks = client.run(lambda dask_worker: sorted(dask_worker.periodic_callbacks))
+    finally:
+        client.close()
+        local.close()
+    (names,) = callbacks.values()
+    assert "profile" not in names and "heartbeat" in names, names

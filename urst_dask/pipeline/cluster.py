@@ -84,9 +84,17 @@ def _worker_environ() -> dict[str, Any]:
     return env
 
 
+# distributed's statistical profiler samples sys._current_frames() every 10 ms; on CPython 3.11 a
+# garbage collection inside that call can deadlock the process (python/cpython#106883: a hung
+# test run here, every thread waiting for the GIL).  The embedded cluster serves no dashboard,
+# so its workers do without it.
+NO_PROFILER = {"distributed.worker.profile.enabled": False}
+
+
 def local_cluster(options: ClusterOptions) -> LocalCluster:
     """Start the embedded local cluster of ``options`` (blocks until its workers are up)."""
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}), warnings.catch_warnings():
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ(), **NO_PROFILER}), \
+            warnings.catch_warnings():
         if not options.verbose:  # "Port 8787 is already in use": another cluster runs; ours takes any port
             warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
         return _workers_ignore_sigint(LocalCluster, dict(
