@@ -76,16 +76,22 @@ def test_the_plugin_does_nothing_in_the_process_that_registered_it(monkeypatch):
     assert calls == ["registered"]
 
 
-def test_in_process_workers_get_no_quick_exit(no_early_start):
+def _in_process_worker(attribute: str) -> list[str]:
+    """The sorted names in ``attribute`` of the one worker of an embedded in-process cluster."""
     options = ClusterOptions(workers=1, processes=False)
     local = cluster.local_cluster(options)
     client = cluster.local_client(local, options)
     try:
-        names = client.run(lambda dask_worker: sorted(dask_worker.plugins))
+        found = client.run(lambda dask_worker: sorted(getattr(dask_worker, attribute)))
     finally:
         client.close()
         local.close()
-    (registered,) = names.values()
+    (names,) = found.values()
+    return names
+
+
+def test_in_process_workers_get_no_quick_exit(no_early_start):
+    registered = _in_process_worker("plugins")
     assert plugins.QuickExit.name not in registered
     assert plugins.TorchThreads.name in registered  # the other plugins are there: the listing works
 
@@ -94,13 +100,5 @@ def test_embedded_workers_run_no_statistical_profiler(no_early_start):
     """distributed's profiler samples sys._current_frames() every 10 ms; on CPython 3.11 a
     garbage collection inside it can deadlock the process (python/cpython#106883; a test run
     hung here with every thread waiting for the GIL).  The embedded cluster serves no dashboard."""
-    options = ClusterOptions(workers=1, processes=False)
-    local = cluster.local_cluster(options)
-    client = cluster.local_client(local, options)
-    try:
-        callbacks = client.run(lambda dask_worker: sorted(dask_worker.periodic_callbacks))
-    finally:
-        client.close()
-        local.close()
-    (names,) = callbacks.values()
+    names = _in_process_worker("periodic_callbacks")
     assert "profile" not in names and "heartbeat" in names, names
