@@ -114,6 +114,30 @@ def test_tiling_options_reach_the_store(files, capsys, argv, grid):
     assert store.read_attrs(out)["tile_grid"] == grid
 
 
+def test_style_may_be_given_as_an_option(files, capsys):
+    """``--style X`` (as ``train`` takes it) is the style, where argparse read it as an
+    abbreviation of ``--style-size`` and said "invalid int value"."""
+    out = files / "opt.zarr"
+    rc = main(["stylize", str(files / "c.png"), "--style", str(files / "s.png"), "-o", str(out), "--method",
+               "passthrough", "--weights", str(files), "--no-progress", "--in-process"])
+    assert rc == 0, capsys.readouterr().err
+    assert store.read_attrs(out)["status"] == "complete"
+
+
+@pytest.mark.parametrize("command", ["stylize", "video"])
+@pytest.mark.parametrize("styles, fragment", [
+    ([], "style: missing; give the style image (or style name) after the content, or as --style"),
+    (["s.png", "--style", "t.png"], "style: given twice, 's.png' and --style 't.png'; give one"),
+])
+@pytest.mark.usefixtures("no_early_start")
+def test_style_given_twice_or_not_at_all(files, capsys, command, styles, fragment):
+    out = files / ("x.zarr" if command == "stylize" else "frames")
+    rc = main([command, str(files / "c.png"), *styles, "-o", str(out), "--method", "passthrough", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == f"urst-dask: error: {fragment}"
+    assert not out.exists()
+
+
 def test_stylize_and_export_with_real_weights(files, weights, capsys):
     """A real run in a fresh local cluster (worker process), then PNG and TIFF exports."""
     out = files / "real.zarr"

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from .options import add_run_options, add_storage_options, image_size, run_config, storage_options
+from .options import add_inputs, add_run_options, add_storage_options, image_size, run_config, storage_options, style_arg
 
 RAW = argparse.RawDescriptionHelpFormatter
 STYLIZE_EXAMPLES = """Examples:
@@ -36,8 +36,7 @@ DEMO_EXAMPLES = """Examples:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stylize", help="stylize an image into a Zarr store", epilog=STYLIZE_EXAMPLES,
                        formatter_class=RAW)
-    p.add_argument("content", help="content image: .png/.jpg/.tif/.zarr")
-    p.add_argument("style", help="style image (or a style name/checkpoint for baked-in-style methods)")
+    add_inputs(p, "content image: .png/.jpg/.tif/.zarr")
     add_run_options(p)
     p.set_defaults(func=_cmd_stylize)
 
@@ -82,13 +81,14 @@ def cluster_starting(config: Any, out: str, overwrite: bool, content: str | None
 
 
 def _cmd_stylize(a: argparse.Namespace) -> None:
+    style = style_arg(a)
     config = run_config(a)
     with cluster_starting(config, a.out, a.overwrite, a.content):
         from ..api import check_export_target, export, stylize
 
         if a.export:  # an unusable export target is refused before the run, not after it
             check_export_target(a.export, overwrite=a.overwrite, content=a.content)
-        out = stylize(a.content, a.style, a.out, config=config, stats=a.stats)
+        out = stylize(a.content, style, a.out, config=config, stats=a.stats)
     print(f"wrote {out}")
     if a.export:
         print(f"wrote {export(out, a.export, overwrite=a.overwrite)}")

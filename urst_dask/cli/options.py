@@ -100,6 +100,25 @@ def add_storage_options(p: argparse.ArgumentParser) -> None:
                         "(AWS_*, FSSPEC_S3...)")
 
 
+def add_inputs(p: argparse.ArgumentParser, content_help: str) -> None:
+    """The positional ``content`` and ``style``; the style may also come as ``--style`` (how
+    ``train`` takes it).  Without that option argparse read ``--style X`` as an abbreviation of
+    ``--style-size`` and said "invalid int value".  :func:`style_arg` reads the one given."""
+    style_help = "style image (or a style name/checkpoint for baked-in-style methods)"
+    p.add_argument("content", help=content_help)
+    p.add_argument("style", nargs="?", help=f"{style_help}; or give it as --style")
+    p.add_argument("--style", dest="style_option", metavar="STYLE", help=f"the {style_help}, instead of the position")
+
+
+def style_arg(a: argparse.Namespace) -> str:
+    """The style of a command line built by :func:`add_inputs` (given once, either way)."""
+    if a.style is not None and a.style_option is not None:
+        raise ParameterError(f"style: given twice, {a.style!r} and --style {a.style_option!r}; give one")
+    if a.style is None and a.style_option is None:
+        raise ParameterError("style: missing; give the style image (or style name) after the content, or as --style")
+    return a.style if a.style is not None else a.style_option
+
+
 def add_verbosity(p: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
     """``-v`` and ``-q``, accepted before or after the command's name."""
     p.add_argument("-v", "--verbose", action="store_true", default=default,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .images import cluster_starting
-from .options import _add_field, _fields, plan_kwargs
+from .options import _add_field, _fields, add_inputs, plan_kwargs, style_arg
 
 EXAMPLES = """Examples:
   urst-dask video frames/ starry.jpg -o out-frames/            a folder of frames, shot statistics
@@ -23,8 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Stylize every frame of a sequence, tile by tile, with the normalisation "
                                    "statistics shared over time (per frame, per shot or as a moving average).",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("content", help="frames: a folder or glob (png/tif/jpg/exr), a .zarr (T, H, W, C), or mp4/mov/mkv")
-    p.add_argument("style", help="style image (or a style name/checkpoint for baked-in-style methods)")
+    add_inputs(p, "frames: a folder or glob (png/tif/jpg/exr), a .zarr (T, H, W, C), or mp4/mov/mkv")
     p.add_argument("-o", "--out", required=True, help="a frame folder, a .zarr (T, H, W, C) or a video file (.mp4...)")
     p.add_argument("--stats", default="shot", choices=["per-frame", "shot", "ema"],
                    help="statistics over time: per-frame (the paper), shot (one per shot, from a mosaic of its "
@@ -50,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _cmd_video(a: argparse.Namespace) -> None:
     from ..pipeline.config import RunConfig
 
+    a.style = style_arg(a)  # refused before any worker starts
     # the worker processes start now, beside the imports of torch and the pipeline (as stylize's)
     config = RunConfig.from_kwargs(workers=a.workers, threads_per_worker=a.threads_per_worker, scheduler=a.scheduler,
                                    memory=a.memory, verbose=bool(getattr(a, "verbose", False)))
