@@ -242,13 +242,14 @@ def _file(tmp_path: Path) -> Path:
     (["--device", "tpu"], "device='tpu': must be one of auto, cpu, cuda"),
     (["--safety", "1.5"], "safety=1.5: must be in (0, 1]"),
     (["--budget", "-1"], "budget=-1.0: must be a number of minutes > 0"),
-    (["--timeout", "nan"], "timeout_s=nan: must be a number of seconds > 0"),
+    (["--timeout", "nan"], "timeout=nan: must be a number of seconds > 0"),  # the option's name, not the API's
+    (["--timeout", "0"], "timeout=0.0: must be a number of seconds > 0"),
 ])
 def test_bad_arguments_are_one_line(tmp_path, capsys, argv, fragment):
     f = _file(tmp_path)
     argv = [a.format(file=f, tmp=tmp_path) for a in argv]
     # the options given last win over these defaults
-    rc = main(["bench", "memory", "--methods", "passthrough", "--sizes", "64", "--out", str(tmp_path / "o"), *argv])
+    rc = main(["bench", "memory", "--methods", "passthrough", "--sizes", "64", "-o", str(tmp_path / "o"), *argv])
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1 and err.startswith("urst-dask: error: ")
@@ -262,6 +263,8 @@ def test_bad_arguments_in_the_api(tmp_path):
         SweepConfig(out=tmp_path, modes=["sideways"])
     with pytest.raises(OutputError, match="cannot write there"):
         SweepConfig(out=_file(tmp_path) / "o")
+    with pytest.raises(ParameterError, match="timeout_s=0: must be a number of seconds > 0"):
+        SweepConfig(out=tmp_path, timeout_s=0)
     cfg = SweepConfig(out=tmp_path, sizes=[2000, 1000, 2000])
     assert cfg.sizes == (1000, 2000) and "passthrough" not in cfg.methods
     assert {"wct16x", "johnson", "microast", "wct", "adain", "linearwct", "msgnet"} <= set(cfg.methods)

@@ -290,7 +290,7 @@ def test_cli_trains_and_reports(data, weights, capsys):
 def test_cli_quiet_prints_only_the_wrote_line(data, weights, capsys):
     """-q: warnings, errors and the final 'wrote' line only (every step line was printed)."""
     rc = main(["train", "-q", "--method", "johnson", "--content", str(data["content"]), "--style", str(data["style"]),
-               "--steps", "1", "--out", str(data["root"] / "cli-q"), "--batch-size", "1", "--init", "candy",
+               "--steps", "1", "-o", str(data["root"] / "cli-q"), "--batch-size", "1", "--init", "candy",
                "--weights", str(weights), "--device", "cpu", "--stroke-weight", "0", "--log-every", "1"])
     captured = capsys.readouterr()
     assert rc == 0 and captured.err == "" and captured.out.startswith("wrote "), captured

@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="tiled (URST) and/or whole (the whole image as one window); default both")
     m.add_argument("--image", type=Path, help="a photograph scaled to each size (default: generated content)")
     m.add_argument("--style", default="demo", help="style image (default: a generated painting; johnson: candy)")
-    m.add_argument("--out", type=Path, required=True, help="folder for the CSV, Markdown, JSON and PNG")
+    m.add_argument("-o", "--out", type=Path, required=True, help="folder for the CSV, Markdown, JSON and PNG")
     m.add_argument("--name", default="memory", help="file name prefix under --out; default memory")
     m.add_argument("--device", default="auto", help="auto | cpu | cuda; default auto")
     m.add_argument("--weights", type=Path, help="weights folder (default: $URST_DASK_WEIGHTS, then the user cache)")
@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = bsub.add_parser("seams", help="plot the seam score against the margin of seam sweeps (seams-*.json)",
                         epilog=SEAMS_EXAMPLES, formatter_class=RAW)
     s.add_argument("json", nargs="+", type=Path, help="seam sweep results (benchmarks/results/seams-*.json)")
-    s.add_argument("--out", type=Path, required=True, help="folder for one PNG per JSON")
+    s.add_argument("-o", "--out", type=Path, required=True, help="folder for one PNG per JSON")
     s.set_defaults(func=_cmd_seams)
 
 
@@ -89,6 +89,8 @@ def _cmd_memory(a: argparse.Namespace) -> None:
         return
     if a.budget is not None and not a.budget > 0:
         raise bad_value("budget", a.budget, "must be a number of minutes > 0")
+    if a.timeout is not None and not a.timeout > 0:  # named as typed (the API's name is timeout_s)
+        raise bad_value("timeout", a.timeout, "must be a number of seconds > 0")
 
     given = {"out": a.out, "sizes": a.sizes, "modes": a.modes, "image": a.image, "style": a.style, "name": a.name,
              "device": a.device, "weights": a.weights, "safety": a.safety, "resume": not a.no_resume,

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style", required=True,
                    help="a painting (johnson: one network per style), or a folder of paintings (microast)")
     p.add_argument("--steps", type=int, required=True, help="total training steps (a resumed run continues to it)")
-    p.add_argument("--out", required=True, help="output folder: checkpoints in the method's own layout, "
+    p.add_argument("-o", "--out", required=True, help="output folder: checkpoints in the method's own layout, "
                                                 "train-state.pt, train-log.jsonl")
     p.add_argument("--stroke-weight", type=float, default=1.0, help="lambda of L = L_o + lambda * L_sp; "
                                                                     "0 trains without the stroke loss; default 1")
