@@ -27,7 +27,7 @@ from .io import scratch as scratch_io
 from .io.lock import output_lock
 from .io.readers import require_unit_range
 from .io.validate import check_min_side
-from .io.weights import files_record
+from .io.weights import files_record, network_digest
 from .logs import LOGGER
 from .pipeline import inputs, provenance, resume
 from .pipeline.array import stylize_array
@@ -138,9 +138,10 @@ def stylize(
         style_img, baked, style_meta = inputs.style_input(style, entry.takes_style_image, flags.allow_large_images,
                                                           run_scratch)
         variant = cfg.variant if entry.takes_style_image else baked
-        stats = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm)
+        weights = files_record(wdir, wfiles)
+        stats = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm, network_digest(weights))
         spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device)
-        meta = provenance.provenance(src, style_meta, cfg, variant, files_record(wdir, wfiles), stats)
+        meta = provenance.provenance(src, style_meta, cfg, variant, weights, stats)
         if cfg.style.intensity.percentiles is None:  # the dtype mapping: float pixels outside [0, 1] are refused
             src = require_unit_range(src)
         # one run per output; the completion marker is written only while held; the scratch folder goes at the end

@@ -14,6 +14,7 @@ thumbnail pass).  Sources live for one call, so nothing is mutated on layers.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping, Protocol
@@ -105,8 +106,23 @@ class _Table:
         return sum(v.nbytes for _, fields in self.entries for _, v in fields)
 
 
+@dataclass(frozen=True, eq=False)
 class NormStats(_Table):
-    """Normalization statistics of every normalization point, from the thumbnail."""
+    """Normalization statistics of every normalization point, from the thumbnail.
+
+    ``network``: the sha256 of the weight files that collected them
+    (:func:`urst_dask.io.weights.network_digest`), where known: :func:`urst_dask.io.store.read_stats`
+    takes it from the store's record, and a run given these statistics refuses them when its own
+    weights differ (two johnson styles record the same points and shapes, and the other style's
+    statistics made a black picture).  ``None`` (built by hand): not checked.  Not part of
+    :meth:`token` or equality, which are the statistics' values.
+    """
+
+    network: str | None = None
+
+    def with_network(self, network: str | None) -> "NormStats":
+        """The same statistics, marked as collected by the weight files of digest ``network``."""
+        return dataclasses.replace(self, network=network)
 
 
 class StyleCode(_Table):

@@ -154,11 +154,13 @@ def wct_stats_of_another_variant(c: Ctx) -> Callable[[], Any]:
     return lambda: urst_dask.stylize(image, c.style, c.d / "out.zarr", variant="3", stats=two, **kw)
 
 
-def wct_stats_object_of_another_variant(c: Ctx) -> Callable[[], Any]:
-    """The NormStats of a variant-2 run given as an object (a store path is checked by its attributes)."""
+def wct_stats_object_of_another_variant(c: Ctx, mark: bool = True) -> Callable[[], Any]:
+    """The NormStats of a variant-2 run given as an object: as read (marked with its weights'
+    digest), or without that mark (built by hand: the network's points refuse it)."""
     kw = dict(method="wct", weights=c.weights, client=c.client, style_size=64, thumb_size=64, stride=64)
     image = random_image(64, 80, seed=5)
     two = store.read_stats(urst_dask.stylize(image, c.style, c.d / "two.zarr", variant="2", **kw))
+    two = two if mark else two.with_network(None)
     return lambda: urst_dask.stylize(image, c.style, c.d / "out.zarr", variant="3", stats=two, **kw)
 
 
@@ -248,6 +250,10 @@ ROWS = [
         "two.zarr': collected with variant '2', not '3'", lambda c: not (c.d / "out.zarr").exists()),
     Row("e stats object of another wct variant (refused before any work)", "api",
         wct_stats_object_of_another_variant, ParameterError,
+        "stats: collected by other weights than this run's wct '3' (weight files sha256",
+        lambda c: not (c.d / "out.zarr").exists()),
+    Row("e stats object of another wct variant, unmarked (refused before any work)", "api",
+        lambda c: wct_stats_object_of_another_variant(c, mark=False), ParameterError,
         "stats: points ['level2', 'level1'] are not the 'wct' variant '3' network's ['level3', 'level2', 'level1']",
         lambda c: not (c.d / "out.zarr").exists()),
     Row("e stats object with a field of another shape", "api", lambda c: identity_stats(c, "shape"), ParameterError,

@@ -297,8 +297,16 @@ def write_stats(path: Path | RemotePath, stats: NormStats) -> None:
 
 
 def read_stats(path: str | os.PathLike[str]) -> NormStats:
-    """The statistics stored with an output (to reproduce a run or reuse its statistics)."""
-    return _read_table(path, STATS, NormStats)
+    """The statistics stored with an output (to reproduce a run or reuse its statistics), marked
+    with the digest of the weight files the run recorded (:attr:`NormStats.network`; ``None``
+    for a store without that record)."""
+    from .weights import network_digest
+
+    stats = _read_table(path, STATS, NormStats)
+    record = read_attrs(path).get("weights")
+    if isinstance(record, dict) and record and all(isinstance(v, str) for v in record.values()):
+        stats = stats.with_network(network_digest(record))
+    return stats
 
 
 def read_style_code(path: str | os.PathLike[str]) -> StyleCode:

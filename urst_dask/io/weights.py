@@ -20,7 +20,7 @@ import threading
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import torch
@@ -99,6 +99,13 @@ def files_record(root: Path, files: Iterable[WeightFile]) -> dict[str, str]:
     """``{relpath: sha256}`` of the weight files as they are on disk now, for a run's provenance
     and fingerprint: a user's checkpoint (no expected digest), or a retrained one, changes it."""
     return {wf.relpath: file_digest(root / wf.relpath) for wf in files}
+
+
+def network_digest(record: Mapping[str, str]) -> str:
+    """One sha256 for the weight files of a :func:`files_record` (their contents, not their
+    names: a checkpoint given by another path is the same network), which marks the statistics
+    those weights collect (:attr:`urst_dask.stats.NormStats.network`)."""
+    return hashlib.sha256("\n".join(sorted(record.values())).encode()).hexdigest()
 
 
 def verify_file(path: Path, wf: WeightFile) -> None:

@@ -15,6 +15,7 @@ from ..errors import ParameterError
 from ..io import remote
 from ..io.readers import require_unit_range
 from ..io.validate import check_min_side
+from ..io.weights import files_record, network_digest
 from ..settings import NormMode
 from ..stats import NormStats
 from ..tiling import WindowJob
@@ -59,7 +60,8 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     src = inputs.content_source(array, cfg.flags.axes, cfg.flags.allow_large_images)
     style_img, baked, _ = inputs.style_input(style, entry.takes_style_image, cfg.flags.allow_large_images)
     variant = cfg.variant if entry.takes_style_image else baked
-    given = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm)
+    given = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm,
+                               network_digest(files_record(wdir, wfiles)) if stats is not None else None)
     precheck(cfg.compute)
     spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device)
     if cfg.style.intensity.percentiles is None:

@@ -77,30 +77,38 @@ def network(config: RunConfig, style: Any) -> tuple[Network, Path, tuple[WeightF
     return entry, wdir, wfiles
 
 
-def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str,
-                variant: str | None = None, norm: NormMode = NormMode.TIN) -> NormStats | None:
+def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str, variant: str | None = None,
+                norm: NormMode = NormMode.TIN, network: str | None = None) -> NormStats | None:
     """Statistics given by the caller (a NormStats or a previous output store), for ``method``
-    (and, from a store, its recorded ``variant``: a wct of another top level records other
-    normalization points); refused with ``norm="in"``, where each window uses its own."""
+    and the weight files of digest ``network`` (:func:`urst_dask.io.weights.network_digest`),
+    which the statistics' own :attr:`~urst_dask.stats.NormStats.network` must match where known
+    (a store without that record: its recorded ``variant`` must be ``variant``); refused with
+    ``norm="in"``, where each window uses its own."""
     if stats is not None and not isinstance(stats, (str, os.PathLike, NormStats)):
         shown = repr(stats) if len(repr(stats)) <= 80 else f"<{type(stats).__name__}>"  # a StyleCode's repr: 8 kB
         raise ParameterTypeError(f"stats={shown}: expected a NormStats or the path of an output store")
     if stats is not None and norm is NormMode.IN:
         raise ParameterError("stats: given statistics serve norm='tin'; with norm='in' every window is normalized "
                              "by its own: leave stats out")
+    at, why = "stats", f"collected by other weights than this run's {method}" + (f" {variant!r}" if variant else "")
+    serve = "statistics serve the network and variant that collected them"
     if isinstance(stats, (str, os.PathLike)):
-        path, stats = stats, store.read_stats(stats)
+        at, path, stats = f"stats={str(stats)!r}", stats, store.read_stats(stats)
         attrs = store.read_attrs(path)
         if attrs.get("method") == method and attrs.get("variant") != variant:
-            raise ParameterError(f"stats={str(path)!r}: collected with variant {attrs.get('variant')!r}, not "
-                                 f"{variant!r}; statistics serve the network and variant that collected them")
+            why = f"collected with variant {attrs.get('variant')!r}, not {variant!r}"
+            if stats.network is None:  # a store without its weights record: the variant decides
+                raise ParameterError(f"{at}: {why}; {serve}")
     if stats is not None and stats.method != method:
-        raise ParameterError(f"stats: collected for method {stats.method!r}, not {method!r}")
+        raise ParameterError(f"{at}: collected for method {stats.method!r}, not {method!r}")
+    if stats is not None and None not in (stats.network, network) and stats.network != network:
+        raise ParameterError(f"{at}: {why} (weight files sha256 {stats.network[:12]}, not {str(network)[:12]}); "
+                             f"{serve}")
     if stats is not None:
         for point in stats.points():
             bad = [f for f, v in stats[point].items() if not np.all(np.isfinite(v))]
             if bad:
-                raise ParameterError(f"stats: point {point!r} field {bad[0]!r} holds NaN or infinite values")
+                raise ParameterError(f"{at}: point {point!r} field {bad[0]!r} holds NaN or infinite values")
     return stats
 
 

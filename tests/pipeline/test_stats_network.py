@@ -1,0 +1,52 @@
+"""Given statistics carry the digest of the weight files that collected them (read back from a
+store), and a run of other weights refuses them; the same weights, named another way, take them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import urst_dask
+from urst_dask.errors import ParameterError
+from urst_dask.io import store
+from urst_dask.io.weights import files_record, network_digest
+from urst_dask.models import method_entry
+from urst_dask.testing import random_image
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return random_image(64, 80, seed=11)
+
+
+def test_read_stats_carries_the_digest_of_the_runs_weights(tmp_path, weights, client, image):
+    out = urst_dask.stylize(image, "candy", tmp_path / "candy.zarr", method="johnson", weights=weights,
+                            client=client, stride=64)
+    stats = store.read_stats(out)
+    assert stats.network == network_digest(files_record(weights, method_entry("johnson").weights("candy")))
+    assert stats.with_network(None) == stats  # the values decide equality and the token, not the mark
+
+
+@pytest.mark.parametrize("as_object", [True, False], ids=["object", "store path"])
+def test_another_johnson_styles_statistics_are_refused(tmp_path, weights, client, image, as_object):
+    """Every johnson style records the same points and shapes: candy's statistics passed every
+    check, and a mosaic run with them wrote a black picture marked complete."""
+    kw = dict(method="johnson", weights=weights, client=client, stride=64)
+    candy = urst_dask.stylize(image, "candy", tmp_path / "candy.zarr", **kw)
+    given = store.read_stats(candy) if as_object else candy
+    where = "stats" if as_object else f"stats={str(candy)!r}"
+    why = ("collected by other weights than this run's johnson 'mosaic'" if as_object
+           else "collected with variant 'candy', not 'mosaic'")
+    with pytest.raises(ParameterError, match=f"^{where}: {why} \\(weight files sha256 [0-9a-f]{{12}}, not "
+                                             "[0-9a-f]{12}\\); statistics serve the network and variant"):
+        urst_dask.stylize(image, "mosaic", tmp_path / "mosaic.zarr", stats=given, **kw)
+    assert not (tmp_path / "mosaic.zarr").exists()
+
+
+def test_the_same_weights_under_another_variant_name_take_them(tmp_path, weights, client, image, style_image):
+    """wct's default variant is its top level 3: statistics of a run without a variant serve a
+    run with variant '3' (the same weight files), where the store's variant string refused them."""
+    kw = dict(method="wct", weights=weights, client=client, style_size=64, thumb_size=64, stride=64)
+    plain = urst_dask.stylize(image, style_image, tmp_path / "plain.zarr", **kw)
+    again = urst_dask.stylize(image, style_image, tmp_path / "three.zarr", variant="3", stats=plain, **kw)
+    np.testing.assert_array_equal(store.open_output(again).compute(), store.open_output(plain).compute())
