@@ -78,6 +78,8 @@ def _positive_float(arg: str, value: object, *, lo: float, hi: float) -> float:
 
 
 MAX_BATCH = 64
+MAX_STYLE_SIZE = 8192  # the paper's style is 1024 px; a style this large is 0.8 GB of float pixels
+MAX_LOCAL = 1024  # local cluster workers, and threads per worker
 
 
 def _opt(help_text: str, **cli: Any) -> dict[str, Any]:
@@ -167,6 +169,8 @@ class StyleOptions:
             if v < 16:
                 raise bad_value(name, getattr(self, name), "must be >= 16")
             object.__setattr__(self, name, v)
+        if self.style_size > MAX_STYLE_SIZE:  # a 100000-px style asked torch for 216 GB, with a traceback
+            raise bad_value("style_size", self.style_size, f"must be <= {MAX_STYLE_SIZE}")
         object.__setattr__(self, "norm", NormMode.parse(self.norm, "norm"))
         if not isinstance(self.preserve_color, bool):
             raise ParameterTypeError(f"preserve_color={self.preserve_color!r}: must be a bool")
@@ -241,8 +245,8 @@ class ClusterOptions:
         object.__setattr__(self, "memory", MemoryMode.parse(self.memory, "memory"))
         for name in ("workers", "threads_per_worker"):
             v = getattr(self, name)
-            if as_int(name, v) < 1:
-                raise ParameterError(f"{name}={v!r}: must be an integer >= 1")
+            if not 1 <= as_int(name, v) <= MAX_LOCAL:  # 10**19 workers: the start never ended
+                raise ParameterError(f"{name}={v!r}: must be an integer in [1, {MAX_LOCAL}]")
             object.__setattr__(self, name, as_int(name, v))
         if not isinstance(self.processes, bool):
             raise ParameterTypeError(f"processes={self.processes!r}: must be a bool")

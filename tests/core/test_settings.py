@@ -5,6 +5,7 @@ import pytest
 
 from urst_dask.errors import ParameterError, ParameterTypeError
 from urst_dask.settings import ComputeOptions, Intensity, NormMode, StyleOptions
+from urst_dask.tiling.plan import TilePlan
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,9 @@ def test_cluster_memory_mode_lists_valid_values():
     ({"processes": "no"}, ParameterTypeError, "processes='no': must be a bool"),
     ({"processes": False, "scheduler": "tcp://h:8786"}, ParameterError,
      "processes=False (--in-process) with scheduler='tcp://h:8786'"),
-    ({"workers": 0}, ParameterError, "workers=0: must be an integer >= 1"),
+    ({"workers": 0}, ParameterError, "workers=0: must be an integer in [1, 1024]"),
+    ({"workers": 10**19}, ParameterError, "workers=10000000000000000000: must be an integer in [1, 1024]"),  # hung
+    ({"threads_per_worker": 4096}, ParameterError, "threads_per_worker=4096: must be an integer in [1, 1024]"),
 ])
 def test_cluster_options_reject(kwargs, exc, fragment):
     from urst_dask.settings import ClusterOptions
@@ -62,6 +65,19 @@ def test_cluster_options_reject(kwargs, exc, fragment):
 def test_compute_options_lists_valid_values():
     with pytest.raises(ParameterError, match="device='tpu': must be one of auto, cpu, cuda"):
         ComputeOptions(device="tpu")
+
+
+@pytest.mark.parametrize("make, fragment", [
+    # each crashed with a traceback: numpy's offsets overflowed after the store was made; torch
+    # was asked for 216 GB for the style
+    (lambda: TilePlan(stride=10**19), "stride=10000000000000000000: must be <= 32768; for one window over the whole"),
+    (lambda: StyleOptions(style_size=100_000), "style_size=100000: must be <= 8192"),
+])
+def test_absurd_sizes_are_refused_when_the_settings_are_made(make, fragment):
+    with pytest.raises(ParameterError, match=re.escape(fragment)):
+        make()
+    TilePlan(stride=1 << 15), StyleOptions(style_size=8192, thumb_size=10**6)  # the limits themselves, and a thumb
+    # larger than any image (the image itself) are fine
 
 
 def test_style_defaults_are_the_papers():

@@ -49,7 +49,7 @@ BAD = [
     (["c.png", "s.png", "--alpha", "-0.5"], "alpha=-0.5: must be in [0.0, 1.0]"),
     (["c.png", "s.png", "--thumb-size", "4"], "thumb_size=4: must be >= 16"),
     (["c.png", "s.png", "--method", "nope"], "method='nope': must be one of"),
-    (["c.png", "s.png", "--workers", "0"], "workers=0: must be an integer >= 1"),
+    (["c.png", "s.png", "--workers", "0"], "workers=0: must be an integer in [1, 1024]"),
     (["c.png", "s.png", "--in-process", "--scheduler", "tcp://127.0.0.1:1"],
      "processes=False (--in-process) with scheduler='tcp://127.0.0.1:1': in-process workers belong to the local"),
     (["c.png", "s.png", "--weights", "{d}/noweights"], "weights file missing: {d}/noweights/wct16x/e1.pth"),

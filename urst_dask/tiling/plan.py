@@ -30,6 +30,7 @@ from ..errors import ParameterError, ParameterTypeError, as_int, bad_value
 from ..settings import _Choice
 
 MIN_STRIDE = 16
+MAX_STRIDE = 1 << 15  # a window wider than 32768 px is a whole-image run (whole=True, --whole)
 PAPER_STRIDE, PAPER_MARGIN = 1000, 32  # the paper's 1064-px windows at stride 1000
 
 
@@ -71,6 +72,9 @@ class TilePlan:
         stride = as_int("stride", self.stride)
         if stride < MIN_STRIDE:
             raise bad_value("stride", self.stride, f"must be >= {MIN_STRIDE}")
+        if stride > MAX_STRIDE:  # numpy's offsets overflowed beyond 2**63, after the store was made
+            raise bad_value("stride", self.stride, f"must be <= {MAX_STRIDE}; for one window over the whole "
+                                                   "image, use whole=True (--whole)")
         object.__setattr__(self, "stride", stride)
         if isinstance(self.margin, str):
             if self.margin.lower() != AUTO:
