@@ -30,6 +30,16 @@ class _Choice(str, enum.Enum):
         valid = ", ".join(m.value for m in cls)
         raise ParameterError(f"{arg}={value!r}: must be one of {valid}")
 
+    @classmethod
+    def _missing_(cls, value: object) -> "_Choice":
+        """``Blend("Linear")`` is ``Blend.LINEAR``; an unknown value lists the valid ones (the
+        enum's own ValueError did not)."""
+        if isinstance(value, str):
+            for member in cls:
+                if member.value == value.lower():
+                    return member
+        raise ParameterError(f"{cls.__name__}({value!r}): must be one of {', '.join(m.value for m in cls)}")
+
     def __str__(self) -> str:  # pragma: no cover - cosmetic
         return self.value
 
@@ -259,5 +269,5 @@ class ClusterOptions:
             object.__setattr__(self, "torch_threads", as_int("torch_threads", self.torch_threads))
         t = self.connect_timeout
         if isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0 < t <= 3600:
-            raise ParameterError(f"connect_timeout={t!r}: must be a number of seconds in (0, 3600]")
+            raise ParameterError(f"connect_timeout={t!r} (--scheduler-timeout): must be a number of seconds in (0, 3600]")
         object.__setattr__(self, "connect_timeout", float(t))

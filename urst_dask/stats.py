@@ -23,15 +23,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .errors import ParameterError
+from .errors import ParameterError, ParameterTypeError
 
 Fields = Mapping[str, np.ndarray]
 
 
-def _freeze(a: object) -> np.ndarray:
+def _freeze(where: str, a: object) -> np.ndarray:
     arr = np.array(a, copy=True)
     if arr.dtype.kind not in "fiu":
-        raise TypeError(f"statistics must be numeric arrays, got dtype {arr.dtype}")
+        raise ParameterTypeError(f"{where}: statistics must be numeric arrays, got dtype {arr.dtype}")
     arr.setflags(write=False)
     return arr
 
@@ -44,8 +44,14 @@ class _Table:
     @classmethod
     def build(cls, method: str, mapping: Mapping[str, Fields]):
         """Make a table from ``{point: {field: array}}`` (arrays are copied and frozen)."""
+        name = cls.__name__
+        if not isinstance(method, str):
+            raise ParameterTypeError(f"{name}: method={method!r}: must be a method name (str)")
+        if not isinstance(mapping, Mapping) or not all(isinstance(f, Mapping) for f in mapping.values()):
+            shown = type(mapping).__name__ if not isinstance(mapping, Mapping) else "a mapping of non-mappings"
+            raise ParameterTypeError(f"{name}: expected {{point: {{field: array}}}}, got {shown}")
         entries = tuple(
-            (str(point), tuple((str(f), _freeze(v)) for f, v in sorted(fields.items())))
+            (str(point), tuple((str(f), _freeze(f"{name} {point}/{f}", v)) for f, v in sorted(fields.items())))
             for point, fields in mapping.items()
         )
         return cls(method=method, entries=entries)
@@ -79,7 +85,7 @@ class _Table:
         for key, value in flat.items():
             point, _, field = key.partition("/")
             if not field:
-                raise ValueError(f"statistics key {key!r} is not of the form 'point/field'")
+                raise ParameterError(f"{cls.__name__}: key {key!r} is not of the form 'point/field'")
             grouped.setdefault(point, {})[field] = np.asarray(value)
         return cls.build(method, grouped)
 

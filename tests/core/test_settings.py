@@ -54,6 +54,7 @@ def test_cluster_memory_mode_lists_valid_values():
     ({"workers": 0}, ParameterError, "workers=0: must be an integer in [1, 1024]"),
     ({"workers": 10**19}, ParameterError, "workers=10000000000000000000: must be an integer in [1, 1024]"),  # hung
     ({"threads_per_worker": 4096}, ParameterError, "threads_per_worker=4096: must be an integer in [1, 1024]"),
+    ({"connect_timeout": 0}, ParameterError, "connect_timeout=0 (--scheduler-timeout): must be a number of seconds"),
 ])
 def test_cluster_options_reject(kwargs, exc, fragment):
     from urst_dask.settings import ClusterOptions
@@ -78,6 +79,16 @@ def test_absurd_sizes_are_refused_when_the_settings_are_made(make, fragment):
         make()
     TilePlan(stride=1 << 15), StyleOptions(style_size=8192, thumb_size=10**6)  # the limits themselves, and a thumb
     # larger than any image (the image itself) are fine
+
+
+def test_enums_called_directly_take_any_case_and_list_the_valid_values():
+    from urst_dask import Blend
+
+    assert Blend("Linear") is Blend.LINEAR and NormMode("TIN") is NormMode.TIN
+    with pytest.raises(ParameterError, match=re.escape("Blend('feather'): must be one of crop, linear, gaussian")):
+        Blend("feather")
+    with pytest.raises(ParameterError, match=re.escape("NormMode(3): must be one of tin, in")):
+        NormMode(3)
 
 
 def test_style_defaults_are_the_papers():

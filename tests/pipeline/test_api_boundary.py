@@ -14,7 +14,7 @@ import pytest
 import urst_dask
 from urst_dask import ClusterOptions, ComputeOptions, StyleOptions, TilePlan
 from urst_dask.errors import InputImageError, ParameterError, ParameterTypeError
-from urst_dask.stats import StyleCode
+from urst_dask.stats import NormStats, StyleCode
 from urst_dask.testing import random_image
 
 IMAGE = random_image(40, 50, seed=1)
@@ -51,6 +51,18 @@ def _unknown_chunks() -> da.Array:
     (lambda t: urst_dask.stylize(IMAGE, STYLE, t / "o.zarr", method="passthrough",
                                  stats=StyleCode.build("m", {"a": {"x": np.ones(999)}})),
      ParameterTypeError, "stats=<StyleCode>: expected a NormStats"),
+    (lambda t: urst_dask.compare(np.stack([IMAGE] * 2), np.stack([IMAGE] * 2), video=True), ParameterTypeError,
+     "image=<ndarray>: video=True compares frame sequences given as paths"),  # was pathlib's TypeError
+    (lambda t: urst_dask.compare(t / "frames", video="yes"), ParameterTypeError, "video='yes': must be a bool"),
+    (lambda t: NormStats.build("m", {"p": {"f": "abc"}}), ParameterTypeError,
+     "NormStats p/f: statistics must be numeric arrays, got dtype <U3"),
+    (lambda t: NormStats.build("m", {"p": 5}), ParameterTypeError,  # was an AttributeError
+     "NormStats: expected {point: {field: array}}, got a mapping of non-mappings"),
+    (lambda t: NormStats.build(5, {}), ParameterTypeError, "NormStats: method=5: must be a method name (str)"),
+    (lambda t: NormStats.from_flat("m", {"nofield": np.ones(2)}), ParameterError,
+     "NormStats: key 'nofield' is not of the form 'point/field'"),
+    (lambda t: urst_dask.export(t / "s.zarr", t / "o.png", storage_options="x"), ParameterError,
+     "storage_options='x': expected a JSON object"),  # was accepted, and ignored for a local store
     (lambda t: ClusterOptions(workers=True), ParameterTypeError, "workers=True: must be an integer"),
     (lambda t: ClusterOptions(torch_threads=True), ParameterTypeError, "torch_threads=True: must be an integer"),
 ])

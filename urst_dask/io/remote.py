@@ -149,7 +149,10 @@ def attach(value: Any, storage_options: Mapping[str, Any] | None = None, arg: st
     else (a path, an array, a style name) is returned unchanged.
 
     Raises :class:`ParameterError` for an unknown scheme, a query string, or a scheme whose
-    fsspec backend is not installed (naming what to install)."""
+    fsspec backend is not installed (naming what to install), and for ``storage_options``
+    that are not a mapping (``export(..., storage_options="x")`` went on without them)."""
+    if storage_options is not None and not isinstance(storage_options, Mapping):
+        raise ParameterError(f"storage_options={storage_options!r}: expected a JSON object (a dict with string keys)")
     if isinstance(value, RemotePath) and storage_options is None:
         return value
     if not is_url(value):

@@ -102,7 +102,7 @@ def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str, v
     if stats is not None and stats.method != method:
         raise ParameterError(f"{at}: collected for method {stats.method!r}, not {method!r}")
     if stats is not None and None not in (stats.network, network) and stats.network != network:
-        raise ParameterError(f"{at}: {why} (weight files sha256 {stats.network[:12]}, not {str(network)[:12]}); "
+        raise ParameterError(f"{at}: {why} (weight files sha256 {str(stats.network)[:12]}, not {str(network)[:12]}); "
                              f"{serve}")
     if stats is not None:
         for point in stats.points():

@@ -16,7 +16,7 @@ import numpy as np
 from dask.delayed import Delayed
 
 from .. import metrics
-from ..errors import ParameterError, ParameterTypeError, UrstError, as_int
+from ..errors import ParameterError, ParameterTypeError, UrstError, as_int, require_bool
 from ..io import store
 from ..io.readers import as_source, open_image
 from ..metrics import stroke
@@ -108,8 +108,14 @@ def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
     (same shape and dtype), ``psnr`` (dB) and ``ssim`` (of the colour channels: an RGBA image's
     alpha, passed through untouched, is left out); ``stroke``: the stroke size (dominant texture
     wavelength in px, :func:`urst_dask.metrics.stroke_size`).  See :mod:`urst_dask.metrics`."""
+    require_bool("video", video)
     if video:
         from ..video.compare import flicker_report
+
+        for arg, value in (("image", image), ("reference", reference)):  # pathlib's TypeError named neither
+            if not (isinstance(value, (str, os.PathLike)) or (arg == "reference" and value is None)):
+                raise ParameterTypeError(f"{arg}=<{type(value).__name__}>: video=True compares frame sequences "
+                                         "given as paths (a folder, a glob, a .zarr or a video file)")
 
         return flicker_report(image, reference)  # type: ignore[arg-type]
     a, grid = _compare_input(image, "image")
