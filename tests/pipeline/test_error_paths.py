@@ -269,6 +269,27 @@ def test_a_run_on_a_scheduler_without_workers_waits_for_the_first(caplog):
         assert all(any(n.startswith("urst-dask-torch-threads") for n in names) for names in registered.values())
 
 
+def test_a_scheduler_without_workers_past_its_no_workers_timeout_refuses_the_run():
+    """The scheduler's no-workers-timeout (pipelines/multi_gpu.md, "When a run waits forever")
+    ends the wait for the first worker; it waited forever, since no task was queued yet."""
+    import dask
+    from distributed import LocalCluster
+
+    from urst_dask.errors import SchedulerError
+    from urst_dask.pipeline.cluster import connect
+    from urst_dask.settings import ClusterOptions
+
+    with dask.config.set({"distributed.scheduler.no-workers-timeout": "1s"}), \
+            LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        t0 = time.monotonic()
+        with pytest.raises(SchedulerError, match=re.escape(f"scheduler={address!r}: no worker joined within 1 s (the "
+                                                           "scheduler's distributed.scheduler.no-workers-timeout)")):
+            with connect(ClusterOptions(scheduler=address)):
+                pass
+        assert time.monotonic() - t0 < 30
+
+
 def test_weights_missing_on_a_worker_name_the_worker(client, monkeypatch):
     """This machine found the weights, a worker did not (a node without the shared mount): the
     message says which worker, where it read as if this machine lacked the file."""

@@ -126,8 +126,17 @@ def _first_worker(client: Client, address: str) -> None:
     resources) is read once, at its start, so an empty cluster would leave both unset."""
     if client.scheduler_info().get("workers"):
         return
-    logging.getLogger("urst_dask").info(f"waiting for a worker to join {address}")
-    client.wait_for_workers(1)
+    try:  # the scheduler's own limit for a cluster without workers (None: wait as long as it takes)
+        limit = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.no_workers_timeout)
+    except Exception:  # noqa: BLE001 - an older scheduler without the setting: no limit
+        limit = None
+    how_long = "" if not limit else f" (at most {limit:g} s, the scheduler's no-workers-timeout)"
+    logging.getLogger("urst_dask").info(f"waiting for a worker to join {address}{how_long}")
+    try:
+        client.wait_for_workers(1, timeout=limit or None)
+    except TimeoutError:
+        raise SchedulerError(f"scheduler={address!r}: no worker joined within {limit:g} s (the scheduler's "
+                             "distributed.scheduler.no-workers-timeout); start workers, then rerun") from None
 
 
 def check_client(client: Any) -> None:
