@@ -82,13 +82,16 @@ def write_tiles(client: Any, stylized: da.Array, out_path: str, present: set[tup
     """The tile stage: compute and store every block of ``stylized`` missing from ``present``
     (output chunks of ``stride`` px), strip after strip (:func:`strips`), on ``client``.
     ``windows``: the windows of each block column (the progress ``bar`` counts windows)."""
+    from .culling import StripGraphs
     from .progress import run_counted
 
     todo = missing_blocks(stylized, stride, present)
+    if not todo:
+        return
     threads = sum(w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values())
+    graphs = StripGraphs(write_blocks(stylized, str(out_path))[0])  # expanded once, not once per strip
     for strip in strips(todo, stylized.numblocks[0], threads, min_columns):
-        run_counted(client, write_blocks(stylized, str(out_path), strip), [windows[j] for _, j in strip], bar,
-                    label="tile stage")
+        run_counted(client, graphs.strip(strip), [windows[j] for _, j in strip], bar, label="tile stage")
 
 
 def window_counts(stylized: da.Array, stride: int, present: set[tuple[int, int]],
