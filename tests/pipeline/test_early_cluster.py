@@ -272,8 +272,9 @@ def test_a_run_preloads_its_network_on_the_early_cluster(tmp_path: Path, spy: li
     urst_dask.stylize(str(tmp_path / "c.png"), str(tmp_path / "s.png"), tmp_path / "out.zarr",
                       method="passthrough", weights=tmp_path, progress=False)
     assert len(spy) == 1
-    assert asked == [(preload_network, (ModelSpec("passthrough", str(tmp_path), None, DeviceKind.AUTO),))]
-    assert used == [asked[0][1][0]]
+    assert [(fn, tuple(spec.network() for spec in args)) for fn, args in asked] == \
+        [(preload_network, (ModelSpec("passthrough", str(tmp_path), None, DeviceKind.AUTO),))]
+    assert used == [asked[0][1][0]]  # the digest of the weight files too
 
 
 def test_a_preload_on_a_closed_cluster_is_ignored(tmp_path: Path, own_sigint: None) -> None:

@@ -1,5 +1,6 @@
-"""Given statistics carry the digest of the weight files that collected them (read back from a
-store), and a run of other weights refuses them; the same weights, named another way, take them."""
+"""Weight files by their contents: given statistics carry the digest of the files that collected
+them (read back from a store), and a run of other weights refuses them, while the same weights
+named another way take them; a lazy result of a checkpoint rewritten in place has new keys."""
 
 from __future__ import annotations
 
@@ -50,3 +51,23 @@ def test_the_same_weights_under_another_variant_name_take_them(tmp_path, weights
     plain = urst_dask.stylize(image, style_image, tmp_path / "plain.zarr", **kw)
     again = urst_dask.stylize(image, style_image, tmp_path / "three.zarr", variant="3", stats=plain, **kw)
     np.testing.assert_array_equal(store.open_output(again).compute(), store.open_output(plain).compute())
+
+
+def test_a_checkpoint_rewritten_in_place_gives_new_keys(tmp_path, weights, client, image):
+    """A persisted ``stylize_array`` of a checkpoint, then the checkpoint retrained at the same
+    path: the new graph's keys were the old ones, and the cluster handed back the old pixels."""
+    import shutil
+
+    from distributed import wait
+
+    ckpt = tmp_path / "mine.pth"
+    shutil.copyfile(weights / "johnson" / "candy.pth", ckpt)
+    kw = dict(method="johnson", weights=weights, stride=64)
+    before = client.persist(urst_dask.stylize_array(image, str(ckpt), **kw))
+    wait(before)
+    shutil.copyfile(weights / "johnson" / "mosaic.pth", ckpt)
+    after = urst_dask.stylize_array(image, str(ckpt), **kw)
+    assert after.name != before.name
+    mosaic = client.compute(urst_dask.stylize_array(image, "mosaic", **kw)).result()
+    np.testing.assert_array_equal(client.compute(after).result(), mosaic)
+    assert not np.array_equal(client.compute(before).result(), mosaic)  # the persisted candy pixels, kept

@@ -7,7 +7,7 @@ stayed up.  ``LOADS`` counts real loads in this process (tests use it)."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -25,12 +25,23 @@ LOADS: dict[str, int] = {}
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which network to run where: a few strings, cheap to send with every task."""
+    """Which network to run where: a few strings, cheap to send with every task.
+
+    ``files_digest``: the sha256 of the weight files the caller read
+    (:func:`urst_dask.io.weights.network_digest`).  Graph keys are tokens of the spec, so with it
+    the results of a checkpoint since rewritten at the same path (a persisted ``stylize_array``
+    before a retrain) are never taken for the new one's.  The cache here follows the files
+    themselves, whatever the digest says."""
 
     method: str
     weights_dir: str
     variant: str | None = None
     device: DeviceKind = DeviceKind.AUTO
+    files_digest: str = ""
+
+    def network(self) -> "ModelSpec":
+        """The spec without its digest: which network, whatever the files' contents."""
+        return replace(self, files_digest="")
 
 
 def _load(spec: ModelSpec) -> StyleModel:
@@ -70,7 +81,7 @@ def get_model(spec: ModelSpec) -> StyleModel:
     with _lock:
         model = _models.get(key)
         if model is None:
-            for old in [k for k in _models if k[0] == spec]:
+            for old in [k for k in _models if k[0].network() == spec.network()]:
                 del _models[old]
                 _tokens.pop(old, None)
             model = _load(spec)

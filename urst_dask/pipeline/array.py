@@ -60,10 +60,11 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     src = inputs.content_source(array, cfg.flags.axes, cfg.flags.allow_large_images)
     style_img, baked, _ = inputs.style_input(style, entry.takes_style_image, cfg.flags.allow_large_images)
     variant = cfg.variant if entry.takes_style_image else baked
-    given = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm,
-                               network_digest(files_record(wdir, wfiles)) if stats is not None else None)
+    digest = network_digest(files_record(wdir, wfiles))  # in the graph's keys: another checkpoint, other keys
+    given = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm, digest)
     precheck(cfg.compute)
-    spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device)
+    spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device,
+                     files_digest=digest)
     if cfg.style.intensity.percentiles is None:
         src = require_unit_range(src)
     with_stats = cfg.style.norm is NormMode.TIN and given is None

@@ -39,7 +39,7 @@ from ..engine.probe import PrecisionChoice
 from ..errors import InputImageError, OutputError, ParameterError, ParameterTypeError, UrstError
 from ..io import framestore
 from ..io.lock import output_lock
-from ..io.weights import files_record
+from ..io.weights import files_record, network_digest
 from ..logs import LOGGER
 from ..models import method_entry
 from ..settings import ComputeOptions, NormMode, Precision, StyleOptions
@@ -126,7 +126,8 @@ def stylize_video(
     if output.kind == "video":  # a codec, pixel format or container that cannot work: refused before any work
         encoder.check_encoder(output.path, seq.shape, seq.rate, vopts)
     style_img, _, style_meta = style_input(style, True, cfg.flags.allow_large_images)
-    spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device)
+    spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device,
+                     files_digest=network_digest(files_record(wdir, wfiles)))
     plain = {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(vopts).items()
              if k != "window" and k not in encoder.ENCODER}
     frames_fp = fingerprint({"version": __version__, "method": method, "variant": variant, "input": seq.identity,
