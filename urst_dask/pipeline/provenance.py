@@ -11,6 +11,8 @@ from typing import Any
 
 import dask
 import dask.array as da
+from dask.core import flatten
+from dask.optimization import cull
 import numpy as np
 
 from .._version import __version__
@@ -38,11 +40,22 @@ def plain(obj: Any) -> dict[str, Any]:
     return out
 
 
-def sample_digest(array: da.Array) -> str:
-    """The sha256 of three of ``array``'s (H, W, C) blocks: the first, the middle and the last."""
+SAMPLE_TASKS = 64  # a reader's block (from_zarr, a slice, a cast) is a few tasks; a reduction of the image is not
+
+
+def sample_digest(array: da.Array) -> str | None:
+    """The sha256 of three of ``array``'s (H, W, C) blocks: the first, the middle and the last;
+    ``None`` when those blocks need more than :data:`SAMPLE_TASKS` tasks.  They are computed in
+    this process, and a block of ``d / d.max()`` needs the whole image: a 71 MB lazy scan was
+    computed here, single-threaded, before its run started on the cluster."""
     ny, nx = array.numblocks[:2]
-    picks = {(0, 0), (ny // 2, nx // 2), (ny - 1, nx - 1)}
-    blocks = dask.compute(*(array.blocks[i, j] for i, j in sorted(picks)), scheduler="synchronous")
+    picks = [array.blocks[i, j] for i, j in sorted({(0, 0), (ny // 2, nx // 2), (ny - 1, nx - 1)})]
+    graph: dict[Any, Any] = {}
+    for pick in picks:
+        graph.update(pick.__dask_graph__())
+    if len(cull(graph, list(flatten([pick.__dask_keys__() for pick in picks])))[0]) > SAMPLE_TASKS:
+        return None
+    blocks = dask.compute(*picks, scheduler="synchronous")
     h = hashlib.sha256(f"{array.shape}{array.dtype}".encode())
     for b in blocks:
         h.update(np.ascontiguousarray(b).tobytes())
@@ -55,7 +68,8 @@ def content_identity(src: images.ImageSource) -> dict[str, Any]:
     it can and cannot detect); for an array, its dask name and the digest of three of its
     blocks.  A numpy array's name is its content's hash, but dask names a file-backed array
     (``da.from_zarr``) by path: the blocks see it rewritten in place, unless the rewrite
-    leaves those three blocks as they were."""
+    leaves those three blocks as they were.  An array whose blocks are dear to compute (a
+    normalisation by the whole image's maximum) is known by its dask name alone."""
     if src.path == "<array>":
         return {"token": src.array.name, "sample_sha256": sample_digest(src.array)}
     return input_identity(src.path)

@@ -1,0 +1,34 @@
+"""An array input is identified by its dask name and three sampled blocks, computed here only
+when they are cheap: a block that needs the whole image is not computed in the calling process."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+
+from urst_dask.pipeline.provenance import sample_digest
+
+
+def test_cheap_blocks_are_sampled_and_see_the_content():
+    a = np.zeros((64, 96, 3), dtype=np.uint8)
+    b = a.copy()
+    b[-1, -1, 0] = 1  # in the last block
+    one, other = (sample_digest(da.from_array(x, chunks=(32, 32, 3))) for x in (a, b))
+    assert one is not None and other is not None and one != other
+    assert sample_digest(da.from_array(a, chunks=(32, 32, 3))) == one
+
+
+def test_blocks_that_need_the_whole_image_are_not_computed_here():
+    """``d / d.max()``: a 71 MB lazy scan was computed in the calling process, one thread, before
+    its run started on the cluster.  Here no block of it is read."""
+    reads = []
+
+    def read(block: np.ndarray) -> np.ndarray:
+        reads.append(block.shape)
+        return block
+
+    d = da.ones((1024, 1024, 3), dtype=np.float32, chunks=(64, 64, 3)).map_blocks(
+        read, meta=np.empty((0, 0, 0), dtype=np.float32))
+    assert sample_digest(d / d.max()) is None
+    assert reads == []
+    assert sample_digest(d) is not None and len(reads) == 3  # the control: a reader's blocks are sampled
