@@ -4,9 +4,10 @@ the rate and an ETA, then the pyramid levels on the same line."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from dask.utils import format_time, key_split
 from distributed import Client, as_completed, get_task_stream
@@ -105,6 +106,25 @@ def _annotated(collection: Any) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def _task_stream(client: Client) -> Iterator[Any]:
+    """distributed's task stream (for the summary's task times), its scheduler plugin removed
+    afterwards if this run installed it: left on a cluster of the user's, it went on recording
+    every later task of their session (up to 100 000 records).  Lambdas travel by value: the
+    scheduler need not have urst_dask installed."""
+    try:
+        had = client.run_on_scheduler(lambda dask_scheduler: "task-stream" in dask_scheduler.plugins)
+    except Exception:  # noqa: BLE001 - a scheduler that cannot say: leave whatever is there
+        had = True
+    try:
+        with get_task_stream(client) as stream:
+            yield stream
+    finally:
+        if not had:
+            with contextlib.suppress(Exception):  # the scheduler may be gone: nothing is left to clean
+                client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.remove_plugin(name="task-stream"))
+
+
 def _stage(label: str) -> str:
     head = label.split(":")[0]
     return STAGE_OF_LABEL.get(head, head)
@@ -122,7 +142,7 @@ def run(client: Client, collection: Any, *, progress: bool, label: str) -> Any:
     started = time.perf_counter()
     if progress:
         LOGGER.info(label)
-    with get_task_stream(client) as stream:
+    with _task_stream(client) as stream:
         futures = client.compute(collection, optimize_graph=not _annotated(collection))
         result = client.gather(futures)
     timing.add(_stage(label), time.perf_counter() - started)
