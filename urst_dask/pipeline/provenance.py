@@ -11,9 +11,9 @@ from typing import Any
 
 import dask
 import dask.array as da
+import numpy as np
 from dask.core import flatten
 from dask.optimization import cull
-import numpy as np
 
 from .._version import __version__
 from ..engine.probe import PrecisionChoice
