@@ -140,7 +140,8 @@ def stylize(
         style_img, baked, style_meta = inputs.style_input(style, entry.takes_style_image, flags.allow_large_images,
                                                           run_scratch)
         variant = cfg.variant if entry.takes_style_image else baked
-        stats = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm, network_digest(weights))
+        stats = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm, network_digest(weights),
+                                   inputs.run_conditions(entry, style_meta, cfg))
         spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device,
                          files_digest=network_digest(weights))
         meta = provenance.provenance(src, style_meta, cfg, variant, weights, stats)

@@ -120,15 +120,31 @@ class NormStats(_Table):
     (:func:`urst_dask.io.weights.network_digest`), where known: :func:`urst_dask.io.store.read_stats`
     takes it from the store's record, and a run given these statistics refuses them when its own
     weights differ (two johnson styles record the same points and shapes, and the other style's
-    statistics made a black picture).  ``None`` (built by hand): not checked.  Not part of
-    :meth:`token` or equality, which are the statistics' values.
+    statistics made a black picture).  ``conditions``: likewise the :func:`style_conditions` of
+    that run (another style's statistics gave a 6 dB picture).  ``None`` (built by hand): not
+    checked.  Neither is part of :meth:`token` or equality, which are the statistics' values.
     """
 
     network: str | None = None
+    conditions: str | None = None  # :func:`style_conditions` of the run that collected them, where known
 
     def with_network(self, network: str | None) -> "NormStats":
         """The same statistics, marked as collected by the weight files of digest ``network``."""
         return dataclasses.replace(self, network=network)
+
+
+def style_conditions(style: Mapping[str, object] | None, options: Mapping[str, object] | None) -> str | None:
+    """A digest of what, besides the content and the weights, shapes the statistics past a
+    network's first normalization point (a cascade's later levels see the stylized output of
+    the earlier ones): the style (its recorded ``sha256``, or a baked style's ``name``) and the
+    run's ``alpha``, ``style_size`` and ``preserve_color``.  ``None`` when a record lacks them."""
+    if not style or not options:
+        return None
+    picked = {"style": style.get("sha256") or style.get("name"),
+              **{k: options.get(k) for k in ("alpha", "style_size", "preserve_color")}}
+    if any(v is None for v in picked.values()):
+        return None
+    return hashlib.sha256(repr(sorted(picked.items())).encode()).hexdigest()
 
 
 class StyleCode(_Table):

@@ -71,3 +71,37 @@ def test_a_checkpoint_rewritten_in_place_gives_new_keys(tmp_path, weights, clien
     mosaic = client.compute(urst_dask.stylize_array(image, "mosaic", **kw)).result()
     np.testing.assert_array_equal(client.compute(after).result(), mosaic)
     assert not np.array_equal(client.compute(before).result(), mosaic)  # the persisted candy pixels, kept
+
+
+@pytest.mark.parametrize("change", [{"style": "other"}, {"alpha": 0.5}, {"style_size": 48}])
+def test_statistics_of_another_style_are_refused_where_they_depend_on_it(tmp_path, weights, client, image, change):
+    """wct's levels past the first see the stylized output of the ones before: statistics of a
+    run with another style (or alpha, or style size) gave a 6 dB picture, accepted silently."""
+    from urst_dask.synthetic import demo_style
+
+    kw = dict(method="wct", weights=weights, client=client, style_size=64, thumb_size=64, stride=64)
+    first = urst_dask.stylize(image, demo_style(64, seed=1), tmp_path / "first.zarr", **kw)
+    style = demo_style(64, seed=2) if change.get("style") else demo_style(64, seed=1)
+    kw.update({k: v for k, v in change.items() if k != "style"})
+    for given in (first, store.read_stats(first)):
+        with pytest.raises(ParameterError, match="collected with another style, alpha, style_size or preserve_color "
+                                                 "than this run's; wct's statistics past its first normalization point"):
+            urst_dask.stylize(image, style, tmp_path / "second.zarr", stats=given, **kw)
+    assert not (tmp_path / "second.zarr").exists()
+
+
+def test_content_only_statistics_serve_any_style(tmp_path, client, image):
+    """AdaIN's one point sees the content's features alone: statistics of a run with another
+    style are taken (random weights in the official layout; the check is the same)."""
+    from urst_dask.bench.random_weights import write_random
+    from urst_dask.models import method_entry
+    from urst_dask.synthetic import demo_style
+
+    w = write_random("adain", tmp_path / "w")
+    kw = dict(method="adain", weights=w, client=client, style_size=64, thumb_size=64, stride=64)
+    first = urst_dask.stylize(image, demo_style(64, seed=1), tmp_path / "first.zarr", **kw)
+    assert store.read_stats(first).conditions is not None
+    urst_dask.stylize(image, demo_style(64, seed=2), tmp_path / "second.zarr", stats=first, alpha=0.5, **kw)
+    assert store.read_attrs(tmp_path / "second.zarr")["status"] == "complete"
+    assert method_entry("linearwct").info.content_only_stats
+    assert not method_entry("wct16x").info.content_only_stats and not method_entry("microast").info.content_only_stats

@@ -21,6 +21,7 @@ and computes only the missing chunks (see :func:`prepare_output`; the chunks the
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -32,7 +33,7 @@ import dask.array as da
 import numpy as np
 
 from ..errors import OutputError
-from ..stats import NormStats, StyleCode
+from ..stats import NormStats, StyleCode, style_conditions
 from . import remote, remote_store, removal, validate
 from .remote import RemotePath, as_remote, local_or_remote, zarr_target
 
@@ -298,14 +299,18 @@ def write_stats(path: Path | RemotePath, stats: NormStats) -> None:
 
 def read_stats(path: str | os.PathLike[str]) -> NormStats:
     """The statistics stored with an output (to reproduce a run or reuse its statistics), marked
-    with the digest of the weight files the run recorded (:attr:`NormStats.network`; ``None``
-    for a store without that record)."""
+    with the digest of the weight files the run recorded (:attr:`NormStats.network`) and with
+    its style's (:attr:`NormStats.conditions`); ``None`` for a store without that record."""
     from .weights import network_digest
 
     stats = _read_table(path, STATS, NormStats)
-    record = read_attrs(path).get("weights")
+    attrs = read_attrs(path)
+    record = attrs.get("weights")
     if isinstance(record, dict) and record and all(isinstance(v, str) for v in record.values()):
         stats = stats.with_network(network_digest(record))
+    style, options = attrs.get("style"), attrs.get("options")
+    if isinstance(style, dict) and isinstance(options, dict):
+        stats = dataclasses.replace(stats, conditions=style_conditions(style, options))
     return stats
 
 

@@ -35,6 +35,10 @@ class ModelInfo:
     # benchmarks/bench_seams.py; None: not measured (``--margin auto`` then guesses from the
     # receptive field, see urst_dask.tiling.plan.auto_margin)
     seam_margin: int | None = None
+    # True when every normalization point sees features of the content alone (AdaIN's relu4_1):
+    # its statistics then serve any style; a cascade's later levels, or a point after a style
+    # modulation, see the style too, and given statistics must come from the same style
+    content_only_stats: bool = False
 
 
 class StyleModel(nn.Module, abc.ABC):

@@ -156,6 +156,7 @@ INFO = ModelInfo(
     receptive_field=stacked_receptive_field((vgg_body("41"),)),
     takes_style_image=True,
     supports_alpha=True,
+    content_only_stats=True,  # one point, on the content's features
 )
 
 

@@ -58,10 +58,11 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
         (array, "content"), (style, "style"), (stats, "stats")))  # URLs carry their options, as in stylize
     entry, wdir, wfiles = inputs.network(cfg, style)
     src = inputs.content_source(array, cfg.flags.axes, cfg.flags.allow_large_images)
-    style_img, baked, _ = inputs.style_input(style, entry.takes_style_image, cfg.flags.allow_large_images)
+    style_img, baked, style_meta = inputs.style_input(style, entry.takes_style_image, cfg.flags.allow_large_images)
     variant = cfg.variant if entry.takes_style_image else baked
     digest = network_digest(files_record(wdir, wfiles))  # in the graph's keys: another checkpoint, other keys
-    given = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm, digest)
+    given = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm, digest,
+                               inputs.run_conditions(entry, style_meta, cfg))
     precheck(cfg.compute)
     spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device,
                      files_digest=digest)

@@ -18,7 +18,7 @@ from ..io.weights import WeightFile, resolve_weights_dir, verify_file
 from ..models import method_entry
 from ..models.registry import Network
 from ..settings import NormMode
-from ..stats import NormStats
+from ..stats import NormStats, style_conditions
 from .config import RunConfig
 
 
@@ -78,12 +78,15 @@ def network(config: RunConfig, style: Any) -> tuple[Network, Path, tuple[WeightF
 
 
 def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str, variant: str | None = None,
-                norm: NormMode = NormMode.TIN, network: str | None = None) -> NormStats | None:
+                norm: NormMode = NormMode.TIN, network: str | None = None,
+                conditions: str | None = None) -> NormStats | None:
     """Statistics given by the caller (a NormStats or a previous output store), for ``method``
     and the weight files of digest ``network`` (:func:`urst_dask.io.weights.network_digest`),
     which the statistics' own :attr:`~urst_dask.stats.NormStats.network` must match where known
-    (a store without that record: its recorded ``variant`` must be ``variant``); refused with
-    ``norm="in"``, where each window uses its own."""
+    (a store without that record: its recorded ``variant`` must be ``variant``), and for the
+    style :func:`~urst_dask.stats.style_conditions` ``conditions`` (``None``: a network whose
+    statistics serve any style), likewise; refused with ``norm="in"``, where each window uses
+    its own."""
     if stats is not None and not isinstance(stats, (str, os.PathLike, NormStats)):
         shown = repr(stats) if len(repr(stats)) <= 80 else f"<{type(stats).__name__}>"  # a StyleCode's repr: 8 kB
         raise ParameterTypeError(f"stats={shown}: expected a NormStats or the path of an output store")
@@ -104,12 +107,24 @@ def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str, v
     if stats is not None and None not in (stats.network, network) and stats.network != network:
         raise ParameterError(f"{at}: {why} (weight files sha256 {str(stats.network)[:12]}, not {str(network)[:12]}); "
                              f"{serve}")
+    if stats is not None and None not in (stats.conditions, conditions) and stats.conditions != conditions:
+        raise ParameterError(f"{at}: collected with another style, alpha, style_size or preserve_color than this "
+                             f"run's; {method}'s statistics past its first normalization point depend on the style: "
+                             "give statistics of a run with the same style settings, or leave stats out")
     if stats is not None:
         for point in stats.points():
             bad = [f for f, v in stats[point].items() if not np.all(np.isfinite(v))]
             if bad:
                 raise ParameterError(f"{at}: point {point!r} field {bad[0]!r} holds NaN or infinite values")
     return stats
+
+
+def run_conditions(entry: Network, style_meta: dict[str, Any], config: RunConfig) -> str | None:
+    """The :func:`~urst_dask.stats.style_conditions` given statistics must have been collected
+    under, for this run; ``None`` for a network whose statistics serve any style."""
+    if entry.info.content_only_stats:
+        return None
+    return style_conditions(style_meta, {k: getattr(config.style, k) for k in ("alpha", "style_size", "preserve_color")})
 
 
 def check_stats_layout(stats: NormStats, layout: dict[str, dict[str, tuple[int, ...]]], variant: str | None) -> None:
