@@ -28,8 +28,9 @@ DEMO_EXAMPLES = """Examples:
   urst-dask demo -o demo.zarr                       2400x1600 generated image and style; writes demo.png too
   urst-dask demo -o big.zarr --size 8000x6000 --workers 2
                                                     a larger picture on two workers
-  urst-dask demo -o demo.zarr --method microast --alpha 0.6
-                                                    another network, a lighter style
+  urst-dask demo -o demo.zarr --method microast --alpha 1
+                                                    another network (MicroAST: alpha 1 only)
+  urst-dask demo -o demo.zarr --alpha 0.6           a lighter style (wct16x)
 """
 
 

@@ -29,7 +29,8 @@ TIN: the content statistics of both AdaIN points (pytorch-AdaIN ``calc_mean_std`
 variance, eps 1e-5) come from the :class:`StatsSource`; the style statistics and the
 modulation scalars are computed once by :meth:`MicroAST.prepare_style` and stored in the
 :class:`StyleCode` (points ``adain1``, ``mod1``, ``adain2``, ``mod2`` in decoder order).
-``alpha`` is upstream's: at each AdaIN point ``alpha * AdaIN(y) + (1 - alpha) * y``.
+``alpha`` is upstream's: at each AdaIN point ``alpha * AdaIN(y) + (1 - alpha) * y``; the
+pipeline refuses alpha != 1 (see ``INFO``), which saturates the picture with these weights.
 Input and output RGB in [0, 1] (the output is clamped).
 """
 
@@ -165,7 +166,10 @@ INFO = ModelInfo(
     size_multiple=4,  # two stride-2 convs in the encoder
     receptive_field=_receptive_field(),
     takes_style_image=True,
-    supports_alpha=True,
+    # the pipeline refuses alpha != 1: upstream's blend of the raw features into the AdaIN points
+    # (kept in run(), and tested against upstream) saturates the picture with the released weights
+    # (a 300 x 200 photograph at alpha 0.9: mean RGB 5 / 254 / 255, std 17 / 6 / 0)
+    supports_alpha=False,
     # benchmarks/results/seams-*.json: margin 32 is within 78 dB of whole-image inference
     seam_margin=32,
 )
