@@ -59,6 +59,8 @@ from .progress import run as run_graph
 from .provenance import fingerprint, plain
 from .tiles import tile_graph
 
+StatsList = list[NormStats] | framestore.SavedProbeStats  # per-frame: read back from the probe records
+
 
 def _log(progress: bool, text: str) -> None:
     if progress:
@@ -239,6 +241,7 @@ class _Run:
     def _probe(self, c: Any, style: StyleCode, resources: Any) -> tuple[list, list, tuple[int, str] | None]:
         n = len(self.seq)
         with_stats = self.v.stats is not StatsPolicy.SHOT
+        keep = self.v.stats is StatsPolicy.EMA  # per-frame reads each frame's back when it is tiled
         hists: list = [None] * n
         raw: list = [None] * n
         for t in range(n):
@@ -246,7 +249,7 @@ class _Run:
             if rec is not None:
                 hists[t] = rec.pop("__hist__")
                 method = str(rec.pop("__method__", ""))
-                raw[t] = NormStats.from_flat(method, rec) if rec else None
+                raw[t] = NormStats.from_flat(method, rec) if rec and keep else None
         todo = [t for t in range(n) if hists[t] is None]
         failed: tuple[int, str] | None = None
         style_f = c.scatter([style], broadcast=True)[0] if todo else None  # a list: a _Table is iterable
@@ -268,7 +271,7 @@ class _Run:
             except UrstError as exc:
                 failed = min(failed or (t, str(exc)), (t, str(exc)))
                 continue
-            hists[t], raw[t] = hist, stats
+            hists[t], raw[t] = hist, (stats if keep else None)
             extra = {"__method__": __import__("numpy").array(stats.method), **stats.to_flat()} if stats else {}
             self.state.save_arrays("probe", f"{t:06d}", {"__hist__": hist, **extra})
             nxt = next(queue, None) if failed is None else None
@@ -277,11 +280,11 @@ class _Run:
         return hists, raw, failed
 
     def _statistics(self, c: Any, style: StyleCode, resources: Any, hists: list, raw: list, found: list[int],
-                    usable: int, failed: bool) -> tuple[list[NormStats], list[str], int]:
+                    usable: int, failed: bool) -> tuple[StatsList, list[str], int]:
         """Each usable frame's statistics and statistics key."""
         policy = self.v.stats
         if policy is StatsPolicy.PER_FRAME:
-            return raw[:usable], [f"frame-{t:06d}" for t in range(usable)], usable
+            return framestore.SavedProbeStats(self.state, usable), [f"frame-{t:06d}" for t in range(usable)], usable
         if policy is StatsPolicy.EMA:
             smoothed, _ = ema_sequence(raw[:usable], set(found), self.v.ema_decay)
             return smoothed, [f"ema-{t:06d}" for t in range(usable)], usable
@@ -312,7 +315,7 @@ class _Run:
             keys += [f"shot-{s:04d}"] * (b - a)
         return per_frame, keys, usable
 
-    def _precision(self, c: Any, style: StyleCode, stats: list[NormStats], resources: Any, usable: int) -> None:
+    def _precision(self, c: Any, style: StyleCode, stats: StatsList, resources: Any, usable: int) -> None:
         """``precision="auto"`` for a probed network (wct16x), settled once for the whole
         sequence: bf16 only if the probe passes on the first, middle and last frames (their
         thumbnails, with the statistics their windows use); kept for a resumed run."""
@@ -344,7 +347,7 @@ class _Run:
             return dask.delayed(tasks.write_file, pure=True)(styl, str(self._file(t)), self.output.fmt)
         return dask.delayed(tasks.write_zarr, pure=True)(styl, str(self._frames_target()), t)
 
-    def _tiles(self, c: Any, style: StyleCode, stats: list[NormStats], keys: list[str], grid: Any, resources: Any,
+    def _tiles(self, c: Any, style: StyleCode, stats: StatsList, keys: list[str], grid: Any, resources: Any,
                usable: int) -> None:
         done = self.state.done()
         if self.output.kind == "folder":  # a record whose file was removed since does not count
@@ -374,7 +377,7 @@ class _Run:
             if nxt is not None:
                 pending.add(submit(nxt))
 
-    def _finish(self, found: list[int], keys: list[str], stats: list[NormStats]) -> None:
+    def _finish(self, found: list[int], keys: list[str], stats: StatsList) -> None:
         missing = sorted(set(range(len(keys))) - set(self.state.done()))  # every frame written, once
         if missing:  # never mark complete with a frame not written
             raise OutputError(f"output={str(self.output.path)!r}: frames {missing[:5]} were not written; rerun to finish")
