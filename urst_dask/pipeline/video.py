@@ -31,6 +31,7 @@ from typing import Any
 
 import dask
 import dask.array as da
+import numpy as np
 from distributed import as_completed
 
 from .._version import __version__
@@ -271,7 +272,8 @@ class _Run:
             except UrstError as exc:
                 failed = min(failed or (t, str(exc)), (t, str(exc)))
                 continue
-            hists[t], raw[t] = hist, (stats if keep else None)
+            # a copy: the histogram is a view into the whole reply's buffer, which it kept alive
+            hists[t], raw[t] = np.array(hist, copy=True), (stats if keep else None)
             extra = {"__method__": __import__("numpy").array(stats.method), **stats.to_flat()} if stats else {}
             self.state.save_arrays("probe", f"{t:06d}", {"__hist__": hist, **extra})
             nxt = next(queue, None) if failed is None else None
