@@ -229,3 +229,6 @@ class SavedProbeStats:
             raise OutputError(f"run state {str(self.state.root)!r}: frame {t}'s statistics are missing; rerun with "
                               "--overwrite")
         return stats
+
+
+StatsList = list[NormStats] | SavedProbeStats  # a run's frames' statistics (per-frame: read back when asked)

@@ -60,8 +60,6 @@ from .progress import run as run_graph
 from .provenance import fingerprint, plain
 from .tiles import tile_graph
 
-StatsList = list[NormStats] | framestore.SavedProbeStats  # per-frame: read back from the probe records
-
 
 def _log(progress: bool, text: str) -> None:
     if progress:
@@ -282,7 +280,7 @@ class _Run:
         return hists, raw, failed
 
     def _statistics(self, c: Any, style: StyleCode, resources: Any, hists: list, raw: list, found: list[int],
-                    usable: int, failed: bool) -> tuple[StatsList, list[str], int]:
+                    usable: int, failed: bool) -> tuple[framestore.StatsList, list[str], int]:
         """Each usable frame's statistics and statistics key."""
         policy = self.v.stats
         if policy is StatsPolicy.PER_FRAME:
@@ -317,7 +315,7 @@ class _Run:
             keys += [f"shot-{s:04d}"] * (b - a)
         return per_frame, keys, usable
 
-    def _precision(self, c: Any, style: StyleCode, stats: StatsList, resources: Any, usable: int) -> None:
+    def _precision(self, c: Any, style: StyleCode, stats: framestore.StatsList, resources: Any, usable: int) -> None:
         """``precision="auto"`` for a probed network (wct16x), settled once for the whole
         sequence: bf16 only if the probe passes on the first, middle and last frames (their
         thumbnails, with the statistics their windows use); kept for a resumed run."""
@@ -339,7 +337,7 @@ class _Run:
             self.meta["precision_auto"] = {**rec["choice"], "frames": rec["frames"]}
             _log(self.progress, choice.describe())
 
-    def _frame_graph(self, t: int, stats: NormStats, style: StyleCode, grid: Any, resources: Any) -> Any:
+    def _frame_graph(self, t: int, stats: Any, style: Any, grid: Any, resources: Any) -> Any:
         ref = self.seq.refs[t]
         h, w, ch = self.seq.shape
         frame = da.from_delayed(dask.delayed(tasks.load, pure=False)(ref), (h, w, ch), dtype=self.seq.dtype)
@@ -349,7 +347,7 @@ class _Run:
             return dask.delayed(tasks.write_file, pure=True)(styl, str(self._file(t)), self.output.fmt)
         return dask.delayed(tasks.write_zarr, pure=True)(styl, str(self._frames_target()), t)
 
-    def _tiles(self, c: Any, style: StyleCode, stats: StatsList, keys: list[str], grid: Any, resources: Any,
+    def _tiles(self, c: Any, style: StyleCode, stats: framestore.StatsList, keys: list[str], grid: Any, resources: Any,
                usable: int) -> None:
         done = self.state.done()
         if self.output.kind == "folder":  # a record whose file was removed since does not count
@@ -361,9 +359,16 @@ class _Run:
         start, count = time.perf_counter(), 0
         queue = iter(todo)
 
+        # style and statistics go in by key: the client kept each graph's embedded data (0.3 MB a
+        # frame); hash=False: the probe's release of the same style's key lost it; a _Table is iterable
+        style_f = c.scatter([style], hash=False)[0]  # held to the end
+        style_key = dask.delayed(style_f)
+
         def submit(t: int):
-            f = c.compute(self._frame_graph(t, stats[t], style, grid, resources), optimize_graph=resources is None)
-            f.frame = t
+            frame_stats = c.scatter([stats[t]], hash=False)[0]
+            f = c.compute(self._frame_graph(t, dask.delayed(frame_stats), style_key, grid, resources),
+                          optimize_graph=resources is None)
+            f.frame, f.stats = t, frame_stats  # held until the frame is written
             return f
 
         pending = as_completed([submit(t) for _, t in zip(range(self.v.window), queue)])
@@ -379,7 +384,7 @@ class _Run:
             if nxt is not None:
                 pending.add(submit(nxt))
 
-    def _finish(self, found: list[int], keys: list[str], stats: StatsList) -> None:
+    def _finish(self, found: list[int], keys: list[str], stats: framestore.StatsList) -> None:
         missing = sorted(set(range(len(keys))) - set(self.state.done()))  # every frame written, once
         if missing:  # never mark complete with a frame not written
             raise OutputError(f"output={str(self.output.path)!r}: frames {missing[:5]} were not written; rerun to finish")
