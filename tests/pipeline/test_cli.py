@@ -124,6 +124,19 @@ def test_style_may_be_given_as_an_option(files, capsys):
     assert store.read_attrs(out)["status"] == "complete"
 
 
+@pytest.mark.parametrize("order", ["after -o", "after --method"])
+def test_a_style_typed_after_an_option_is_the_style(files, capsys, order):
+    """``stylize c.png -o out.zarr s.png`` worked before the style could also be ``--style``; the
+    optional positional left it over ("unrecognized arguments")."""
+    out = files / "late.zarr"
+    opts = ["--weights", str(files), "--no-progress", "--in-process"]
+    argv = (["stylize", str(files / "c.png"), "-o", str(out), str(files / "s.png"), "--method", "passthrough", *opts]
+            if order == "after -o" else
+            ["stylize", str(files / "c.png"), "--method", "passthrough", str(files / "s.png"), "-o", str(out), *opts])
+    assert main(argv) == 0, capsys.readouterr().err
+    assert store.read_attrs(out)["style"]["path"] == str(files / "s.png")
+
+
 @pytest.mark.parametrize("command", ["stylize", "video"])
 @pytest.mark.parametrize("styles, fragment", [
     ([], "style: missing; give the style image (or style name) after the content, or as --style"),

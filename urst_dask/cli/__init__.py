@@ -109,8 +109,22 @@ def _left_behind(args: argparse.Namespace) -> str:
     return ""
 
 
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parse_args``, but a style typed after an option (``stylize in.jpg -o out.zarr wave.jpg``)
+    is the style: argparse (3.11) fills the optional positional ``style`` (optional since it may
+    come as ``--style``) with nothing as soon as it reads the content, and left it over."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if len(extra) == 1 and not extra[0].startswith("-") and getattr(args, "style_option", False) is not False \
+            and args.style is None:
+        args.style, extra = extra[0], []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     from ..pipeline.cluster import quiet_logging
 
     quiet_logging(args.verbose)  # one line per failure; -v adds the workers' tracebacks
