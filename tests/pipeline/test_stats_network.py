@@ -84,8 +84,8 @@ def test_statistics_of_another_style_are_refused_where_they_depend_on_it(tmp_pat
     style = demo_style(64, seed=2) if change.get("style") else demo_style(64, seed=1)
     kw.update({k: v for k, v in change.items() if k != "style"})
     for given in (first, store.read_stats(first)):
-        with pytest.raises(ParameterError, match="collected with another style, alpha, style_size or preserve_color "
-                                                 "than this run's; wct's statistics past its first normalization point"):
+        with pytest.raises(ParameterError, match="collected with another style, alpha or style_size than this "
+                                                 "run's; wct's statistics past its first normalization point"):
             urst_dask.stylize(image, style, tmp_path / "second.zarr", stats=given, **kw)
     assert not (tmp_path / "second.zarr").exists()
 
@@ -105,3 +105,19 @@ def test_content_only_statistics_serve_any_style(tmp_path, client, image):
     assert store.read_attrs(tmp_path / "second.zarr")["status"] == "complete"
     assert method_entry("linearwct").info.content_only_stats
     assert not method_entry("wct16x").info.content_only_stats and not method_entry("microast").info.content_only_stats
+
+
+def test_reuse_that_leaves_the_statistics_unchanged_is_accepted(tmp_path, weights, client, image):
+    """Colour preservation acts after the network, and a baked style's statistics depend on its
+    weights alone (Johnson's alpha blends after the network): such reuse was refused."""
+    from urst_dask.synthetic import demo_style
+
+    kw = dict(method="wct", weights=weights, client=client, style_size=64, thumb_size=64, stride=64)
+    first = urst_dask.stylize(image, demo_style(64, seed=1), tmp_path / "w1.zarr", **kw)
+    urst_dask.stylize(image, demo_style(64, seed=1), tmp_path / "w2.zarr", stats=first, preserve_color=True, **kw)
+    jkw = dict(method="johnson", weights=weights, client=client, stride=64)
+    candy = urst_dask.stylize(image, "candy", tmp_path / "j1.zarr", **jkw)
+    for name, extra in (("j2", {"alpha": 0.5}), ("j3", {"style_size": 512}), ("j4", {"preserve_color": True})):
+        urst_dask.stylize(image, "candy", tmp_path / f"{name}.zarr", stats=candy, **extra, **jkw)
+    urst_dask.stylize(image, str(weights / "johnson" / "candy.pth"), tmp_path / "j5.zarr", stats=candy, **jkw)
+    assert all(store.read_attrs(tmp_path / f"{n}.zarr")["status"] == "complete" for n in ("w2", "j2", "j3", "j4", "j5"))

@@ -108,9 +108,10 @@ def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str, v
         raise ParameterError(f"{at}: {why} (weight files sha256 {str(stats.network)[:12]}, not {str(network)[:12]}); "
                              f"{serve}")
     if stats is not None and None not in (stats.conditions, conditions) and stats.conditions != conditions:
-        raise ParameterError(f"{at}: collected with another style, alpha, style_size or preserve_color than this "
-                             f"run's; {method}'s statistics past its first normalization point depend on the style: "
-                             "give statistics of a run with the same style settings, or leave stats out")
+        raise ParameterError(f"{at}: collected with another style, alpha or style_size than this run's; {method}'s "
+                             "statistics past its first normalization point depend on the style (compared by its "
+                             "recorded sha256: of the file for a path, of the pixels for an array): give statistics "
+                             "of a run with the same style settings, or leave stats out")
     if stats is not None:
         for point in stats.points():
             bad = [f for f, v in stats[point].items() if not np.all(np.isfinite(v))]
@@ -121,10 +122,12 @@ def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str, v
 
 def run_conditions(entry: Network, style_meta: dict[str, Any], config: RunConfig) -> str | None:
     """The :func:`~urst_dask.stats.style_conditions` given statistics must have been collected
-    under, for this run; ``None`` for a network whose statistics serve any style."""
-    if entry.info.content_only_stats:
+    under, for this run; ``None`` for a network whose statistics serve any style: one whose
+    points see the content alone, and a baked style's (Johnson: its weights decide, and its
+    alpha blends after the network)."""
+    if entry.info.content_only_stats or not entry.takes_style_image:
         return None
-    return style_conditions(style_meta, {k: getattr(config.style, k) for k in ("alpha", "style_size", "preserve_color")})
+    return style_conditions(style_meta, {k: getattr(config.style, k) for k in ("alpha", "style_size")})
 
 
 def check_stats_layout(stats: NormStats, layout: dict[str, dict[str, tuple[int, ...]]], variant: str | None) -> None:
