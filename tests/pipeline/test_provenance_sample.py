@@ -20,15 +20,27 @@ def test_cheap_blocks_are_sampled_and_see_the_content():
 
 def test_blocks_that_need_the_whole_image_are_not_computed_here():
     """``d / d.max()``: a 71 MB lazy scan was computed in the calling process, one thread, before
-    its run started on the cluster.  Here no block of it is read."""
+    its run started on the cluster.  Here no block of it is read (an image under 64 MB is sampled
+    all the same: a share of it is read quickly)."""
     reads = []
 
     def read(block: np.ndarray) -> np.ndarray:
         reads.append(block.shape)
         return block
 
-    d = da.ones((1024, 1024, 3), dtype=np.float32, chunks=(64, 64, 3)).map_blocks(
+    d = da.ones((3000, 3000, 3), dtype=np.float32, chunks=(250, 250, 3)).map_blocks(  # 108 MB
         read, meta=np.empty((0, 0, 0), dtype=np.float32))
     assert sample_digest(d / d.max()) is None
     assert reads == []
     assert sample_digest(d) is not None and len(reads) == 3  # the control: a reader's blocks are sampled
+
+
+def test_a_rechunk_of_small_chunks_is_still_sampled():
+    """Many tasks, but few of the graph's: the blocks are sampled, so a rewrite of the source is
+    seen (with a plain task count it was not, and a rerun accepted the rewritten input)."""
+    small = da.from_array(np.zeros((1024, 1024, 3), dtype=np.uint8), chunks=(32, 32, 3))
+    other = np.zeros((1024, 1024, 3), dtype=np.uint8)
+    other[0, 0, 0] = 7
+    one = sample_digest(small.rechunk((512, 512, 3)))
+    two = sample_digest(da.from_array(other, chunks=(32, 32, 3)).rechunk((512, 512, 3)))
+    assert one is not None and two is not None and one != two

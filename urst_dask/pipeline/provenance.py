@@ -12,8 +12,6 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
-from dask.core import flatten
-from dask.optimization import cull
 
 from .._version import __version__
 from ..engine.probe import PrecisionChoice
@@ -40,21 +38,25 @@ def plain(obj: Any) -> dict[str, Any]:
     return out
 
 
-SAMPLE_TASKS = 64  # a reader's block (from_zarr, a slice, a cast) is a few tasks; a reduction of the image is not
+SAMPLE_SHARE = 0.25  # blocks whose tasks are this share of the whole graph (and more than a few) are dear,
+SAMPLE_DEAR_BYTES = 64 << 20  # in an image larger than this (a share of a smaller one is read quickly)
 
 
 def sample_digest(array: da.Array) -> str | None:
     """The sha256 of three of ``array``'s (H, W, C) blocks: the first, the middle and the last;
-    ``None`` when those blocks need more than :data:`SAMPLE_TASKS` tasks.  They are computed in
-    this process, and a block of ``d / d.max()`` needs the whole image: a 71 MB lazy scan was
-    computed here, single-threaded, before its run started on the cluster."""
+    ``None`` when they would cost about as much as the whole graph (more than a quarter of its
+    tasks, beyond a small graph) of an image over 64 MB.  They are computed in this process, and a block of
+    ``d / d.max()`` needs the whole image: a 71 MB lazy scan was computed here, single-threaded,
+    before its run started on the cluster.  A rechunk of small chunks needs many tasks, but few
+    of the graph's: sampled.  Counted on the culled high-level graph, without expanding it."""
     ny, nx = array.numblocks[:2]
-    picks = [array.blocks[i, j] for i, j in sorted({(0, 0), (ny // 2, nx // 2), (ny - 1, nx - 1)})]
-    graph: dict[Any, Any] = {}
-    for pick in picks:
-        graph.update(pick.__dask_graph__())
-    if len(cull(graph, list(flatten([pick.__dask_keys__() for pick in picks])))[0]) > SAMPLE_TASKS:
+    picked = sorted({(0, 0), (ny // 2, nx // 2), (ny - 1, nx - 1)})
+    graph = array.__dask_graph__()
+    keys = {(array.name, i, j, k) for i, j in picked for k in range(array.numblocks[2])}
+    needed = len(graph.cull(keys))
+    if needed > 64 and needed > SAMPLE_SHARE * len(graph) and array.nbytes > SAMPLE_DEAR_BYTES:
         return None
+    picks = [array.blocks[i, j] for i, j in picked]
     blocks = dask.compute(*picks, scheduler="synchronous")
     h = hashlib.sha256(f"{array.shape}{array.dtype}".encode())
     for b in blocks:
