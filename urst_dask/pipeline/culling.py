@@ -2,8 +2,8 @@
 
 Submitting each strip as blocks of the whole lazy graph made the scheduler expand and cull
 the whole ``map_overlap`` layer again for every strip: O(N) per strip, so O(N^1.5) for a run
-of N windows, with the workers idle meanwhile (a 3200 x 3200 image at stride 32, 10^4
-windows: 0.8-3 s per strip, 20-58 s in all).  Here the graph is expanded once, and each strip
+of N windows, with the workers idle meanwhile (10^4 windows: 0.9 s per strip, 22.8 s in all;
+4x10^4: 3.0 s and 151 s; benchmarks/results/strip-graphs.json).  Here the graph is expanded once, and each strip
 sends only its own tasks (culled from that strip's block keys), layer by layer so that the
 layers' annotations (the network tasks' ``resources``) stay with their tasks.
 """

@@ -111,7 +111,9 @@ def _task_stream(client: Client) -> Iterator[Any]:
     """distributed's task stream (for the summary's task times), its scheduler plugin removed
     afterwards if this run installed it: left on a cluster of the user's, it went on recording
     every later task of their session (up to 100 000 records).  Lambdas travel by value: the
-    scheduler need not have urst_dask installed."""
+    scheduler need not have urst_dask installed.  Not handled: two runs whose stages overlap on
+    one scheduler; the first to end removes the plugin under the second, which then loses its
+    task times and may leave the plugin behind."""
     try:
         had = client.run_on_scheduler(lambda dask_scheduler: "task-stream" in dask_scheduler.plugins)
     except Exception:  # noqa: BLE001 - a scheduler that cannot say: leave whatever is there
