@@ -211,12 +211,13 @@ class RunState:
 
 
 class SavedProbeStats:
-    """The first ``n`` frames' own statistics, read from the run's probe records when asked
-    (``stats[t]``): a per-frame run kept every frame's in memory to its end (wct16x: 0.64 MB
-    per frame, 6 GB for a 10 000-frame clip)."""
+    """The first ``n`` frames' statistics, read from the run's records when asked (``stats[t]``):
+    their own, as the probes saved them, or (``ema=True``) the moving average saved by
+    :meth:`RunState.save_stats` under ``ema-<t>``.  A per-frame or ema run kept every frame's
+    in memory to its end (wct16x: 0.64 MB per frame, 6 GB for a 10 000-frame clip)."""
 
-    def __init__(self, state: RunState, n: int) -> None:
-        self.state, self.n = state, n
+    def __init__(self, state: RunState, n: int, ema: bool = False) -> None:
+        self.state, self.n, self.ema = state, n, ema
 
     def __len__(self) -> int:
         return self.n
@@ -224,11 +225,11 @@ class SavedProbeStats:
     def __getitem__(self, t: int) -> NormStats:
         if not 0 <= t < self.n:
             raise IndexError(t)
-        stats = self.state.probe_stats(t)
-        if stats is None:  # every probed frame of a per-frame run saved its statistics
+        stats = self.state.load_stats(f"ema-{t:06d}") if self.ema else self.state.probe_stats(t)
+        if stats is None:  # every probed frame saved its statistics (and every ema frame its average)
             raise OutputError(f"run state {str(self.state.root)!r}: frame {t}'s statistics are missing; rerun with "
                               "--overwrite")
         return stats
 
 
-StatsList = list[NormStats] | SavedProbeStats  # a run's frames' statistics (per-frame: read back when asked)
+StatsList = list[NormStats] | SavedProbeStats  # a run's frames' statistics (per-frame, ema: read back when asked)

@@ -214,10 +214,10 @@ class _Run:
         info = run_graph(c, model_info(self.spec, resources), progress=False, label="network")
         grid = self.plan.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
         style = self._style(c, style_img, resources)
-        hists, raw, failed = self._probe(c, style, resources)
+        hists, failed = self._probe(c, style, resources)
         usable = failed[0] if failed else len(self.seq)
         found = cut_mod.detect_cuts(hists[:usable], self.v.cut_threshold)
-        stats, keys, usable = self._statistics(c, style, resources, hists, raw, found, usable, bool(failed))
+        stats, keys, usable = self._statistics(c, style, resources, found, usable, bool(failed))
         self._precision(c, style, stats, resources, usable)
         self._tiles(c, style, stats, keys, grid, resources, usable)
         if failed:
@@ -237,18 +237,15 @@ class _Run:
                                                        **code.to_flat()})
         return code
 
-    def _probe(self, c: Any, style: StyleCode, resources: Any) -> tuple[list, list, tuple[int, str] | None]:
+    def _probe(self, c: Any, style: StyleCode, resources: Any) -> tuple[list, tuple[int, str] | None]:
+        """Each frame's histogram (its statistics stay in the records) and the first failed frame."""
         n = len(self.seq)
         with_stats = self.v.stats is not StatsPolicy.SHOT
-        keep = self.v.stats is StatsPolicy.EMA  # per-frame reads each frame's back when it is tiled
         hists: list = [None] * n
-        raw: list = [None] * n
         for t in range(n):
             rec = self.state.load_arrays("probe", f"{t:06d}")
             if rec is not None:
                 hists[t] = rec.pop("__hist__")
-                method = str(rec.pop("__method__", ""))
-                raw[t] = NormStats.from_flat(method, rec) if rec and keep else None
         todo = [t for t in range(n) if hists[t] is None]
         failed: tuple[int, str] | None = None
         style_f = c.scatter([style], broadcast=True)[0] if todo else None  # a list: a _Table is iterable
@@ -271,23 +268,26 @@ class _Run:
                 failed = min(failed or (t, str(exc)), (t, str(exc)))
                 continue
             # a copy: the histogram is a view into the whole reply's buffer, which it kept alive
-            hists[t], raw[t] = np.array(hist, copy=True), (stats if keep else None)
+            hists[t] = np.array(hist, copy=True)
             extra = {"__method__": __import__("numpy").array(stats.method), **stats.to_flat()} if stats else {}
             self.state.save_arrays("probe", f"{t:06d}", {"__hist__": hist, **extra})
             nxt = next(queue, None) if failed is None else None
             if nxt is not None:
                 pending.add(submit(nxt))
-        return hists, raw, failed
+        return hists, failed
 
-    def _statistics(self, c: Any, style: StyleCode, resources: Any, hists: list, raw: list, found: list[int],
+    def _statistics(self, c: Any, style: StyleCode, resources: Any, found: list[int],
                     usable: int, failed: bool) -> tuple[framestore.StatsList, list[str], int]:
         """Each usable frame's statistics and statistics key."""
         policy = self.v.stats
         if policy is StatsPolicy.PER_FRAME:
             return framestore.SavedProbeStats(self.state, usable), [f"frame-{t:06d}" for t in range(usable)], usable
-        if policy is StatsPolicy.EMA:
-            smoothed, _ = ema_sequence(raw[:usable], set(found), self.v.ema_decay)
-            return smoothed, [f"ema-{t:06d}" for t in range(usable)], usable
+        if policy is StatsPolicy.EMA:  # frame by frame, each average saved and read back when tiled
+            own, moments = framestore.SavedProbeStats(self.state, usable), None
+            for t in range(usable):
+                (smoothed,), (moments,) = ema_sequence([own[t]], {0} if t in found else set(), self.v.ema_decay, moments)
+                self.state.save_stats(f"ema-{t:06d}", smoothed)
+            return framestore.SavedProbeStats(self.state, usable, ema=True), [f"ema-{t:06d}" for t in range(usable)], usable
         shot_list = cut_mod.shots(found, usable)
         if failed and shot_list:  # the shot the unreadable frame belongs to is not complete: left for the rerun
             shot_list = shot_list[:-1]
