@@ -123,6 +123,7 @@ def stylize(
     # ---- open the inputs: network and weights, content, style, given statistics
     entry, wdir, wfiles = inputs.network(cfg, style)
     weights = files_record(wdir, wfiles)  # their sha256, computed while verifying them
+    digest = network_digest(weights)  # marks the graph's keys and the statistics this run accepts
     store.check_output_link(out)  # a dangling -o link would place the scratch folder and store at its target
     run_scratch = scratch_io.start(out, flags.scratch)  # decoded PNG/JPEG inputs; stale ones of dead runs removed
     precheck(cfg.compute)  # --backend openvino without the package: one line naming the extra, before any work
@@ -131,8 +132,7 @@ def stylize(
     # way out unless connect took them
     early = start_early(cfg.cluster, client, new=_decodes(content) and resume.is_new(out, flags.overwrite))
     if early is not None and entry.takes_style_image:  # the network loads on the workers while this decodes
-        early.preload(preload_network, ModelSpec(cfg.method, str(wdir), cfg.variant, cfg.compute.device,
-                                                 network_digest(weights)))
+        early.preload(preload_network, ModelSpec(cfg.method, str(wdir), cfg.variant, cfg.compute.device, digest))
     with early or contextlib.nullcontext():
         with timing.stage("decode input"):
             src = inputs.content_source(content, flags.axes, flags.allow_large_images, run_scratch)
@@ -140,10 +140,10 @@ def stylize(
         style_img, baked, style_meta = inputs.style_input(style, entry.takes_style_image, flags.allow_large_images,
                                                           run_scratch)
         variant = cfg.variant if entry.takes_style_image else baked
-        stats = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm, network_digest(weights),
+        stats = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm, digest,
                                    inputs.run_conditions(entry, style_meta, cfg))
         spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device,
-                         files_digest=network_digest(weights))
+                         files_digest=digest)
         meta = provenance.provenance(src, style_meta, cfg, variant, weights, stats)
         if cfg.style.intensity.percentiles is None:  # the dtype mapping: float pixels outside [0, 1] are refused
             src = require_unit_range(src)

@@ -23,21 +23,27 @@ class _Choice(str, enum.Enum):
     def parse(cls, value: "str | _Choice", arg: str) -> "_Choice":
         if isinstance(value, cls):
             return value
+        member = cls._lookup(value)
+        if member is None:
+            raise ParameterError(f"{arg}={value!r}: must be one of {', '.join(m.value for m in cls)}")
+        return member
+
+    @classmethod
+    def _lookup(cls, value: object) -> "_Choice | None":
+        """The member whose value is ``value`` in any case (``None``: no such member)."""
         if isinstance(value, str):
             for member in cls:
                 if member.value == value.lower():
                     return member
-        valid = ", ".join(m.value for m in cls)
-        raise ParameterError(f"{arg}={value!r}: must be one of {valid}")
+        return None
 
     @classmethod
     def _missing_(cls, value: object) -> "_Choice":
         """``Blend("Linear")`` is ``Blend.LINEAR``; an unknown value lists the valid ones (the
         enum's own ValueError did not)."""
-        if isinstance(value, str):
-            for member in cls:
-                if member.value == value.lower():
-                    return member
+        member = cls._lookup(value)
+        if member is not None:
+            return member
         raise ParameterError(f"{cls.__name__}({value!r}): must be one of {', '.join(m.value for m in cls)}")
 
     def __str__(self) -> str:  # pragma: no cover - cosmetic

@@ -167,7 +167,7 @@ def test_a_per_frame_run_reads_each_frames_statistics_back_when_it_is_tiled(tmp_
                         or real_graph(self, t, stats, style, *a))
     out = stylize_video(tmp_path / "in", style_image, tmp_path / "out", method="identity", client=client,
                         stats=policy, stride=32)
-    assert held == ["SavedProbeStats"]  # read back from the records, one frame at a time
+    assert held == ["SavedStats"]  # read back from the records, one frame at a time
     assert sorted(set(reads)) == list(range(5))
     from dask.delayed import Delayed
 

@@ -115,8 +115,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     come as ``--style``) with nothing as soon as it reads the content, and left it over."""
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    if len(extra) == 1 and not extra[0].startswith("-") and getattr(args, "style_option", False) is not False \
-            and args.style is None:
+    if len(extra) == 1 and not extra[0].startswith("-") and hasattr(args, "style_option") and args.style is None:
         args.style, extra = extra[0], []
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -172,20 +172,14 @@ class RunState:
         self.save_arrays("stats", key, {"__method__": np.array(stats.method), **stats.to_flat()})
 
     def load_stats(self, key: str) -> NormStats | None:
-        arrays = self.load_arrays("stats", key)
-        if arrays is None:
-            return None
-        method = str(arrays.pop("__method__"))
-        return NormStats.from_flat(method, arrays)
+        return _stats_of(self.load_arrays("stats", key))
 
     def probe_stats(self, t: int) -> NormStats | None:
         """Frame ``t``'s own statistics as its probe saved them (``None``: none saved)."""
         arrays = self.load_arrays("probe", f"{t:06d}")
-        if arrays is None:
-            return None
-        arrays.pop("__hist__", None)
-        method = str(arrays.pop("__method__", ""))
-        return NormStats.from_flat(method, arrays) if arrays else None
+        if arrays is not None:
+            arrays.pop("__hist__", None)
+        return _stats_of(arrays)
 
     def save_record(self, name: str, record: Mapping[str, Any]) -> None:
         """A small JSON record of the run (such as ``precision="auto"``'s choice)."""
@@ -210,7 +204,15 @@ class RunState:
         return self.root / name
 
 
-class SavedProbeStats:
+def _stats_of(arrays: dict[str, np.ndarray] | None) -> NormStats | None:
+    """The statistics saved by :meth:`RunState.save_stats` (a probe record's too: its histogram removed)."""
+    if arrays is None or "__method__" not in arrays:
+        return None
+    method = str(arrays.pop("__method__"))
+    return NormStats.from_flat(method, arrays)
+
+
+class SavedStats:
     """The first ``n`` frames' statistics, read from the run's records when asked (``stats[t]``):
     their own, as the probes saved them, or (``ema=True``) the moving average saved by
     :meth:`RunState.save_stats` under ``ema-<t>``.  A per-frame or ema run kept every frame's
@@ -232,4 +234,4 @@ class SavedProbeStats:
         return stats
 
 
-StatsList = list[NormStats] | SavedProbeStats  # a run's frames' statistics (per-frame, ema: read back when asked)
+StatsList = list[NormStats] | SavedStats  # a run's frames' statistics (per-frame, ema: read back when asked)

@@ -233,7 +233,7 @@ class _Run:
             return StyleCode.from_flat(method, saved)
         fut = c.submit(tasks.prepare_style, self.spec, style_img, self.opts.style_size, resources=resources)
         code = fut.result()
-        self.state.save_arrays("stats", "style-code", {"__method__": __import__("numpy").array(code.method),
+        self.state.save_arrays("stats", "style-code", {"__method__": np.array(code.method),
                                                        **code.to_flat()})
         return code
 
@@ -269,7 +269,7 @@ class _Run:
                 continue
             # a copy: the histogram is a view into the whole reply's buffer, which it kept alive
             hists[t] = np.array(hist, copy=True)
-            extra = {"__method__": __import__("numpy").array(stats.method), **stats.to_flat()} if stats else {}
+            extra = {"__method__": np.array(stats.method), **stats.to_flat()} if stats else {}
             self.state.save_arrays("probe", f"{t:06d}", {"__hist__": hist, **extra})
             nxt = next(queue, None) if failed is None else None
             if nxt is not None:
@@ -281,13 +281,13 @@ class _Run:
         """Each usable frame's statistics and statistics key."""
         policy = self.v.stats
         if policy is StatsPolicy.PER_FRAME:
-            return framestore.SavedProbeStats(self.state, usable), [f"frame-{t:06d}" for t in range(usable)], usable
+            return framestore.SavedStats(self.state, usable), [f"frame-{t:06d}" for t in range(usable)], usable
         if policy is StatsPolicy.EMA:  # frame by frame, each average saved and read back when tiled
-            own, moments = framestore.SavedProbeStats(self.state, usable), None
+            own, moments = framestore.SavedStats(self.state, usable), None
             for t in range(usable):
                 (smoothed,), (moments,) = ema_sequence([own[t]], {0} if t in found else set(), self.v.ema_decay, moments)
                 self.state.save_stats(f"ema-{t:06d}", smoothed)
-            return framestore.SavedProbeStats(self.state, usable, ema=True), [f"ema-{t:06d}" for t in range(usable)], usable
+            return framestore.SavedStats(self.state, usable, ema=True), [f"ema-{t:06d}" for t in range(usable)], usable
         shot_list = cut_mod.shots(found, usable)
         if failed and shot_list:  # the shot the unreadable frame belongs to is not complete: left for the rerun
             shot_list = shot_list[:-1]
