@@ -303,15 +303,13 @@ def read_stats(path: str | os.PathLike[str]) -> NormStats:
     its style's (:attr:`NormStats.conditions`); ``None`` for a store without that record."""
     from .weights import network_digest
 
-    stats = _read_table(path, STATS, NormStats)
+    stats = _read_table(path, STATS, NormStats)  # first: its errors name what is wrong with the store
     attrs = read_attrs(path)
-    record = attrs.get("weights")
-    if isinstance(record, dict) and record and all(isinstance(v, str) for v in record.values()):
-        stats = stats.with_network(network_digest(record))
-    style, options = attrs.get("style"), attrs.get("options")
-    if isinstance(style, dict) and isinstance(options, dict):
-        stats = dataclasses.replace(stats, conditions=style_conditions(style, options))
-    return stats
+    record, style, options = attrs.get("weights"), attrs.get("style"), attrs.get("options")
+    known = isinstance(record, dict) and bool(record) and all(isinstance(v, str) for v in record.values())
+    return dataclasses.replace(
+        stats, network=network_digest(record) if known and record else None,
+        conditions=style_conditions(style, options) if isinstance(style, dict) and isinstance(options, dict) else None)
 
 
 def read_style_code(path: str | os.PathLike[str]) -> StyleCode:
