@@ -26,6 +26,7 @@ from .io import remote, store
 from .io import scratch as scratch_io
 from .io.lock import output_lock
 from .io.readers import require_unit_range
+from .io.targets import EXPORT_SUFFIXES, check_export_target, check_not_input
 from .io.validate import check_min_side
 from .io.weights import files_record, network_digest
 from .logs import LOGGER
@@ -42,7 +43,7 @@ from .pipeline.conditioning import (
 )
 from .pipeline.config import RunConfig
 from .pipeline.earlystart import start_early
-from .pipeline.export import EXPORT_SUFFIXES, check_export_target, export
+from .pipeline.export import export
 from .pipeline.progress import WindowBar, run
 from .pipeline.pyramid import write_pyramid
 from .pipeline.quality import compare
@@ -136,7 +137,7 @@ def stylize(
     with early or contextlib.nullcontext():
         with timing.stage("decode input"):
             src = inputs.content_source(content, flags.axes, flags.allow_large_images, run_scratch)
-        store.check_not_input(out, src.path)  # before anything is written: --overwrite would delete the input
+        check_not_input(out, src.path)  # before anything is written: --overwrite would delete the input
         style_img, baked, style_meta = inputs.style_input(style, entry.takes_style_image, flags.allow_large_images,
                                                           run_scratch)
         variant = cfg.variant if entry.takes_style_image else baked

@@ -208,7 +208,7 @@ def test_in_process_runs_the_workers_as_threads_of_this_process(files, capsys):
 def test_export_over_the_content_image_is_refused_and_the_input_kept(files, capsys, how):
     """--export naming the content image, with --overwrite: the export is refused (it would
     destroy the input), and so is a later ``export`` of the store onto it."""
-    from urst_dask.pipeline.export import check_export_target
+    from urst_dask.io.targets import check_export_target
 
     content = files / "c.png"
     target = content if how == "same" else files / "link.png"
@@ -230,6 +230,23 @@ def test_export_over_the_content_image_is_refused_and_the_input_kept(files, caps
     with pytest.raises(OutputError, match=f"output='{target}': is the content image"):
         check_export_target(target, overwrite=True, content=content)
     assert check_export_target(files / "other.png", overwrite=True, content=content) == files / "other.png"
+
+
+def test_an_export_that_cannot_hold_the_output_is_refused_before_the_run(files, capsys, monkeypatch):
+    """stylize --export x.jpg of an RGBA image: refused from the content's header before the run
+    (it was refused after the run, the store complete), and before the cluster starts."""
+    from urst_dask.cli import images as cli_images
+
+    rgba = files / "rgba.png"
+    Image.fromarray(np.dstack([random_image(60, 80, seed=4), np.full((60, 80), 200, np.uint8)])).save(rgba)
+    started = []
+    monkeypatch.setattr(cli_images, "cluster_starting", lambda *a, **k: started.append(a))
+    out = files / "x.zarr"
+    rc = main(["stylize", str(rgba), str(files / "s.png"), "-o", str(out), "--method", "passthrough",
+               "--weights", str(files), "--export", str(files / "x.jpg"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"output='{files / 'x.jpg'}': JPEG has no alpha channel; export a .png or .tif" in err, err
+    assert not out.exists() and not (files / "x.jpg").exists() and started == []
 
 
 def test_demo_exports_where_asked(tmp_path, capsys):

@@ -84,11 +84,13 @@ def cluster_starting(config: Any, out: str, overwrite: bool, content: str | None
 def _cmd_stylize(a: argparse.Namespace) -> None:
     style = style_arg(a)
     config = run_config(a)
-    with cluster_starting(config, a.out, a.overwrite, a.content):
-        from ..api import check_export_target, export, stylize
+    if a.export:  # an unusable export target is refused before the run, and before its cluster starts
+        from ..io.targets import check_export_target
 
-        if a.export:  # an unusable export target is refused before the run, not after it
-            check_export_target(a.export, overwrite=a.overwrite, content=a.content)
+        check_export_target(a.export, overwrite=a.overwrite, content=a.content, axes=config.flags.axes)
+    with cluster_starting(config, a.out, a.overwrite, a.content):
+        from ..api import export, stylize
+
         out = stylize(a.content, style, a.out, config=config, stats=a.stats)
     print(f"wrote {out}")
     if a.export:
@@ -123,13 +125,15 @@ def _cmd_demo(a: argparse.Namespace) -> None:
     _ensure_demo_weights(a)
     w, h = a.size
     config = run_config(a)
+    if a.export:  # an unusable export target is refused before the run, as for stylize
+        from ..io.targets import check_export_target
+
+        check_export_target(a.export, overwrite=a.overwrite)
     with cluster_starting(config, a.out, a.overwrite):
-        from ..api import check_export_target, export, stylize
+        from ..api import export, stylize
         from ..pipeline.synthetic import synthetic_array
         from ..synthetic import demo_style
 
-        if a.export:  # an unusable export target is refused before the run, as for stylize
-            check_export_target(a.export, overwrite=a.overwrite)
         content = synthetic_array((h, w), seed=a.seed, chunk=config.tiles.stride)
         out = stylize(content, demo_style(768, seed=a.seed + 1), a.out, config=config, stats=a.stats)
     png = Path(str(out).removesuffix(".zarr") + ".png")

@@ -36,6 +36,7 @@ from ..errors import OutputError
 from ..stats import NormStats, StyleCode, style_conditions
 from . import remote, remote_store, removal, validate
 from .remote import RemotePath, as_remote, local_or_remote, zarr_target
+from .targets import check_folder
 
 IMAGE = "0"
 STATS = "urst/stats"
@@ -110,48 +111,6 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> Path | R
             raise OutputError(f"output={str(path)!r}: already exists; pass --overwrite to replace it")
     check_folder(p, str(path))
     return p
-
-
-def check_folder(p: Path, given: str) -> None:
-    """The folder that will hold the output ``p`` exists and is writable (``given``: the
-    path as the user wrote it, for the message).  Exports are local files: a URL is refused."""
-    if remote.is_url(given):
-        raise OutputError(f"output={given!r}: exports are written to local files; export to a local path and copy "
-                          "it (the store itself may be at a URL)")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output={given!r}: folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"output={given!r}: folder {str(parent)!r} is not writable")
-
-
-def check_not_input(output: str | os.PathLike[str], content: str | os.PathLike[str]) -> None:
-    """Refuse an output that is the content image, contains it or lies inside it.
-
-    Paths are compared resolved (symlinks followed, so ``-o`` being a link to the input is
-    caught) and, where both exist, by device and inode (hard links).  Called before anything
-    is written: ``--overwrite`` deletes the old store first, and the content is read lazily
-    afterwards, so such a run would destroy its own input.  ``"<array>"`` (in-memory input)
-    is never refused.
-    """
-    if str(content) == "<array>":
-        return
-    out_r, in_r = as_remote(output), as_remote(content)
-    if out_r is not None or in_r is not None:
-        remote_store.check_not_input(output, content, out_r, in_r)
-        return
-    out_p, in_p = Path(output).resolve(), Path(content).resolve()
-    same = out_p == in_p or (out_p.exists() and in_p.exists() and os.path.samefile(out_p, in_p))
-    if same:
-        how = "is the content image"
-    elif out_p in in_p.parents:
-        how = "contains the content image"
-    elif in_p in out_p.parents:
-        how = "is inside the content image"
-    else:
-        return
-    raise OutputError(f"output={str(output)!r}: {how} {str(content)!r} (resolved: {str(in_p)!r}); writing there "
-                      "would destroy the input before it is read: choose an output path outside the input")
 
 
 def output_path(path: str | os.PathLike[str]) -> Path | RemotePath:

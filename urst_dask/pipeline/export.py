@@ -21,9 +21,8 @@ import numpy as np
 from ..errors import OutputError, ParameterError, UrstError, require_bool, require_path
 from ..io import halving, remote, store, writers
 from ..io.readers import open_image
+from ..io.targets import check_export_target, check_not_input
 from ..io.writers import Raster, TiffCompression
-
-EXPORT_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 def as_raster(image: np.ndarray | da.Array | Raster) -> Raster:
@@ -129,7 +128,7 @@ def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, o
     before = store.read_attrs(store_path)  # a run replacing the store meanwhile changes these
     source = _content_of(before)
     if source is not None:  # the image the store was made from (stylize --export IMG --overwrite)
-        store.check_not_input(out, source)
+        check_not_input(out, source)
     try:
         if tiff:
             src = open_image(store_path, "store")
@@ -168,24 +167,3 @@ def _content_of(attrs: dict[str, Any]) -> str | None:
     identity = content.get("identity") if isinstance(content, dict) else None
     path = identity.get("path") if isinstance(identity, dict) else None
     return path if isinstance(path, str) and not remote.is_url(path) else None
-
-
-def check_export_target(out: str | os.PathLike[str], *, overwrite: bool = False,
-                        content: str | os.PathLike[str] | None = None) -> Path:
-    """Refuse an export target before any work is done (``stylize --export`` checks it before
-    the run): an unknown suffix, a directory (``overwrite`` replaces files only), an existing
-    file without ``overwrite``, a missing or unwritable folder, and the ``content`` image
-    itself (or a path inside it), which ``overwrite`` would destroy."""
-    p = Path(out)
-    suffix = p.suffix.lower()
-    if suffix not in EXPORT_SUFFIXES:
-        raise ParameterError(f"output={str(out)!r}: unknown format {suffix!r}; use .png, .jpg or .tif")
-    if content is not None:
-        store.check_not_input(out, content)
-    if p.is_dir():
-        raise OutputError(f"output={str(out)!r}: is a directory; --overwrite replaces files only: give a file "
-                          f"name, e.g. {str(p / ('image' + suffix))!r}, or remove the directory")
-    if p.exists() and not overwrite:
-        raise OutputError(f"output={str(out)!r}: already exists; pass --overwrite to replace it")
-    store.check_folder(p, str(out))
-    return p

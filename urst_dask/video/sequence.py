@@ -24,7 +24,8 @@ from ..io import frames as frame_io
 from ..io import framestore
 from ..io import video as video_io
 from ..io.readers import input_identity
-from ..io.store import check_folder, check_not_input, zarr_node_type
+from ..io.store import zarr_node_type
+from ..io.targets import check_folder, check_not_input
 from .tasks import FrameRef
 
 SIDECAR = "urst_video.json"

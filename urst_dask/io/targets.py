@@ -1,0 +1,89 @@
+"""Checks of output paths made before any work: the folder that will hold an output, an output
+that is (or contains, or lies inside) the content image, and an export target.
+
+No torch and no Dask here: the command line checks ``stylize --export`` with these before it
+starts the cluster and imports the network code, so a bad target is refused in a moment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import OutputError, ParameterError
+from . import remote, remote_store
+from .readers.peek import image_pixels
+from .remote import as_remote
+from .writers import check_raster_holds
+
+EXPORT_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def check_folder(p: Path, given: str) -> None:
+    """The folder that will hold the output ``p`` exists and is writable (``given``: the
+    path as the user wrote it, for the message).  Exports are local files: a URL is refused."""
+    if remote.is_url(given):
+        raise OutputError(f"output={given!r}: exports are written to local files; export to a local path and copy "
+                          "it (the store itself may be at a URL)")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output={given!r}: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output={given!r}: folder {str(parent)!r} is not writable")
+
+
+def check_not_input(output: str | os.PathLike[str], content: str | os.PathLike[str]) -> None:
+    """Refuse an output that is the content image, contains it or lies inside it.
+
+    Paths are compared resolved (symlinks followed, so ``-o`` being a link to the input is
+    caught) and, where both exist, by device and inode (hard links).  Called before anything
+    is written: ``--overwrite`` deletes the old store first, and the content is read lazily
+    afterwards, so such a run would destroy its own input.  ``"<array>"`` (in-memory input)
+    is never refused.
+    """
+    if str(content) == "<array>":
+        return
+    out_r, in_r = as_remote(output), as_remote(content)
+    if out_r is not None or in_r is not None:
+        remote_store.check_not_input(output, content, out_r, in_r)
+        return
+    out_p, in_p = Path(output).resolve(), Path(content).resolve()
+    same = out_p == in_p or (out_p.exists() and in_p.exists() and os.path.samefile(out_p, in_p))
+    if same:
+        how = "is the content image"
+    elif out_p in in_p.parents:
+        how = "contains the content image"
+    elif in_p in out_p.parents:
+        how = "is inside the content image"
+    else:
+        return
+    raise OutputError(f"output={str(output)!r}: {how} {str(content)!r} (resolved: {str(in_p)!r}); writing there "
+                      "would destroy the input before it is read: choose an output path outside the input")
+
+
+def check_export_target(out: str | os.PathLike[str], *, overwrite: bool = False,
+                        content: str | os.PathLike[str] | None = None, axes: str | None = None) -> Path:
+    """Refuse an export target before any work is done (``stylize --export`` checks it before
+    the run): an unknown suffix, a directory (``overwrite`` replaces files only), an existing
+    file without ``overwrite``, a missing or unwritable folder, and the ``content`` image
+    itself (or a path inside it), which ``overwrite`` would destroy.  With ``content`` (read
+    with ``axes``), a PNG or JPEG target must also hold the run's output, which keeps the
+    content's channels and dtype: a JPEG of an RGBA or 16-bit image is refused now, from the
+    content's header, not after the run."""
+    p = Path(out)
+    suffix = p.suffix.lower()
+    if suffix not in EXPORT_SUFFIXES:
+        raise ParameterError(f"output={str(out)!r}: unknown format {suffix!r}; use .png, .jpg or .tif")
+    if content is not None:
+        check_not_input(out, content)
+    if p.is_dir():
+        raise OutputError(f"output={str(out)!r}: is a directory; --overwrite replaces files only: give a file "
+                          f"name, e.g. {str(p / ('image' + suffix))!r}, or remove the directory")
+    if p.exists() and not overwrite:
+        raise OutputError(f"output={str(out)!r}: already exists; pass --overwrite to replace it")
+    check_folder(p, str(out))
+    if content is not None and suffix not in (".tif", ".tiff"):
+        pixels = image_pixels(content, "content", axes=axes)
+        if pixels is not None:
+            check_raster_holds(out, *pixels)
+    return p
