@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -97,3 +98,30 @@ def test_moments_of_parts_add_up_to_the_whole():
 def test_feature_moments_refuses_a_batch():
     with pytest.raises(ValueError, match=r"expected \(1, C, H, W\), got shape \(2, 3, 4, 4\)"):
         kernels.feature_moments(torch.zeros(2, 3, 4, 4))
+
+
+@pytest.mark.parametrize(("h", "w", "size"), [(20, 300, 64), (300, 20, 64), (17, 1000, 128), (33, 500, 100),
+                                              (5, 77, 64), (1, 9, 32)])
+def test_a_thin_style_enlarged_crop_only_gives_the_whole_resize_crop(h, w, size, monkeypatch):
+    """An enlarged thin style has only its crop computed; the pixels are those of resizing the
+    whole and cropping (to float rounding), which the test forces with an unreachable threshold."""
+    import urst_dask.preprocess as pp
+
+    img = np.random.default_rng(h * w).random((h, w, 3), dtype=np.float32)
+    crop_only = pp.resize_center_crop(img, size)
+    monkeypatch.setattr(pp, "THIN_STYLE_CROPS", 10**9)
+    whole = pp.resize_center_crop(img, size)
+    assert crop_only.shape == whole.shape == (1, 3, size, size)
+    assert float((crop_only - whole).abs().max()) <= 2e-7
+
+
+def test_a_thin_style_is_not_resized_whole(monkeypatch):
+    """16 x 4000 at 512: F.interpolate would build a 512 x 128000 whole (0.8 GB); it is not called."""
+    import urst_dask.preprocess as pp
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"resized whole: {kwargs.get('size')}")
+
+    monkeypatch.setattr(pp.F, "interpolate", refuse)
+    out = pp.resize_center_crop(np.random.default_rng(0).random((16, 4000, 3), dtype=np.float32), 512)
+    assert out.shape == (1, 3, 512, 512) and 0.0 <= float(out.min()) and float(out.max()) <= 1.0
