@@ -136,12 +136,13 @@ class NormStats(_Table):
 def style_conditions(style: Mapping[str, object] | None, options: Mapping[str, object] | None) -> str | None:
     """A digest of what, besides the content and the weights, shapes the statistics past a
     network's first normalization point (a cascade's later levels see the stylized output of
-    the earlier ones): the style (its recorded ``sha256``, or a baked style's ``name``) and the
-    run's ``alpha`` and ``style_size`` (``preserve_color`` acts after the network).  ``None``
-    when a record lacks them."""
+    the earlier ones): the style (its pixels' recorded ``pixels_sha256``, else its ``sha256``,
+    of the file for a path and of the pixels for an array, or a baked style's ``name``) and
+    the run's ``alpha`` and ``style_size`` (``preserve_color`` acts after the network).
+    ``None`` when a record lacks them."""
     if not style or not options:
         return None
-    picked = {"style": style.get("sha256") or style.get("name"), **{k: options.get(k) for k in ("alpha", "style_size")}}
+    picked = {"style": style.get("pixels_sha256") or style.get("sha256") or style.get("name"), **{k: options.get(k) for k in ("alpha", "style_size")}}
     if any(v is None for v in picked.values()):
         return None
     return hashlib.sha256(repr(sorted(picked.items())).encode()).hexdigest()

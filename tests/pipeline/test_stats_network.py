@@ -121,3 +121,34 @@ def test_reuse_that_leaves_the_statistics_unchanged_is_accepted(tmp_path, weight
         urst_dask.stylize(image, "candy", tmp_path / f"{name}.zarr", stats=candy, **extra, **jkw)
     urst_dask.stylize(image, str(weights / "johnson" / "candy.pth"), tmp_path / "j5.zarr", stats=candy, **jkw)
     assert all(store.read_attrs(tmp_path / f"{n}.zarr")["status"] == "complete" for n in ("w2", "j2", "j3", "j4", "j5"))
+
+
+def test_the_same_style_as_a_file_and_as_an_array_shares_statistics(tmp_path, weights, client, image):
+    """The style was compared by the file's sha256 for a path and by the pixels' for an array:
+    the same picture given both ways was refused as another style.  A store written before the
+    pixels' digest was recorded (only the file's) still serves a run of the same file."""
+    from PIL import Image
+
+    from urst_dask.synthetic import demo_style
+
+    pixels = demo_style(64, seed=1)
+    path = tmp_path / "style.png"
+    Image.fromarray(pixels).save(path)
+    kw = dict(method="wct", weights=weights, client=client, style_size=64, thumb_size=64, stride=64)
+    by_file = urst_dask.stylize(image, str(path), tmp_path / "file.zarr", **kw)
+    by_array = urst_dask.stylize(image, pixels, tmp_path / "array.zarr", stats=by_file, **kw)
+    urst_dask.stylize(image, str(path), tmp_path / "file2.zarr", stats=by_array, **kw)
+    np.testing.assert_array_equal(store.open_output(by_array).compute(), store.open_output(by_file).compute())
+    style = store.read_attrs(by_file)["style"]
+    assert style["pixels_sha256"] != style["sha256"]  # the file's bytes are not its pixels
+
+    import dataclasses
+
+    from urst_dask.stats import style_conditions
+
+    by_file_only = style_conditions({k: v for k, v in style.items() if k != "pixels_sha256"},
+                                    store.read_attrs(by_file)["options"])
+    old = dataclasses.replace(store.read_stats(by_file), conditions=by_file_only)
+    urst_dask.stylize(image, str(path), tmp_path / "file3.zarr", stats=old, **kw)
+    with pytest.raises(ParameterError, match="collected with another style"):
+        urst_dask.stylize(image, demo_style(64, seed=2), tmp_path / "other.zarr", stats=old, **kw)

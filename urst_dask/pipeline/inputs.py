@@ -44,13 +44,20 @@ def style_input(style: Any, takes_image: bool, allow_large: bool,
     if isinstance(style, np.ndarray):
         arr = images.as_rgb(np.asarray(images.as_source(style, "<array>", "style").array.compute()))
         images.check_unit_pixels(arr, "style=<array>")
-        return arr, None, {"path": "<array>", "sha256": hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()}
+        pixels = _pixels_digest(arr)
+        return arr, None, {"path": "<array>", "sha256": pixels, "pixels_sha256": pixels}
     if not isinstance(style, (str, os.PathLike)):
         raise ParameterTypeError(f"style={type(style).__name__}: expected a path or a numpy array")
     arr = images.read_style(style, "style", allow_large=allow_large, scratch_dir=scratch_dir)
-    digest = hashlib.sha256(Path(style).read_bytes()).hexdigest() if Path(style).is_file() else \
-        hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
-    return arr, None, {"path": str(style), "sha256": digest}
+    pixels = _pixels_digest(arr)
+    digest = hashlib.sha256(Path(style).read_bytes()).hexdigest() if Path(style).is_file() else pixels
+    return arr, None, {"path": str(style), "sha256": digest, "pixels_sha256": pixels}
+
+
+def _pixels_digest(rgb: np.ndarray) -> str:
+    """sha256 of a style's (H, W, 3) pixels as read: the same picture given as a file or as an
+    array has the same one (the ``sha256`` of a file is of its bytes)."""
+    return hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
 
 
 def network(config: RunConfig, style: Any) -> tuple[Network, Path, tuple[WeightFile, ...]]:
@@ -79,13 +86,13 @@ def network(config: RunConfig, style: Any) -> tuple[Network, Path, tuple[WeightF
 
 def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str, variant: str | None = None,
                 norm: NormMode = NormMode.TIN, network: str | None = None,
-                conditions: str | None = None) -> NormStats | None:
+                conditions: frozenset[str] | None = None) -> NormStats | None:
     """Statistics given by the caller (a NormStats or a previous output store), for ``method``
     and the weight files of digest ``network`` (:func:`urst_dask.io.weights.network_digest`),
     which the statistics' own :attr:`~urst_dask.stats.NormStats.network` must match where known
     (a store without that record: its recorded ``variant`` must be ``variant``), and for the
-    style :func:`~urst_dask.stats.style_conditions` ``conditions`` (``None``: a network whose
-    statistics serve any style), likewise; refused with ``norm="in"``, where each window uses
+    style :func:`~urst_dask.stats.style_conditions` (any of ``conditions``: :func:`run_conditions`;
+    ``None``: a network whose statistics serve any style), likewise; refused with ``norm="in"``, where each window uses
     its own."""
     if stats is not None and not isinstance(stats, (str, os.PathLike, NormStats)):
         shown = repr(stats) if len(repr(stats)) <= 80 else f"<{type(stats).__name__}>"  # a StyleCode's repr: 8 kB
@@ -107,11 +114,11 @@ def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str, v
     if stats is not None and None not in (stats.network, network) and stats.network != network:
         raise ParameterError(f"{at}: {why} (weight files sha256 {str(stats.network)[:12]}, not {str(network)[:12]}); "
                              f"{serve}")
-    if stats is not None and None not in (stats.conditions, conditions) and stats.conditions != conditions:
+    if stats is not None and stats.conditions is not None and conditions is not None and stats.conditions not in conditions:
         raise ParameterError(f"{at}: collected with another style, alpha or style_size than this run's; {method}'s "
-                             "statistics past its first normalization point depend on the style (compared by its "
-                             "recorded sha256: of the file for a path, of the pixels for an array): give statistics "
-                             "of a run with the same style settings, or leave stats out")
+                             "statistics past its first normalization point depend on the style (compared by the "
+                             "sha256 of its pixels as read, so a file and the same picture as an array agree): give "
+                             "statistics of a run with the same style settings, or leave stats out")
     if stats is not None:
         for point in stats.points():
             bad = [f for f, v in stats[point].items() if not np.all(np.isfinite(v))]
@@ -120,14 +127,18 @@ def given_stats(stats: NormStats | str | os.PathLike[str] | None, method: str, v
     return stats
 
 
-def run_conditions(entry: Network, style_meta: dict[str, Any], config: RunConfig) -> str | None:
-    """The :func:`~urst_dask.stats.style_conditions` given statistics must have been collected
-    under, for this run; ``None`` for a network whose statistics serve any style: one whose
-    points see the content alone, and a baked style's (Johnson: its weights decide, and its
-    alpha blends after the network)."""
+def run_conditions(entry: Network, style_meta: dict[str, Any], config: RunConfig) -> frozenset[str] | None:
+    """The :func:`~urst_dask.stats.style_conditions` given statistics may have been collected
+    under, for this run: by the style's pixels, and by its file's sha256 (what stores written
+    before the pixels' digest was recorded hold).  ``None`` for a network whose statistics serve
+    any style: one whose points see the content alone, and a baked style's (Johnson: its weights
+    decide, and its alpha blends after the network)."""
     if entry.info.content_only_stats or not entry.takes_style_image:
         return None
-    return style_conditions(style_meta, {k: getattr(config.style, k) for k in ("alpha", "style_size")})
+    options = {k: getattr(config.style, k) for k in ("alpha", "style_size")}
+    by_file = {k: v for k, v in style_meta.items() if k != "pixels_sha256"}
+    found = {style_conditions(style_meta, options), style_conditions(by_file, options)}
+    return frozenset(c for c in found if c is not None)
 
 
 def check_stats_layout(stats: NormStats, layout: dict[str, dict[str, tuple[int, ...]]], variant: str | None) -> None:

@@ -79,12 +79,14 @@ def content_identity(src: images.ImageSource) -> dict[str, Any]:
 
 # what the fingerprint leaves out: the content's and the style image's paths as they were typed.
 # The content's resolved identity and the style's sha256 identify them, so `photo.jpg` and
-# `/home/me/photo.jpg` are the same run.
-AS_TYPED = {"content": "path", "style": "path"}
+# `/home/me/photo.jpg` are the same run.  And the style's pixels' digest: its sha256 decides it
+# (a file's is decoded the same way; an array's is the same digest), and the fingerprints of
+# stores written before it was recorded stay the same.
+LEFT_OUT = {"content": {"path"}, "style": {"path", "pixels_sha256"}}
 
 
 def fingerprint(meta: dict[str, Any]) -> str:
-    core = {k: {kk: vv for kk, vv in v.items() if kk != AS_TYPED.get(k)} if isinstance(v, dict) else v
+    core = {k: {kk: vv for kk, vv in v.items() if kk not in LEFT_OUT.get(k, ())} if isinstance(v, dict) else v
             for k, v in meta.items()}
     return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()
 
