@@ -44,9 +44,30 @@ class ModelSpec:
         return replace(self, files_digest="")
 
 
+def _check_user_files(spec: ModelSpec) -> None:
+    """Refuse, on this worker, user weight files (no catalogue sha256 to verify them by) whose
+    contents are not those the run read (``spec.files_digest``): a worker on another machine,
+    or in another folder, can see another file at the same path."""
+    from ..errors import WeightsError
+    from ..io.weights import files_record, network_digest
+
+    files = method_entry(spec.method).weights(spec.variant)
+    if not spec.files_digest or all(wf.sha256 for wf in files):
+        return
+    try:
+        here = network_digest(files_record(Path(spec.weights_dir), files))
+    except OSError:  # missing or unreadable: the load names the file
+        return
+    if here != spec.files_digest:
+        shown = ", ".join(repr(str(Path(spec.weights_dir) / wf.relpath)) for wf in files if not wf.sha256)
+        raise WeightsError(f"weights file {shown} on this worker is not the one the run checked (weight files "
+                           f"sha256 {here[:12]}, not {spec.files_digest[:12]}): give every worker the same file")
+
+
 def _load(spec: ModelSpec) -> StyleModel:
     """:func:`load_model`, with torch's multi-line strict-loading error (a checkpoint with the
     wrong keys or shapes) turned into one :class:`~urst_dask.errors.WeightsError` line."""
+    _check_user_files(spec)
     try:
         return load_model(spec.method, Path(spec.weights_dir), spec.variant)
     except RuntimeError as exc:

@@ -40,7 +40,7 @@ def style_input(style: Any, takes_image: bool, allow_large: bool,
     if not takes_image:
         if not isinstance(style, (str, os.PathLike)):
             raise ParameterTypeError(f"style={style!r}: this method takes a style name or checkpoint path")
-        return None, str(style), {"name": str(style)}
+        return None, _baked_variant(style), {"name": str(style)}
     if isinstance(style, np.ndarray):
         arr = images.as_rgb(np.asarray(images.as_source(style, "<array>", "style").array.compute()))
         images.check_unit_pixels(arr, "style=<array>")
@@ -52,6 +52,14 @@ def style_input(style: Any, takes_image: bool, allow_large: bool,
     pixels = _pixels_digest(arr)
     digest = hashlib.sha256(Path(style).read_bytes()).hexdigest() if Path(style).is_file() else pixels
     return arr, None, {"path": str(style), "sha256": digest, "pixels_sha256": pixels}
+
+
+def _baked_variant(style: str | os.PathLike[str]) -> str:
+    """A baked style's variant: its name, or the absolute path of a checkpoint file, resolved
+    here where it was checked: the workers of a cluster run in their own folders, and a
+    relative path there named another file (or none)."""
+    p = Path(style).expanduser()
+    return str(p.resolve()) if p.is_file() else str(style)
 
 
 def _pixels_digest(rgb: np.ndarray) -> str:
