@@ -324,8 +324,10 @@ def open_output(path: str | os.PathLike[str], *, allow_incomplete: bool = False)
         raise OutputError(f"store={str(path)!r}: not a urst-dask output store (no '{ATTR}' attributes)")
     if meta.get("status") != "complete" and not allow_incomplete:
         raise OutputError(f"store={str(path)!r}: incomplete (status {meta.get('status')!r}); the run did not finish")
+    from .readers.zarrstore import checked_zarr
+
     arr = zarr.open_array(zarr_target(path, read_only=True), path=IMAGE, mode="r")
-    image = da.from_zarr(arr)
+    image = checked_zarr(arr, f"store={str(path)!r}")  # a damaged chunk: one line naming it, when read
     if tuple(arr.metadata.dimension_names or ()) == ("c", "y", "x"):
         image = image.transpose(1, 2, 0)
     return image

@@ -19,7 +19,7 @@ import dask.array as da
 import numpy as np
 
 from ..errors import OutputError, ParameterError, UrstError, require_bool, require_path
-from ..io import halving, remote, store, writers
+from ..io import chunkio, halving, remote, store, writers
 from ..io.readers import open_image
 from ..io.targets import check_export_target, check_not_input
 from ..io.writers import Raster, TiffCompression
@@ -126,6 +126,7 @@ def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, o
     check_export_target(out, overwrite=overwrite)
     arr = store.open_output(store_path)
     before = store.read_attrs(store_path)  # a run replacing the store meanwhile changes these
+    chunkio.require_stored(store_path, [str(p) for p in before.get("pyramid_levels", ())[1:]] if tiff else ())
     source = _content_of(before)
     if source is not None:  # the image the store was made from (stylize --export IMG --overwrite)
         check_not_input(out, source)

@@ -71,7 +71,7 @@ def flat(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _from_zarr(array: Any, where: str) -> da.Array:
+def checked_zarr(array: Any, where: str) -> da.Array:
     """A Zarr array as Dask, chunked as stored, with damaged chunks reported (:class:`ZarrBlocks`)."""
     return da.from_array(ZarrBlocks(array, where), chunks=array.chunks, lock=False,
                          name=f"from-zarr-{tokenize(array, 'checked')}", meta=np.empty((0,) * array.ndim, array.dtype))
@@ -89,7 +89,7 @@ def read_zarr(path: Path | remote.RemotePath, where: str) -> RawImage:
     except Exception as exc:  # noqa: BLE001 - zarr raises many types for broken stores
         raise InputImageError(f"{where}: not a readable Zarr store ({type(exc).__name__}: {flat(exc)})") from exc
     if isinstance(node, zarr.Array):
-        return RawImage(_from_zarr(node, where), "zarr", zarr_axes(node), stored=ZarrBlocks(node, where))
+        return RawImage(checked_zarr(node, where), "zarr", zarr_axes(node), stored=ZarrBlocks(node, where))
     validate.check_ngff_group(node, where)
     found = ome.find_ngff(node)
     if found is not None:
@@ -103,13 +103,13 @@ def read_zarr(path: Path | remote.RemotePath, where: str) -> RawImage:
                 raise InputImageError(f"{where}: NGFF dataset {p!r} listed in the metadata is a group, not an array")
         base = arrays[0]
         axes = image.axes or zarr_axes(base)
-        return RawImage(_from_zarr(base, where), "ome-zarr", axes, tuple(_from_zarr(a, where) for a in arrays[1:]),
+        return RawImage(checked_zarr(base, where), "ome-zarr", axes, tuple(checked_zarr(a, where) for a in arrays[1:]),
                         image.pixel_size, image.channel_names, ZarrBlocks(base, where))
     members = dict(node.arrays())
     if "0" in members:
-        return RawImage(_from_zarr(members["0"], where), "zarr", zarr_axes(members["0"]),
+        return RawImage(checked_zarr(members["0"], where), "zarr", zarr_axes(members["0"]),
                         stored=ZarrBlocks(members["0"], where))
     if len(members) == 1:
         only = next(iter(members.values()))
-        return RawImage(_from_zarr(only, where), "zarr", zarr_axes(only), stored=ZarrBlocks(only, where))
+        return RawImage(checked_zarr(only, where), "zarr", zarr_axes(only), stored=ZarrBlocks(only, where))
     raise InputImageError(f"{where}: Zarr group with arrays {sorted(members)}; expected one array or an array named '0'")

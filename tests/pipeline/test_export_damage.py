@@ -1,0 +1,51 @@
+"""A store marked complete but copied in part, or damaged afterwards: ``export`` read a missing
+chunk as zeros (a black hole, exit 0) and a truncated one as a raw traceback; both are now
+refused in one line naming the store and the chunk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from urst_dask.cli import main
+from urst_dask.testing import random_image
+
+
+@pytest.fixture
+def finished(tmp_path):
+    content = tmp_path / "c.png"
+    Image.fromarray(random_image(600, 520, seed=9)).save(content)
+    Image.fromarray(random_image(64, 64, seed=2)).save(tmp_path / "s.png")
+    out = tmp_path / "out.zarr"
+    assert main(["stylize", str(content), str(tmp_path / "s.png"), "-o", str(out), "--method", "passthrough",
+                 "--weights", str(tmp_path), "--stride", "128", "--margin", "0", "--no-progress", "--in-process"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_missing_image_chunk_is_refused(finished, tmp_path, capsys, suffix):
+    (finished / "0" / "c" / "0" / "1" / "2").unlink()
+    assert main(["export", str(finished), str(tmp_path / f"x{suffix}")]) == 2
+    err = capsys.readouterr().err
+    assert f"store='{finished}': 1 image chunks are missing (row:col 1:2), though the store is marked complete" in err
+    assert not (tmp_path / f"x{suffix}").exists()
+
+
+def test_a_missing_pyramid_chunk_is_refused_for_a_tiff(finished, tmp_path, capsys):
+    level = finished / "1"
+    chunk = next(p for p in level.rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.unlink()
+    assert main(["export", str(finished), str(tmp_path / "x.tif")]) == 2
+    assert f"store='{finished}': pyramid level '1' lacks 1 of its" in capsys.readouterr().err
+    assert main(["export", str(finished), str(tmp_path / "x.png")]) == 0  # level 0 alone: whole
+
+
+def test_a_damaged_chunk_is_named(finished, tmp_path, capsys):
+    chunk = finished / "0" / "c" / "0" / "1" / "1"
+    chunk.write_bytes(chunk.read_bytes()[:10])
+    assert main(["export", str(finished), str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    assert f"store='{finished}': cannot read chunk '0/c/0/1/1'" in err and "the store is damaged" in err
+    assert not np.any([p.name.endswith(".partial") for p in tmp_path.iterdir()])
