@@ -249,6 +249,27 @@ def test_an_export_that_cannot_hold_the_output_is_refused_before_the_run(files, 
     assert not out.exists() and not (files / "x.jpg").exists() and started == []
 
 
+def test_demo_keeps_a_users_png_beside_its_output(tmp_path, capsys):
+    """demo -o mine.zarr replaced the user's mine.png with its preview, without --overwrite;
+    and demo --export naming the preview ran and then failed. Both are refused before the run;
+    a rerun over demo's own store replaces its own preview."""
+    mine = tmp_path / "mine.png"
+    Image.fromarray(random_image(30, 20, seed=3)).save(mine)
+    before = mine.read_bytes()
+    run = ["demo", "--size", "96x64", "--method", "passthrough", "--stride", "32", "--margin", "0", "--in-process",
+           "--no-progress"]
+    assert main([*run, "-o", str(tmp_path / "mine.zarr")]) == 2
+    assert f"output='{mine}': already exists (demo writes its preview beside -o" in capsys.readouterr().err
+    assert mine.read_bytes() == before and not (tmp_path / "mine.zarr").exists()
+    assert main([*run, "-o", str(tmp_path / "d.zarr"), "--export", str(tmp_path / "d.png")]) == 2
+    assert "demo writes its preview there already" in capsys.readouterr().err
+    assert not (tmp_path / "d.zarr").exists()
+    assert main([*run, "-o", str(tmp_path / "d.zarr")]) == 0
+    assert main([*run, "-o", str(tmp_path / "d.zarr")]) == 0, capsys.readouterr().err  # its own preview, again
+    assert main([*run, "-o", str(tmp_path / "mine.zarr"), "--overwrite"]) == 0
+    assert mine.read_bytes() != before
+
+
 def test_demo_exports_where_asked(tmp_path, capsys):
     """demo takes the run options, --export included: the export is written (it was ignored)."""
     import tifffile

@@ -121,14 +121,30 @@ def _ensure_demo_weights(a: argparse.Namespace) -> None:
         fetch(files, wdir, log=lambda s: print(s, file=sys.stderr, flush=True))
 
 
+def _check_demo_targets(a: argparse.Namespace, png: Path) -> None:
+    """Before the run: the preview ``png`` demo writes beside ``-o`` replaces a file there only
+    with ``--overwrite``, or when ``-o`` is already a store (the preview is that store's); an
+    ``--export`` is checked as for stylize, and may not be the preview itself."""
+    from ..errors import OutputError, ParameterError
+    from ..io.targets import check_export_target
+
+    if a.export:
+        if Path(a.export).resolve() == png.resolve():
+            raise ParameterError(f"export={a.export!r}: demo writes its preview there already; give --export "
+                                 "another name, or leave it out")
+        check_export_target(a.export, overwrite=a.overwrite)
+    if png.exists() and not a.overwrite and not (Path(a.out) / "zarr.json").is_file():
+        raise OutputError(f"output={str(png)!r}: already exists (demo writes its preview beside -o {a.out!r}); pass "
+                          "--overwrite to replace it, or choose another -o")
+    check_export_target(png, overwrite=True)
+
+
 def _cmd_demo(a: argparse.Namespace) -> None:
+    png = Path(str(a.out).removesuffix(".zarr") + ".png")
+    _check_demo_targets(a, png)
     _ensure_demo_weights(a)
     w, h = a.size
     config = run_config(a)
-    if a.export:  # an unusable export target is refused before the run, as for stylize
-        from ..io.targets import check_export_target
-
-        check_export_target(a.export, overwrite=a.overwrite)
     with cluster_starting(config, a.out, a.overwrite):
         from ..api import export, stylize
         from ..pipeline.synthetic import synthetic_array
@@ -136,7 +152,6 @@ def _cmd_demo(a: argparse.Namespace) -> None:
 
         content = synthetic_array((h, w), seed=a.seed, chunk=config.tiles.stride)
         out = stylize(content, demo_style(768, seed=a.seed + 1), a.out, config=config, stats=a.stats)
-    png = Path(str(out).removesuffix(".zarr") + ".png")
     export(out, png, overwrite=True)
     print(f"wrote {out} ({w}x{h}) and {png}")
     if a.export:
