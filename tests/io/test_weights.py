@@ -92,7 +92,10 @@ def test_cli_fetch(server, tmp_path, capsys):
     mirror, _ = server
     assert main(["weights", "fetch", "wct16x", "--dest", str(tmp_path / "c"), "--mirror", mirror]) == 0
     assert main(["weights", "fetch", "wct16x", "--dest", str(tmp_path / "c"), "--mirror", mirror]) == 0
-    assert capsys.readouterr().out.count("ok       wct16x/") == 10  # second run: nothing downloaded
+    assert capsys.readouterr().err.count("ok       wct16x/") == 10  # second run: nothing downloaded (progress: stderr)
+    assert main(["weights", "fetch", "wct16x", "--dest", str(tmp_path / "c"), "--mirror", mirror, "-q"]) == 0
+    got = capsys.readouterr()
+    assert got.err == "" and got.out == f"weights in {tmp_path / 'c'}\n"  # -q: the final line only
 
 
 def test_resolution_order(tmp_path, monkeypatch):
@@ -119,3 +122,52 @@ def test_upstream_urls_point_at_the_right_folders():
     dec = [wf.url for wf in wct16x.WEIGHTS if "/d" in wf.relpath]
     assert all("/wct_se_16x_new/" in u for u in enc) and all("/wct_se_16x_new_sd/" in u for u in dec)
     assert Path(urlsplit(wct16x.WEIGHTS[0].url).path).name == "20191110-133713_E20.pth"
+
+
+
+def test_an_empty_weights_path_is_refused():
+    """--weights "" (an unset variable typed as "$W") meant the current folder."""
+    with pytest.raises(WeightsError, match="weights='': an empty path"):
+        w.resolve_weights_dir("")
+
+
+def test_unreadable_weight_files_are_named(tmp_path, monkeypatch):
+    """A file or folder without read permission ended in a PermissionError traceback (exit 1)."""
+    wf = wct16x.WEIGHTS[0]
+    path = tmp_path / wf.relpath
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"x")
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(w, "sha256_file", denied)
+    with pytest.raises(WeightsError, match=f"weights file {path}: cannot be read \\(Permission denied\\)"):
+        w.file_digest(path)
+    monkeypatch.setattr(Path, "is_file", denied)
+    with pytest.raises(WeightsError, match=f"weights file {path}: cannot be read"):
+        w.verify_file(path, wf)
+    assert w.file_status(tmp_path, wf) == "unreadable"
+
+
+def test_fetch_into_a_file_is_named(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(WeightsError, match=f"dest='{tmp_path / 'afile'}': cannot write"):
+        w.fetch(wct16x.WEIGHTS[:1], tmp_path / "afile", mirror="http://127.0.0.1:9")
+
+
+def test_the_missing_file_hint_names_the_folder(tmp_path):
+    wf = wct16x.WEIGHTS[0]
+    with pytest.raises(WeightsError, match=f"run `urst-dask weights fetch --dest {tmp_path}` to download it"):
+        w.verify_file(tmp_path / wf.relpath, wf)
+
+
+def test_shape_mismatches_of_any_rank_are_named():
+    net = torch.nn.Conv2d(3, 4, 3)
+    try:
+        net.load_state_dict({"weight": torch.zeros(5, 5), "bias": torch.zeros(4)})
+    except RuntimeError as exc:
+        error = w.state_dict_mismatch(exc, ["x.pth"], "johnson")
+    assert error is not None
+    assert "1 shape mismatches (weight torch.Size([5, 5]) in the file, torch.Size([4, 3, 3, 3]) in the network)" \
+        in str(error)

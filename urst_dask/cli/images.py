@@ -112,7 +112,7 @@ def _ensure_demo_weights(a: argparse.Namespace) -> None:
     from ..io.weights import ENV_VAR, fetch, file_status, resolve_weights_dir
     from ..models import method_entry
 
-    if a.weights or os.environ.get(ENV_VAR):
+    if a.weights is not None or os.environ.get(ENV_VAR):
         return  # an explicit folder: use it as it is (a missing file is then a clear error)
     wdir = resolve_weights_dir(None)
     files = method_entry(a.method).weights(None)

@@ -99,18 +99,31 @@ def _cmd_methods(a: argparse.Namespace) -> None:
 
 
 def _cmd_weights(a: argparse.Namespace) -> None:
-    from ..io.weights import fetch, resolve_weights_dir
+    import os
+    import sys
+
+    from ..io.weights import ENV_VAR, default_cache_dir, fetch, resolve_weights_dir
     from ..models import METHODS, method_entry
 
     if a.wcmd == "where":
         print(resolve_weights_dir(None))
         return
-    dest = Path(a.dest) if a.dest else resolve_weights_dir(None)
+    if a.dest is not None and not a.dest:
+        raise ParameterError("dest='': an empty path; give a folder, or leave --dest out")
+    # a folder named by --dest or the variable is made if missing: that is where the files should go
+    dest = Path(a.dest or os.environ.get(ENV_VAR) or default_cache_dir()).expanduser()
     names = a.methods or list(METHODS)
-    files = []
-    for n in names:
-        files += [wf for wf in method_entry(n).catalogue if wf.url or a.methods]
+    catalogue = [wf for n in names for wf in method_entry(n).catalogue]
+    files = [wf for wf in catalogue if wf.url]
     if not files:
         raise ParameterError(f"methods={names!r}: nothing with a public download")
-    fetch(files, dest, mirror=a.mirror, log=lambda s: print(s, flush=True))
+
+    def log(line: str) -> None:  # the per-file lines are progress: stderr, and silent with -q
+        if not a.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    fetch(files, dest, mirror=a.mirror, log=log)
+    for wf in catalogue:
+        if not wf.url and a.methods:
+            log(f"by hand  {wf.relpath} (no public download: copy it into {dest / wf.relpath} to use it)")
     print(f"weights in {dest}")

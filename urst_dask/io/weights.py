@@ -50,6 +50,8 @@ def default_cache_dir() -> Path:
 def resolve_weights_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The weights folder to use (explicit > ``URST_DASK_WEIGHTS`` > user cache)."""
     if explicit is not None:
+        if not str(explicit):
+            raise WeightsError("weights='': an empty path; give the weights folder, or leave --weights out")
         p = Path(explicit).expanduser()
         if not p.is_dir():
             raise WeightsError(f"weights={str(explicit)!r}: not a directory")
@@ -85,11 +87,14 @@ def files_stamp(root: Path, files: Iterable[WeightFile]) -> str:
 def file_digest(path: Path) -> str:
     """The sha256 of the file at ``path`` as it is now, computed once per (resolved path, size,
     modification time) in this process."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    with _digests_lock:
-        known = _digests.get(key)
-    digest = known or sha256_file(path)
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        with _digests_lock:
+            known = _digests.get(key)
+        digest = known or sha256_file(path)
+    except OSError as exc:  # unreadable (permissions), gone meanwhile: one line naming the file
+        raise WeightsError(f"weights file {path}: cannot be read ({exc.strerror or exc})") from None
     with _digests_lock:
         _digests[key] = digest
     return digest
@@ -110,9 +115,14 @@ def network_digest(record: Mapping[str, str]) -> str:
 
 def verify_file(path: Path, wf: WeightFile) -> None:
     """Raise :class:`WeightsError` unless ``path`` exists and matches ``wf.sha256``."""
-    if not path.is_file():
+    try:
+        there = path.is_file()
+    except OSError as exc:  # a folder on the way that cannot be searched
+        raise WeightsError(f"weights file {path}: cannot be read ({exc.strerror or exc})") from None
+    if not there:
+        root = Path(*path.parts[: len(path.parts) - len(Path(wf.relpath).parts)])
         how = (
-            "run `urst-dask weights fetch` to download it"
+            f"run `urst-dask weights fetch --dest {root}` to download it"
             if wf.url
             else "it has no public download: copy it there by hand"
         )
@@ -126,7 +136,8 @@ def verify_file(path: Path, wf: WeightFile) -> None:
     if digest != wf.sha256 and digest != trained_digest(path):
         raise WeightsError(
             f"weights file {path}: sha256 {digest} does not match the expected {wf.sha256} "
-            f"(corrupt or a different file; delete it and fetch again)"
+            f"(corrupt or a different file; "
+            + ("delete it and fetch again)" if wf.url else "it has no public download: copy the right file there)")
         )
 
 
@@ -167,12 +178,18 @@ def _unpickling_why(exc: BaseException) -> str:
 
 
 def file_status(root: Path, wf: WeightFile) -> str:
-    """'ok', 'missing' or 'bad-hash' for a catalogue entry (used by ``urst-dask methods``)."""
+    """'ok', 'missing', 'unverified', 'unreadable' or 'bad-hash' for a catalogue entry (used by
+    ``urst-dask methods``)."""
     path = Path(root) / wf.relpath
-    if not path.is_file():
-        return "missing"
-    if not wf.sha256:
-        return "unverified"
+    try:
+        if not path.is_file():
+            return "missing"
+        if not wf.sha256:
+            return "unverified"
+        with open(path, "rb"):
+            pass
+    except OSError:
+        return "unreadable"
     try:
         verify_file(path, wf)
     except WeightsError:
@@ -204,9 +221,13 @@ def fetch(
         if not wf.url:
             raise WeightsError(f"{wf.relpath} has no public download; copy it into {target.parent} by hand")
         url = wf.url if mirror is None else mirror.rstrip("/") + urlsplit(wf.url).path
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=target.suffix)
+        except OSError as exc:  # a read-only folder, a file where the folder should be
+            raise WeightsError(f"dest={str(dest)!r}: cannot write {str(target.parent)!r} "
+                               f"({exc.strerror or exc})") from None
         log(f"fetch    {wf.relpath} <- {url}")
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-", suffix=target.suffix)
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
                 shutil.copyfileobj(resp, out)
@@ -228,8 +249,9 @@ def fetch(
 
 _KEYS = {"missing": re.compile(r"Missing key\(s\) in state_dict: (.*?)\.\s*(?:\n|$)"),
          "unexpected": re.compile(r"Unexpected key\(s\) in state_dict: (.*?)\.\s*(?:\n|$)")}
-_SIZE = re.compile(r"size mismatch for ([^:]+): copying a param with shape (\S+) from checkpoint, the shape in "
-                   r"current model is (\S+?)\.?\s*(?:\n|$)")
+_SHAPE = r"(torch\.Size\(\[[^\]]*\]\)|\S+?)"
+_SIZE = re.compile(rf"size mismatch for ([^:]+): copying a param with shape {_SHAPE} from checkpoint, the shape in "
+                   rf"current model is {_SHAPE}\.?\s*(?:\n|$)")
 
 
 def _listed(keys: list[str], shown: int = 3) -> str:
