@@ -15,11 +15,14 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dask.array as da
 import numpy as np
 
 from ..errors import InputImageError
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 SCRATCH_ENV = "URST_BENCH_SCRATCH"
 TILE = 512
@@ -59,12 +62,16 @@ def _periodic(side: int) -> da.Array:
         (y0, y1), (x0, x1), _ = (block_info or {})[None]["array-location"]
         return base[np.arange(y0, y1) % PERIOD][:, np.arange(x0, x1) % PERIOD]
 
+    import dask.array as da  # here: the command line's parser imports this module before the cluster starts
+
     chunks = da.core.normalize_chunks((1000, 1000, 3), (side, side, 3))
     return da.map_blocks(block, dtype=np.uint8, chunks=chunks, meta=np.empty((0, 0, 0), np.uint8))
 
 
 def content_path(side: int, scratch: Path, image: Path | None = None) -> Path:
     """The cached (side, side, 3) uint8 content TIFF, written on first use."""
+    import dask.array as da
+
     from ..pipeline.export import write_tiff
     from ..pipeline.synthetic import synthetic_array
 
