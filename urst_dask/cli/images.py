@@ -90,7 +90,9 @@ def _cmd_stylize(a: argparse.Namespace) -> None:
         check_export_target(a.export, overwrite=a.overwrite, content=a.content, axes=config.flags.axes)
     with cluster_starting(config, a.out, a.overwrite, a.content):
         from ..api import export, stylize
+        from ..engine.process import freeze_gc
 
+        freeze_gc()  # the imports are for the process's life: later collections need not walk them
         out = stylize(a.content, style, a.out, config=config, stats=a.stats)
     print(f"wrote {out}")
     if a.export:
@@ -147,8 +149,11 @@ def _cmd_demo(a: argparse.Namespace) -> None:
     config = run_config(a)
     with cluster_starting(config, a.out, a.overwrite):
         from ..api import export, stylize
+        from ..engine.process import freeze_gc
         from ..pipeline.synthetic import synthetic_array
         from ..synthetic import demo_style
+
+        freeze_gc()  # as stylize's
 
         content = synthetic_array((h, w), seed=a.seed, chunk=config.tiles.stride)
         out = stylize(content, demo_style(768, seed=a.seed + 1), a.out, config=config, stats=a.stats)

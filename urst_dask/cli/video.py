@@ -58,8 +58,10 @@ def _cmd_video(a: argparse.Namespace) -> None:
 
 
 def _run_video(a: argparse.Namespace) -> None:
+    from ..engine.process import freeze_gc
     from ..video import stylize_video
 
+    freeze_gc()  # as stylize's
     out = stylize_video(
         a.content, a.style, a.out, method=a.method, variant=a.variant, weights=a.weights, overwrite=a.overwrite,
         progress=not (a.no_progress or getattr(a, "quiet", False)), stats=a.stats, ema_decay=a.ema_decay, cut_threshold=a.cut_threshold,

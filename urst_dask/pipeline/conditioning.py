@@ -19,7 +19,7 @@ from .. import preprocess as pp
 from ..engine import timing
 from ..engine.models import ModelSpec, get_model, weights_token
 from ..engine.probe import PrecisionChoice, choose_precision, settled, wants_probe
-from ..engine.process import all_cpus
+from ..engine.process import all_cpus, freeze_gc
 from ..errors import WeightsError
 from ..io import stylecache
 from ..logs import LOGGER
@@ -229,7 +229,8 @@ def preload_network(spec: ModelSpec) -> None:
     try:
         weights_token(spec)  # loads the network (get_model), then hashes its weights
     except Exception:  # noqa: BLE001 - the run's own task meets it and reports it
-        pass
+        return
+    freeze_gc()  # the imports and the network are here for the worker's life
 
 
 def _model_info(spec: ModelSpec) -> ModelInfo:

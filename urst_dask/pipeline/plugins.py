@@ -19,6 +19,7 @@ from ..engine.process import (
     COMPACT_MMAP_THRESHOLD,
     RELEASED_MMAP_THRESHOLD,
     exit_without_teardown_at_exit,
+    freeze_gc,
     set_mmap_threshold,
     set_torch_threads,
     torch_threads_for,
@@ -45,10 +46,11 @@ class TorchThreads(WorkerPlugin):
         _warn_gpu_without_cuda(worker)
         if self.n:
             set_torch_threads(self.n)
-            return
-        own = worker.state.nthreads
-        total = max(own, self.host_threads.get(get_address_host(worker.address), own))
-        set_torch_threads(torch_threads_for(total))
+        else:
+            own = worker.state.nthreads
+            total = max(own, self.host_threads.get(get_address_host(worker.address), own))
+            set_torch_threads(torch_threads_for(total))
+        freeze_gc()  # torch and distributed are imported for the worker's life
 
 
 class QuickExit(WorkerPlugin):
