@@ -26,7 +26,7 @@ from .io import remote, store
 from .io import scratch as scratch_io
 from .io.lock import output_lock
 from .io.readers import require_unit_range
-from .io.targets import EXPORT_SUFFIXES, check_export_target, check_not_input
+from .io.targets import EXPORT_SUFFIXES, check_export_target, check_not_input, check_not_picture
 from .io.validate import check_min_side
 from .io.weights import files_record, network_digest
 from .logs import LOGGER
@@ -125,9 +125,12 @@ def stylize(
     entry, wdir, wfiles = inputs.network(cfg, style)
     weights = files_record(wdir, wfiles)  # their sha256, computed while verifying them
     digest = network_digest(weights)  # marks the graph's keys and the statistics this run accepts
+    check_not_picture(out, "a Zarr store (a folder): name it .zarr, and ask for the picture with --export "
+                           "(urst_dask.export)")
     store.check_output_link(out)  # a dangling -o link would place the scratch folder and store at its target
     run_scratch = scratch_io.start(out, flags.scratch)  # decoded PNG/JPEG inputs; stale ones of dead runs removed
-    precheck(cfg.compute)  # --backend openvino without the package: one line naming the extra, before any work
+    # --backend openvino without the package, float16 on this CPU's workers: one line, before any work
+    precheck(cfg.compute, local=client is None and not cfg.cluster.scheduler)
     # worker processes start on a helper thread while this one decodes the input (a new output only:
     # a complete one needs no cluster), unless the command line started them already; closed on any
     # way out unless connect took them

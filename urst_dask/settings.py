@@ -269,6 +269,11 @@ class ClusterOptions:
         if self.scheduler and not self.processes:
             raise ParameterError(f"processes=False (--in-process) with scheduler={self.scheduler!r}: in-process "
                                  "workers belong to the local cluster; drop one of them")
+        local = [f"{n}={getattr(self, n)}" for n in ("workers", "threads_per_worker") if getattr(self, n) != 1]
+        if self.scheduler and local:  # they were ignored: the scheduler's cluster has the workers it has
+            raise ParameterError(f"{', '.join(local)} with scheduler={self.scheduler!r}: these size the local "
+                                 "cluster; an existing scheduler's workers are started with it (`dask worker "
+                                 "--nworkers N --nthreads T`); drop them")
         if self.torch_threads is not None:
             if as_int("torch_threads", self.torch_threads) < 1:
                 raise ParameterError(f"torch_threads={self.torch_threads!r}: must be an integer >= 1")

@@ -55,6 +55,9 @@ def test_cluster_memory_mode_lists_valid_values():
     ({"workers": 10**19}, ParameterError, "workers=10000000000000000000: must be an integer in [1, 1024]"),  # hung
     ({"threads_per_worker": 4096}, ParameterError, "threads_per_worker=4096: must be an integer in [1, 1024]"),
     ({"connect_timeout": 0}, ParameterError, "connect_timeout=0 (--scheduler-timeout): must be a number of seconds"),
+    # they sized nothing, silently: an existing scheduler's cluster has the workers it has
+    ({"workers": 4, "threads_per_worker": 8, "scheduler": "tcp://h:8786"}, ParameterError,
+     "workers=4, threads_per_worker=8 with scheduler='tcp://h:8786': these size the local cluster"),
 ])
 def test_cluster_options_reject(kwargs, exc, fragment):
     from urst_dask.settings import ClusterOptions
@@ -122,3 +125,17 @@ def test_intensity_text_says_what_it_does():
     moved = dataclasses.replace(Intensity.parse("percentile:1,99"), percentiles=(5, 50))
     assert (str(moved), moved.percentiles) == ("percentile:5,50", (5.0, 50.0))
     assert StyleOptions(intensity=Intensity("percentile", (5, 95))).intensity.text == "percentile:5,95"
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    ({"blend": "gaussian"}, "drop blend=<Blend.GAUSSIAN: 'gaussian'>"),
+    ({"margin": 100}, "drop margin=100"),
+    ({"tiles": TilePlan.paper()}, "drop margin=32"),
+])
+def test_whole_refuses_tile_settings_it_would_ignore(kwargs, fragment):
+    """--whole ran one window and ignored --blend/--margin/--paper, recording them as used."""
+    from urst_dask.pipeline.config import RunConfig
+
+    with pytest.raises(ParameterError, match="whole=True runs the image as one window.*" + re.escape(fragment)):
+        RunConfig.from_kwargs(whole=True, **kwargs)
+    assert RunConfig.from_kwargs(whole=True, stride=500).compute.whole  # the stride still chunks the output

@@ -245,7 +245,7 @@ def test_an_export_that_cannot_hold_the_output_is_refused_before_the_run(files, 
     rc = main(["stylize", str(rgba), str(files / "s.png"), "-o", str(out), "--method", "passthrough",
                "--weights", str(files), "--export", str(files / "x.jpg"), "--no-progress"])
     err = capsys.readouterr().err
-    assert rc == 2 and f"output='{files / 'x.jpg'}': JPEG has no alpha channel; export a .png or .tif" in err, err
+    assert rc == 2 and f"export='{files / 'x.jpg'}': JPEG has no alpha channel; export a .png or .tif" in err, err
     assert not out.exists() and not (files / "x.jpg").exists() and started == []
 
 
@@ -279,3 +279,63 @@ def test_demo_exports_where_asked(tmp_path, capsys):
                  "--margin", "0", "--in-process", "--no-progress", "--export", str(tif)]) == 0, capsys.readouterr().err
     assert f"wrote {tif}" in capsys.readouterr().out
     np.testing.assert_array_equal(tifffile.imread(tif), store.open_output(out).compute())
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--export", ""], "export='': an empty path"),  # was ignored, exit 0
+    (["--export", "adir"], "export='adir': is a directory"),  # was "output='adir': unknown format ''"
+    (["--export", "x.bmp"], "export='x.bmp': unknown format '.bmp'"),
+    (["--precision", "float16"], "precision='float16': float16 runs on CUDA devices only"),  # after the store was made
+])
+def test_run_options_refused_before_anything_is_written(files, capsys, monkeypatch, extra, message):
+    monkeypatch.chdir(files)
+    (files / "adir").mkdir()
+    out = files / "y.zarr"
+    rc = main(["stylize", str(files / "c.png"), str(files / "s.png"), "-o", str(out), "--method", "passthrough",
+               "--weights", str(files), "--no-progress", "--in-process", *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err, err
+    assert not out.exists()
+
+
+def test_demo_refuses_a_baked_style_method_in_one_line(tmp_path, capsys):
+    assert main(["demo", "--method", "johnson", "-o", str(tmp_path / "d.zarr"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "method='johnson': bakes its style into its weights, and demo makes a style image" in err
+    assert len(err) < 400 and not (tmp_path / "d.zarr").exists()
+
+
+def test_ctrl_c_while_parsing_is_one_line(capsys, monkeypatch):
+    import urst_dask.cli as cli
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_parse", interrupted)
+    assert main(["methods"]) == 130
+    assert capsys.readouterr().err == "urst-dask: interrupted\n"
+
+
+def test_an_output_named_like_a_picture_is_refused(files, capsys):
+    """-o out.png made a directory called out.png (a Zarr store), silently."""
+    out = files / "out.png"
+    rc = main(["stylize", str(files / "c.png"), str(files / "s.png"), "-o", str(out), "--method", "passthrough",
+               "--weights", str(files), "--no-progress", "--in-process"])
+    assert rc == 2 and f"output='{out}': named like a picture (.png), but this run writes a Zarr store" in \
+        capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_video_output_named_like_a_picture_is_refused(tmp_path, capsys):
+    """video -o out.gif wrote a folder of frames called out.gif, silently."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t in range(2):
+        Image.fromarray(random_image(40, 56, seed=20 + t)).save(folder / f"f{t:03d}.png")
+    Image.fromarray(random_image(64, 64, seed=9)).save(tmp_path / "s.png")
+    out = tmp_path / "out.gif"
+    rc = main(["video", str(folder), str(tmp_path / "s.png"), "-o", str(out), "--method", "passthrough",
+               "--weights", str(tmp_path), "--stride", "32", "--no-progress"])
+    assert rc == 2 and f"output='{out}': named like a picture (.gif), but this run writes a folder of frames" in \
+        capsys.readouterr().err
+    assert not out.exists()

@@ -235,6 +235,9 @@ def _bad_cases(tmp: Path, data: dict[str, Path]) -> list[tuple[dict, type, str]]
         # a checkpoint of another network: one line, as stylize gives (it was torch's traceback)
         ({"method": "johnson", "init": str(wrong)}, WeightsError, "does not fit the johnson network"),
         ({"out": str(tmp / "mixed" / "a.png")}, OutputError, "a.png': cannot create the folder"),  # was a traceback
+        # the checkpoints landed among the photographs, and the next run refused the folder
+        ({"out": str(data["content"])}, OutputError, "is the content folder .*: choose a folder outside it"),
+        ({"out": str(data["content"] / "run")}, OutputError, "is inside the content folder"),
     ]
 
 

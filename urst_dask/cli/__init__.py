@@ -123,9 +123,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parse(argv)
-    from ..pipeline.cluster import quiet_logging
-
+    try:
+        args = _parse(argv)
+        from ..pipeline.cluster import quiet_logging
+    except KeyboardInterrupt:  # Ctrl-C while the parser's modules import: one line, as later
+        print("urst-dask: interrupted", file=sys.stderr)
+        return 130
     quiet_logging(args.verbose)  # one line per failure; -v adds the workers' tracebacks
     logs.configure(verbose=args.verbose, quiet=args.quiet)
     installed, previous = _handle_sigterm()

@@ -84,10 +84,10 @@ def cluster_starting(config: Any, out: str, overwrite: bool, content: str | None
 def _cmd_stylize(a: argparse.Namespace) -> None:
     style = style_arg(a)
     config = run_config(a)
-    if a.export:  # an unusable export target is refused before the run, and before its cluster starts
+    if a.export is not None:  # an unusable export target is refused before the run, and before its cluster starts
         from ..io.targets import check_export_target
 
-        check_export_target(a.export, overwrite=a.overwrite, content=a.content, axes=config.flags.axes)
+        check_export_target(a.export, overwrite=a.overwrite, content=a.content, axes=config.flags.axes, arg="export")
     with cluster_starting(config, a.out, a.overwrite, a.content):
         from ..api import export, stylize
         from ..engine.process import freeze_gc
@@ -123,6 +123,19 @@ def _ensure_demo_weights(a: argparse.Namespace) -> None:
         fetch(files, wdir, log=lambda s: print(s, file=sys.stderr, flush=True))
 
 
+def _check_demo_method(method: str) -> None:
+    """demo generates its style image: a network with its style baked in (johnson) has no use
+    for one, and the run's refusal quoted the generated pixels (900 characters)."""
+    from ..errors import ParameterError
+    from ..models import METHODS, method_entry
+
+    if not method_entry(method).takes_style_image:
+        takes = ", ".join(m for m in METHODS if method_entry(m).takes_style_image)
+        raise ParameterError(f"method={method!r}: bakes its style into its weights, and demo makes a style image; "
+                             f"use a method that takes one ({takes}), or `urst-dask stylize IMAGE STYLE --method "
+                             f"{method}`")
+
+
 def _check_demo_targets(a: argparse.Namespace, png: Path) -> None:
     """Before the run: the preview ``png`` demo writes beside ``-o`` replaces a file there only
     with ``--overwrite``, or when ``-o`` is already a store (the preview is that store's); an
@@ -130,11 +143,11 @@ def _check_demo_targets(a: argparse.Namespace, png: Path) -> None:
     from ..errors import OutputError, ParameterError
     from ..io.targets import check_export_target
 
-    if a.export:
-        if Path(a.export).resolve() == png.resolve():
+    if a.export is not None:
+        if a.export and Path(a.export).resolve() == png.resolve():
             raise ParameterError(f"export={a.export!r}: demo writes its preview there already; give --export "
                                  "another name, or leave it out")
-        check_export_target(a.export, overwrite=a.overwrite)
+        check_export_target(a.export, overwrite=a.overwrite, arg="export")
     if png.exists() and not a.overwrite and not (Path(a.out) / "zarr.json").is_file():
         raise OutputError(f"output={str(png)!r}: already exists (demo writes its preview beside -o {a.out!r}); pass "
                           "--overwrite to replace it, or choose another -o")
@@ -143,6 +156,7 @@ def _check_demo_targets(a: argparse.Namespace, png: Path) -> None:
 
 def _cmd_demo(a: argparse.Namespace) -> None:
     png = Path(str(a.out).removesuffix(".zarr") + ".png")
+    _check_demo_method(a.method)
     _check_demo_targets(a, png)
     _ensure_demo_weights(a)
     w, h = a.size

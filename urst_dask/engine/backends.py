@@ -256,13 +256,15 @@ def build_runner(backend: Backend, net: nn.Module, example: Tensor, precision: P
     return BUILDERS[backend](net, example, precision)
 
 
-def precheck(compute) -> None:  # noqa: ANN001 - settings.ComputeOptions (no import cycle)
+def precheck(compute, local: bool = False) -> None:  # noqa: ANN001 - settings.ComputeOptions (no import cycle)
     """Refuse, in the calling process and before any work, what no worker could run: a named
     backend whose package is missing here (the extra to install is named), OpenVINO on CUDA,
-    float16 on the CPU."""
+    float16 on the CPU: ``device="cpu"``, or ``"auto"`` where the workers are ``local`` (the
+    embedded cluster, on this machine) and this machine has no CUDA device."""
     from ..settings import DeviceKind
 
-    if compute.device is DeviceKind.CPU:
+    on_cpu = compute.device is DeviceKind.AUTO and local and not torch.cuda.is_available()
+    if compute.device is DeviceKind.CPU or on_cpu:
         resolve_precision(compute.precision, torch.device("cpu"), "")  # float16 there: one line now, not mid-run
     if compute.backend is Backend.OPENVINO:
         check_backend(Backend.OPENVINO, torch.device("cuda" if compute.device is DeviceKind.CUDA else "cpu"))

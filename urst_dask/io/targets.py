@@ -17,19 +17,31 @@ from .remote import as_remote
 from .writers import check_raster_holds
 
 EXPORT_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+PICTURE_SUFFIXES = (*EXPORT_SUFFIXES, ".gif", ".bmp", ".webp")  # single pictures: never a store's or folder's name
 
 
-def check_folder(p: Path, given: str) -> None:
+def check_not_picture(out: str | os.PathLike[str], writes: str) -> None:
+    """Refuse an output named like a picture (``-o out.png``) where the run ``writes`` a folder:
+    it made a directory called out.png, silently."""
+    if remote.is_url(out):
+        return
+    suffix = Path(out).suffix.lower()
+    if suffix in PICTURE_SUFFIXES:
+        raise OutputError(f"output={str(out)!r}: named like a picture ({suffix}), but this run writes {writes}")
+
+
+def check_folder(p: Path, given: str, arg: str = "output") -> None:
     """The folder that will hold the output ``p`` exists and is writable (``given``: the
-    path as the user wrote it, for the message).  Exports are local files: a URL is refused."""
+    path as the user wrote it, and ``arg`` its option, for the message).  Exports are local
+    files: a URL is refused."""
     if remote.is_url(given):
-        raise OutputError(f"output={given!r}: exports are written to local files; export to a local path and copy "
+        raise OutputError(f"{arg}={given!r}: exports are written to local files; export to a local path and copy "
                           "it (the store itself may be at a URL)")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
-        raise OutputError(f"output={given!r}: folder {str(parent)!r} does not exist")
+        raise OutputError(f"{arg}={given!r}: folder {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK):
-        raise OutputError(f"output={given!r}: folder {str(parent)!r} is not writable")
+        raise OutputError(f"{arg}={given!r}: folder {str(parent)!r} is not writable")
 
 
 def check_not_input(output: str | os.PathLike[str], content: str | os.PathLike[str]) -> None:
@@ -62,28 +74,32 @@ def check_not_input(output: str | os.PathLike[str], content: str | os.PathLike[s
 
 
 def check_export_target(out: str | os.PathLike[str], *, overwrite: bool = False,
-                        content: str | os.PathLike[str] | None = None, axes: str | None = None) -> Path:
+                        content: str | os.PathLike[str] | None = None, axes: str | None = None,
+                        arg: str = "output") -> Path:
     """Refuse an export target before any work is done (``stylize --export`` checks it before
     the run): an unknown suffix, a directory (``overwrite`` replaces files only), an existing
     file without ``overwrite``, a missing or unwritable folder, and the ``content`` image
     itself (or a path inside it), which ``overwrite`` would destroy.  With ``content`` (read
     with ``axes``), a PNG or JPEG target must also hold the run's output, which keeps the
     content's channels and dtype: a JPEG of an RGBA or 16-bit image is refused now, from the
-    content's header, not after the run."""
+    content's header, not after the run.  ``arg`` names the option in messages (``"export"``
+    for ``stylize --export``)."""
     p = Path(out)
     suffix = p.suffix.lower()
+    if not str(out):
+        raise ParameterError(f"{arg}='': an empty path; give a file name ending .png, .jpg or .tif")
+    if p.is_dir():
+        raise OutputError(f"{arg}={str(out)!r}: is a directory; --overwrite replaces files only: give a file "
+                          f"name, e.g. {str(p / ('image' + (suffix or '.png')))!r}, or remove the directory")
     if suffix not in EXPORT_SUFFIXES:
-        raise ParameterError(f"output={str(out)!r}: unknown format {suffix!r}; use .png, .jpg or .tif")
+        raise ParameterError(f"{arg}={str(out)!r}: unknown format {suffix!r}; use .png, .jpg or .tif")
     if content is not None:
         check_not_input(out, content)
-    if p.is_dir():
-        raise OutputError(f"output={str(out)!r}: is a directory; --overwrite replaces files only: give a file "
-                          f"name, e.g. {str(p / ('image' + suffix))!r}, or remove the directory")
     if p.exists() and not overwrite:
-        raise OutputError(f"output={str(out)!r}: already exists; pass --overwrite to replace it")
-    check_folder(p, str(out))
+        raise OutputError(f"{arg}={str(out)!r}: already exists; pass --overwrite to replace it")
+    check_folder(p, str(out), arg)
     if content is not None and suffix not in (".tif", ".tiff"):
         pixels = image_pixels(content, "content", axes=axes)
         if pixels is not None:
-            check_raster_holds(out, *pixels)
+            check_raster_holds(out, *pixels, arg=arg)
     return p

@@ -161,20 +161,22 @@ def _write_png(fh, array: Raster, level: int = 6) -> None:
     _png_chunk(fh, b"IEND", b"")
 
 
-def check_raster_holds(path: str | os.PathLike[str], shape: tuple[int, int, int], dtype: Any) -> None:
+def check_raster_holds(path: str | os.PathLike[str], shape: tuple[int, int, int], dtype: Any,
+                       arg: str = "output") -> None:
     """Refuse (H, W, C) ``dtype`` pixels that the PNG or JPEG file ``path`` (the format from
-    the suffix) cannot hold, with :class:`OutputError` naming the file and what to export instead."""
+    the suffix) cannot hold, with :class:`OutputError` naming the option ``arg``, the file and
+    what to export instead."""
     h, w, c = shape
     jpeg = Path(path).suffix.lower() in (".jpg", ".jpeg")
     name = "JPEG" if jpeg else "PNG"
     if c not in (1, 3, 4):
-        raise OutputError(f"output={str(path)!r}: {name} cannot hold {c} channels")
+        raise OutputError(f"{arg}={str(path)!r}: {name} cannot hold {c} channels")
     if str(np.dtype(dtype)) not in (("uint8",) if jpeg else ("uint8", "uint16")):
-        raise OutputError(f"output={str(path)!r}: {name} cannot hold {np.dtype(dtype)} pixels; export a .tif")
+        raise OutputError(f"{arg}={str(path)!r}: {name} cannot hold {np.dtype(dtype)} pixels; export a .tif")
     if jpeg and c == 4:
-        raise OutputError(f"output={str(path)!r}: JPEG has no alpha channel; export a .png or .tif")
+        raise OutputError(f"{arg}={str(path)!r}: JPEG has no alpha channel; export a .png or .tif")
     if max(h, w) > (JPEG_MAX_SIDE if jpeg else PNG_MAX_SIDE):
-        raise OutputError(f"output={str(path)!r}: {name} cannot hold {w}x{h}; export a .tif")
+        raise OutputError(f"{arg}={str(path)!r}: {name} cannot hold {w}x{h}; export a .tif")
 
 
 def write_raster(path: str | os.PathLike[str], image: np.ndarray | Raster, *, overwrite: bool = False,

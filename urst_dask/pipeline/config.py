@@ -87,6 +87,13 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, cls):
                 raise ParameterTypeError(f"{name}: expected {cls.__name__}, got {type(value).__name__}")
+        if self.compute.whole:  # one window: nothing to overlap or blend; the run recorded them as used
+            plain = TilePlan(stride=self.tiles.stride)
+            unused = [f"{k}={getattr(self.tiles, k)!r}" for k in ("margin", "blend", "align")
+                      if getattr(self.tiles, k) != getattr(plain, k)]
+            if unused:
+                raise ParameterError(f"whole=True runs the image as one window, with no tiles to overlap or blend: "
+                                     f"drop {', '.join(unused)} (or --paper)")
 
     @classmethod
     def from_kwargs(cls, base: RunConfig | None = None, /, **kwargs: Any) -> RunConfig:

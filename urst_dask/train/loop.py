@@ -105,6 +105,19 @@ def _lr(cfg: TrainConfig, step: int) -> float:
     return cfg.setting("lr") / (1.0 + cfg.setting("lr_decay") * step)
 
 
+def _check_out_of_inputs(cfg: TrainConfig) -> None:
+    """Refuse an output folder that is, or lies inside, the content or style folder: the
+    checkpoints and logs landed among the images, and the next run refused the folder."""
+    out = Path(cfg.out).resolve()
+    for arg in ("content", "style"):
+        given = getattr(cfg, arg)
+        folder = Path(given).resolve()
+        if folder.is_dir() and (out == folder or folder in out.parents):
+            how = "is" if out == folder else "is inside"
+            raise OutputError(f"out={cfg.out!r}: {how} the {arg} folder {given!r}; the checkpoints and logs would "
+                              "land among its images: choose a folder outside it")
+
+
 def train(config: TrainConfig | None = None, *, progress: Progress | None = None, **kwargs: Any) -> TrainResult:
     """Train (or fine-tune) a network with the stroke perceptual loss; see :class:`TrainConfig`.
 
@@ -124,6 +137,7 @@ def train(config: TrainConfig | None = None, *, progress: Progress | None = None
     contents = ContentSampler(cfg.content, cfg.sampling)
     styles = StyleSampler(cfg.style, cfg.sampling)
     out = Path(cfg.out)
+    _check_out_of_inputs(cfg)
     if cfg.resume:
         state = checkpoint.read_state(cfg)
     else:

@@ -25,7 +25,7 @@ from ..io import framestore
 from ..io import video as video_io
 from ..io.readers import input_identity
 from ..io.store import zarr_node_type
-from ..io.targets import check_folder, check_not_input
+from ..io.targets import check_folder, check_not_input, check_not_picture
 from .tasks import FrameRef
 
 SIDECAR = "urst_video.json"
@@ -153,6 +153,7 @@ def plan_output(out: str | os.PathLike[str], seq: Sequence, fmt: str | None) -> 
         return Output("zarr", p)
     if video_io.is_video(p):
         return Output("video", p)
+    check_not_picture(out, "a folder of frames, a .zarr or a video file (.mp4, .mov, .mkv...)")
     if p.exists() and not p.is_dir():
         raise OutputError(f"output={str(out)!r}: exists and is not a folder; give a folder, a .zarr or a video file")
     seen: dict[str, str] = {}
