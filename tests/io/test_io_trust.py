@@ -267,3 +267,14 @@ def test_export_compression_and_tile_options(tmp_path, client, style_image):
     with tifffile.TiffFile(tmp_path / "j.tif") as tf:
         assert (tf.pages[0].compression.name, tf.pages[0].tilewidth) == ("JPEG", 48)
     assert cli.main(["export", str(out), str(tmp_path / "b.tif"), "--compression", "lzw"]) == 2
+
+
+def test_a_pixel_size_without_a_unit_is_not_written_as_micrometres(tmp_path):
+    """OME-XML reads a PhysicalSize without its unit as micrometres: a store's unitless scale of
+    0.5 became 0.5 um in the TIFF export. A size whose unit is unknown is left out."""
+    from urst_dask.io.writers import _ome_metadata
+
+    unitless = _ome_metadata("x", 3, {"y": (0.5, None), "x": (0.5, None)}, None)
+    assert not any(k.startswith("PhysicalSize") for k in unitless)
+    known = _ome_metadata("x", 3, {"y": (0.25, "nanometer"), "x": (0.5, "micrometer")}, None)
+    assert (known["PhysicalSizeX"], known["PhysicalSizeXUnit"], known["PhysicalSizeY"]) == (0.5, "µm", 0.25)

@@ -242,16 +242,17 @@ def _resolution(pixel_size: dict | None, factor: int) -> dict:
 
 def _ome_metadata(name: str, c: int, pixel_size: dict | None, channel_names: Sequence[str] | None) -> dict:
     """tifffile's OME metadata for an (H, W, C) image: axes, image name, physical pixel size
-    and (for gray) the channel name.  Every string is passed through :func:`ome.xml_text`, so
+    (where its unit is known) and (for gray) the channel name.  Every string is passed through :func:`ome.xml_text`, so
     a control character in a file name or an input's channel label cannot make the OME-XML
     unparseable; tifffile escapes markup characters.  A name left empty is omitted."""
     meta: dict = {"axes": "YX" if c == 1 else "YXS", "Name": ome.xml_text(name)}
     for ax in ("x", "y"):
-        if pixel_size and ax in pixel_size:
+        # a size without a unit is left out: OME-XML reads a missing unit as micrometres, and a
+        # scale of 0.5 (unit unknown) became 0.5 um in QuPath and Bio-Formats
+        if pixel_size and ax in pixel_size and pixel_size[ax][1]:
             meta[f"PhysicalSize{ax.upper()}"] = float(pixel_size[ax][0])
             unit = pixel_size[ax][1]
-            if unit:
-                meta[f"PhysicalSize{ax.upper()}Unit"] = ome.xml_text(ome.UNIT_TO_OME.get(unit, unit))
+            meta[f"PhysicalSize{ax.upper()}Unit"] = ome.xml_text(ome.UNIT_TO_OME.get(unit, unit))
     label = ome.xml_text(channel_names[0]) if c == 1 and channel_names else ""
     if label:
         meta["Channel"] = {"Name": [label]}
