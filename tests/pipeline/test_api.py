@@ -244,6 +244,23 @@ def test_percentile_intensity_range(run):
     assert float(np.mean(plain["std"])) < 0.05
 
 
+def test_the_omero_window_is_the_runs_intensity_range(run):
+    """A float32 scan in 0..4000 with a percentile mapping: omero's window said 0..1, so OME-Zarr
+    viewers that follow it (not urst-dask's napari reader) showed every channel saturated; a
+    uint16 one said 0..65535 where its data spans 2000..6000."""
+    rng = np.random.default_rng(4)
+    for dtype, lo, hi in ((np.float32, 0.0, 4000.0), (np.uint16, 2000, 6000)):
+        image = rng.uniform(lo, hi, size=(70, 90, 3)).astype(dtype)
+        image[0, 0], image[0, 1] = lo, hi
+        out = run(image, f"w-{np.dtype(dtype).name}.zarr", stride=64, margin=8, intensity="percentile:0,100")
+        window = zarr.open_group(str(out), mode="r").attrs["ome"]["omero"]["channels"][0]["window"]
+        assert (window["start"], window["end"]) == pytest.approx((lo, hi), abs=1e-3)
+        assert (window["min"], window["max"]) == ((lo, hi) if dtype == np.float32 else (0.0, 65535.0))
+    plain = run(random_image(70, 90, seed=2), "plain.zarr", stride=64, margin=8)
+    assert zarr.open_group(str(plain), mode="r").attrs["ome"]["omero"]["channels"][0]["window"] == \
+        {"min": 0.0, "max": 255.0, "start": 0.0, "end": 255.0}
+
+
 def test_bad_intensity_spec(run):
     from urst_dask.errors import ParameterError
 

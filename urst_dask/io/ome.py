@@ -193,9 +193,17 @@ def as_yxc(arr: da.Array, layout: str) -> da.Array:
     return arr.transpose(1, 2, 0) if layout == "cyx" else arr
 
 
-def _window(dtype: np.dtype) -> dict[str, float]:
+def _window(dtype: np.dtype, display: Sequence[float] | None = None) -> dict[str, float]:
+    """omero's window: the dtype's range (float: [0, 1]) shown whole, or ``display`` (the run's
+    intensity range in the dtype's units, such as a percentile mapping's) shown; a float image's
+    range is then ``display`` itself (it has no other)."""
     hi = float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
-    return {"min": 0.0, "max": hi, "start": 0.0, "end": hi}
+    if display is None:
+        return {"min": 0.0, "max": hi, "start": 0.0, "end": hi}
+    start, end = (float(v) for v in display)
+    if dtype.kind in "ui":
+        return {"min": 0.0, "max": hi, "start": start, "end": end}
+    return {"min": start, "max": end, "start": start, "end": end}
 
 
 def ngff_attributes(
@@ -208,8 +216,10 @@ def ngff_attributes(
     channel_names: Sequence[str] | None = None,
     name: str = "image",
     zarr_format: int = 3,
+    display: Sequence[float] | None = None,
 ) -> dict[str, Any]:
-    """The group attributes of an NGFF multiscale image with 2x levels ``paths``."""
+    """The group attributes of an NGFF multiscale image with 2x levels ``paths``; ``display``:
+    the intensity range omero's window shows (:func:`_window`)."""
     pixel_size = pixel_size or {}
     unit = {ax: pixel_size[ax][1] for ax in ("y", "x") if ax in pixel_size and pixel_size[ax][1]}
     base = {ax: float(pixel_size[ax][0]) if ax in pixel_size else 1.0 for ax in ("y", "x")}
@@ -228,7 +238,7 @@ def ngff_attributes(
     defaults = {"gray": [("gray", "FFFFFF")], "rgb": [("red", "FF0000"), ("green", "00FF00"), ("blue", "0000FF")],
                 "rgba": [("red", "FF0000"), ("green", "00FF00"), ("blue", "0000FF"), ("alpha", "FFFFFF")]}[channels]
     labels = list(channel_names) if channel_names and len(channel_names) == len(defaults) else [d[0] for d in defaults]
-    window = _window(np.dtype(dtype))
+    window = _window(np.dtype(dtype), display)
     omero = {
         "name": name,
         "channels": [{"label": label, "color": color, "window": dict(window), "active": label_i < 3,
@@ -323,8 +333,11 @@ def finish_pyramid(target: PyramidTarget, paths: Sequence[str], *, pixel_size: P
     root = target.root
     for key in [k for k, _ in root.arrays() if k.isdigit() and int(k) >= len(paths)]:
         del root[key]
+    # a run's own intensity range (a percentile mapping of float data: 0..4000, not 0..1), where recorded
+    recorded = ((root.attrs.get("urst_dask") or {}).get("intensity") or {}).get("range_in_dtype")
     attrs = ngff_attributes(list(paths), target.layout, target.base.dtype, target.channels, pixel_size=pixel_size,
-                            channel_names=channel_names, name=target.name, zarr_format=root.metadata.zarr_format)
+                            channel_names=channel_names, name=target.name, zarr_format=root.metadata.zarr_format,
+                            display=recorded if isinstance(recorded, list) and len(recorded) == 2 else None)
     root.attrs.update(attrs)
     return tuple(paths)
 
