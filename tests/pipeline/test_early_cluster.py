@@ -192,6 +192,14 @@ def test_the_command_line_starts_the_cluster_before_importing_torch(tmp_path: Pa
     assert torch_modules_at_prestart(argv, tmp_path) == "[]"
 
 
+def test_the_export_check_before_the_cluster_imports_no_torch(tmp_path: Path) -> None:
+    """``stylize --export`` checks its target, from the content's header, before the cluster
+    starts (:mod:`urst_dask.io.targets`): that must not import torch either."""
+    Image.fromarray(random_image(40, 50, seed=3)).save(tmp_path / "c.png")
+    argv = ["stylize", "c.png", "s.jpg", "-o", "never-written.zarr", "--export", "x.jpg"]
+    assert torch_modules_at_prestart(argv, tmp_path) == "[]"
+
+
 def test_cli_stylize_hands_its_early_cluster_to_the_run(tmp_path: Path, spy: list) -> None:
     from urst_dask.cli import main
 

@@ -353,7 +353,7 @@ ROWS = [
         lambda c: status_of(c.d / "done.zarr") == "complete"),
     # k. --export with an unknown suffix: refused before the run
     Row("k --export out.bmp", "cli", lambda c: stylize_argv(c, good_input(c), "--export", str(c.d / "out.bmp")),
-        ParameterError, "output='{d}/out.bmp': unknown format '.bmp'; use .png, .jpg or .tif",
+        ParameterError, "export='{d}/out.bmp': unknown format '.bmp'; use .png, .jpg or .tif",
         lambda c: not (c.d / "out.zarr").exists()),
     # l. an existing non-store -o: the hint says what works
     Row("l existing file as -o", "cli",

@@ -173,4 +173,7 @@ def entry() -> None:
     code = main()
     if code == 0:
         exit_without_teardown()
+    import gc
+
+    gc.unfreeze()  # a failure exits the usual way, every module torn down (the run froze them: freeze_gc)
     sys.exit(code)

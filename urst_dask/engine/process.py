@@ -135,7 +135,9 @@ def freeze_gc() -> None:
     review measured 0.4-0.6 s of collection per process in a default run, one full pass of
     0.12-0.16 s between the tile graph's arrival on the worker and its first window, and with
     the freeze, the first window 0.1-0.2 s sooner.  Frozen objects are never freed by the cyclic
-    collector, so call this only after imports and model loads, not around per-task data."""
+    collector, so call this only after imports and model loads, not around per-task data; and
+    only in processes urst-dask owns (the command line, which unfreezes before a failed exit so
+    that the modules are torn down as usual, and the embedded cluster's workers)."""
     import gc
 
     gc.freeze()

@@ -193,7 +193,7 @@ def as_yxc(arr: da.Array, layout: str) -> da.Array:
     return arr.transpose(1, 2, 0) if layout == "cyx" else arr
 
 
-def _window(dtype: np.dtype, display: Sequence[float] | None = None) -> dict[str, float]:
+def display_window(dtype: np.dtype, display: Sequence[float] | None = None) -> dict[str, float]:
     """omero's window: the dtype's range (float: [0, 1]) shown whole, or ``display`` (the run's
     intensity range in the dtype's units, such as a percentile mapping's) shown; a float image's
     range is then ``display`` itself (it has no other)."""
@@ -209,17 +209,16 @@ def _window(dtype: np.dtype, display: Sequence[float] | None = None) -> dict[str
 def ngff_attributes(
     paths: Sequence[str],
     layout: str,
-    dtype: Any,
+    window: dict[str, float],
     channels: str,
     *,
     pixel_size: PixelSize | None = None,
     channel_names: Sequence[str] | None = None,
     name: str = "image",
     zarr_format: int = 3,
-    display: Sequence[float] | None = None,
 ) -> dict[str, Any]:
-    """The group attributes of an NGFF multiscale image with 2x levels ``paths``; ``display``:
-    the intensity range omero's window shows (:func:`_window`)."""
+    """The group attributes of an NGFF multiscale image with 2x levels ``paths``; ``window``:
+    omero's display window of every channel (:func:`display_window`)."""
     pixel_size = pixel_size or {}
     unit = {ax: pixel_size[ax][1] for ax in ("y", "x") if ax in pixel_size and pixel_size[ax][1]}
     base = {ax: float(pixel_size[ax][0]) if ax in pixel_size else 1.0 for ax in ("y", "x")}
@@ -238,7 +237,6 @@ def ngff_attributes(
     defaults = {"gray": [("gray", "FFFFFF")], "rgb": [("red", "FF0000"), ("green", "00FF00"), ("blue", "0000FF")],
                 "rgba": [("red", "FF0000"), ("green", "00FF00"), ("blue", "0000FF"), ("alpha", "FFFFFF")]}[channels]
     labels = list(channel_names) if channel_names and len(channel_names) == len(defaults) else [d[0] for d in defaults]
-    window = _window(np.dtype(dtype), display)
     omero = {
         "name": name,
         "channels": [{"label": label, "color": color, "window": dict(window), "active": label_i < 3,
@@ -335,9 +333,10 @@ def finish_pyramid(target: PyramidTarget, paths: Sequence[str], *, pixel_size: P
         del root[key]
     # a run's own intensity range (a percentile mapping of float data: 0..4000, not 0..1), where recorded
     recorded = ((root.attrs.get("urst_dask") or {}).get("intensity") or {}).get("range_in_dtype")
-    attrs = ngff_attributes(list(paths), target.layout, target.base.dtype, target.channels, pixel_size=pixel_size,
-                            channel_names=channel_names, name=target.name, zarr_format=root.metadata.zarr_format,
-                            display=recorded if isinstance(recorded, list) and len(recorded) == 2 else None)
+    window = display_window(np.dtype(target.base.dtype),
+                            recorded if isinstance(recorded, list) and len(recorded) == 2 else None)
+    attrs = ngff_attributes(list(paths), target.layout, window, target.channels, pixel_size=pixel_size,
+                            channel_names=channel_names, name=target.name, zarr_format=root.metadata.zarr_format)
     root.attrs.update(attrs)
     return tuple(paths)
 

@@ -1,8 +1,9 @@
 """Checks of output paths made before any work: the folder that will hold an output, an output
 that is (or contains, or lies inside) the content image, and an export target.
 
-No torch and no Dask here: the command line checks ``stylize --export`` with these before it
-starts the cluster and imports the network code, so a bad target is refused in a moment.
+No torch here (tests/pipeline/test_early_cluster.py checks it): the command line checks ``stylize
+--export`` with these before it starts the cluster and imports the network code, so a bad
+target is refused in a moment.
 """
 
 from __future__ import annotations
