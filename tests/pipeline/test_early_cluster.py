@@ -90,8 +90,8 @@ def test_untaken_cluster_is_closed(own_sigint: None) -> None:
 class _Spy(cl.EarlyCluster):
     made: list[cl.EarlyCluster] = []
 
-    def __init__(self, options: ClusterOptions) -> None:
-        super().__init__(options)
+    def __init__(self, options: ClusterOptions, *, ignore_sigint: bool = True) -> None:
+        super().__init__(options, ignore_sigint=ignore_sigint)
         _Spy.made.append(self)
 
 
@@ -137,7 +137,7 @@ def test_a_new_output_starts_early_and_completes(tmp_path: Path, spy: list) -> N
 class _Fake:
     """Stands in for EarlyCluster in the hand-over tests: no processes."""
 
-    def __init__(self, options: ClusterOptions) -> None:
+    def __init__(self, options: ClusterOptions, *, ignore_sigint: bool = True) -> None:
         self.options = options
         self.closed = False
 

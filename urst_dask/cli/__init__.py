@@ -21,6 +21,24 @@ from .options import add_verbosity
 
 # Each command module has ``register(subparsers)``, which adds its parsers with ``func=handler``.
 COMMANDS = (images, info, video, train, bench)
+
+
+def _spawned_workers_ignore_sigint() -> None:
+    """In a process that ``multiprocessing`` spawned from the command line (the embedded
+    cluster's worker: it imports the command line's main module, and this package, as
+    ``__mp_main__`` before anything else), ignore SIGINT from the start.  A Ctrl-C in a terminal
+    reaches the whole process group; the command line closes its workers, which would
+    otherwise die printing a ``KeyboardInterrupt`` traceback.  That lets the command line
+    itself keep Ctrl-C live while its workers start (:func:`urst_dask.pipeline.earlystart.prestart`)."""
+    # multiprocessing names every process's main module __mp_main__ too; only a spawned child,
+    # while it runs its parent's main script, has an __mp_main__ that is not its __main__
+    rerun = sys.modules.get("__mp_main__")
+    if rerun is not None and rerun is not sys.modules.get("__main__") and \
+            threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+_spawned_workers_ignore_sigint()
 EXAMPLES = """Examples:
   urst-dask demo -o demo.zarr                            and demo.png; no input files needed
   urst-dask stylize photo.tif starry.jpg -o out.zarr     tile by tile into a Zarr store

@@ -9,6 +9,7 @@ This module imports no torch: the command line starts its cluster before it impo
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -32,7 +33,7 @@ class EarlyCluster:
     was not taken, after its start finished: nothing is left running.
     """
 
-    def __init__(self, options: ClusterOptions) -> None:
+    def __init__(self, options: ClusterOptions, *, ignore_sigint: bool = True) -> None:
         self.options = options
         self._result: dict[str, Any] = {}
         self._taken = False
@@ -41,7 +42,7 @@ class EarlyCluster:
         self._sigint: list[Any] = []  # the handler to put back, while SIGINT is ignored here
         self._lock = threading.Lock()
         self._preloads: list[tuple[Callable[..., None], tuple[Any, ...]]] = []  # not submitted yet
-        if threading.current_thread() is threading.main_thread():
+        if ignore_sigint and threading.current_thread() is threading.main_thread():
             self._sigint.append(signal.signal(signal.SIGINT, signal.SIG_IGN))
         self._thread = threading.Thread(target=self._start, name="urst-dask-cluster-start", daemon=True)
         self._thread.start()
@@ -122,10 +123,27 @@ def prestart(options: ClusterOptions) -> EarlyCluster | None:
     """Start the embedded cluster now for the run this process is about to make, before its slow
     imports (the command line: torch takes seconds), and leave it for that run's
     :func:`start_early`.  The caller closes it if the run never takes it (``with``)."""
-    early = start_early(options)
+    early = start_early(options, new=False)  # one started before for the same options
+    if early is None and not options.scheduler and options.processes:
+        # workers that ignore SIGINT themselves from their first import leave Ctrl-C live here
+        # meanwhile: it was ignored, and lost, through the imports and the decoding
+        early = EarlyCluster(options, ignore_sigint=not _workers_import_the_cli())
     if early is not None:
         _PENDING.append(early)
     return early
+
+
+def _workers_import_the_cli() -> bool:
+    """Whether the worker processes spawned now run this process's main script, and with it
+    :mod:`urst_dask.cli`, which makes them ignore SIGINT from their start
+    (``urst_dask.cli._spawned_workers_ignore_sigint``): the ``urst-dask`` console script.
+    ``multiprocessing`` never runs a package's ``__main__`` again (``python -m urst_dask``,
+    ``python -m pytest``), nor a ``python -c`` program."""
+    main = sys.modules.get("__main__")
+    if main is None or "urst_dask.cli" not in sys.modules or getattr(main, "__file__", None) is None:
+        return False
+    name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    return not (name == "__main__" or name.endswith(".__main__"))
 
 
 def start_early(options: ClusterOptions, client: Client | None = None, *, new: bool = True) -> EarlyCluster | None:
