@@ -146,8 +146,8 @@ def stylize(
         variant = cfg.variant if entry.takes_style_image else baked
         stats = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm, digest,
                                    inputs.run_conditions(entry, style_meta, cfg))
-        spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device,
-                         files_digest=digest)
+        spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=inputs.worker_variant(entry, variant),
+                         device=cfg.compute.device, files_digest=digest)
         meta = provenance.provenance(src, style_meta, cfg, variant, weights, stats)
         if cfg.style.intensity.percentiles is None:  # the dtype mapping: float pixels outside [0, 1] are refused
             src = require_unit_range(src)

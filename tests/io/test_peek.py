@@ -105,3 +105,17 @@ def test_an_export_that_cannot_hold_the_output_is_refused_from_the_content_heade
 def test_an_export_that_holds_the_output_is_accepted(tmp_path, case, target):
     content = CASES[case](tmp_path / "img")
     assert check_export_target(tmp_path / target, content=content) == tmp_path / target
+
+
+def test_the_header_is_read_whatever_pillows_pixel_limit(tmp_path, monkeypatch):
+    """Pillow refuses to open an image over twice its limit: the header check reported a huge
+    PNG as "not a readable image", even with --allow-large-images; the run applies the limit."""
+    path = CASES["RGB png"](tmp_path / "img")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 23 x 37 is over twice that
+    assert image_pixels(path) == ((23, 37, 3), np.dtype("uint8"))
+    assert Image.MAX_IMAGE_PIXELS == 100  # put back
+
+
+def test_a_url_is_left_to_the_run():
+    """The run opens a URL with its storage options, which the header check does not have."""
+    assert image_pixels("http://127.0.0.1:9/img.zarr") is None

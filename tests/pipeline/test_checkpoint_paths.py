@@ -39,3 +39,26 @@ def test_a_worker_seeing_another_user_file_at_the_path_refuses_it(tmp_path, weig
     spec = ModelSpec("johnson", str(weights), str(ckpt), files_digest="0" * 64)
     with pytest.raises(WeightsError, match=f"weights file '{ckpt}' on this worker is not the one the run checked"):
         dask.delayed(get_model)(spec).compute(scheduler="sync")
+
+
+def test_a_file_named_like_a_built_in_style_leaves_the_style_built_in(tmp_path, weights, monkeypatch):
+    """A file called ``candy`` in the working folder: the run took it for a checkpoint path (the
+    client had checked the built-in candy.pth; the worker refused the other file)."""
+    image = random_image(48, 64, seed=5)
+    kw = dict(method="johnson", weights=weights, stride=48)
+    expected = urst_dask.stylize_array(image, "candy", **kw).compute(scheduler="sync")
+    (tmp_path / "candy").write_text("not a checkpoint")
+    monkeypatch.chdir(tmp_path)
+    np.testing.assert_array_equal(urst_dask.stylize_array(image, "candy", **kw).compute(scheduler="sync"), expected)
+
+
+def test_the_run_records_a_relative_checkpoint_as_typed(tmp_path, weights, client, monkeypatch):
+    """The variant is recorded, and fingerprinted, as given: stores written before the workers got
+    the absolute path keep their fingerprints (a rerun found "a different run")."""
+    from urst_dask.io import store
+
+    shutil.copyfile(weights / "johnson" / "mosaic.pth", tmp_path / "my.pth")
+    monkeypatch.chdir(tmp_path)
+    out = urst_dask.stylize(random_image(48, 64, seed=5), "my.pth", "o.zarr", method="johnson", weights=weights,
+                            client=client, stride=48)
+    assert store.read_attrs(out)["variant"] == "my.pth"

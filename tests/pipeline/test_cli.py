@@ -268,6 +268,8 @@ def test_demo_keeps_a_users_png_beside_its_output(tmp_path, capsys):
     assert main([*run, "-o", str(tmp_path / "d.zarr")]) == 0, capsys.readouterr().err  # its own preview, again
     assert main([*run, "-o", str(tmp_path / "mine.zarr"), "--overwrite"]) == 0
     assert mine.read_bytes() != before
+    assert main([*run, "-o", str(tmp_path / "e.zarr") + "/"]) == 0  # a shell's completion: its preview is e.png
+    assert (tmp_path / "e.png").is_file()
 
 
 def test_demo_exports_where_asked(tmp_path, capsys):

@@ -155,7 +155,8 @@ def _check_demo_targets(a: argparse.Namespace, png: Path) -> None:
 
 
 def _cmd_demo(a: argparse.Namespace) -> None:
-    png = Path(str(a.out).removesuffix(".zarr") + ".png")
+    given = Path(a.out)  # d.zarr/ (a shell's completion) is d.zarr
+    png = given.with_name(given.name.removesuffix(".zarr") + ".png")
     _check_demo_method(a.method)
     _check_demo_targets(a, png)
     _ensure_demo_weights(a)

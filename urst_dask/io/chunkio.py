@@ -9,7 +9,6 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -46,27 +45,19 @@ def missing_chunks(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
     return [(r, c) for r in range(-(-h // ch)) for c in range(-(-w // cw)) if (r, c) not in present]
 
 
-def require_stored(path: str | os.PathLike[str], levels: Sequence[str] = ()) -> None:
-    """Refuse to read a store marked complete whose image chunks (or those of the pyramid
-    ``levels``) are not all there: a store copied in part, or damaged afterwards, reads a
-    missing chunk as zeros, a black hole in whatever is made of it."""
-    import zarr
-
+def require_stored(path: str | os.PathLike[str]) -> None:
+    """Refuse to read a store marked complete whose image chunks are not all there: a store
+    copied in part, or damaged afterwards, reads a missing chunk as zeros, a black hole in
+    whatever is made of it.  (Every image chunk is written, even an empty one; a pyramid
+    level's empty chunks are not, so the levels cannot be checked this way.)"""
     from ..errors import OutputError
 
     missing = missing_chunks(path)
-    where = f"store={str(path)!r}"
     if missing:
         shown = ", ".join(f"{r}:{c}" for r, c in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise OutputError(f"{where}: {len(missing)} image chunks are missing (row:col {shown}), though the store "
-                          "is marked complete: it was copied in part or damaged; copy it again, or rerun its stylize "
-                          "command with --overwrite")
-    for level in levels:
-        arr = zarr.open_array(zarr_target(path, read_only=True), path=level, mode="r")
-        if arr.nchunks_initialized < arr.nchunks:
-            raise OutputError(f"{where}: pyramid level {level!r} lacks {arr.nchunks - arr.nchunks_initialized} of "
-                              f"its {arr.nchunks} chunks, though the store is marked complete: it was copied in part "
-                              "or damaged; copy it again, or rerun its stylize command with --overwrite")
+        raise OutputError(f"store={str(path)!r}: {len(missing)} image chunks are missing (row:col {shown}), though "
+                          "the store is marked complete: it was copied in part or damaged; copy it again, or rerun "
+                          "its stylize command with --overwrite")
 
 
 # zarr's local store writes ``<key>.<uuid4 hex>.partial`` and renames it into place

@@ -64,8 +64,8 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     given = inputs.given_stats(stats, cfg.method, variant, cfg.style.norm, digest,
                                inputs.run_conditions(entry, style_meta, cfg))
     precheck(cfg.compute)
-    spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=variant, device=cfg.compute.device,
-                     files_digest=digest)
+    spec = ModelSpec(method=cfg.method, weights_dir=str(wdir), variant=inputs.worker_variant(entry, variant),
+                     device=cfg.compute.device, files_digest=digest)
     if cfg.style.intensity.percentiles is None:
         src = require_unit_range(src)
     with_stats = cfg.style.norm is NormMode.TIN and given is None

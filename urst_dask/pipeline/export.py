@@ -126,7 +126,7 @@ def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, o
     check_export_target(out, overwrite=overwrite)
     arr = store.open_output(store_path)
     before = store.read_attrs(store_path)  # a run replacing the store meanwhile changes these
-    chunkio.require_stored(store_path, [str(p) for p in before.get("pyramid_levels", ())[1:]] if tiff else ())
+    chunkio.require_stored(store_path)
     source = _content_of(before)
     if source is not None:  # the image the store was made from (stylize --export IMG --overwrite)
         check_not_input(out, source)

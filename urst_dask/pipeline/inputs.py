@@ -40,7 +40,7 @@ def style_input(style: Any, takes_image: bool, allow_large: bool,
     if not takes_image:
         if not isinstance(style, (str, os.PathLike)):
             raise ParameterTypeError(f"style={style!r}: this method takes a style name or checkpoint path")
-        return None, _baked_variant(style), {"name": str(style)}
+        return None, str(style), {"name": str(style)}
     if isinstance(style, np.ndarray):
         arr = images.as_rgb(np.asarray(images.as_source(style, "<array>", "style").array.compute()))
         images.check_unit_pixels(arr, "style=<array>")
@@ -54,18 +54,23 @@ def style_input(style: Any, takes_image: bool, allow_large: bool,
     return arr, None, {"path": str(style), "sha256": digest, "pixels_sha256": pixels}
 
 
-def _baked_variant(style: str | os.PathLike[str]) -> str:
-    """A baked style's variant: its name, or the absolute path of a checkpoint file, resolved
-    here where it was checked: the workers of a cluster run in their own folders, and a
-    relative path there named another file (or none)."""
-    p = Path(style).expanduser()
-    return str(p.resolve()) if p.is_file() else str(style)
-
-
 def _pixels_digest(rgb: np.ndarray) -> str:
     """sha256 of a style's (H, W, 3) pixels as read: the same picture given as a file or as an
     array has the same one (the ``sha256`` of a file is of its bytes)."""
     return hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
+
+
+def worker_variant(entry: Network, variant: str | None) -> str | None:
+    """The variant the workers load: a baked style's checkpoint file by the absolute path the
+    weights were checked at here (the workers of a cluster run in their own folders, and a
+    relative path there named another file, or none); a built-in style's name, or any other
+    variant, as it is.  The run records the variant as it was given (its fingerprint too)."""
+    if variant is None or entry.takes_style_image:
+        return variant
+    files = entry.weights(variant)
+    if len(files) == 1 and Path(files[0].relpath).is_absolute():  # a user's checkpoint, resolved here
+        return files[0].relpath
+    return variant
 
 
 def network(config: RunConfig, style: Any) -> tuple[Network, Path, tuple[WeightFile, ...]]:

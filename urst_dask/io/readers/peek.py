@@ -41,12 +41,20 @@ def _raster_pixels(path: Path, where: str) -> tuple[tuple[int, int, int], np.dty
             return None
         h, w = (head.width, head.height) if head.orientation in _TRANSPOSED else (head.height, head.width)
         return (h, w, channels), np.dtype("uint16")
-    try:
-        with Image.open(path) as im:  # the header only: no pixels decoded
-            mode, info, (w, h) = im.mode, dict(im.info), im.size
-            orientation = int(im.getexif().get(0x0112, 1) or 1)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise InputImageError(f"{where}: not a readable image ({exc})") from exc
+    from .raster import _PIL_LOCK
+
+    # no pixel limit for a header (it allocates nothing): the run applies it, with its flag.  The
+    # limit is Pillow's global: set under the reader's lock, as the reader sets it
+    with _PIL_LOCK:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            with Image.open(path) as im:  # the header only: no pixels decoded
+                mode, info, (w, h) = im.mode, dict(im.info), im.size
+                orientation = int(im.getexif().get(0x0112, 1) or 1)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise InputImageError(f"{where}: not a readable image ({exc})") from exc
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
     if mode == "P":
         pixels: tuple[int, str] | None = (4 if "transparency" in info else 3, "uint8")
     elif mode.startswith("I;16"):
@@ -64,12 +72,15 @@ def image_pixels(path: str | os.PathLike[str], arg: str = "content", *,
                  axes: str | None = None) -> tuple[tuple[int, int, int], np.dtype] | None:
     """The (H, W, C) shape and dtype that :func:`~urst_dask.io.readers.open_image` will give
     for ``path``, without decoding a PNG/JPEG; ``None`` when only the run can tell (a Pillow
-    mode the reader refuses, an unusual PNG).  A file that cannot be opened at all raises
-    :class:`InputImageError`, as the run would."""
+    mode the reader refuses, an unusual PNG, and a URL, whose storage options the run has).
+    Pillow's decompression-bomb limit is the run's to apply, with its flag.  A file that cannot
+    be opened at all raises :class:`InputImageError`, as the run would."""
     from . import _reader_for, open_image
 
+    if remote.is_url(path):
+        return None
     p = Path(path)
-    if not remote.is_url(path) and p.is_file() and _reader_for(p, where_of(path, arg)).name == "raster":
+    if p.is_file() and _reader_for(p, where_of(path, arg)).name == "raster":
         return _raster_pixels(p, where_of(path, arg))
     src = open_image(path, arg, axes=axes)  # TIFF and Zarr: lazy, no pixels read; errors as the run's
     h, w, c = (int(n) for n in src.shape)
