@@ -88,7 +88,8 @@ def test_ctrl_c_while_the_workers_start_stops_the_run(tmp_path):
     Image.fromarray(random_image(64, 64, seed=2)).save(tmp_path / "s.png")
     proc = subprocess.Popen([str(script), "stylize", "c.png", "s.png", "-o", "out.zarr", "--method", "passthrough",
                              "--weights", str(tmp_path), "--stride", "200"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_sigint_as_in_a_terminal)
     time.sleep(1.5)  # the command line imports torch; its worker starts on the other core
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -112,5 +113,11 @@ def test_importing_the_command_line_leaves_sigint_alone():
 
     code = ("import multiprocessing, signal, urst_dask.cli\n"
             "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)\n")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True).stdout.strip() == "True"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          preexec_fn=_sigint_as_in_a_terminal).stdout.strip() == "True"
+
+
+def _sigint_as_in_a_terminal() -> None:
+    """A child's SIGINT as a terminal's foreground program has it: a test run started in the
+    background (nohup, a CI runner) ignores SIGINT, and its children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
