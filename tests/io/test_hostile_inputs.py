@@ -252,6 +252,21 @@ def test_a_plain_pickle_is_refused_unrun(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("make, fragment", [
+    (lambda p: p.write_text("not a checkpoint"), "is not a PyTorch checkpoint (it starts with b'not a ch'"),
+    (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(8)), "is not a PyTorch checkpoint (it starts with b'\\x89PNG"),
+    (lambda p: p.touch(), "is empty"),
+    (lambda p: p.mkdir(), "is a folder, not a checkpoint file"),
+], ids=["text", "png", "empty", "folder"])
+def test_a_file_that_is_no_checkpoint_is_named_so(tmp_path: Path, make: Callable[[Path], Any], fragment: str) -> None:
+    from urst_dask.io.weights import WeightFile, load_state_dict
+
+    make(tmp_path / "c.pth")
+    with pytest.raises(WeightsError) as info:
+        load_state_dict(tmp_path, WeightFile("c.pth", ""))
+    one_line(info.value, f"weights file {tmp_path / 'c.pth'} {fragment}")
+
+
 # ------------------------------------------------------------------------------- symlinks
 
 

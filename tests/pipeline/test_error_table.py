@@ -116,6 +116,11 @@ def stylize_argv(c: Ctx, content: Path, *extra: str, out: str = "out.zarr") -> l
             str(c.d), "--no-progress", *extra]
 
 
+def johnson_argv(c: Ctx, checkpoint: Path) -> list[str]:
+    return ["stylize", str(good_input(c)), str(checkpoint), "-o", str(c.d / "out.zarr"), "--method", "johnson",
+            "--weights", str(c.weights), "--no-progress"]
+
+
 def good_input(c: Ctx) -> Path:
     return zarr_in(c.d / "in.zarr", random_image(40, 50, seed=3))
 
@@ -331,6 +336,17 @@ ROWS = [
     Row("f johnson checkpoint with wrong keys", "api", johnson_with, WeightsError,
         "style='{d}/mine.pth': weights file '{d}/mine.pth' does not fit the johnson network (2 missing keys "
         "('conv1.conv2d.weight', 'conv1.conv2d.bias'); 2 unexpected keys ('head.weight', 'extra_bias'))"),
+    Row("f johnson checkpoint that is a text file (refused before any work)", "cli",
+        lambda c: johnson_argv(c, (c.d / "notes.pth").write_text("hello") and c.d / "notes.pth"), WeightsError,
+        "style='{d}/notes.pth': checkpoint {d}/notes.pth is not a PyTorch checkpoint (it starts with b'hello'",
+        lambda c: not (c.d / "out.zarr").exists()),
+    Row("f johnson checkpoint that is a folder", "cli",
+        lambda c: johnson_argv(c, (c.d / "ck.pth").mkdir() or c.d / "ck.pth"), WeightsError,
+        "style='{d}/ck.pth': checkpoint {d}/ck.pth is a folder, not a checkpoint file",
+        lambda c: not (c.d / "out.zarr").exists()),
+    Row("f johnson checkpoint that is empty", "cli",
+        lambda c: johnson_argv(c, (c.d / "e.pth").touch() or c.d / "e.pth"), WeightsError,
+        "style='{d}/e.pth': checkpoint {d}/e.pth is empty", lambda c: not (c.d / "out.zarr").exists()),
     # g. a scheduler address with an unknown scheme
     Row("g --scheduler notascheme://x", "cli",
         lambda c: stylize_argv(c, good_input(c), "--scheduler", "notascheme://x"),

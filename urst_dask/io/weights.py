@@ -141,6 +141,27 @@ def verify_file(path: Path, wf: WeightFile) -> None:
         )
 
 
+_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save: a zip archive (since 1.6), or a pickle (older)
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a PyTorch checkpoint, from its first bytes alone (a folder, an
+    empty file, a text or image file), or ``None``; an unreadable file is left to the load."""
+    if path.is_dir():
+        return "is a folder, not a checkpoint file"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return None
+    if not head:
+        return "is empty"
+    if not head.startswith(_CHECKPOINT_MAGIC):
+        return (f"is not a PyTorch checkpoint (it starts with {head!r}; torch.save writes a zip archive "
+                "or a pickle)")
+    return None
+
+
 def load_state_dict(root: Path, wf: WeightFile, *, verify: bool = True) -> dict[str, torch.Tensor]:
     """Verify and load one checkpoint as a flat state dict on the CPU.
 
@@ -149,8 +170,11 @@ def load_state_dict(root: Path, wf: WeightFile, *, verify: bool = True) -> dict[
     path = Path(root) / wf.relpath
     if verify and wf.sha256:
         verify_file(path, wf)
-    elif not path.is_file():
+    elif not path.is_file() and not path.is_dir():
         raise WeightsError(f"weights file missing: {path} ({wf.what or wf.relpath})")
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise WeightsError(f"weights file {path} {problem}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # a pickle of objects other than tensors: never run

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ParameterError, ParameterTypeError, WeightsError
 from ..io import images, store
-from ..io.weights import WeightFile, resolve_weights_dir, verify_file
+from ..io.weights import WeightFile, checkpoint_problem, resolve_weights_dir, verify_file
 from ..models import method_entry
 from ..models.registry import Network
 from ..settings import NormMode
@@ -88,12 +88,15 @@ def network(config: RunConfig, style: Any) -> tuple[Network, Path, tuple[WeightF
     for wf in wfiles:
         if wf.sha256:
             verify_file(wdir / wf.relpath, wf)
-        elif not (wdir / wf.relpath).is_file():
+        else:
             # the style names the checkpoint (johnson); else the file is the network's own
             whose = f"style={str(style)!r}" if not entry.takes_style_image else f"method={config.method!r}"
-            raise WeightsError(f"{whose}: checkpoint {wdir / wf.relpath} does not exist"
-                               + ("" if not entry.takes_style_image else
-                                  f" ({wf.what or 'weights'}; see `urst-dask methods` for where to get it)"))
+            path = wdir / wf.relpath
+            problem = "does not exist" if not path.exists() else checkpoint_problem(path)
+            if problem is not None:
+                raise WeightsError(f"{whose}: checkpoint {path} {problem}"
+                                   + ("" if not entry.takes_style_image or path.exists() else
+                                      f" ({wf.what or 'weights'}; see `urst-dask methods` for where to get it)"))
     return entry, wdir, wfiles
 
 
