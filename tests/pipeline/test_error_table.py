@@ -367,6 +367,12 @@ ROWS = [
     Row("j -o symlink to a store with --overwrite", "cli", symlink_to_store, OutputError,
         "output='{d}/link.zarr': is a symbolic link (to '{d}/done.zarr'); --overwrite does not delete through links",
         lambda c: status_of(c.d / "done.zarr") == "complete"),
+    Row("k --export onto an existing picture: the hint writes the picture alone", "cli",
+        lambda c: (c.d / "x.png").write_bytes(b"old") and stylize_argv(c, good_input(c), "--export", str(c.d / "x.png")),
+        OutputError, "export='{d}/x.png': already exists; pass --overwrite to replace it (and the store, which the "
+                     "run then computes again), or write the picture alone again from a finished store: "
+                     "urst-dask export {d}/out.zarr {d}/x.png --overwrite",
+        lambda c: (c.d / "x.png").read_bytes() == b"old" and not (c.d / "out.zarr").exists()),
     # k. --export with an unknown suffix: refused before the run
     Row("k --export out.bmp", "cli", lambda c: stylize_argv(c, good_input(c), "--export", str(c.d / "out.bmp")),
         ParameterError, "export='{d}/out.bmp': unknown format '.bmp'; use .png, .jpg or .tif",

@@ -87,7 +87,8 @@ def _cmd_stylize(a: argparse.Namespace) -> None:
     if a.export is not None:  # an unusable export target is refused before the run, and before its cluster starts
         from ..io.targets import check_export_target
 
-        check_export_target(a.export, overwrite=a.overwrite, content=a.content, axes=config.flags.axes, arg="export")
+        check_export_target(a.export, overwrite=a.overwrite, content=a.content, axes=config.flags.axes, arg="export",
+                            store=a.out)
     with cluster_starting(config, a.out, a.overwrite, a.content):
         from ..api import export, stylize
         from ..engine.process import freeze_gc

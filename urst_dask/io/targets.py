@@ -9,6 +9,7 @@ target is refused in a moment.
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from ..errors import OutputError, ParameterError
@@ -76,7 +77,7 @@ def check_not_input(output: str | os.PathLike[str], content: str | os.PathLike[s
 
 def check_export_target(out: str | os.PathLike[str], *, overwrite: bool = False,
                         content: str | os.PathLike[str] | None = None, axes: str | None = None,
-                        arg: str = "output") -> Path:
+                        arg: str = "output", store: str | os.PathLike[str] | None = None) -> Path:
     """Refuse an export target before any work is done (``stylize --export`` checks it before
     the run): an unknown suffix, a directory (``overwrite`` replaces files only), an existing
     file without ``overwrite``, a missing or unwritable folder, and the ``content`` image
@@ -84,7 +85,8 @@ def check_export_target(out: str | os.PathLike[str], *, overwrite: bool = False,
     with ``axes``), a PNG or JPEG target must also hold the run's output, which keeps the
     content's channels and dtype: a JPEG of an RGBA or 16-bit image is refused now, from the
     content's header, not after the run.  ``arg`` names the option in messages (``"export"``
-    for ``stylize --export``)."""
+    for ``stylize --export``); ``store`` (the run's output store, with ``stylize --export``)
+    adds to the refusal of an existing file how to write the picture alone again."""
     p = Path(out)
     suffix = p.suffix.lower()
     if not str(out):
@@ -97,7 +99,10 @@ def check_export_target(out: str | os.PathLike[str], *, overwrite: bool = False,
     if content is not None:
         check_not_input(out, content)
     if p.exists() and not overwrite:
-        raise OutputError(f"{arg}={str(out)!r}: already exists; pass --overwrite to replace it")
+        alone = ("" if store is None else
+                 f" (and the store, which the run then computes again), or write the picture alone again from a "
+                 f"finished store: urst-dask export {shlex.quote(str(store))} {shlex.quote(str(out))} --overwrite")
+        raise OutputError(f"{arg}={str(out)!r}: already exists; pass --overwrite to replace it{alone}")
     check_folder(p, str(out), arg)
     if content is not None and suffix not in (".tif", ".tiff"):
         pixels = image_pixels(content, "content", axes=axes)
