@@ -32,9 +32,8 @@ def test_a_missing_image_chunk_is_refused(finished, tmp_path, capsys, suffix):
     assert not (tmp_path / f"x{suffix}").exists()
 
 
-def test_a_pyramid_level_without_its_empty_chunks_exports(tmp_path, capsys):
-    """A level's all-zero chunks are never written (Zarr's default): a first version of the
-    check counted them as missing and refused an intact store whose picture has a black part."""
+def _black_corner_store(tmp_path, capsys):
+    """A store whose picture is black in its top-left 400 x 400, and that picture."""
     content = tmp_path / "c.png"
     image = random_image(600, 520, seed=9)
     image[:400, :400] = 0
@@ -42,11 +41,38 @@ def test_a_pyramid_level_without_its_empty_chunks_exports(tmp_path, capsys):
     Image.fromarray(random_image(64, 64, seed=2)).save(tmp_path / "s.png")
     out = tmp_path / "out.zarr"
     assert main(["stylize", str(content), str(tmp_path / "s.png"), "-o", str(out), "--method", "passthrough",
-                 "--weights", str(tmp_path), "--stride", "128", "--margin", "0", "--no-progress", "--in-process",
-                 "--export", str(tmp_path / "x.tif")]) == 0, capsys.readouterr().err
+                 "--weights", str(tmp_path), "--stride", "128", "--margin", "0", "--no-progress",
+                 "--in-process"]) == 0, capsys.readouterr().err
+    return out, image
+
+
+def test_every_pyramid_chunk_is_written_an_all_zero_one_too(tmp_path, capsys):
+    out, _ = _black_corner_store(tmp_path, capsys)
+    assert (out / "1" / "c" / "0" / "0" / "0").is_file()  # level 1's 128-px chunk 0:0 is all zero
+    assert (out / "2" / "c" / "0" / "0" / "0").is_file()
+
+
+def test_a_missing_pyramid_chunk_is_refused(finished, tmp_path, capsys):
+    (finished / "1" / "c" / "0" / "1" / "1").unlink()  # what a copy stopped before the levels leaves
+    assert main(["export", str(finished), str(tmp_path / "x.tif")]) == 2
+    err = capsys.readouterr().err
+    assert f"store='{finished}': 1 chunks of pyramid level 1 are missing (row:col 1:1), though the store is marked " \
+           "complete" in err, err
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_an_earlier_stores_pyramid_without_its_empty_chunks_exports(tmp_path, capsys):
+    """Earlier versions left a level's all-zero chunks unwritten (Zarr's default): such a store
+    is intact and exports; a chunk missing over a picture that is not black there is refused."""
+    out, image = _black_corner_store(tmp_path, capsys)
+    (out / "1" / "c" / "0" / "0" / "0").unlink()  # all zero: level 1's 0:0 is the picture's 0:256 x 0:256
+    assert main(["export", str(out), str(tmp_path / "x.tif")]) == 0, capsys.readouterr().err
     import tifffile
 
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "x.tif"), image)
+    (out / "1" / "c" / "0" / "1" / "1").unlink()  # the picture's 256:512 x 256:512: partly not black
+    assert main(["export", str(out), str(tmp_path / "y.tif")]) == 2
+    assert "1 chunks of pyramid level 1 are missing (row:col 1:1)" in capsys.readouterr().err
 
 
 def test_a_damaged_chunk_is_named(finished, tmp_path, capsys):

@@ -9,6 +9,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,14 +18,14 @@ from .remote import RemotePath, as_remote, zarr_target
 from .store import IMAGE, write_failed
 
 
-def present_chunks(path: str | os.PathLike[str]) -> set[tuple[int, int]]:
-    """(row, col) indices of the image chunks already written (each written atomically: a
-    file renamed into place, or one object PUT).  A store at a URL is listed through its
-    filesystem (fsspec ``find``), never the local disk."""
+def present_chunks(path: str | os.PathLike[str], array: str = IMAGE) -> set[tuple[int, int]]:
+    """(row, col) indices of the chunks of ``array`` (the image, ``"0"``, or a pyramid level)
+    already written (each written atomically: a file renamed into place, or one object PUT).
+    A store at a URL is listed through its filesystem (fsspec ``find``), never the local disk."""
     rp = as_remote(path)
     if rp is not None:
-        return remote_store.present_chunks(rp, IMAGE)
-    base = Path(path) / IMAGE / "c" / "0"  # chunk keys c/<channel block 0>/<row>/<col>
+        return remote_store.present_chunks(rp, array)
+    base = Path(path) / array / "c" / "0"  # chunk keys c/<channel block 0>/<row>/<col>
     done = set()
     if base.is_dir():
         for row in os.scandir(base):
@@ -34,30 +35,58 @@ def present_chunks(path: str | os.PathLike[str]) -> set[tuple[int, int]]:
     return done
 
 
-def missing_chunks(path: str | os.PathLike[str]) -> list[tuple[int, int]]:
-    """(row, col) of the image chunks not on disk (in the store's listing for a URL), in order:
-    what :func:`present_chunks` does not find of the array's whole chunk grid."""
+def missing_chunks(path: str | os.PathLike[str], array: str = IMAGE) -> list[tuple[int, int]]:
+    """(row, col) of the chunks of ``array`` not on disk (in the store's listing for a URL), in
+    order: what :func:`present_chunks` does not find of the array's whole chunk grid."""
     import zarr
 
-    arr = zarr.open_array(zarr_target(path, read_only=True), path=IMAGE, mode="r")
+    arr = zarr.open_array(zarr_target(path, read_only=True), path=array, mode="r")
+    return _absent(arr, present_chunks(path, array))
+
+
+def _absent(arr: Any, present: set[tuple[int, int]]) -> list[tuple[int, int]]:
     (h, w), (ch, cw) = arr.shape[1:], arr.chunks[1:]  # (C, H, W): chunk keys c/0/<row>/<col>
-    present = present_chunks(path)
     return [(r, c) for r in range(-(-h // ch)) for c in range(-(-w // cw)) if (r, c) not in present]
 
 
 def require_stored(path: str | os.PathLike[str]) -> None:
-    """Refuse to read a store marked complete whose image chunks are not all there: a store
-    copied in part, or damaged afterwards, reads a missing chunk as zeros, a black hole in
-    whatever is made of it.  (Every image chunk is written, even an empty one; a pyramid
-    level's empty chunks are not, so the levels cannot be checked this way.)"""
+    """Refuse to read a store marked complete whose chunks are not all there: a store copied in
+    part, or damaged afterwards, reads a missing chunk as zeros, a black hole in whatever is
+    made of it (a TIFF export reuses the pyramid's levels).  Every chunk of the image is
+    written, even an empty one, and so is every chunk of a pyramid level now; the levels of
+    earlier stores left their all-zero chunks out, so a level's missing chunk is accepted
+    where the level before it is all zero under it."""
+    import zarr
+
     from ..errors import OutputError
+
+    def refuse(what: str, missing: list[tuple[int, int]]) -> None:
+        shown = ", ".join(f"{r}:{c}" for r, c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise OutputError(f"store={str(path)!r}: {what.format(len(missing))} missing (row:col {shown}), though "
+                          "the store is marked complete: it was copied in part or damaged; copy it again, or rerun "
+                          "its stylize command with --overwrite")
 
     missing = missing_chunks(path)
     if missing:
-        shown = ", ".join(f"{r}:{c}" for r, c in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise OutputError(f"store={str(path)!r}: {len(missing)} image chunks are missing (row:col {shown}), though "
-                          "the store is marked complete: it was copied in part or damaged; copy it again, or rerun "
-                          "its stylize command with --overwrite")
+        refuse("{} image chunks are", missing)
+    root = zarr.open_group(zarr_target(path, read_only=True), mode="r")
+    levels = sorted(int(k) for k, _ in root.arrays() if k.isdigit() and k != IMAGE)
+    prev = root[IMAGE]
+    for level in levels:
+        arr = root[str(level)]
+        gaps = [rc for rc in _absent(arr, present_chunks(path, str(level))) if _nonzero_under(prev, arr, *rc)]
+        if gaps:
+            refuse("{} chunks of pyramid level %d are" % level, gaps)
+        prev = arr
+
+
+def _nonzero_under(prev: Any, arr: Any, row: int, col: int) -> bool:
+    """Whether the previous level has a non-zero pixel under chunk (``row``, ``col``) of the
+    2x-reduced ``arr``: the chunk cannot have been all zero, so its absence is damage."""
+    ch, cw = arr.chunks[1:]
+    rows = slice(2 * row * ch, min(2 * (row + 1) * ch, prev.shape[1]))
+    cols = slice(2 * col * cw, min(2 * (col + 1) * cw, prev.shape[2]))
+    return bool(np.any(np.asarray(prev[:, rows, cols])))
 
 
 # zarr's local store writes ``<key>.<uuid4 hex>.partial`` and renames it into place

@@ -302,14 +302,16 @@ def level_yxc(arr: Any, layout: str) -> da.Array:
 
 def create_level(target: PyramidTarget, level: int, height: int, width: int) -> tuple[Any, tuple[int, int, int]]:
     """Create (or replace) the empty array of pyramid ``level`` (``height`` x ``width``) in
-    ``"0"``'s layout and dtype; returns it and its (y, x, c) chunks."""
+    ``"0"``'s layout and dtype; returns it and its (y, x, c) chunks.  Every chunk written
+    through it is stored, an all-zero one too, so that a missing chunk shows damage
+    (:func:`urst_dask.io.chunkio.require_stored`)."""
     c = target.shape[2]
     chunks_yxc = (min(target.chunk, height), min(target.chunk, width), c)
     extra = ({"dimension_names": _order(("y", "x", "c"), target.layout)}
              if target.root.metadata.zarr_format == 3 else {})
     arr = target.root.create_array(str(level), shape=_order((height, width, c), target.layout),
                                    chunks=_order(chunks_yxc, target.layout), dtype=target.base.dtype, fill_value=0,
-                                   overwrite=True, **extra)
+                                   overwrite=True, config={"write_empty_chunks": True}, **extra)
     return arr, chunks_yxc
 
 
