@@ -65,6 +65,9 @@ def _unknown_chunks() -> da.Array:
      "storage_options='x': expected a JSON object"),  # was accepted, and ignored for a local store
     (lambda t: ClusterOptions(workers=True), ParameterTypeError, "workers=True: must be an integer"),
     (lambda t: ClusterOptions(torch_threads=True), ParameterTypeError, "torch_threads=True: must be an integer"),
+    (lambda t: urst_dask.RunConfig(method="nope"), ParameterError,  # was accepted, and refused by stylize only
+     "method='nope': must be one of wct16x, johnson, microast, wct, adain, linearwct, msgnet, passthrough"),
+    (lambda t: urst_dask.RunConfig.from_kwargs(method="WCT16X"), ParameterError, "method='WCT16X': must be one of"),
 ])
 def test_bad_arguments_are_refused_by_name(tmp_path, call, error, fragment):
     with pytest.raises(error, match=re.escape(fragment)):
@@ -83,3 +86,13 @@ def test_numpy_scalars_are_the_numbers_they_are():
     assert all(type(v) is int for v in (cluster.workers, TilePlan(stride=np.int64(500)).stride))
     with pytest.raises(ParameterTypeError, match=re.escape("stride=np.float64(500.5): must be an integer")):
         TilePlan(stride=np.float64(500.5))
+
+
+def test_the_settings_list_of_built_in_networks_is_the_registrys():
+    """RunConfig checks a built-in method's name without importing the networks (torch), from
+    settings.BUILTIN_METHODS: that list must be the registry's own."""
+    from urst_dask.models import REGISTRY
+    from urst_dask.settings import BUILTIN_METHODS
+
+    assert BUILTIN_METHODS == tuple(REGISTRY._networks)[:len(BUILTIN_METHODS)]
+    assert frozenset(BUILTIN_METHODS) == REGISTRY._builtin

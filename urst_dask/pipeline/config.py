@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ParameterError, ParameterTypeError, require_bool, require_path
-from ..settings import ClusterOptions, ComputeOptions, StyleOptions
+from ..settings import BUILTIN_METHODS, ClusterOptions, ComputeOptions, StyleOptions
 from ..tiling import TilePlan
 
 
@@ -80,6 +80,10 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.method, str):
             raise ParameterTypeError(f"method={self.method!r}: must be a method name (see `urst-dask methods`)")
+        if self.method not in BUILTIN_METHODS:  # a registered network or an entry point; a typo lists the names
+            from ..models import method_entry
+
+            method_entry(self.method)
         if self.variant is not None and not isinstance(self.variant, str):
             object.__setattr__(self, "variant", str(self.variant))
         require_path("weights", self.weights, optional=True)
