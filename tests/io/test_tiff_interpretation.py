@@ -83,3 +83,26 @@ def test_premultiplied_alpha_is_divided_out(tmp_path, dtype):
         ref = np.asarray(Image.open(path).convert("RGBA")).astype(np.int64)
         assert np.abs(got.astype(np.int64) - ref).max() <= 1
     np.testing.assert_array_equal(images.read_style(path), got[..., :3])
+
+
+def test_a_tiff_is_known_by_its_bytes_whatever_its_name(tmp_path):
+    """A TIFF named .jpg (or .dng, .nef...) went to Pillow: 16-bit samples became 8-bit and only
+    the first page was read."""
+    deep = RNG.integers(0, 65536, (37, 53, 3)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "deep.jpg", deep, photometric="rgb")
+    got = images.open_image(tmp_path / "deep.jpg")
+    assert got.array.dtype == np.uint16
+    np.testing.assert_array_equal(got.array.compute(), deep)
+
+
+def test_a_reduced_resolution_first_image_is_refused(tmp_path):
+    """A camera raw file (DNG) starts with a small preview (NewSubfileType 1); its picture is
+    elsewhere: it was stylized as the 53 x 37 preview, exit 0."""
+    from urst_dask.errors import InputImageError
+
+    path = tmp_path / "camera.dng"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(RGB, photometric="rgb", subfiletype=1, extratags=[(50706, "B", 4, (1, 4, 0, 0), True)])
+    with pytest.raises(InputImageError, match=r"camera\.dng': its first image is a reduced-resolution preview "
+                                              r"\(53 x 37\), not the picture \(a camera raw file"):
+        images.open_image(path)

@@ -63,8 +63,19 @@ class Reader:
     read: Callable[[Path, str, bool, Path | None], RawImage]  # (path, where, allow_large, scratch_dir)
 
 
+_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # TIFF and BigTIFF, little- and big-endian
+
+
 def _is_tiff(path: Path) -> bool:
-    return path.suffix.lower() in TIFF_SUFFIXES
+    """A TIFF by its suffix, or by its first bytes whatever its name (a camera's .dng, a TIFF
+    named .jpg): Pillow would read only its first page, 16-bit samples as 8-bit."""
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in _TIFF_MAGIC
+    except OSError:  # a folder, or unreadable: the other readers say so
+        return False
 
 
 READERS: tuple[Reader, ...] = (
