@@ -33,7 +33,7 @@ def test_frames_are_listed_in_natural_order_of_their_full_paths(tmp_path):
 @pytest.mark.parametrize("data,match", [
     (np.full((8, 10, 3), -5, np.int16), "int16 samples are not supported"),
     (np.full((8, 10, 3), 70000, np.uint32), "uint32 samples are not supported"),
-    (np.full((8, 10, 2), 7, np.uint8), "has 2 channels"),
+    (np.full((8, 10, 5), 7, np.uint8), "has 5 channels"),  # (2 samples: grey+alpha, RGBA as stylize reads it)
 ])
 def test_unsupported_sample_types_and_channels_are_refused_naming_the_frame(tmp_path, data, match):
     path = tmp_path / "f0.tif"
@@ -67,3 +67,34 @@ def test_exif_orientation_is_applied_as_stylize_applies_it(tmp_path):
         assert (head.height, head.width, head.channels) == pixels.shape, name
         assert pixels.shape[:2] == (60, 40), name
         np.testing.assert_array_equal(pixels, np.asarray(images.open_image(tmp_path / name).array), name)
+
+
+def _tiff_frames(d):
+    """TIFF frames whose stored samples are not the picture, each as a viewer shows it."""
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    grey = rgb[..., 0].copy()
+    tifffile.imwrite(d / "o6.tif", rgb, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
+    tifffile.imwrite(d / "w.tif", grey, photometric="miniswhite")
+    tifffile.imwrite(d / "p.tif", grey, photometric="palette", colormap=rng.integers(0, 256, (3, 256)).astype(np.uint16) * 257)
+    tifffile.imwrite(d / "la.tif", np.stack([grey, 255 - grey], -1), photometric="minisblack",
+                     extrasamples=["unassalpha"])
+    return ("o6.tif", "w.tif", "p.tif", "la.tif")
+
+
+def test_tiff_frames_are_the_picture_stylize_reads(tmp_path):
+    """Orientation, min-is-white, palette and grey+alpha TIFF frames were read as stored samples
+    (a sideways frame, a negative, palette indices as grey): now as urst-dask stylize reads them."""
+    for name in _tiff_frames(tmp_path):
+        head, pixels = frame_io.read_header(tmp_path / name), frame_io.read_frame(tmp_path / name)
+        want = np.asarray(images.open_image(tmp_path / name).array)
+        assert (head.height, head.width, head.channels, head.dtype) == (*want.shape, str(want.dtype)), name
+        np.testing.assert_array_equal(pixels, want, name)
+    assert frame_io.read_frame(tmp_path / "o6.tif").shape == (20, 12, 3)
+
+
+def test_cmyk_tiff_frames_are_refused_as_stylize_refuses_them(tmp_path):
+    cmyk = np.random.default_rng(3).integers(0, 256, (8, 10, 4), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "k.tif", cmyk, photometric="separated")
+    with pytest.raises(InputImageError, match=r"frame='.*k\.tif': TIFF photometric interpretation SEPARATED"):
+        frame_io.read_header(tmp_path / "k.tif")

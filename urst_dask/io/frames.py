@@ -3,8 +3,10 @@
 Frames are PNG (8/16-bit), TIFF (8/16-bit or float; contiguous or planar samples, one
 image per file), JPEG, or EXR (half/float, through the ``openexr`` package: the ``exr``
 extra), with 1 (gray), 3 (RGB) or 4 (RGBA) channels; other sample types (int16, uint32...)
-and channel counts are refused, naming the frame.  The EXIF orientation of PNG and JPEG
-frames is applied, as ``urst-dask stylize`` applies it: headers report the displayed size.
+and channel counts are refused, naming the frame.  Frames are read as ``urst-dask stylize``
+reads the same file: the EXIF orientation of PNG and JPEG frames is applied, and a TIFF frame
+is the picture a viewer shows (its Orientation tag, min-is-white, palette, premultiplied
+alpha; CMYK refused); headers report the displayed size.
 :func:`open_frames` lists the frames in natural order of their full paths (digit runs
 compared as numbers: ``frame_2`` before ``frame_10``), reads only their headers, and
 refuses an empty sequence, a frame whose header cannot be read, and frames of different
@@ -102,6 +104,33 @@ def _tiff_layout(tif: Any, p: Path) -> tuple[str, tuple[int, ...], str]:
     return axes, shape, "float32" if dtype.kind == "f" else str(dtype)
 
 
+def _tiff_view(tif: Any, p: Path) -> Any:
+    """How the first image's samples become the picture a viewer shows (palette, min-is-white,
+    Orientation, premultiplied alpha), as ``urst-dask stylize`` reads a TIFF; CMYK and other
+    interpretations, and a reduced-resolution first image (a raw file's preview), are refused."""
+    from .readers import tiffpixels
+
+    where, page = f"frame={str(p)!r}", tif.series[0].keyframe
+    if page.is_reduced:
+        raise InputImageError(f"{where}: its first image is a reduced-resolution preview ({page.shape[1]} x "
+                              f"{page.shape[0]}), not the picture")
+    tag = page.tags.get(274)  # Orientation
+    return tiffpixels.TiffView(tiffpixels.check_photometric(page, where),
+                               None if page.colormap is None else np.array(page.colormap),
+                               int(tag.value) if tag is not None else 1, tiffpixels.premultiplied(page))
+
+
+def _tiff_picture(arr: Any, axes: str, view: Any, p: Path) -> Any:
+    """The stored samples ``arr`` (``axes`` YX, YXS or SYX; NumPy, or Dask for a header) as the
+    (H, W, C) picture."""
+    if not view.identity:
+        arr = view(arr, axes, f"frame={str(p)!r}")
+        axes = view.axes(axes)
+    if axes == "SYX":
+        return np.moveaxis(arr, 0, -1)
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
 def _exif_orientation(im: Any) -> int:
     """The EXIF orientation Pillow's ``exif_transpose`` applies (1: as stored)."""
     value = im.getexif().get(0x0112, 1)
@@ -121,13 +150,15 @@ def read_header(path: str | os.PathLike[str]) -> FrameHeader:
                 c = 1 if px.ndim == 2 else px.shape[2]
                 return _checked(FrameHeader(px.shape[0], px.shape[1], c, "float32"), p)
         if kind == "tif":
+            import dask.array as da
             import tifffile
 
             with tifffile.TiffFile(str(p)) as tif:
                 axes, shape, dtype = _tiff_layout(tif, p)
-            hw = shape[1:] if axes == "SYX" else shape[:2]
-            c = 1 if axes == "YX" else shape[0 if axes == "SYX" else 2]
-            return _checked(FrameHeader(hw[0], hw[1], c, dtype), p)
+                view = _tiff_view(tif, p)
+            shown = _tiff_picture(da.zeros(shape, dtype=tif.series[0].dtype), axes, view, p)  # lazy: no pixels
+            h, w, c = (int(n) for n in shown.shape)
+            return _checked(FrameHeader(h, w, c, "float32" if shown.dtype.kind == "f" else str(shown.dtype)), p)
         from PIL import Image
 
         header = png.read_png_header(p) if kind == "png" else None
@@ -220,9 +251,9 @@ def read_frame(path: str | os.PathLike[str]) -> np.ndarray:
 
             with tifffile.TiffFile(str(p)) as tif:
                 axes, shape, dtype = _tiff_layout(tif, p)
-                arr = tif.series[0].asarray().reshape(shape)
-            arr = np.moveaxis(arr, 0, -1) if axes == "SYX" else _hwc(arr)
-            _checked(FrameHeader(arr.shape[0], arr.shape[1], arr.shape[2], dtype), p)
+                view = _tiff_view(tif, p)
+                arr = np.ascontiguousarray(_tiff_picture(tif.series[0].asarray().reshape(shape), axes, view, p))
+            _checked(FrameHeader(arr.shape[0], arr.shape[1], arr.shape[2], str(arr.dtype)), p)
             return arr.astype(np.float32) if arr.dtype.kind == "f" else arr
         return _read_pil(p)
     except InputImageError:
