@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import InputImageError, ParameterError
 from . import png
+from .readers import icc
 
 SUFFIXES = {".png": "png", ".tif": "tif", ".tiff": "tif", ".jpg": "jpg", ".jpeg": "jpg", ".exr": "exr"}
 FORMATS = ("png", "tif", "exr", "jpg")
@@ -105,19 +106,11 @@ def _tiff_layout(tif: Any, p: Path) -> tuple[str, tuple[int, ...], str]:
 
 
 def _tiff_view(tif: Any, p: Path) -> Any:
-    """How the first image's samples become the picture a viewer shows (palette, min-is-white,
-    Orientation, premultiplied alpha), as ``urst-dask stylize`` reads a TIFF; CMYK and other
-    interpretations, and a reduced-resolution first image (a raw file's preview), are refused."""
+    """How the first image's samples become the picture a viewer shows, as ``urst-dask
+    stylize`` reads a TIFF (:func:`~urst_dask.io.readers.tiffpixels.view_of`)."""
     from .readers import tiffpixels
 
-    where, page = f"frame={str(p)!r}", tif.series[0].keyframe
-    if page.is_reduced:
-        raise InputImageError(f"{where}: its first image is a reduced-resolution preview ({page.shape[1]} x "
-                              f"{page.shape[0]}), not the picture")
-    tag = page.tags.get(274)  # Orientation
-    return tiffpixels.TiffView(tiffpixels.check_photometric(page, where),
-                               None if page.colormap is None else np.array(page.colormap),
-                               int(tag.value) if tag is not None else 1, tiffpixels.premultiplied(page))
+    return tiffpixels.view_of(tif.series[0].keyframe, f"frame={str(p)!r}")
 
 
 def _tiff_picture(arr: Any, axes: str, view: Any, p: Path) -> Any:
@@ -227,15 +220,15 @@ def _read_pil(p: Path) -> np.ndarray:
     header = png.read_png_header(p) if p.suffix.lower() == ".png" else None
     if header is not None and header.depth == 16:
         return _hwc(png.decode_png16(p, header, f"frame={str(p)!r}"))
-    with Image.open(p) as im:
-        im.load()
-        ImageOps.exif_transpose(im, in_place=True)  # as urst-dask stylize orients the same file
+    with Image.open(p) as opened:
+        opened.load()
+        im = icc.pil_to_srgb(ImageOps.exif_transpose(opened), f"frame={str(p)!r}")  # as urst-dask stylize reads it
         if im.mode in ("L", "RGB", "RGBA"):
             return _hwc(np.asarray(im))
         if im.mode == "I;16":
             return _hwc(np.asarray(im).astype(np.uint16))
         has_alpha = im.mode in ("LA", "PA") or (im.mode == "P" and "transparency" in im.info)
-        return np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+        return np.asarray(icc.pil_to_srgb(im.convert("RGBA" if has_alpha else "RGB"), f"frame={str(p)!r}"))
 
 
 def read_frame(path: str | os.PathLike[str]) -> np.ndarray:

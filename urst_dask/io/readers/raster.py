@@ -4,7 +4,8 @@ temporary Zarr (``tempfile.mkdtemp(prefix="urst-dask-")`` in ``scratch_dir``, by
 reads from disk and never embeds the pixels.  The temporary Zarr is on this machine's disk:
 for a cluster on other machines, convert the PNG to Zarr first.  16-bit PNGs (gray,
 gray+alpha, RGB, RGBA) are decoded by :mod:`..png` (imagecodecs' libpng) and stay uint16,
-where Pillow would give 8 bits.  EXIF orientation is applied.  Images above Pillow's
+where Pillow would give 8 bits.  EXIF orientation is applied, and an embedded colour profile
+other than sRGB (:mod:`.icc`).  Images above Pillow's
 ``Image.MAX_IMAGE_PIXELS`` are refused unless ``allow_large=True`` (``--allow-large-images``).
 Palette images become RGB(A), gray+alpha RGBA."""
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from ...errors import InputImageError, OutputError
 from .. import png, scratch
+from . import icc
 from .source import ALLOW_LARGE_FLAG, RawImage
 
 _PIL_LOCK = threading.Lock()
@@ -108,12 +110,15 @@ def read_raster(path: Path, where: str, allow_large: bool, scratch_dir: Path | N
                     f"{head.idat_bytes} bytes of compressed image data, too few to inflate to that: truncated or "
                     f"forged (a decompression bomb); refused even with {ALLOW_LARGE_FLAG}")
             if head is not None and head.depth == 16:  # Pillow would decode RGB(A) to 8 bits
+                if icc.needs_conversion(im.info.get("icc_profile")):
+                    icc.unconverted(im.info["icc_profile"], "16-bit", where)
                 im.close()
                 im = png.decode_png16(path, head, where)
             else:
                 im.load()
                 ImageOps.exif_transpose(im, in_place=True)
-                im = _normalise_mode(im, where)
+                # the colours a colour-managed viewer shows, in sRGB (a palette's once it is RGB)
+                im = icc.pil_to_srgb(_normalise_mode(icc.pil_to_srgb(im, where), where), where)
         except InputImageError:
             raise
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:

@@ -108,16 +108,7 @@ def read_tiff(path: Path, where: str) -> RawImage:
             series = tif.series[0]
             _check_complete(tif, series, st.st_size, where)
             ome_xml = tif.ome_metadata if tif.is_ome else None
-            page = series.keyframe
-            if page.is_reduced:  # NewSubfileType bit 0: a preview, the real image elsewhere
-                raw = " (a camera raw file: develop it to a TIFF first)" if 50706 in page.tags else ""  # DNGVersion
-                raise InputImageError(f"{where}: its first image is a reduced-resolution preview "
-                                      f"({page.shape[1]} x {page.shape[0]}), not the picture{raw}")
-            tag = page.tags.get(274)  # Orientation
-            view = tiffpixels.TiffView(tiffpixels.check_photometric(page, where),
-                                       None if page.colormap is None else np.array(page.colormap),
-                                       int(tag.value) if tag is not None else 1,
-                                       tiffpixels.premultiplied(page))
+            view = tiffpixels.view_of(series.keyframe, where)
     except InputImageError:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt TIFFs raise many types

@@ -18,6 +18,7 @@ import dask.array as da
 import numpy as np
 
 from ...errors import InputImageError
+from . import icc as icc_module
 
 # tifffile.PHOTOMETRIC values
 MINISWHITE, MINISBLACK, RGB, PALETTE, SEPARATED, YCBCR = 0, 1, 2, 3, 5, 6
@@ -76,11 +77,12 @@ class TiffView:
     colormap: np.ndarray | None  # (3, entries) uint16, for a palette image
     orientation: int  # the Orientation tag, 1-8
     premultiplied: bool = False  # the alpha sample is associated: colours are divided by it
+    icc: bytes | None = None  # an 8-bit RGB(A) image's colour profile, other than sRGB: converted to sRGB
 
     @property
     def identity(self) -> bool:
         return self.photometric in (MINISBLACK, RGB) and self.orientation not in range(2, 9) \
-            and not self.premultiplied
+            and not self.premultiplied and self.icc is None
 
     def axes(self, stored: str) -> str:
         """The axes of the picture: a palette image gains its RGB samples last."""
@@ -91,7 +93,37 @@ class TiffView:
             arr = _straight_alpha(arr, axes.index("S"), where)
         if self.photometric == GREY_ALPHA:  # grey repeated into RGB, the alpha kept: RGBA
             arr = np.take(arr, [0, 0, 0, 1], axis=axes.index("S")) if "S" in axes else arr
-        return orient(interpret(arr, self.photometric, self.colormap, where), self.axes(axes), self.orientation)
+        arr = orient(interpret(arr, self.photometric, self.colormap, where), self.axes(axes), self.orientation)
+        return arr if self.icc is None else _to_srgb(arr, self.axes(axes).index("S"), self.icc)
+
+
+def view_of(page: Any, where: str) -> TiffView:
+    """How the samples of ``page`` (a series' key frame) become the picture; refuses what this
+    module cannot show, and a reduced-resolution first image (a camera raw file's preview)."""
+    if page.is_reduced:  # NewSubfileType bit 0: a preview, the real image elsewhere
+        raw = " (a camera raw file: develop it to a TIFF first)" if 50706 in page.tags else ""  # DNGVersion
+        raise InputImageError(f"{where}: its first image is a reduced-resolution preview "
+                              f"({page.shape[1]} x {page.shape[0]}), not the picture{raw}")
+    photometric = check_photometric(page, where)
+    tag, profile = page.tags.get(274), page.tags.get(34675)  # Orientation, InterColorProfile
+    icc = bytes(profile.value) if profile is not None else None
+    if not icc_module.needs_conversion(icc):
+        icc = None
+    elif photometric != RGB or np.dtype(page.dtype) != np.uint8 or int(page.samplesperpixel) not in (3, 4):
+        icc_module.unconverted(icc, f"{np.dtype(page.dtype)} x {int(page.samplesperpixel)}", where)  # type: ignore[arg-type]
+        icc = None
+    return TiffView(photometric, None if page.colormap is None else np.array(page.colormap),
+                    int(tag.value) if tag is not None else 1, premultiplied(page), icc)
+
+
+def _to_srgb(arr: Any, axis: int, icc: bytes) -> Any:
+    """``arr``'s colours (samples along ``axis``, whole in every block) converted to sRGB."""
+    def convert(block: np.ndarray) -> np.ndarray:
+        return np.moveaxis(icc_module.block_to_srgb(np.moveaxis(block, axis, -1), icc), -1, axis)
+
+    if isinstance(arr, da.Array):
+        return arr.rechunk({axis: -1}).map_blocks(convert, dtype=arr.dtype)
+    return convert(np.asarray(arr))
 
 
 def _straight_alpha(arr: Any, axis: int, where: str) -> Any:
