@@ -9,7 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+# where record() writes: benchmarks/results, or $URST_BENCH_RESULTS (tests write into a tmp folder)
+RESULTS = Path(os.environ.get("URST_BENCH_RESULTS") or Path(__file__).parent / "results")
 SCRATCH = Path(os.environ.get("URST_BENCH_SCRATCH", "/tmp/urst-bench"))
 
 
@@ -67,7 +68,7 @@ def synthetic_zarr(side_h: int, side_w: int, seed: int = 0) -> Path:
 
 
 def record(name: str, payload: dict) -> Path:
-    """Write ``results/<name>.json`` with the machine description, and print it."""
+    """Write ``<RESULTS>/<name>.json`` (``$URST_BENCH_RESULTS`` or ``benchmarks/results``) with the machine description, and print it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{name}.json"
     doc = {"benchmark": name, "machine": machine(), **payload}
