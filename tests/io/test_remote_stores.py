@@ -404,3 +404,28 @@ def test_scratch_of_a_url_output_is_local(monkeypatch, tmp_path):
     monkeypatch.setenv("URST_DASK_SCRATCH", str(tmp_path))
     assert scratch_root("s3://b/o.zarr") == tmp_path.resolve()
     assert scratch_root("s3://b/o.zarr", tmp_path / "x") == (tmp_path / "x").resolve()
+
+
+class EndpointDown(Exception):
+    """What botocore raises when the endpoint cannot be reached (not an OSError)."""
+
+
+def test_a_storage_outage_at_the_locks_release_leaves_the_runs_own_error(monkeypatch, caplog):
+    """A network outage mid-run failed the chunk write, then the lock's release in the `finally`
+    failed too and its botocore error replaced the run's one-line error (295 lines, exit 1)."""
+    import logging
+
+    from urst_dask.io import lock
+
+    url = f"memory://lk-{uuid.uuid4().hex}/out.zarr"
+
+    def outage(path):
+        raise EndpointDown('Could not connect to the endpoint URL: ".../out.zarr.lock"')
+
+    with caplog.at_level(logging.WARNING, logger="urst_dask"), \
+            pytest.raises(OutputError, match="cannot write the chunk at rows 0:40"):
+        with lock.output_lock(url):
+            monkeypatch.setattr(lock, "read_lock", outage)
+            raise OutputError(f"output={url!r}: cannot write the chunk at rows 0:40")
+    assert "could not remove the lock (EndpointDown: Could not connect to the endpoint URL" in caplog.text
+    assert "the next run takes it over" in caplog.text

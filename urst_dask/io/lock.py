@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import logging
 import os
 import secrets
 import socket
@@ -245,4 +246,9 @@ def output_lock(output: str | os.PathLike[str]) -> Iterator[LockPath]:
     try:
         yield path
     finally:
-        release(path, info)
+        try:
+            release(path, info)
+        except Exception as exc:  # noqa: BLE001 - storage gone too (a network outage): the run's own error, or
+            # its success, is what the user must see; the lock is stale, and the next run takes it over
+            logging.getLogger("urst_dask").warning("%s: could not remove the lock (%s: %s); the next run takes it "
+                                                   "over", path, type(exc).__name__, " ".join(str(exc).split())[:200])
