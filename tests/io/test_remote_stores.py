@@ -429,3 +429,29 @@ def test_a_storage_outage_at_the_locks_release_leaves_the_runs_own_error(monkeyp
             raise OutputError(f"output={url!r}: cannot write the chunk at rows 0:40")
     assert "could not remove the lock (EndpointDown: Could not connect to the endpoint URL" in caplog.text
     assert "the next run takes it over" in caplog.text
+
+
+class _Unreachable:
+    """An object store client that cannot reach its endpoint, answering as s3fs does."""
+
+    def invalidate_cache(self, path=None):
+        pass
+
+    def exists(self, path):
+        return False  # s3fs: any error while looking up a bucket reads as "not there"
+
+    def info(self, path):
+        raise EndpointDown(f'Could not connect to the endpoint URL: "http://127.0.0.1:5999/{path}"')
+
+
+def test_an_unreachable_endpoint_is_not_reported_as_a_missing_bucket(monkeypatch):
+    """An output at an endpoint that refuses connections, or with a misspelt storage option, was
+    refused with "bucket 'results' does not exist" though it did."""
+    from urst_dask.io import remote_store
+
+    rp = RemotePath("s3://results/e1.zarr")
+    monkeypatch.setattr(RemotePath, "fs", lambda self: _Unreachable())
+    with pytest.raises(OutputError) as info:
+        remote_store.check_bucket(rp)
+    assert "cannot look up the bucket 'results' (EndpointDown: Could not connect to the endpoint URL" in str(info.value)
+    assert "does not exist" not in str(info.value)

@@ -93,8 +93,11 @@ def check_bucket(rp: RemotePath) -> None:
     try:
         fs = rp.fs()
         fs.invalidate_cache(bucket)
-        found = fs.exists(bucket)
-    except Exception as exc:  # noqa: BLE001
+        fs.info(bucket)  # not exists(): s3fs answers False for a bucket it could not reach or ask about
+        found = True
+    except FileNotFoundError:
+        found = False
+    except Exception as exc:  # noqa: BLE001 - an unreachable endpoint, a misspelt storage option...
         raise failure("output", rp, exc, f"look up the bucket {bucket!r}") from exc
     if not found:
         raise OutputError(f"output={str.__str__(rp)!r}: bucket {bucket!r} does not exist (or is not visible with these "
