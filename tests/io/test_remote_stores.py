@@ -455,3 +455,25 @@ def test_an_unreachable_endpoint_is_not_reported_as_a_missing_bucket(monkeypatch
         remote_store.check_bucket(rp)
     assert "cannot look up the bucket 'results' (EndpointDown: Could not connect to the endpoint URL" in str(info.value)
     assert "does not exist" not in str(info.value)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_export_of_a_store_at_an_unreachable_url_is_one_line(tmp_path):
+    """export/compare of a remote store whose endpoint is down (or without credentials) ended in a
+    raw traceback, exit 1, and then ~100 lines of "Exception ignored in <coroutine ...>"."""
+    url = f"http://127.0.0.1:{_closed_port()}/out.zarr"
+    with pytest.raises(OutputError, match=rf"store='{url}': cannot read zarr.json \(ClientConnectorError"):
+        urst_dask.export(url, tmp_path / "x.png")
+    proc = subprocess.run([sys.executable, "-m", "urst_dask", "export", url, str(tmp_path / "x.png")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"urst-dask: error: store='{url}': cannot read zarr.json (ClientConnectorError")
+    assert proc.stderr.count("\n") == 1, proc.stderr[:2000]
+    assert not (tmp_path / "x.png").exists()

@@ -104,9 +104,20 @@ def _stops_survive(previous: Any) -> Any:
             _redeliver(signal.SIGTERM)
         elif isinstance(exc, KeyboardInterrupt) and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             _redeliver(signal.SIGINT)
-        else:
+        elif not _closed_coroutine_noise(unraisable):
             previous(unraisable)
     return hook
+
+
+def _closed_coroutine_noise(unraisable: Any) -> bool:
+    """Zarr's pending reads of an unreachable store, closed as their event loop's context is
+    torn down after the failure was reported in one line: ~100 lines of "Exception ignored in
+    <coroutine StorePath.get>... was created in a different Context" that say nothing more."""
+    import inspect
+
+    exc = unraisable.exc_value
+    return isinstance(exc, ValueError) and "was created in a different Context" in str(exc) \
+        and inspect.iscoroutine(unraisable.object)
 
 
 def _handle_sigterm() -> tuple[bool, Any]:
@@ -194,4 +205,6 @@ def entry() -> None:
     import gc
 
     gc.unfreeze()  # a failure exits the usual way, every module torn down (the run froze them: freeze_gc)
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda u: None if _closed_coroutine_noise(u) else previous(u)  # after the error's line
     sys.exit(code)

@@ -313,6 +313,11 @@ def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise OutputError(f"store={str(path)!r}: is a Zarr array, not a urst-dask output store (a Zarr group)") from exc
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
         raise OutputError(f"store={str(path)!r}: not a urst-dask output store") from exc
+    except Exception as exc:  # noqa: BLE001 - at a URL: an unreachable endpoint, no credentials...
+        rp = as_remote(path)
+        if rp is None:
+            raise
+        raise remote_store.failure("store", rp, exc, "read zarr.json") from exc
 
 
 def open_output(path: str | os.PathLike[str], *, allow_incomplete: bool = False) -> da.Array:
