@@ -272,6 +272,27 @@ def test_demo_keeps_a_users_png_beside_its_output(tmp_path, capsys):
     assert (tmp_path / "e.png").is_file()
 
 
+def test_demo_writes_a_store_at_a_url_and_its_preview_here(tmp_path, capsys, monkeypatch):
+    """demo -o s3://..., file://... or memory://... was refused before the run ("folder 's3:/results'
+    does not exist": the preview's name was made from the URL as a path)."""
+    import uuid
+
+    monkeypatch.chdir(tmp_path)
+    run = ["demo", "--size", "96x64", "--method", "passthrough", "--stride", "32", "--margin", "0", "--in-process",
+           "--no-progress"]
+    url = f"memory://demo-{uuid.uuid4().hex}/m.zarr"
+    assert main([*run, "-o", url]) == 0, capsys.readouterr().err
+    assert f"wrote {url} (96x64) and m.png" in capsys.readouterr().out
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")), store.open_output(url).compute())
+    assert main([*run, "-o", f"memory://demo-{uuid.uuid4().hex}/m.zarr"]) == 2  # another store: m.png is not its own
+    assert "output='m.png': already exists (demo writes its preview in the current folder for -o" \
+        in capsys.readouterr().err
+    assert main([*run, "-o", f"file://{tmp_path / 'sub' / 'f.zarr'}"]) == 2  # a local path: its folder must exist
+    (tmp_path / "sub").mkdir()
+    assert main([*run, "-o", f"file://{tmp_path / 'sub' / 'f.zarr'}"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "sub" / "f.png").is_file() and (tmp_path / "sub" / "f.zarr" / "zarr.json").is_file()
+
+
 def test_demo_exports_where_asked(tmp_path, capsys):
     """demo takes the run options, --export included: the export is written (it was ignored)."""
     import tifffile

@@ -142,6 +142,7 @@ def _check_demo_targets(a: argparse.Namespace, png: Path) -> None:
     with ``--overwrite``, or when ``-o`` is already a store (the preview is that store's); an
     ``--export`` is checked as for stylize, and may not be the preview itself."""
     from ..errors import OutputError, ParameterError
+    from ..io.remote import is_url
     from ..io.targets import check_export_target
 
     if a.export is not None:
@@ -149,15 +150,28 @@ def _check_demo_targets(a: argparse.Namespace, png: Path) -> None:
             raise ParameterError(f"export={a.export!r}: demo writes its preview there already; give --export "
                                  "another name, or leave it out")
         check_export_target(a.export, overwrite=a.overwrite, arg="export")
-    if png.exists() and not a.overwrite and not (Path(a.out) / "zarr.json").is_file():
-        raise OutputError(f"output={str(png)!r}: already exists (demo writes its preview beside -o {a.out!r}); pass "
+    if png.exists() and not a.overwrite and (is_url(a.out) or not (Path(a.out) / "zarr.json").is_file()):
+        where = "in the current folder for" if is_url(a.out) else "beside"
+        raise OutputError(f"output={str(png)!r}: already exists (demo writes its preview {where} -o {a.out!r}); pass "
                           "--overwrite to replace it, or choose another -o")
     check_export_target(png, overwrite=True)
 
 
+def _demo_preview(out: str) -> Path:
+    """Where demo writes its preview: beside ``-o`` (``d.zarr`` -> ``d.png``; ``d.zarr/``, as a
+    shell completes it, too); for a store at a URL, in the current folder, named after it."""
+    from ..io import remote
+
+    local = remote.attach(out, None, "output")  # file:///x/d.zarr is the local /x/d.zarr
+    if isinstance(local, remote.RemotePath):
+        name = str.__str__(local).rstrip("/").rsplit("/", 1)[-1]
+        return Path(name.removesuffix(".zarr") + ".png")
+    given = Path(local)
+    return given.with_name(given.name.removesuffix(".zarr") + ".png")
+
+
 def _cmd_demo(a: argparse.Namespace) -> None:
-    given = Path(a.out)  # d.zarr/ (a shell's completion) is d.zarr
-    png = given.with_name(given.name.removesuffix(".zarr") + ".png")
+    png = _demo_preview(a.out)
     _check_demo_method(a.method)
     _check_demo_targets(a, png)
     _ensure_demo_weights(a)
