@@ -477,3 +477,43 @@ def test_export_of_a_store_at_an_unreachable_url_is_one_line(tmp_path):
     assert proc.stderr.startswith(f"urst-dask: error: store='{url}': cannot read zarr.json (ClientConnectorError")
     assert proc.stderr.count("\n") == 1, proc.stderr[:2000]
     assert not (tmp_path / "x.png").exists()
+
+
+def test_an_overwrite_killed_while_it_deletes_a_remote_store_is_finished_by_the_next(run, monkeypatch):
+    """A remote --overwrite killed half-way through deleting the old store left a prefix without
+    zarr.json, refused for good ("already exists and is not a Zarr store", --overwrite too): 20k
+    objects to delete by hand.  The removal now marks the prefix first and unmarks it last."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from urst_dask.io import remote_store
+
+    out = run(random_image(70, 90, seed=23), _memory_url("out.zarr"))
+    real_rm = MemoryFileSystem.rm
+
+    def killed(self, path, *a, **k):  # the kill lands while the chunks are being deleted
+        if isinstance(path, list):
+            raise KeyboardInterrupt
+        return real_rm(self, path, *a, **k)
+
+    monkeypatch.setattr(MemoryFileSystem, "rm", killed)
+    with pytest.raises(KeyboardInterrupt):
+        remote_store.remove(out)
+    monkeypatch.setattr(MemoryFileSystem, "rm", real_rm)
+    fs, base = out.fs(), out.fs_path()
+    assert not fs.exists(f"{base}/zarr.json") and fs.exists(f"{base}/0/c/0/0/0")  # never read as complete
+    assert fs.exists(f"{base}/{remote_store.REMOVING}")
+    image = random_image(70, 90, seed=24)
+    with pytest.raises(OutputError, match="removal was interrupted; pass --overwrite to finish removing it"):
+        run(image, out)
+    assert run(image, out, overwrite=True) == out
+    np.testing.assert_array_equal(store.open_output(out).compute(), image)
+    assert not fs.exists(f"{base}/{remote_store.REMOVING}")
+
+
+def test_a_remote_prefix_that_is_not_a_store_is_still_refused_with_overwrite(run):
+    url = _memory_url("notes")
+    rp = attach(url)
+    rp.fs().pipe_file(f"{rp.fs_path()}/readme.txt", b"mine")
+    with pytest.raises(OutputError, match="already exists and is not a Zarr store"):
+        run(random_image(20, 20, seed=1), url, overwrite=True)
+    assert rp.fs().cat_file(f"{rp.fs_path()}/readme.txt") == b"mine"

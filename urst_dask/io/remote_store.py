@@ -68,21 +68,43 @@ def exists(rp: RemotePath, arg: str = "output") -> bool:
         raise failure(arg, rp, exc, "look it up") from exc
 
 
+REMOVING = ".urst-dask-removing"  # written first and deleted last by remove(): what a killed removal leaves
+
+
 def remove(rp: RemotePath, missing_ok: bool = False) -> None:
-    """Delete every key under the store's prefix (``--overwrite``, a failed creation): the
-    root ``zarr.json`` (which holds the completion marker) first, so a store interrupted
-    while it is deleted never reads as complete with chunks missing."""
+    """Delete every key under the store's prefix (``--overwrite``, a failed creation): first a
+    :data:`REMOVING` marker, then the root ``zarr.json`` (which holds the completion marker), so
+    that a store interrupted while it is deleted never reads as complete with chunks missing,
+    then the rest, and the marker last: a removal killed half-way leaves a prefix that says
+    whose it is, and that the next ``--overwrite`` finishes (:func:`interrupted_removal`)."""
     try:
         fs = rp.fs()
-        root_meta = rp.fs_path().rstrip("/") + "/zarr.json"
-        if fs.exists(root_meta):
-            fs.rm(root_meta)
-        fs.rm(rp.fs_path(), recursive=True)
+        base = rp.fs_path().rstrip("/")
+        marker = f"{base}/{REMOVING}"
+        if fs.exists(f"{base}/zarr.json"):
+            fs.pipe_file(marker, b"urst-dask: this store's removal did not finish; --overwrite finishes it\n")
+            fs.rm(f"{base}/zarr.json")
+        rest = [k for k in fs.find(base) if k.rstrip("/") != marker]
+        if rest:
+            fs.rm(rest)
+        fs.rm(base, recursive=True)
     except FileNotFoundError:
         pass
     except Exception as exc:  # noqa: BLE001
         if not missing_ok:
             raise failure("output", rp, exc, "delete the old store") from exc
+
+
+def interrupted_removal(rp: RemotePath) -> bool:
+    """Whether the prefix holds what a killed :func:`remove` left (its marker, no ``zarr.json``)."""
+    try:
+        return bool(rp.fs().exists(f"{rp.fs_path().rstrip('/')}/{REMOVING}"))
+    except Exception as exc:  # noqa: BLE001
+        raise failure("output", rp, exc, "look it up") from exc
+
+
+LEFTOVER_HINT = ("holds what is left of a urst-dask store whose removal was interrupted; pass --overwrite to finish "
+                 "removing it")
 
 
 def check_bucket(rp: RemotePath) -> None:
@@ -110,6 +132,10 @@ def check_output(rp: RemotePath, overwrite: bool, not_a_store_hint: str) -> Remo
     require_writable(rp)
     if exists(rp):
         if node_type(rp, "output") is None:
+            if interrupted_removal(rp):
+                if overwrite:
+                    return rp
+                raise OutputError(f"output={str.__str__(rp)!r}: {LEFTOVER_HINT}")
             raise OutputError(f"output={str.__str__(rp)!r}: already exists and is not a Zarr store; "
                               f"{not_a_store_hint}")
         if not overwrite:
@@ -203,5 +229,6 @@ def identity(rp: RemotePath, arg: str = "content") -> dict[str, Any]:
             "listing_sha256": digest.hexdigest()}
 
 
-__all__ = ["check_bucket", "check_not_input", "check_output", "exists", "failure", "identity", "node_type",
+__all__ = ["LEFTOVER_HINT", "REMOVING", "check_bucket", "check_not_input", "check_output", "exists", "failure",
+           "identity", "interrupted_removal", "node_type",
            "present_chunks", "remove", "require_writable"]

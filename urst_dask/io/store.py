@@ -182,6 +182,8 @@ def prepare_output(path: str | os.PathLike[str], fingerprint: str, overwrite: bo
         check_output_path(p, overwrite)
         return "new"
     kind = zarr_node_type(p)
+    if kind is None and isinstance(p, RemotePath) and remote_store.interrupted_removal(p):
+        raise OutputError(f"output={str(path)!r}: {remote_store.LEFTOVER_HINT}")
     if kind is None:
         raise OutputError(f"output={str(path)!r}: already exists and is not a Zarr store; {NOT_A_STORE_HINT}")
     if kind == "array":
