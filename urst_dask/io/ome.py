@@ -15,6 +15,7 @@ understand but ome-zarr-py rejects ("'space' axes must come after 'channel'").
 
 from __future__ import annotations
 
+import math
 import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -64,6 +65,28 @@ def xml_text(value: object) -> str:
     """
     text = str(value)
     return text if all(_xml_char_ok(ch) for ch in text) else "".join(ch for ch in text if _xml_char_ok(ch))
+
+
+def from_resolution(x: float, y: float, unit: str) -> PixelSize | None:
+    """The pixel size of ``x``/``y`` pixels per ``unit`` (``"inch"`` or ``"centimeter"``: a
+    photograph's dpi, a TIFF's resolution tags), in micrometres; ``None`` for a missing, zero
+    or non-finite resolution, or no unit (an aspect ratio only)."""
+    um = {"inch": 25400.0, "centimeter": 10000.0}.get(unit)
+    try:
+        x, y = float(x), float(y)
+    except (TypeError, ValueError):
+        return None
+    if um is None or not (math.isfinite(x) and math.isfinite(y) and x > 0 and y > 0):
+        return None
+    return {"y": (um / y, "micrometer"), "x": (um / x, "micrometer")}
+
+
+def dots_per_inch(pixel_size: PixelSize | None) -> tuple[float, float] | None:
+    """(x, y) dots per inch of a pixel size with a length unit (for PNG/JPEG exports), or None."""
+    if not pixel_size or not all(ax in pixel_size and pixel_size[ax][1] in UNIT_IN_CM for ax in ("x", "y")):
+        return None
+    x, y = (2.54 / (float(pixel_size[ax][0]) * UNIT_IN_CM[str(pixel_size[ax][1])]) for ax in ("x", "y"))
+    return x, y
 
 
 def parse_ome_xml(xml: str) -> tuple[PixelSize | None, tuple[str, ...] | None]:

@@ -138,12 +138,15 @@ def _png_chunk(fh, tag: bytes, data: bytes) -> None:
     fh.write(struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
 
 
-def _write_png(fh, array: Raster, level: int = 6) -> None:
-    """PNG (8/16-bit gray, RGB or RGBA), rows filtered with "Up" and deflated band by band."""
+def _write_png(fh, array: Raster, level: int = 6, dpi: tuple[float, float] | None = None) -> None:
+    """PNG (8/16-bit gray, RGB or RGBA), rows filtered with "Up" and deflated band by band;
+    ``dpi`` (x, y) goes in a pHYs chunk (pixels per metre)."""
     h, w, c = (int(s) for s in array.shape)
     depth = 8 * array.dtype.itemsize
     fh.write(b"\x89PNG\r\n\x1a\n")
     _png_chunk(fh, b"IHDR", struct.pack(">IIBBBBB", w, h, depth, {1: 0, 3: 2, 4: 6}[c], 0, 0, 0))
+    if dpi is not None:
+        _png_chunk(fh, b"pHYs", struct.pack(">IIB", *(round(v / 0.0254) for v in dpi), 1))
     comp = zlib.compressobj(level)
     prev = np.zeros(w * c * array.dtype.itemsize, np.uint8)
     for band in _bands(array, _band_rows(array, 1)):
@@ -180,11 +183,12 @@ def check_raster_holds(path: str | os.PathLike[str], shape: tuple[int, int, int]
 
 
 def write_raster(path: str | os.PathLike[str], image: np.ndarray | Raster, *, overwrite: bool = False,
-                 quality: int = 95) -> None:
+                 quality: int = 95, dpi: tuple[float, float] | None = None) -> None:
     """Write an (H, W, C) image (C = 1, 3 or 4) as PNG or JPEG (the format from the suffix).
 
     PNG: uint8 or uint16, gray/RGB/RGBA, streamed band by band from the :class:`Raster`.
     JPEG: uint8 gray/RGB only, at most 65500 px a side, built whole in memory by Pillow.
+    ``dpi``: the (x, y) resolution to record (PNG pHYs, JPEG JFIF density), for printing.
     """
     p = Path(path)
     check_target(p, overwrite)
@@ -198,10 +202,11 @@ def write_raster(path: str | os.PathLike[str], image: np.ndarray | Raster, *, ov
             from PIL import Image
 
             pixels = np.asarray(arr.read(0, h))
-            Image.fromarray(pixels[..., 0] if c == 1 else pixels).save(tmp, format="JPEG", quality=quality)
+            Image.fromarray(pixels[..., 0] if c == 1 else pixels).save(
+                tmp, format="JPEG", quality=quality, **({"dpi": tuple(round(v) for v in dpi)} if dpi else {}))
         else:
             with open(tmp, "wb") as fh:
-                _write_png(fh, arr)
+                _write_png(fh, arr, dpi=dpi)
         os.replace(tmp, p)
     finally:
         tmp.unlink(missing_ok=True)

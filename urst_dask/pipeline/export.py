@@ -19,7 +19,7 @@ import dask.array as da
 import numpy as np
 
 from ..errors import OutputError, ParameterError, UrstError, require_bool, require_path
-from ..io import chunkio, halving, remote, store, writers
+from ..io import chunkio, halving, ome, remote, store, writers
 from ..io.readers import open_image
 from ..io.targets import check_export_target, check_not_input
 from ..io.writers import Raster, TiffCompression
@@ -137,7 +137,8 @@ def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, o
                        channel_names=src.channel_names, overwrite=overwrite,
                        compression="zlib" if compression is None else compression, tile=256 if tile is None else tile)
         else:
-            writers.write_raster(p, as_raster(arr), overwrite=overwrite)
+            dpi = ome.dots_per_inch(open_image(store_path, "store").pixel_size)  # an input's dpi, for printing
+            writers.write_raster(p, as_raster(arr), overwrite=overwrite, dpi=dpi)
     except OSError as exc:
         if isinstance(exc, UrstError):
             raise

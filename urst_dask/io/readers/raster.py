@@ -86,7 +86,7 @@ def read_raster(path: Path, where: str, allow_large: bool, scratch_dir: Path | N
     cached = _RASTER_CACHE.get(key)
     if cached and os.path.isdir(cached):
         z = zarr.open_array(cached, mode="r")
-        return RawImage(da.from_zarr(z), fmt, "YXC", stored=z)
+        return RawImage(da.from_zarr(z), fmt, "YXC", pixel_size=_pixel_size(z.attrs.get("dpi")), stored=z)
     with _PIL_LOCK:
         limit = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = None  # our own check below, with the flag that lifts it
@@ -109,6 +109,7 @@ def read_raster(path: Path, where: str, allow_large: bool, scratch_dir: Path | N
                     f"{where}: PNG header claims {w} x {h} pixels ({head.pixel_bytes} bytes) but the file holds "
                     f"{head.idat_bytes} bytes of compressed image data, too few to inflate to that: truncated or "
                     f"forged (a decompression bomb); refused even with {ALLOW_LARGE_FLAG}")
+            dpi = _dpi(im, head)
             if head is not None and head.depth == 16:  # Pillow would decode RGB(A) to 8 bits
                 if icc.needs_conversion(im.info.get("icc_profile")):
                     icc.unconverted(im.info["icc_profile"], "16-bit", where)
@@ -135,6 +136,8 @@ def read_raster(path: Path, where: str, allow_large: bool, scratch_dir: Path | N
         z = zarr.create_array(store, shape=(h, w, first.shape[2]), dtype=first.dtype, fill_value=0,
                               chunks=(min(h, step), min(w, step), first.shape[2]), dimension_names=("y", "x", "c"),
                               compressors=_scratch_codec())
+        if dpi is not None:
+            z.attrs["dpi"] = list(dpi)
         z[: first.shape[0]] = first
         for y0 in range(step, h, step):
             z[y0 : y0 + step] = _band(im, y0, min(h, y0 + step), where)
@@ -148,4 +151,26 @@ def read_raster(path: Path, where: str, allow_large: bool, scratch_dir: Path | N
             im.close()
     _RASTER_CACHE[key] = store
     z = zarr.open_array(store, mode="r")
-    return RawImage(da.from_zarr(z), fmt, "YXC", stored=z)
+    return RawImage(da.from_zarr(z), fmt, "YXC", pixel_size=_pixel_size(dpi), stored=z)
+
+
+def _dpi(im: Any, head: Any) -> tuple[float, float] | None:
+    """The (x, y) dots per inch a PNG's pHYs or a JPEG's JFIF/EXIF header gives, as displayed (x
+    and y swapped where the EXIF orientation turns the picture a quarter); None without a unit."""
+    dpi = im.info.get("dpi")
+    if not (isinstance(dpi, tuple) and len(dpi) == 2):
+        return None
+    if im.format == "JPEG" and im.info.get("jfif_unit") not in (1, 2):
+        exif = im.getexif()  # without JFIF units Pillow takes EXIF's resolution, or says 72 dpi of its own
+        if 282 not in exif or exif.get(296, 2) not in (2, 3):
+            return None
+    x, y = (float(v) for v in dpi)
+    # a PNG's eXIf from its chunk headers (Pillow's getexif would decode the pixels)
+    orientation = head.orientation if head is not None else int(im.getexif().get(0x0112, 1) or 1)
+    return (y, x) if orientation >= 5 else (x, y)
+
+
+def _pixel_size(dpi: Any) -> Any:
+    from .. import ome
+
+    return ome.from_resolution(dpi[0], dpi[1], "inch") if dpi else None

@@ -98,6 +98,22 @@ def _check_complete(tif: Any, series: Any, size: int, where: str) -> None:
                                       f"has {size} bytes")
 
 
+def _tag_pixel_size(page: Any) -> ome.PixelSize | None:
+    """The pixel size the XResolution/YResolution/ResolutionUnit tags give (a scan's or a
+    photograph's dpi), or ``None`` without a unit (an aspect ratio only) or a usable value."""
+    def ratio(code: int) -> float | None:
+        tag = page.tags.get(code)
+        value = tag.value if tag is not None else None
+        if isinstance(value, tuple) and len(value) == 2:
+            return value[0] / value[1] if value[1] else None
+        return float(value) if isinstance(value, (int, float)) else None
+
+    unit = page.tags.get(296)  # ResolutionUnit: 1 none, 2 inch (the default), 3 centimetre
+    name = {2: "inch", 3: "centimeter"}.get(int(unit.value) if unit is not None else 2)
+    x, y = ratio(282), ratio(283)
+    return None if name is None or x is None or y is None else ome.from_resolution(x, y, name)
+
+
 def read_tiff(path: Path, where: str) -> RawImage:
     import tifffile
 
@@ -109,6 +125,7 @@ def read_tiff(path: Path, where: str) -> RawImage:
             _check_complete(tif, series, st.st_size, where)
             ome_xml = tif.ome_metadata if tif.is_ome else None
             view = tiffpixels.view_of(series.keyframe, where)
+            resolution = _tag_pixel_size(series.keyframe)
     except InputImageError:
         raise
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt TIFFs raise many types
@@ -135,6 +152,7 @@ def read_tiff(path: Path, where: str) -> RawImage:
         # the picture a viewer shows: min-is-white inverted, palette looked up, Orientation applied
         arrays.append(arr if view.identity else view(arr, level_axes or "", where))
     pixel_size, names = ome.parse_ome_xml(ome_xml) if ome_xml else (None, None)
+    pixel_size = pixel_size or resolution  # OME's PhysicalSize first, else the resolution tags (a photo's dpi)
     if view.orientation >= 5 and pixel_size:  # rows and columns swapped
         pixel_size = {{"y": "x", "x": "y"}.get(k, k): v for k, v in pixel_size.items()}
     shown = None if view.identity else functools.partial(view, axes=level0_axes, where=where)
