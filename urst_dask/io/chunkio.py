@@ -55,7 +55,7 @@ def require_stored(path: str | os.PathLike[str]) -> None:
     made of it (a TIFF export reuses the pyramid's levels).  Every chunk of the image is
     written, even an empty one, and so is every chunk of a pyramid level now; the levels of
     earlier stores left their all-zero chunks out, so a level's missing chunk is accepted
-    where the level before it is all zero under it."""
+    where reducing the level before it gives an all-zero chunk there."""
     import zarr
 
     from ..errors import OutputError
@@ -81,12 +81,17 @@ def require_stored(path: str | os.PathLike[str]) -> None:
 
 
 def _nonzero_under(prev: Any, arr: Any, row: int, col: int) -> bool:
-    """Whether the previous level has a non-zero pixel under chunk (``row``, ``col``) of the
-    2x-reduced ``arr``: the chunk cannot have been all zero, so its absence is damage."""
+    """Whether chunk (``row``, ``col``) of the 2x-reduced ``arr``, computed again from the
+    previous level as the pyramid computes it, has a non-zero pixel: it cannot have been left
+    out for being all zero, so its absence is damage.  (A dark region's 2 x 2 means can round
+    to 0 where the level above is not quite black: only the reduction itself can tell.)"""
+    from .halving import half_array
+
     ch, cw = arr.chunks[1:]
     rows = slice(2 * row * ch, min(2 * (row + 1) * ch, prev.shape[1]))
     cols = slice(2 * col * cw, min(2 * (col + 1) * cw, prev.shape[2]))
-    return bool(np.any(np.asarray(prev[:, rows, cols])))
+    region = np.moveaxis(np.asarray(prev[:, rows, cols]), 0, 2)  # (C, h, w) -> (h, w, C)
+    return bool(np.any(half_array(region))) if np.any(region) else False
 
 
 # zarr's local store writes ``<key>.<uuid4 hex>.partial`` and renames it into place
