@@ -24,18 +24,21 @@ def _s15(v: float) -> bytes:
     return struct.pack(">i", round(v * 65536))
 
 
-def wide_gamut_profile() -> bytes:
-    """A v2 RGB matrix/TRC display profile with Adobe RGB (1998)'s D50-adapted primaries and a
-    2.2 gamma, assembled from the ICC specification's tag types."""
+ADOBE_RGB = ((0.6097, 0.3111, 0.0195), (0.2053, 0.6257, 0.0609), (0.1492, 0.0632, 0.7446))  # D50-adapted
+SRGB = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))
+
+
+def wide_gamut_profile(name: bytes = b"Wide test RGB", primaries=ADOBE_RGB, gamma: float = 2.2) -> bytes:
+    """A v2 RGB matrix/TRC display profile (default: Adobe RGB (1998)'s D50-adapted primaries
+    and a 2.2 gamma), assembled from the ICC specification's tag types."""
     def xyz(x: float, y: float, z: float) -> bytes:
         return b"XYZ " + bytes(4) + _s15(x) + _s15(y) + _s15(z)
 
-    name = b"Wide test RGB"
     desc = b"desc" + bytes(4) + struct.pack(">I", len(name) + 1) + name + b"\0" + bytes(4 + 4 + 2 + 1 + 67)
-    gamma = b"curv" + bytes(4) + struct.pack(">IH", 1, 563) + bytes(2)  # u8Fixed8 2.2, padded to 4 bytes
-    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249)), (b"rXYZ", xyz(0.6097, 0.3111, 0.0195)),
-            (b"gXYZ", xyz(0.2053, 0.6257, 0.0609)), (b"bXYZ", xyz(0.1492, 0.0632, 0.7446)),
-            (b"rTRC", gamma), (b"gTRC", gamma), (b"bTRC", gamma), (b"cprt", b"text" + bytes(4) + b"none\0\0\0\0")]
+    trc = b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)) + bytes(2)  # u8Fixed8, padded to 4 bytes
+    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249)), (b"rXYZ", xyz(*primaries[0])),
+            (b"gXYZ", xyz(*primaries[1])), (b"bXYZ", xyz(*primaries[2])),
+            (b"rTRC", trc), (b"gTRC", trc), (b"bTRC", trc), (b"cprt", b"text" + bytes(4) + b"none\0\0\0\0")]
     offset = 128 + 4 + 12 * len(tags)
     table, data = b"", b""
     for sig, body in tags:
@@ -106,3 +109,55 @@ def test_frames_are_read_in_srgb_as_stylize_reads_them(tmp_path):
     for name in ("f.png", "f.tif"):
         _save(tmp_path / name, RGB, WIDE)
         np.testing.assert_array_equal(frame_io.read_frame(tmp_path / name), viewer(RGB, WIDE), name)
+
+
+def test_a_profile_is_judged_by_what_it_does_not_by_its_name(tmp_path):
+    """A linear-light profile named "Linear sRGB" (GIMP's) is not sRGB: converted; a profile
+    with sRGB's colorimetry under another name reads as stored."""
+    linear = wide_gamut_profile(b"GIMP built-in Linear sRGB", SRGB, 1.0)
+    _save(tmp_path / "lin.png", RGB, linear)
+    np.testing.assert_array_equal(np.asarray(images.open_image(tmp_path / "lin.png").array), viewer(RGB, linear))
+    look_alike = wide_gamut_profile(b"My monitor", SRGB, 2.2)  # sRGB's primaries, a plain 2.2 curve: not sRGB
+    _save(tmp_path / "alike.png", RGB, look_alike)
+    np.testing.assert_array_equal(np.asarray(images.open_image(tmp_path / "alike.png").array), viewer(RGB, look_alike))
+
+
+def test_a_broken_profile_reads_as_stored_with_one_warning_per_process(tmp_path, caplog):
+    from urst_dask.io.readers import icc
+
+    icc._WARNED.clear()
+    broken = b"\0" * 200
+    _save(tmp_path / "b.tif", RGB, broken)
+    _save(tmp_path / "b.png", RGB, broken)
+    with caplog.at_level(logging.WARNING, logger="urst_dask"):
+        for name in ("b.tif", "b.png", "b.tif"):
+            np.testing.assert_array_equal(np.asarray(images.open_image(tmp_path / name).array), RGB, name)
+        np.testing.assert_array_equal(frame_io.read_frame(tmp_path / "b.png"), RGB)
+    assert caplog.text.count("cannot be read: the colours are read as stored") == 1, caplog.text
+
+
+def test_a_palette_tiff_with_a_profile_is_converted_as_the_png_is(tmp_path):
+    pal = Image.fromarray(RGB).quantize(64)
+    indices = np.asarray(pal)
+    colours = np.zeros((3, 256), np.uint16)
+    colours[:, :64] = np.array(pal.getpalette()[: 64 * 3], np.uint16).reshape(64, 3).T * 257
+    tifffile.imwrite(tmp_path / "p.tif", indices, photometric="palette", colormap=colours, iccprofile=WIDE)
+    pal.save(tmp_path / "p.png", icc_profile=WIDE)
+    want = viewer(np.asarray(pal.convert("RGB")), WIDE)
+    for name in ("p.tif", "p.png"):
+        np.testing.assert_array_equal(np.asarray(images.open_image(tmp_path / name).array), want, name)
+
+
+def test_grey_with_a_grey_profile_keeps_its_values_without_a_word(tmp_path, caplog):
+    from urst_dask.io.readers import icc
+
+    icc._WARNED.clear()
+    grey = RGB[..., 0]
+    la = np.stack([grey, 255 - grey], -1)
+    gray22 = wide_gamut_profile(b"Gray", SRGB, 2.2).replace(b"mntrRGB XYZ ", b"mntrGRAYXYZ ", 1)  # a grey space
+    assert icc.describe(gray22)[0] == "gray"
+    Image.fromarray(la, "LA").save(tmp_path / "la.png", icc_profile=gray22)
+    with caplog.at_level(logging.WARNING, logger="urst_dask"):
+        got = np.asarray(images.open_image(tmp_path / "la.png").array)
+    np.testing.assert_array_equal(got, np.stack([grey, grey, grey, 255 - grey], -1))
+    assert "colour profile" not in caplog.text

@@ -111,7 +111,7 @@ def read_raster(path: Path, where: str, allow_large: bool, scratch_dir: Path | N
                     f"forged (a decompression bomb); refused even with {ALLOW_LARGE_FLAG}")
             dpi = _dpi(im, head)
             if head is not None and head.depth == 16:  # Pillow would decode RGB(A) to 8 bits
-                if icc.needs_conversion(im.info.get("icc_profile")):
+                if im.info.get("icc_profile"):  # (silent for sRGB and grey profiles)
                     icc.unconverted(im.info["icc_profile"], "16-bit", where)
                 im.close()
                 im = png.decode_png16(path, head, where)

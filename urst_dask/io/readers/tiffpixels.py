@@ -106,14 +106,17 @@ def view_of(page: Any, where: str) -> TiffView:
                               f"({page.shape[1]} x {page.shape[0]}), not the picture{raw}")
     photometric = check_photometric(page, where)
     tag, profile = page.tags.get(274), page.tags.get(34675)  # Orientation, InterColorProfile
+    colormap = None if page.colormap is None else np.array(page.colormap)
     icc = bytes(profile.value) if profile is not None else None
-    if not icc_module.needs_conversion(icc):
-        icc = None
-    elif photometric != RGB or np.dtype(page.dtype) != np.uint8 or int(page.samplesperpixel) not in (3, 4):
-        icc_module.unconverted(icc, f"{np.dtype(page.dtype)} x {int(page.samplesperpixel)}", where)  # type: ignore[arg-type]
-        icc = None
-    return TiffView(photometric, None if page.colormap is None else np.array(page.colormap),
-                    int(tag.value) if tag is not None else 1, premultiplied(page), icc)
+    if icc is not None:
+        eight_bit = np.dtype(page.dtype) == np.uint8 and (
+            (photometric == RGB and int(page.samplesperpixel) in (3, 4))
+            or (photometric == PALETTE and colormap is not None and bool(np.all(colormap % 257 == 0))))
+        if not (eight_bit and icc_module.describe(icc)[0] == "rgb"):
+            what = "16-bit palette" if photometric == PALETTE else f"{np.dtype(page.dtype)} x {int(page.samplesperpixel)}"
+            icc_module.unconverted(icc, what, where)  # silent for sRGB and grey profiles
+            icc = None
+    return TiffView(photometric, colormap, int(tag.value) if tag is not None else 1, premultiplied(page), icc)
 
 
 def _to_srgb(arr: Any, axis: int, icc: bytes) -> Any:
