@@ -98,3 +98,12 @@ def test_cmyk_tiff_frames_are_refused_as_stylize_refuses_them(tmp_path):
     tifffile.imwrite(tmp_path / "k.tif", cmyk, photometric="separated")
     with pytest.raises(InputImageError, match=r"frame='.*k\.tif': TIFF photometric interpretation SEPARATED"):
         frame_io.read_header(tmp_path / "k.tif")
+
+
+def test_a_tiff_frame_is_known_by_its_bytes_whatever_its_name(tmp_path):
+    """A 16-bit TIFF frame named .jpg went to Pillow and became 8-bit (stylize reads it whole)."""
+    deep = np.random.default_rng(4).integers(0, 65536, (8, 10, 3)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "f.jpg", deep, photometric="rgb")
+    head = frame_io.read_header(tmp_path / "f.jpg")
+    assert (head.height, head.width, head.channels, head.dtype) == (8, 10, 3, "uint16")
+    np.testing.assert_array_equal(frame_io.read_frame(tmp_path / "f.jpg"), deep)

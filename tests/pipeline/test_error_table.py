@@ -373,6 +373,11 @@ ROWS = [
                      "run then computes again), or write the picture alone again from a finished store: "
                      "urst-dask export {d}/out.zarr {d}/x.png --overwrite",
         lambda c: (c.d / "x.png").read_bytes() == b"old" and not (c.d / "out.zarr").exists()),
+    Row("k --export onto an existing picture, the store at a URL: the hint says to give the storage options", "cli",
+        lambda c: (c.d / "x.png").write_bytes(b"old") and [
+            "stylize", str(good_input(c)), str(c.style), "-o", "memory://hint/o.zarr", "--method", "identity",
+            "--weights", str(c.d), "--no-progress", "--export", str(c.d / "x.png")],
+        OutputError, "urst-dask export memory://hint/o.zarr {d}/x.png --overwrite with this run's --storage-options"),
     # k. --export with an unknown suffix: refused before the run
     Row("k --export out.bmp", "cli", lambda c: stylize_argv(c, good_input(c), "--export", str(c.d / "out.bmp")),
         ParameterError, "export='{d}/out.bmp': unknown format '.bmp'; use .png, .jpg or .tif",

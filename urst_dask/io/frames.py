@@ -105,6 +105,14 @@ def _tiff_layout(tif: Any, p: Path) -> tuple[str, tuple[int, ...], str]:
     return axes, shape, "float32" if dtype.kind == "f" else str(dtype)
 
 
+def _kind(p: Path) -> str | None:
+    """The frame's format: a TIFF by its first bytes whatever its name (as ``urst-dask
+    stylize`` knows one: a 16-bit TIFF named .jpg stays 16-bit), else by its suffix."""
+    from .readers import is_tiff_file
+
+    return "tif" if is_tiff_file(p) else SUFFIXES.get(p.suffix.lower())
+
+
 def _tiff_view(tif: Any, p: Path) -> Any:
     """How the first image's samples become the picture a viewer shows, as ``urst-dask
     stylize`` reads a TIFF (:func:`~urst_dask.io.readers.tiffpixels.view_of`)."""
@@ -135,7 +143,7 @@ def read_header(path: str | os.PathLike[str]) -> FrameHeader:
     orientation applied); :class:`InputImageError` naming the frame if it cannot be read or
     holds samples or channels a frame cannot have."""
     p = Path(path)
-    kind = SUFFIXES.get(p.suffix.lower())
+    kind = _kind(p)
     try:
         if kind == "exr":
             with _exr_module().File(str(p)) as f:
@@ -234,7 +242,7 @@ def _read_pil(p: Path) -> np.ndarray:
 def read_frame(path: str | os.PathLike[str]) -> np.ndarray:
     """One frame as an (H, W, C) array: uint8/uint16 as stored, float frames as float32."""
     p = Path(path)
-    kind = SUFFIXES.get(p.suffix.lower())
+    kind = _kind(p)
     try:
         if kind == "exr":
             with _exr_module().File(str(p)) as f:

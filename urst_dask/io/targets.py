@@ -99,9 +99,11 @@ def check_export_target(out: str | os.PathLike[str], *, overwrite: bool = False,
     if content is not None:
         check_not_input(out, content)
     if p.exists() and not overwrite:
+        options = " with this run's --storage-options" if store is not None and remote.is_url(store) else ""
         alone = ("" if store is None else
                  f" (and the store, which the run then computes again), or write the picture alone again from a "
-                 f"finished store: urst-dask export {shlex.quote(str(store))} {shlex.quote(str(out))} --overwrite")
+                 f"finished store: urst-dask export {shlex.quote(str(store))} {shlex.quote(str(out))} --overwrite"
+                 f"{options}")
         raise OutputError(f"{arg}={str(out)!r}: already exists; pass --overwrite to replace it{alone}")
     check_folder(p, str(out), arg)
     if content is not None and suffix not in (".tif", ".tiff"):

@@ -66,7 +66,7 @@ class Reader:
 _TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # TIFF and BigTIFF, little- and big-endian
 
 
-def _is_tiff(path: Path) -> bool:
+def is_tiff_file(path: Path) -> bool:
     """A TIFF by its suffix, or by its first bytes whatever its name (a camera's .dng, a TIFF
     named .jpg): Pillow would read only its first page, 16-bit samples as 8-bit."""
     if path.suffix.lower() in TIFF_SUFFIXES:
@@ -80,7 +80,7 @@ def _is_tiff(path: Path) -> bool:
 
 READERS: tuple[Reader, ...] = (
     Reader("zarr", is_zarr, lambda p, where, allow_large, scratch_dir: read_zarr(p, where)),
-    Reader("tiff", _is_tiff, lambda p, where, allow_large, scratch_dir: read_tiff(p, where)),
+    Reader("tiff", is_tiff_file, lambda p, where, allow_large, scratch_dir: read_tiff(p, where)),
     Reader("raster", lambda p: p.is_file(), read_raster),  # Pillow says whether it can decode it
 )
 
@@ -193,6 +193,6 @@ def read_style(path: str | os.PathLike[str], arg: str = "style", *, axes: str | 
 __all__ = [
     "ALLOW_LARGE_FLAG", "AXES_LETTERS", "CHANNELS", "HEAD_BYTES", "READERS", "SUPPORTED_DTYPES", "TIFF_SUFFIXES",
     "ImageSource", "RawImage", "Reader", "ZarrBlocks", "as_rgb", "as_source", "check_finite", "check_image",
-    "check_unit_pixels", "check_unit_range", "guess_axes", "input_identity", "open_image", "parse_axes", "png", "read_style",
+    "check_unit_pixels", "check_unit_range", "guess_axes", "input_identity", "is_tiff_file", "open_image", "parse_axes", "png", "read_style",
     "require_unit_range", "to_yxc", "_close_tiffs",
 ]
