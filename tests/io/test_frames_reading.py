@@ -107,3 +107,22 @@ def test_a_tiff_frame_is_known_by_its_bytes_whatever_its_name(tmp_path):
     head = frame_io.read_header(tmp_path / "f.jpg")
     assert (head.height, head.width, head.channels, head.dtype) == (8, 10, 3, "uint16")
     np.testing.assert_array_equal(frame_io.read_frame(tmp_path / "f.jpg"), deep)
+
+
+def test_a_tiff_frame_of_several_images_is_refused(tmp_path):
+    """Pages written one by one, or a two-image OME-TIFF: only the first image was stylized, the
+    others dropped without a word (the README says a multi-image TIFF is refused)."""
+    grey = np.random.default_rng(5).integers(0, 256, (3, 12, 20), dtype=np.uint8)
+    with tifffile.TiffWriter(tmp_path / "pages.tif") as tif:
+        for page in grey:
+            tif.write(page, photometric="minisblack")
+    with tifffile.TiffWriter(tmp_path / "two.ome.tif", ome=True) as tif:
+        for _ in range(2):
+            tif.write(np.zeros((12, 20, 3), np.uint8), photometric="rgb")
+    for name, count in (("pages.tif", 3), ("two.ome.tif", 2)):
+        with pytest.raises(InputImageError, match=rf"{name}': holds {count} images .* a frame must be one image"):
+            frame_io.read_header(tmp_path / name)
+    with tifffile.TiffWriter(tmp_path / "pyramid.tif") as tif:  # one image with a reduced level: read
+        tif.write(grey[0], photometric="minisblack", subifds=1)
+        tif.write(grey[0][::2, ::2], photometric="minisblack", subfiletype=1)
+    np.testing.assert_array_equal(frame_io.read_frame(tmp_path / "pyramid.tif")[..., 0], grey[0])

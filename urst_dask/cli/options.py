@@ -100,11 +100,11 @@ def add_storage_options(p: argparse.ArgumentParser) -> None:
                         "(AWS_*, FSSPEC_S3...)")
 
 
-def add_inputs(p: argparse.ArgumentParser, content_help: str) -> None:
+def add_inputs(p: argparse.ArgumentParser, content_help: str,
+               style_help: str = "style image (or a style name/checkpoint for baked-in-style methods)") -> None:
     """The positional ``content`` and ``style``; the style may also come as ``--style`` (how
     ``train`` takes it).  Without that option argparse read ``--style X`` as an abbreviation of
     ``--style-size`` and said "invalid int value".  :func:`style_arg` reads the one given."""
-    style_help = "style image (or a style name/checkpoint for baked-in-style methods)"
     p.add_argument("content", help=content_help)
     p.add_argument("style", nargs="?", help=f"{style_help}; or give it as --style")
     p.add_argument("--style", dest="style_option", metavar="STYLE", help=f"the {style_help}, instead of the position")

@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Stylize every frame of a sequence, tile by tile, with the normalisation "
                                    "statistics shared over time (per frame, per shot or as a moving average).",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_inputs(p, "frames: a folder or glob (png/tif/jpg/exr), a .zarr (T, H, W, C), or mp4/mov/mkv")
+    add_inputs(p, "frames: a folder or glob (png/tif/jpg/exr), a .zarr (T, H, W, C), or mp4/mov/mkv",
+               "style image (video runs need a style-image method, not a baked-in style)")
     p.add_argument("-o", "--out", required=True, help="a frame folder, a .zarr (T, H, W, C) or a video file (.mp4...)")
     p.add_argument("--stats", default="shot", choices=["per-frame", "shot", "ema"],
                    help="statistics over time: per-frame (the paper), shot (one per shot, from a mosaic of its "

@@ -94,7 +94,13 @@ def _checked(h: FrameHeader, p: Path) -> FrameHeader:
 
 def _tiff_layout(tif: Any, p: Path) -> tuple[str, tuple[int, ...], str]:
     """The first image's axes (``YX``, ``YXS`` or ``SYX``, singleton axes dropped), shape and
-    sample type; a stack of several images is refused."""
+    sample type; a stack of several images is refused, and so is a file of several images
+    (pages written one by one, a multi-image OME-TIFF), whose others would be left out."""
+    images = [s for s in tif.series if not s.keyframe.is_reduced]  # (a pyramid's reduced levels are one image)
+    if len(images) > 1:
+        raise InputImageError(f"frame={str(p)!r}: holds {len(images)} images (TIFF series of shapes "
+                              f"{', '.join(str(tuple(s.shape)) for s in images[:3])}{' ...' if len(images) > 3 else ''});"
+                              " a frame must be one image: write each frame to its own file")
     series = tif.series[0]
     keep = [i for i, a in enumerate(series.axes) if a in "YXS" or series.shape[i] != 1]
     axes, shape = "".join(series.axes[i] for i in keep), tuple(int(series.shape[i]) for i in keep)
