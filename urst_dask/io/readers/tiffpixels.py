@@ -113,7 +113,8 @@ def view_of(page: Any, where: str) -> TiffView:
             (photometric == RGB and int(page.samplesperpixel) in (3, 4))
             or (photometric == PALETTE and colormap is not None and bool(np.all(colormap % 257 == 0))))
         if not (eight_bit and icc_module.describe(icc)[0] == "rgb"):
-            what = "16-bit palette" if photometric == PALETTE else f"{np.dtype(page.dtype)} x {int(page.samplesperpixel)}"
+            what = (("8-bit" if eight_bit else "16-bit") + " palette" if photometric == PALETTE
+                    else f"{np.dtype(page.dtype)} x {int(page.samplesperpixel)}")
             icc_module.unconverted(icc, what, where)  # silent for sRGB and grey profiles
             icc = None
     return TiffView(photometric, colormap, int(tag.value) if tag is not None else 1, premultiplied(page), icc)
