@@ -14,7 +14,6 @@ import os
 import pickle
 import signal
 import struct
-import time
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -144,17 +143,15 @@ def test_a_damaged_zarr_chunk_fails_a_run_with_one_line(tmp_path: Path, client: 
 def test_a_png_claiming_100000_squared_pixels_is_refused_at_once(tmp_path: Path, arg: str) -> None:
     bomb = png_header_only(tmp_path / "bomb.png", 100_000, 100_000)
     assert bomb.stat().st_size < 200
-    tracemalloc.start()
-    start = time.perf_counter()
+    tracemalloc.start()  # decoding would allocate its 30 GB; the refusal reads the header alone
     try:
         with pytest.raises(InputImageError) as info:
             (images.open_image if arg == "content" else images.read_style)(bomb, arg)
-        seconds = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     one_line(info.value, f"{arg}={str(bomb)!r}", "100000 x 100000 = 10000000000 pixels", "--allow-large-images")
-    assert seconds < 2.0 and peak < 16 << 20, (seconds, peak)
+    assert peak < 16 << 20, peak
 
 
 def test_a_16_bit_png_bomb_is_refused_before_its_decoder_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -321,18 +318,16 @@ def test_a_png_bomb_is_refused_even_with_allow_large_images(tmp_path: Path) -> N
     """With the limit lifted, a header over a few bytes of data is still refused before any
     decoding: deflate cannot inflate 11 bytes of IDAT data to 30 GB of pixels."""
     bomb = png_header_only(tmp_path / "bomb.png", 100_000, 100_000)
-    tracemalloc.start()
-    start = time.perf_counter()
+    tracemalloc.start()  # decoding would allocate its 30 GB; the refusal reads the header alone
     try:
         with pytest.raises(InputImageError) as info:
             images.open_image(bomb, allow_large=True)
-        seconds = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     one_line(info.value, "PNG header claims 100000 x 100000 pixels (30000000000 bytes)", "truncated or forged",
              "refused even with --allow-large-images")
-    assert seconds < 2.0 and peak < 16 << 20, (seconds, peak)
+    assert peak < 16 << 20, peak
 
 
 def test_a_large_honest_png_passes_the_inflation_bound(tmp_path: Path) -> None:
