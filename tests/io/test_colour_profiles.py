@@ -134,6 +134,11 @@ def test_a_broken_profile_reads_as_stored_with_one_warning_per_process(tmp_path,
             np.testing.assert_array_equal(np.asarray(images.open_image(tmp_path / name).array), RGB, name)
         np.testing.assert_array_equal(frame_io.read_frame(tmp_path / "b.png"), RGB)
     assert caplog.text.count("cannot be read: the colours are read as stored") == 1, caplog.text
+    other = b"\1" * 200  # another unreadable profile (the same name, "unreadable"): said too
+    _save(tmp_path / "c.tif", RGB, other)
+    with caplog.at_level(logging.WARNING, logger="urst_dask"):
+        images.open_image(tmp_path / "c.tif")
+    assert "c.tif': its colour profile 'unreadable' cannot be read" in caplog.text
 
 
 def test_a_palette_tiff_with_a_profile_is_converted_as_the_png_is(tmp_path):

@@ -122,6 +122,11 @@ def test_a_tiff_frame_of_several_images_is_refused(tmp_path):
     for name, count in (("pages.tif", 3), ("two.ome.tif", 2)):
         with pytest.raises(InputImageError, match=rf"{name}': holds {count} images .* a frame must be one image"):
             frame_io.read_header(tmp_path / name)
+    with tifffile.TiffWriter(tmp_path / "masked.tif") as tif:  # an image and its transparency mask (GDAL's): read
+        tif.write(np.stack([grey[0]] * 3, -1), photometric="rgb", metadata=None)
+        tif.write(np.full((12, 20), 255, np.uint8), photometric="minisblack", metadata=None,
+                  extratags=[(254, 4, 1, 4, True)])  # NewSubfileType 4: a transparency mask
+    assert frame_io.read_frame(tmp_path / "masked.tif").shape == (12, 20, 3)
     with tifffile.TiffWriter(tmp_path / "pyramid.tif") as tif:  # one image with a reduced level: read
         tif.write(grey[0], photometric="minisblack", subifds=1)
         tif.write(grey[0][::2, ::2], photometric="minisblack", subfiletype=1)

@@ -96,7 +96,8 @@ def _tiff_layout(tif: Any, p: Path) -> tuple[str, tuple[int, ...], str]:
     """The first image's axes (``YX``, ``YXS`` or ``SYX``, singleton axes dropped), shape and
     sample type; a stack of several images is refused, and so is a file of several images
     (pages written one by one, a multi-image OME-TIFF), whose others would be left out."""
-    images = [s for s in tif.series if not s.keyframe.is_reduced]  # (a pyramid's reduced levels are one image)
+    # a pyramid's reduced levels, and a transparency mask (GDAL's internal masks), belong to the image
+    images = [s for s in tif.series if not (s.keyframe.is_reduced or s.keyframe.is_mask)]
     if len(images) > 1:
         raise InputImageError(f"frame={str(p)!r}: holds {len(images)} images (TIFF series of shapes "
                               f"{', '.join(str(tuple(s.shape)) for s in images[:3])}{' ...' if len(images) > 3 else ''});"

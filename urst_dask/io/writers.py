@@ -145,8 +145,9 @@ def _write_png(fh, array: Raster, level: int = 6, dpi: tuple[float, float] | Non
     depth = 8 * array.dtype.itemsize
     fh.write(b"\x89PNG\r\n\x1a\n")
     _png_chunk(fh, b"IHDR", struct.pack(">IIBBBBB", w, h, depth, {1: 0, 3: 2, 4: 6}[c], 0, 0, 0))
-    if dpi is not None:
-        _png_chunk(fh, b"pHYs", struct.pack(">IIB", *(round(v / 0.0254) for v in dpi), 1))
+    per_metre = None if dpi is None else [round(v / 0.0254) for v in dpi]
+    if per_metre is not None and all(1 <= v <= 0xFFFFFFFF for v in per_metre):  # else none: never wrapped
+        _png_chunk(fh, b"pHYs", struct.pack(">IIB", *per_metre, 1))
     comp = zlib.compressobj(level)
     prev = np.zeros(w * c * array.dtype.itemsize, np.uint8)
     for band in _bands(array, _band_rows(array, 1)):
@@ -188,7 +189,9 @@ def write_raster(path: str | os.PathLike[str], image: np.ndarray | Raster, *, ov
 
     PNG: uint8 or uint16, gray/RGB/RGBA, streamed band by band from the :class:`Raster`.
     JPEG: uint8 gray/RGB only, at most 65500 px a side, built whole in memory by Pillow.
-    ``dpi``: the (x, y) resolution to record (PNG pHYs, JPEG JFIF density), for printing.
+    ``dpi``: the (x, y) resolution to record (PNG pHYs, JPEG JFIF density), for printing; left
+    out where the format cannot hold it (a JPEG's 16-bit density: 1-65535 dpi, so a
+    microscope's 0.1 um pixels), never wrapped round.
     """
     p = Path(path)
     check_target(p, overwrite)
@@ -202,8 +205,10 @@ def write_raster(path: str | os.PathLike[str], image: np.ndarray | Raster, *, ov
             from PIL import Image
 
             pixels = np.asarray(arr.read(0, h))
+            density = None if dpi is None else tuple(round(v) for v in dpi)
+            fits = density is not None and all(1 <= v <= 0xFFFF for v in density)  # JFIF's 16 bits: else none
             Image.fromarray(pixels[..., 0] if c == 1 else pixels).save(
-                tmp, format="JPEG", quality=quality, **({"dpi": tuple(round(v) for v in dpi)} if dpi else {}))
+                tmp, format="JPEG", quality=quality, **({"dpi": density} if fits else {}))
         else:
             with open(tmp, "wb") as fh:
                 _write_png(fh, arr, dpi=dpi)

@@ -17,6 +17,7 @@ and process (a video's frames share theirs).
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import logging
 import threading
@@ -78,13 +79,13 @@ def needs_conversion(icc: bytes | None) -> bool:
 
 
 def _warn_once(icc: bytes, why: str, where: str) -> None:
-    key = (describe(icc)[1], why)
+    key = (hashlib.sha256(icc).hexdigest(), why)  # by the bytes: unreadable profiles all share one name
     with _WARNED_LOCK:
         if key in _WARNED:
             return
         _WARNED.add(key)
     log.warning("%s: its colour profile %r %s: the colours are read as stored (convert the file to sRGB first for "
-                "the colours a viewer shows; said once per profile)", where, key[0], why)
+                "the colours a viewer shows; said once per profile)", where, describe(icc)[1], why)
 
 
 def unconverted(icc: bytes, mode: str, where: str) -> None:

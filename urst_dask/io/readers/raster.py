@@ -158,16 +158,28 @@ def _dpi(im: Any, head: Any) -> tuple[float, float] | None:
     """The (x, y) dots per inch a PNG's pHYs or a JPEG's JFIF/EXIF header gives, as displayed (x
     and y swapped where the EXIF orientation turns the picture a quarter); None without a unit."""
     dpi = im.info.get("dpi")
+    if im.format == "JPEG" and im.info.get("jfif_unit") not in (1, 2):
+        dpi = _exif_dpi(im.getexif())  # Pillow's own reading of EXIF copies x to y, or says 72 dpi of its own
     if not (isinstance(dpi, tuple) and len(dpi) == 2):
         return None
-    if im.format == "JPEG" and im.info.get("jfif_unit") not in (1, 2):
-        exif = im.getexif()  # without JFIF units Pillow takes EXIF's resolution, or says 72 dpi of its own
-        if 282 not in exif or exif.get(296, 2) not in (2, 3):
-            return None
-    x, y = (float(v) for v in dpi)
+    try:
+        x, y = (float(v) for v in dpi)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
     # a PNG's eXIf from its chunk headers (Pillow's getexif would decode the pixels)
     orientation = head.orientation if head is not None else int(im.getexif().get(0x0112, 1) or 1)
     return (y, x) if orientation >= 5 else (x, y)
+
+
+def _exif_dpi(exif: Any) -> tuple[float, float] | None:
+    """(x, y) dots per inch from EXIF's XResolution/YResolution (282/283) and ResolutionUnit
+    (296: 2 inch, EXIF's default; 3 centimetre; 1 none), or None."""
+    try:
+        x, y, unit = float(exif[282]), float(exif.get(283, exif[282])), int(exif.get(296, 2))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    scale = {2: 1.0, 3: 2.54}.get(unit)
+    return None if scale is None else (x * scale, y * scale)
 
 
 def _pixel_size(dpi: Any) -> Any:

@@ -100,17 +100,26 @@ def _check_complete(tif: Any, series: Any, size: int, where: str) -> None:
 
 def _tag_pixel_size(page: Any) -> ome.PixelSize | None:
     """The pixel size the XResolution/YResolution/ResolutionUnit tags give (a scan's or a
-    photograph's dpi), or ``None`` without a unit (an aspect ratio only) or a usable value."""
-    def ratio(code: int) -> float | None:
+    photograph's dpi), or ``None`` without a unit (an aspect ratio only) or a usable value:
+    odd metadata costs the pixel size, never the image."""
+    def first(code: int) -> Any:
         tag = page.tags.get(code)
         value = tag.value if tag is not None else None
+        return value[0] if isinstance(value, tuple) and len(value) == 1 else value  # a count-1 DOUBLE: (300.0,)
+
+    def ratio(value: Any) -> float | None:
         if isinstance(value, tuple) and len(value) == 2:
             return value[0] / value[1] if value[1] else None
         return float(value) if isinstance(value, (int, float)) else None
 
-    unit = page.tags.get(296)  # ResolutionUnit: 1 none, 2 inch (the default), 3 centimetre
-    name = {2: "inch", 3: "centimeter"}.get(int(unit.value) if unit is not None else 2)
-    x, y = ratio(282), ratio(283)
+    try:
+        unit = page.tags.get(296)  # ResolutionUnit: 1 none, 2 inch (the default), 3 centimetre
+        code: Any = unit.value if unit is not None else 2
+        code = code[0] if isinstance(code, tuple) and code else code
+        name = {2: "inch", 3: "centimeter"}.get(int(code))
+        x, y = ratio(first(282)), ratio(first(283))
+    except (TypeError, ValueError, IndexError):
+        return None
     return None if name is None or x is None or y is None else ome.from_resolution(x, y, name)
 
 
