@@ -244,10 +244,10 @@ def _halves(array: Raster, n: int) -> list[Raster]:
 
 def _resolution(pixel_size: dict | None, factor: int) -> dict:
     """TIFF resolution tags (pixels per centimetre) when the pixel size has a length unit."""
-    if not pixel_size or not all(ax in pixel_size and pixel_size[ax][1] in ome.UNIT_IN_CM for ax in ("y", "x")):
+    dpi = ome.dots_per_inch(pixel_size)
+    if dpi is None:
         return {}
-    per_cm = [1.0 / (pixel_size[ax][0] * ome.UNIT_IN_CM[pixel_size[ax][1]] * factor) for ax in ("x", "y")]
-    return {"resolution": tuple(per_cm), "resolutionunit": "CENTIMETER"}
+    return {"resolution": tuple(v / (2.54 * factor) for v in dpi), "resolutionunit": "CENTIMETER"}
 
 
 def _ome_metadata(name: str, c: int, pixel_size: dict | None, channel_names: Sequence[str] | None) -> dict:

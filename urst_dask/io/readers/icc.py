@@ -73,11 +73,6 @@ def describe(icc: bytes) -> tuple[str, str]:
     return ("srgb" if same else "rgb"), name
 
 
-def needs_conversion(icc: bytes | None) -> bool:
-    """Whether an embedded profile describes colours other than sRGB's, and can be applied."""
-    return bool(icc) and describe(icc)[0] in ("rgb", "cmyk")
-
-
 def _warn_once(icc: bytes, why: str, where: str) -> None:
     key = (hashlib.sha256(icc).hexdigest(), why)  # by the bytes: unreadable profiles all share one name
     with _WARNED_LOCK:
@@ -133,9 +128,9 @@ def _transform(icc: bytes) -> Any:
 
 
 def block_to_srgb(block: np.ndarray, icc: bytes) -> np.ndarray:
-    """One (h, w, 3 or 4) uint8 block converted from ``icc`` (an RGB profile that
-    :func:`needs_conversion`) to sRGB, alpha kept: a colour transform works pixel by pixel,
-    so blocks convert independently."""
+    """One (h, w, 3 or 4) uint8 block converted from ``icc`` (an RGB profile, other than sRGB:
+    :func:`describe` says ``"rgb"``) to sRGB, alpha kept: a colour transform works pixel by
+    pixel, so blocks convert independently."""
     from PIL import Image
 
     h, w, c = block.shape

@@ -158,8 +158,9 @@ def _dpi(im: Any, head: Any) -> tuple[float, float] | None:
     """The (x, y) dots per inch a PNG's pHYs or a JPEG's JFIF/EXIF header gives, as displayed (x
     and y swapped where the EXIF orientation turns the picture a quarter); None without a unit."""
     dpi = im.info.get("dpi")
+    exif = im.getexif() if head is None else None  # (a PNG's eXIf comes from its chunk headers: below)
     if im.format == "JPEG" and im.info.get("jfif_unit") not in (1, 2):
-        dpi = _exif_dpi(im.getexif())  # Pillow's own reading of EXIF copies x to y, or says 72 dpi of its own
+        dpi = _exif_dpi(exif)  # Pillow's own reading of EXIF copies x to y, or says 72 dpi of its own
     if not (isinstance(dpi, tuple) and len(dpi) == 2):
         return None
     try:
@@ -167,7 +168,7 @@ def _dpi(im: Any, head: Any) -> tuple[float, float] | None:
     except (TypeError, ValueError, ZeroDivisionError):
         return None
     # a PNG's eXIf from its chunk headers (Pillow's getexif would decode the pixels)
-    orientation = head.orientation if head is not None else int(im.getexif().get(0x0112, 1) or 1)
+    orientation = head.orientation if head is not None else int((exif or {}).get(0x0112, 1) or 1)
     return (y, x) if orientation >= 5 else (x, y)
 
 
