@@ -15,6 +15,7 @@ import pickle
 import signal
 import struct
 import tracemalloc
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -249,12 +250,26 @@ def test_a_plain_pickle_is_refused_unrun(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+def truncated_checkpoint(path: Path) -> None:
+    """A real torch.save archive cut at half its length, as an interrupted copy leaves it."""
+    torch.save({"w": torch.ones(64, 64)}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def other_zip(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("readme.txt", "not a network")
+
+
 @pytest.mark.parametrize("make, fragment", [
     (lambda p: p.write_text("not a checkpoint"), "is not a PyTorch checkpoint (it starts with b'not a ch'"),
     (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(8)), "is not a PyTorch checkpoint (it starts with b'\\x89PNG"),
     (lambda p: p.touch(), "is empty"),
     (lambda p: p.mkdir(), "is a folder, not a checkpoint file"),
-], ids=["text", "png", "empty", "folder"])
+    (lambda p: truncated_checkpoint(p), "is a damaged zip archive, the format of torch.save (File is not a zip file)"),
+    (lambda p: other_zip(p), "is a zip archive without data.pkl (1 entries): not a torch.save checkpoint"),
+], ids=["text", "png", "empty", "folder", "truncated", "other-zip"])
 def test_a_file_that_is_no_checkpoint_is_named_so(tmp_path: Path, make: Callable[[Path], Any], fragment: str) -> None:
     from urst_dask.io.weights import WeightFile, load_state_dict
 

@@ -121,6 +121,12 @@ def johnson_argv(c: Ctx, checkpoint: Path) -> list[str]:
             "--weights", str(c.weights), "--no-progress"]
 
 
+def half_checkpoint(path: Path) -> Path:
+    torch.save({"w": torch.ones(64, 64)}, path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
 def good_input(c: Ctx) -> Path:
     return zarr_in(c.d / "in.zarr", random_image(40, 50, seed=3))
 
@@ -347,6 +353,10 @@ ROWS = [
     Row("f johnson checkpoint that is empty", "cli",
         lambda c: johnson_argv(c, (c.d / "e.pth").touch() or c.d / "e.pth"), WeightsError,
         "style='{d}/e.pth': checkpoint {d}/e.pth is empty", lambda c: not (c.d / "out.zarr").exists()),
+    Row("f johnson checkpoint cut short, as an interrupted download leaves it (refused before any work)", "cli",
+        lambda c: johnson_argv(c, half_checkpoint(c.d / "cut.pth")), WeightsError,
+        "style='{d}/cut.pth': checkpoint {d}/cut.pth is a damaged zip archive, the format of torch.save",
+        lambda c: not (c.d / "out.zarr").exists()),
     # g. a scheduler address with an unknown scheme
     Row("g --scheduler notascheme://x", "cli",
         lambda c: stylize_argv(c, good_input(c), "--scheduler", "notascheme://x"),

@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import threading
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
@@ -145,8 +146,9 @@ _CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")  # torch.save: a zip archive (since
 
 
 def checkpoint_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be a PyTorch checkpoint, from its first bytes alone (a folder, an
-    empty file, a text or image file), or ``None``; an unreadable file is left to the load."""
+    """Why ``path`` cannot be a PyTorch checkpoint, from its first bytes (a folder, an empty
+    file, a text or image file) and, for a zip archive, its directory (a truncated copy, another
+    zip), or ``None``; an unreadable file is left to the load."""
     if path.is_dir():
         return "is a folder, not a checkpoint file"
     try:
@@ -159,6 +161,20 @@ def checkpoint_problem(path: Path) -> str | None:
     if not head.startswith(_CHECKPOINT_MAGIC):
         return (f"is not a PyTorch checkpoint (it starts with {head!r}; torch.save writes a zip archive "
                 "or a pickle)")
+    return _zip_problem(path) if head.startswith(b"PK") else None
+
+
+def _zip_problem(path: Path) -> str | None:
+    """A zip checkpoint's directory, read from its end: a truncated copy (an interrupted
+    download) has none, and any other zip archive has no ``data.pkl``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        return (f"is a damaged zip archive, the format of torch.save ({exc}); a truncated copy or an interrupted "
+                "download looks like this: copy or download it again")
+    if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        return f"is a zip archive without data.pkl ({len(names)} entries): not a torch.save checkpoint"
     return None
 
 
