@@ -96,6 +96,10 @@ def _positive_float(arg: str, value: object, *, lo: float, hi: float) -> float:
 # The built-in networks' names (urst_dask.models.REGISTRY's own), so that a RunConfig checks
 # its method without importing the networks (torch); other names ask the registry.
 BUILTIN_METHODS = ("wct16x", "johnson", "microast", "wct", "adain", "linearwct", "msgnet", "passthrough")
+# ...the variants of those that have any (wct: the cascade's top level), and those whose style
+# is baked in (the style argument names the network); the others take no variant
+BUILTIN_VARIANTS = {"wct": ("1", "2", "3", "4", "5")}
+BAKED_STYLE_METHODS = ("johnson",)
 MAX_BATCH = 64
 MAX_STYLE_SIZE = 8192  # the paper's style is 1024 px; a style this large is 0.8 GB of float pixels
 MAX_LOCAL = 1024  # local cluster workers, and threads per worker

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import urst_dask
-from urst_dask import ClusterOptions, ComputeOptions, StyleOptions, TilePlan
+from urst_dask import ClusterOptions, ComputeOptions, RunConfig, StyleOptions, TilePlan
 from urst_dask.errors import InputImageError, ParameterError, ParameterTypeError
 from urst_dask.stats import NormStats, StyleCode
 from urst_dask.testing import random_image
@@ -96,3 +96,40 @@ def test_the_settings_list_of_built_in_networks_is_the_registrys():
 
     assert BUILTIN_METHODS == tuple(REGISTRY._networks)[:len(BUILTIN_METHODS)]
     assert frozenset(BUILTIN_METHODS) == REGISTRY._builtin
+
+
+def test_the_settings_list_of_variants_is_the_networks():
+    """RunConfig checks a built-in network's variant from settings.BUILTIN_VARIANTS: each listed
+    variant loads its own files, a network not listed takes none, and the networks' own check
+    refuses what the list refuses."""
+    from urst_dask.models import method_entry
+    from urst_dask.settings import BAKED_STYLE_METHODS, BUILTIN_METHODS, BUILTIN_VARIANTS
+
+    for name in BUILTIN_METHODS:
+        entry = method_entry(name)
+        assert (not entry.takes_style_image) == (name in BAKED_STYLE_METHODS), name
+        if entry.takes_style_image:
+            assert (entry.files_for is not None) == (name in BUILTIN_VARIANTS), name
+    for name, valid in BUILTIN_VARIANTS.items():
+        entry = method_entry(name)
+        assert len({entry.weights(v) for v in valid}) == len(valid)
+        with pytest.raises(ParameterError):
+            entry.weights(str(len(valid) + 1))
+
+
+@pytest.mark.parametrize("method, variant, message", [
+    ("wct", "9", "variant='9': wct's variants are 1, 2, 3, 4, 5"),
+    ("wct", "three", "variant='three': wct's variants are 1, 2, 3, 4, 5"),
+    ("wct16x", "2", "variant='2': wct16x has no variants; leave it out"),
+    ("johnson", "candy", "variant='candy': johnson takes its variant from the style argument"),
+    ("microast", "1", "variant='1': microast has no variants; leave it out"),
+])
+def test_a_bad_variant_is_refused_when_the_config_is_made(method: str, variant: str, message: str) -> None:
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        RunConfig(method=method, variant=variant)
+
+
+def test_a_good_variant_is_kept() -> None:
+    assert RunConfig(method="wct", variant=4).variant == "4"
+    assert RunConfig(method="wct", variant=" 2 ").variant == " 2 "
+    assert RunConfig(method="wct16x").variant is None

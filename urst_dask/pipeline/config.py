@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ParameterError, ParameterTypeError, require_bool, require_path
-from ..settings import BUILTIN_METHODS, ClusterOptions, ComputeOptions, StyleOptions
+from ..settings import BAKED_STYLE_METHODS, BUILTIN_METHODS, BUILTIN_VARIANTS, ClusterOptions, ComputeOptions, StyleOptions
 from ..tiling import TilePlan
 
 
@@ -62,6 +62,18 @@ GROUPS: dict[str, type] = {"style": StyleOptions, "tiles": TilePlan, "compute": 
 TOP = ("method", "variant", "weights")
 
 
+def _check_builtin_variant(method: str, variant: str) -> None:
+    """A built-in network's variant, checked when a config is made (the networks' own check,
+    at the run's start, needs torch)."""
+    valid = BUILTIN_VARIANTS.get(method)
+    if method in BAKED_STYLE_METHODS:
+        raise ParameterError(f"variant={variant!r}: {method} takes its variant from the style argument")
+    if valid is None:
+        raise ParameterError(f"variant={variant!r}: {method} has no variants; leave it out")
+    if variant.strip() not in valid and variant != "":
+        raise ParameterError(f"variant={variant!r}: {method}'s variants are {', '.join(valid)}")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a run is configured by, frozen (see the module docstring)."""
@@ -86,6 +98,8 @@ class RunConfig:
             method_entry(self.method)
         if self.variant is not None and not isinstance(self.variant, str):
             object.__setattr__(self, "variant", str(self.variant))
+        if self.method in BUILTIN_METHODS and self.variant is not None:
+            _check_builtin_variant(self.method, self.variant)
         require_path("weights", self.weights, optional=True)
         for name, cls in GROUPS.items():
             value = getattr(self, name)
