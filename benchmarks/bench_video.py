@@ -5,12 +5,12 @@
 
 ``flicker``: a sequence generated from the shared photographs - a pan over a real photograph
 (enlarged 2x with Lanczos, so the frames are crops of a large picture), a zoom into it, then
-a cut to a pan over a second photograph - stylized with ``--stats per-frame``, ``shot`` and
+a cut to a pan over a second photograph - stylized with ``--stats-policy per-frame``, ``shot`` and
 ``ema``; the flicker (:mod:`urst_dask.metrics.flicker`) of each against the content, over the
 whole sequence and per segment.  Recorded in ``results/video-flicker-<method>.json``.
 
 ``throughput``: 4K (3840x2160) and 8K (7680x4320) PNG frames (a pan over an enlarged
-photograph), ``--stats shot``, wall time of the whole command (probe, statistics, tiles,
+photograph), ``--stats-policy shot``, wall time of the whole command (probe, statistics, tiles,
 writing PNGs) and the frames per minute it makes.  Recorded in
 ``results/video-throughput-<method>.json``.
 """
@@ -84,7 +84,7 @@ def flicker_bench(a: argparse.Namespace) -> None:
     results = {}
     for policy in ("per-frame", "shot", "ema"):
         t0 = time.perf_counter()
-        out = stylize_video(root / "in", STYLE, root / policy, method=a.method, stats=policy, ema_decay=a.ema_decay,
+        out = stylize_video(root / "in", STYLE, root / policy, method=a.method, stats_policy=policy, ema_decay=a.ema_decay,
                             workers=a.workers, threads_per_worker=1, progress=True)
         wall = time.perf_counter() - t0
         import json
@@ -123,8 +123,8 @@ def throughput_bench(a: argparse.Namespace) -> None:
         for t in range(n):
             Image.fromarray(_crop(canvas, 24 * t, 0, w, h)).save(folder / f"f{t:04d}.png", compress_level=1)
         t0 = time.perf_counter()
-        stylize_video(folder, STYLE, root / f"out-{label}", method=a.method, stats="shot", workers=a.workers,
-                      threads_per_worker=1, window=a.window, progress=True)
+        stylize_video(folder, STYLE, root / f"out-{label}", method=a.method, stats_policy="shot", workers=a.workers,
+                      threads_per_worker=1, in_flight=a.window, progress=True)
         wall = time.perf_counter() - t0
         rows[label] = {"size": [w, h], "frames": n, "wall_s": round(wall, 1), "frames_per_minute": round(n / wall * 60, 3),
                        "seconds_per_frame": round(wall / n, 1)}
@@ -132,7 +132,7 @@ def throughput_bench(a: argparse.Namespace) -> None:
         print(f"{label}: {n} frames in {wall:.0f} s = {n / wall * 60:.2f} frames/min")
         shutil.rmtree(folder)
         record(f"video-throughput-{a.method}", {"method": a.method, "workers": a.workers, "threads_per_worker": 1,
-                                                "window": a.window, "stats": "shot", "output": "png folder",
+                                                "in_flight": a.window, "stats_policy": "shot", "output": "png folder",
                                                 "note": "wall time of the whole command: probe, shot statistics, tiles, "
                                                         "PNG decode/encode; " + a.note,
                                                 "load_average_1min_before": load0, "results": rows})
@@ -145,7 +145,7 @@ def main() -> None:
     ap.add_argument("--size", default="512x288", help="flicker: frame WIDTHxHEIGHT")
     ap.add_argument("--ema-decay", type=float, default=0.9)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--window", type=int, default=2)
+    ap.add_argument("--in-flight", dest="window", type=int, default=2)
     ap.add_argument("--frames4k", type=int, default=3)
     ap.add_argument("--frames8k", type=int, default=2)
     ap.add_argument("--note", default="measured under flock -x (a quiet machine)", help="throughput: how it was run")

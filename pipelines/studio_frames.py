@@ -2,15 +2,15 @@
 
 A thin layer over ``urst-dask video`` (:func:`urst_dask.video.stylize_video`), which does the
 work: frames flow through one cluster with a window of frames in flight (no wait at a frame
-boundary), statistics are shared per shot (``--stats shot``, cuts detected from colour
-histograms) or smoothed in time (``--stats ema``), and a killed run resumes per frame.
+boundary), statistics are shared per shot (``--stats-policy shot``, cuts detected from colour
+histograms) or smoothed in time (``--stats-policy ema``), and a killed run resumes per frame.
 
-    python pipelines/studio_frames.py FRAMES_DIR style.jpg OUT_DIR [--stats shot|ema|per-frame]
+    python pipelines/studio_frames.py FRAMES_DIR style.jpg OUT_DIR [--stats-policy shot|ema|per-frame]
         [--workers 2] [--scheduler tcp://host:8786] [--format png|tif|exr|jpg] [--method wct16x]
 
 is the same as::
 
-    urst-dask video FRAMES_DIR style.jpg -o OUT_DIR --stats shot --workers 2 ...
+    urst-dask video FRAMES_DIR style.jpg -o OUT_DIR --stats-policy shot --workers 2 ...
 
 Any other ``urst-dask video`` option is passed through as written.
 """
@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     frames, style, out, rest = args[0], args[1], args[2], args[3:]
-    if "--stats" not in rest:
-        rest = ["--stats", "shot", *rest]
+    if not any(r.startswith("--stats") for r in rest):
+        rest = ["--stats-policy", "shot", *rest]
     return cli_main(["video", frames, style, "-o", out, *rest])
 
 

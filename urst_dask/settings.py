@@ -13,7 +13,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ParameterError, ParameterTypeError, as_int, as_number, bad_value
+from .errors import ParameterError, ParameterTypeError, as_int, as_number, bad_value, require_bool
 
 
 class _Choice(str, enum.Enum):
@@ -105,10 +105,53 @@ MAX_STYLE_SIZE = 8192  # the paper's style is 1024 px; a style this large is 0.8
 MAX_LOCAL = 1024  # local cluster workers, and threads per worker
 
 
+SCHEDULER_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")  # distributed's address schemes
+
+
+def check_scheduler_address(address: object) -> None:
+    """Refuse a scheduler address that is not a string, has an unknown scheme, or lacks a
+    ``host:port`` (``tcp://host:8786``; ``inproc://...`` has none); whether it answers is the
+    cluster's concern, when the run connects."""
+    if not isinstance(address, str) or not address.strip():
+        raise ParameterTypeError(f"scheduler={address!r}: must be an address like tcp://host:8786")
+    scheme, sep, location = address.partition("://")
+    scheme, location = (scheme, location) if sep else ("tcp", address)
+    if scheme not in SCHEDULER_SCHEMES:
+        raise ParameterError(f"scheduler={address!r}: unknown address scheme {scheme!r}; expected one of "
+                             f"{', '.join(SCHEDULER_SCHEMES)} (tcp://host:8786)")
+    if scheme == "inproc":
+        return
+    host, colon, port = location.rpartition(":")
+    if not colon or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ParameterError(f"scheduler={address!r}: expected {scheme}://host:port, such as {scheme}://host:8786")
+
+
 def _opt(help_text: str, **cli: Any) -> dict[str, Any]:
     """Field metadata read by the command line (:func:`urst_dask.cli.options.add_run_options`):
     ``help`` and, where the flag differs from the field, ``flag``, ``aliases``, ``type``..."""
     return {"help": help_text, **cli}
+
+
+class FrameFormat(_Choice):
+    """A frame folder's file format (``tiff`` and ``jpeg`` are read as ``tif`` and ``jpg``)."""
+
+    PNG = "png"
+    TIF = "tif"
+    EXR = "exr"
+    JPG = "jpg"
+
+    @classmethod
+    def _lookup(cls, value: object) -> "_Choice | None":
+        if isinstance(value, str):
+            value = {"tiff": "tif", "jpeg": "jpg"}.get(value.lower().lstrip("."), value.lower().lstrip("."))
+        return super()._lookup(value)
+
+
+class IntensityMode(_Choice):
+    """How pixel values map into the network's [0, 1]."""
+
+    DTYPE = "dtype"  # the dtype's full range (float: [0, 1] as given)
+    PERCENTILE = "percentile"  # the thumbnail's (lo, hi) percentiles
 
 
 @dataclass(frozen=True)
@@ -121,21 +164,22 @@ class Intensity:
     ``dataclasses.replace``) it is validated the same way, and ``text`` is set to the values'
     own spelling unless it already says the same."""
 
-    mode: str = "dtype"
+    mode: IntensityMode = IntensityMode.DTYPE
     percentiles: tuple[float, float] | None = None
     text: str = field(default="dtype", compare=False)
 
     def __post_init__(self) -> None:
-        if self.mode not in ("dtype", "percentile"):
+        if IntensityMode._lookup(self.mode) is None:
             raise bad_value("intensity", self.mode, "mode must be one of dtype, percentile")
+        object.__setattr__(self, "mode", IntensityMode.parse(self.mode, "intensity"))
         if self.mode == "dtype":
             if self.percentiles is not None:
                 raise bad_value("intensity", self.percentiles, "percentiles are for mode 'percentile' only")
         else:
-            try:
-                lo, hi = (float(v) for v in self.percentiles)  # type: ignore[union-attr]
-            except (TypeError, ValueError):
-                lo = hi = math.nan
+            pair = self.percentiles
+            numbers_pair = (isinstance(pair, (tuple, list)) and len(pair) == 2
+                            and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in pair))
+            lo, hi = (float(pair[0]), float(pair[1])) if numbers_pair else (math.nan, math.nan)  # type: ignore[index]
             if not (0.0 <= lo < hi <= 100.0):
                 raise bad_value("intensity", self.percentiles, "percentiles must be (LO, HI) with 0 <= LO < HI <= 100")
             object.__setattr__(self, "percentiles", (lo, hi))
@@ -151,7 +195,7 @@ class Intensity:
         got = _spelled(spec) if isinstance(spec, str) else None
         if got is None:
             raise ParameterError(f"intensity={spec!r}: must be 'dtype' or 'percentile:LO,HI' with 0 <= LO < HI <= 100")
-        return cls(got[0], got[1], spec)
+        return cls(IntensityMode(got[0]), got[1], spec)
 
     def __str__(self) -> str:
         return self.text
@@ -195,8 +239,7 @@ class StyleOptions:
         if self.style_size > MAX_STYLE_SIZE:  # a 100000-px style asked torch for 216 GB, with a traceback
             raise bad_value("style_size", self.style_size, f"must be <= {MAX_STYLE_SIZE}")
         object.__setattr__(self, "norm", NormMode.parse(self.norm, "norm"))
-        if not isinstance(self.preserve_color, bool):
-            raise ParameterTypeError(f"preserve_color={self.preserve_color!r}: must be a bool")
+        require_bool("preserve_color", self.preserve_color)
 
 
 @dataclass(frozen=True)
@@ -228,8 +271,7 @@ class ComputeOptions:
         object.__setattr__(self, "device", DeviceKind.parse(self.device, "device"))
         object.__setattr__(self, "precision", Precision.parse(self.precision, "precision"))
         object.__setattr__(self, "backend", Backend.parse(self.backend, "backend"))
-        if not isinstance(self.whole, bool):
-            raise ParameterTypeError(f"whole={self.whole!r}: must be a bool")
+        require_bool("whole", self.whole)
 
 
 @dataclass(frozen=True)
@@ -271,8 +313,10 @@ class ClusterOptions:
             if not 1 <= as_int(name, v) <= MAX_LOCAL:  # 10**19 workers: the start never ended
                 raise ParameterError(f"{name}={v!r}: must be an integer in [1, {MAX_LOCAL}]")
             object.__setattr__(self, name, as_int(name, v))
-        if not isinstance(self.processes, bool):
-            raise ParameterTypeError(f"processes={self.processes!r}: must be a bool")
+        require_bool("processes", self.processes)
+        require_bool("verbose", self.verbose)
+        if self.scheduler is not None:
+            check_scheduler_address(self.scheduler)
         if self.scheduler and not self.processes:
             raise ParameterError(f"processes=False (--in-process) with scheduler={self.scheduler!r}: in-process "
                                  "workers belong to the local cluster; drop one of them")

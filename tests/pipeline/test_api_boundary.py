@@ -13,6 +13,7 @@ import pytest
 
 import urst_dask
 from urst_dask import ClusterOptions, ComputeOptions, RunConfig, StyleOptions, TilePlan
+from urst_dask.settings import Intensity
 from urst_dask.errors import InputImageError, ParameterError, ParameterTypeError
 from urst_dask.stats import NormStats, StyleCode
 from urst_dask.testing import random_image
@@ -133,3 +134,32 @@ def test_a_good_variant_is_kept() -> None:
     assert RunConfig(method="wct", variant=4).variant == "4"
     assert RunConfig(method="wct", variant=" 2 ").variant == " 2 "
     assert RunConfig(method="wct16x").variant is None
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: ClusterOptions(verbose="no"), ParameterTypeError, "verbose='no': must be a bool"),
+    (lambda: ClusterOptions(scheduler=123), ParameterTypeError, "scheduler=123: must be an address"),
+    (lambda: ClusterOptions(scheduler="not an address"), ParameterError,
+     "scheduler='not an address': expected tcp://host:port"),
+    (lambda: ClusterOptions(scheduler="tcp://host"), ParameterError, "scheduler='tcp://host': expected tcp://host:port"),
+    (lambda: ClusterOptions(scheduler="udp://host:1"), ParameterError,
+     "scheduler='udp://host:1': unknown address scheme 'udp'; expected one of tcp, tls, inproc"),
+    (lambda: Intensity("percentile", "19"), ParameterError, "intensity='19': percentiles must be (LO, HI)"),
+    (lambda: Intensity("percentile", b"19"), ParameterError, "intensity=b'19': percentiles must be (LO, HI)"),
+    (lambda: Intensity("percentile", {5: "a", 95: "b"}), ParameterError, "percentiles must be (LO, HI)"),
+    (lambda: Intensity("percentile", (True, 50)), ParameterError, "percentiles must be (LO, HI)"),
+    (lambda: Intensity("median"), ParameterError, "intensity='median': mode must be one of dtype, percentile"),
+], ids=["verbose-str", "scheduler-int", "scheduler-words", "scheduler-no-port", "scheduler-scheme", "pct-str",
+        "pct-bytes", "pct-dict", "pct-bool", "mode"])
+def test_settings_refused_when_made(make, error, message) -> None:
+    """Each was accepted when made: verbose='no' printed the timing report, a string of digits
+    was read as a percentile pair ('19' as 1, 9), an address failed only at the run's start."""
+    with pytest.raises(error, match=re.escape(message)):
+        make()
+
+
+def test_good_scheduler_addresses_and_intensities_are_kept() -> None:
+    for address in ("tcp://localhost:8786", "localhost:8786", "tls://[::1]:8786", "inproc://192.168.1.2/1/2"):
+        assert ClusterOptions(scheduler=address).scheduler == address
+    assert Intensity("percentile", (np.float32(0.5), 99)).percentiles == (0.5, 99.0)
+    assert Intensity.parse("percentile:1,99") == Intensity("percentile", [1, 99])

@@ -111,7 +111,7 @@ def test_unreadable_frame_in_the_middle_keeps_the_frames_before(tmp_path, client
     (folder / "f003.png").write_bytes(data[: len(data) // 2])  # header intact, pixel data cut short
     out = tmp_path / "out"
     with pytest.raises(InputImageError, match=r"f003\.png.*cannot be read.*frame 4 of 6.*3 frames before it"):
-        stylize_video(folder, style_image, out, method="identity", client=client, stride=32, stats="per-frame")
+        stylize_video(folder, style_image, out, method="identity", client=client, stride=32, stats_policy="per-frame")
     for t in range(3):
         np.testing.assert_array_equal(np.asarray(Image.open(out / f"f{t:03d}.png")), frames[t])
     assert not (out / "f003.png").exists()
@@ -119,7 +119,7 @@ def test_unreadable_frame_in_the_middle_keeps_the_frames_before(tmp_path, client
     assert meta["status"] == "running"
     # fixed: the same call resumes and completes
     frame_io.write_frame(folder / "f003.png", frames[3], "png")
-    stylize_video(folder, style_image, out, method="identity", client=client, stride=32, stats="per-frame")
+    stylize_video(folder, style_image, out, method="identity", client=client, stride=32, stats_policy="per-frame")
     assert json.loads((out / "urst_video.json").read_text())["status"] == "complete"
     assert sorted(p.name for p in out.glob("*.png")) == [f"f{t:03d}.png" for t in range(6)]
 
@@ -149,7 +149,7 @@ def test_video_output_resumes_from_its_records(tmp_path, client, style_image):
     good = (folder / "f004.png").read_bytes()
     (folder / "f004.png").write_bytes(good[: len(good) // 2])
     out = tmp_path / "out.mp4"
-    kw = dict(method="identity", client=client, stride=64, stats="per-frame", window=1)
+    kw = dict(method="identity", client=client, stride=64, stats_policy="per-frame", in_flight=1)
     with pytest.raises(InputImageError, match=r"f004\.png"):
         stylize_video(folder, style_image, out, **kw)
     assert not out.exists() and len(list((tmp_path / "out.mp4.video-state" / "done").glob("*.json"))) == 4

@@ -17,7 +17,7 @@ from urst_dask.errors import InputImageError, OutputError, ParameterError, Param
 from urst_dask.io import frames as frame_io
 from urst_dask.video import stylize_video
 
-KW = dict(method="identity", stride=32, stats="per-frame")
+KW = dict(method="identity", stride=32, stats_policy="per-frame")
 
 
 def _frames(n: int, h: int = 40, w: int = 56, seed: int = 0) -> list[np.ndarray]:
@@ -138,7 +138,7 @@ def test_fixing_the_encoder_settings_keeps_the_stylized_frames(tmp_path, client,
     good = (folder / "f3.png").read_bytes()
     (folder / "f3.png").write_bytes(good[: len(good) // 2])
     out = tmp_path / "out.mp4"
-    kw = dict(KW, client=client, stride=64, window=1)
+    kw = dict(KW, client=client, stride=64, in_flight=1)
     with pytest.raises(InputImageError, match=r"f3\.png"):
         stylize_video(folder, style_image, out, crf=16, **kw)
     (folder / "f3.png").write_bytes(good)

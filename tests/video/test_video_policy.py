@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from urst_dask.errors import ParameterError
+from urst_dask.errors import ParameterError, ParameterTypeError
 from urst_dask.metrics import flicker, global_shift
 from urst_dask.stats import NormStats
 from urst_dask.video import VideoOptions, stylize_video
@@ -92,11 +92,34 @@ def test_ema_follows_its_recurrence_and_resets_at_cuts():
     assert not np.allclose(out[5]["wct"]["mean"], raw[5]["wct"]["mean"])
 
 
-@pytest.mark.parametrize("kwargs", [{"stats": "weekly"}, {"ema_decay": 1.5}, {"cut_threshold": -0.1},
-                                    {"window": 0}, {"shot_frames": 0}, {"crf": 60}])
+@pytest.mark.parametrize("kwargs", [{"stats_policy": "weekly"}, {"ema_decay": 1.5}, {"cut_threshold": -0.1},
+                                    {"in_flight": 0}, {"shot_frames": 0}, {"crf": 60}, {"fps": True},
+                                    {"format": "bmp"}, {"format": 5}, {"codec": 5}, {"pix_fmt": ""}])
 def test_bad_video_options_are_refused(kwargs):
-    with pytest.raises(ParameterError, match=next(iter(kwargs))):
+    """Each refused when the options are made (a bool fps was a 1-fps video; a bad format or
+    codec was refused only when the run started)."""
+    with pytest.raises((ParameterError, ParameterTypeError), match=next(iter(kwargs))):
         VideoOptions(**kwargs)
+
+
+def test_frame_format_spellings():
+    assert VideoOptions(format="TIFF").format == "tif"
+    assert VideoOptions(format=".jpeg").format == "jpg"
+    assert VideoOptions().format is None
+
+
+@pytest.mark.parametrize("old, new", [("stats", "stats_policy"), ("window", "in_flight")])
+def test_the_earlier_video_setting_names_say_the_new_ones(tmp_path, old, new):
+    """``stats`` is stylize's store of statistics and ``window`` the tiles': video's own were
+    renamed, and the old keyword says so; the command line still takes the old flags."""
+    with pytest.raises(ParameterTypeError, match=f"got {old}=.*: this setting is now {new}="):
+        stylize_video(tmp_path / "in", tmp_path / "s.png", tmp_path / "out", **{old: 1})
+    from urst_dask.cli import _parser
+
+    a = _parser().parse_args(["video", "f/", "s.png", "-o", "o/", "--stats", "ema", "--window", "2"])
+    assert (a.stats_policy, a.in_flight) == ("ema", 2)
+    a = _parser().parse_args(["video", "f/", "s.png", "-o", "o/"])
+    assert (a.stats_policy, a.in_flight) == ("shot", 3)
 
 
 def test_global_shift_and_flicker():
@@ -124,7 +147,7 @@ def test_policies_end_to_end_record_keys_and_share_statistics(tmp_path, client, 
     keys = {}
     for policy in ("per-frame", "shot", "ema"):
         out = stylize_video(tmp_path / "in", style_image, tmp_path / policy, method="identity", client=client,
-                            stats=policy, stride=32, shot_frames=3)
+                            stats_policy=policy, stride=32, shot_frames=3)
         meta = json.loads((out / "urst_video.json").read_text())
         assert meta["status"] == "complete" and meta["cuts"] == [4] and meta["stats_policy"] == policy
         keys[policy] = [f["stats_sha256"] for f in meta["frames"]]
@@ -166,7 +189,7 @@ def test_a_per_frame_run_reads_each_frames_statistics_back_when_it_is_tiled(tmp_
                         lambda self, t, stats, style, *a: given.append((stats, style))
                         or real_graph(self, t, stats, style, *a))
     out = stylize_video(tmp_path / "in", style_image, tmp_path / "out", method="identity", client=client,
-                        stats=policy, stride=32)
+                        stats_policy=policy, stride=32)
     assert held == ["SavedStats"]  # read back from the records, one frame at a time
     assert sorted(set(reads)) == list(range(5))
     from dask.delayed import Delayed
@@ -192,3 +215,11 @@ def test_compare_video_cli(tmp_path, capsys):
     assert float(out.split()[1]) > 3.0
     assert main(["compare", "--video", str(tmp_path / "b")]) == 2  # no recorded input: one line
     assert "records no input" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting", [{"axes": "CYX"}, {"scratch": "/tmp/x"}, {"storage_options": {"anon": True}}])
+def test_still_image_settings_are_refused_by_video(tmp_path, setting):
+    """They were accepted and ignored (no scratch folder was made, the axes were not read)."""
+    name = next(iter(setting))
+    with pytest.raises(ParameterError, match=f"stylize_video: {name}=.* would have no effect: they are for still"):
+        stylize_video(tmp_path / "in", tmp_path / "s.png", tmp_path / "out", **setting)

@@ -34,7 +34,7 @@ def test_kill_9_mid_sequence_then_rerun_is_byte_identical(tmp_path):
     style = tmp_path / "s.png"
     Image.fromarray(demo_style(64)).save(style)
     common = [str(frames), str(style), "--method", "passthrough", "--style-size", "64", "--thumb-size", "64",
-              "--stride", "64", "--margin", "16", "--stats", "ema", "--window", "2", "--no-progress"]
+              "--stride", "64", "--margin", "16", "--stats-policy", "ema", "--in-flight", "2", "--no-progress"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     clean = tmp_path / "clean"
     subprocess.run(_cli(*common, "-o", str(clean)), check=True, env=env, timeout=300)

@@ -30,11 +30,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputImageError, ParameterError
+from ..settings import FrameFormat
 from . import png
 from .readers import icc
 
 SUFFIXES = {".png": "png", ".tif": "tif", ".tiff": "tif", ".jpg": "jpg", ".jpeg": "jpg", ".exr": "exr"}
-FORMATS = ("png", "tif", "exr", "jpg")
+FORMATS = tuple(f.value for f in FrameFormat)
 PARTIAL = ".partial"
 
 

@@ -37,7 +37,7 @@ from distributed import as_completed
 from .._version import __version__
 from ..engine import ModelSpec, probe
 from ..engine.probe import PrecisionChoice
-from ..errors import InputImageError, OutputError, ParameterError, ParameterTypeError, UrstError
+from ..errors import InputImageError, OutputError, ParameterError, UrstError
 from ..io import framestore
 from ..io.lock import output_lock
 from ..io.weights import files_record, network_digest
@@ -48,12 +48,12 @@ from ..stats import NormStats, StyleCode
 from ..tiling import TilePlan, WindowJob
 from ..video import cuts as cut_mod
 from ..video import encode as encoder
-from ..video import tasks
+from ..video import options, tasks
 from ..video.policy import StatsPolicy, VideoOptions, ema_sequence
 from ..video.sequence import Output, Sequence, check_replace, decode_video, open_sequence, plan_output, remove_previous, stale_records
 from .cluster import connect, gpu_resources
 from .conditioning import model_info, preload_network
-from .config import GROUPS, TOP, RunConfig, setting_names
+from .config import RunConfig
 from .earlystart import start_early
 from .inputs import network, style_input
 from .progress import run as run_graph
@@ -64,17 +64,6 @@ from .tiles import tile_graph
 def _log(progress: bool, text: str) -> None:
     if progress:
         LOGGER.info(text)
-
-
-def _split_settings(settings: dict[str, Any], video: VideoOptions | None) -> tuple[VideoOptions, dict[str, Any]]:
-    names = {f.name for f in dataclasses.fields(VideoOptions)}
-    mine = {k: settings.pop(k) for k in list(settings) if k in names}
-    run = {*setting_names(), *TOP, *GROUPS}
-    unknown = [k for k in settings if k not in run]
-    if unknown:
-        raise ParameterTypeError(f"stylize_video() got an unknown setting {unknown[0]!r}; valid: "
-                                 f"{', '.join(sorted(names | run - set(GROUPS)))}")
-    return (dataclasses.replace(video, **mine) if video else VideoOptions(**mine)), settings
 
 
 def _asdict(opts: StyleOptions) -> dict[str, Any]:
@@ -97,9 +86,9 @@ def stylize_video(
     ``content``: a folder or glob of frames (PNG/TIFF 8/16-bit, JPEG, EXR float in [0, 1]),
     a (T, H, W, C) Zarr store, or a video file (mp4/mov/mkv, PyAV).  ``out``: a ``.zarr``
     (T, H, W, C) store in the input dtype, a video file, or a frame folder (names and bit
-    depth kept).  Video settings (:class:`VideoOptions`, or as keywords): ``stats``
+    depth kept).  Video settings (:class:`VideoOptions`, or as keywords): ``stats_policy``
     (``"per-frame" | "shot" | "ema"``), ``ema_decay``, ``cut_threshold``, ``shot_frames``,
-    ``window`` (frames in flight), ``format`` (folder output: png/tif/exr/jpg), ``codec``,
+    ``in_flight`` (frames at once), ``format`` (folder output: png/tif/exr/jpg), ``codec``,
     ``crf``, ``pix_fmt``, ``fps`` (video from frames).  The run's settings: ``config`` (a
     :class:`~urst_dask.pipeline.config.RunConfig`) and/or :func:`urst_dask.stylize`'s flat
     keywords (``method``, ``alpha``, ``stride``, ``margin``, ``blend``, ``thumb_size``,
@@ -109,8 +98,9 @@ def stylize_video(
     the same call after an interruption (even kill -9) writes only the missing frames,
     byte-identical to an uninterrupted run.
     """
-    vopts, rest = _split_settings(dict(overrides), video)
+    vopts, rest = options.split_settings(dict(overrides), video)
     cfg = RunConfig.from_kwargs(config, **rest)
+    options.refuse_still_only(cfg)
     method, variant, overwrite, progress = cfg.method, cfg.variant, cfg.flags.overwrite, cfg.flags.progress
     opts, plan, comp, clus = cfg.style, cfg.tiles, cfg.compute, cfg.cluster
     if opts.norm is not NormMode.TIN or opts.intensity.percentiles is not None:
@@ -129,8 +119,7 @@ def stylize_video(
     style_img, _, style_meta = style_input(style, True, cfg.flags.allow_large_images)
     spec = ModelSpec(method=method, weights_dir=str(wdir), variant=variant, device=comp.device,
                      files_digest=network_digest(files_record(wdir, wfiles)))
-    plain = {k: (v.value if hasattr(v, "value") else v) for k, v in dataclasses.asdict(vopts).items()
-             if k != "window" and k not in encoder.ENCODER}
+    plain = options.fingerprint_view(vopts, ("in_flight", *encoder.ENCODER))
     frames_fp = fingerprint({"version": __version__, "method": method, "variant": variant, "input": seq.identity,
                              "style": style_meta, "weights": files_record(wdir, wfiles),
                              "options": _asdict(opts), "plan": dataclasses.asdict(plan),
@@ -193,7 +182,7 @@ class _Run:
                      "kind": self.seq.kind,
                      "frames": n, "shape": [h, w, c], "dtype": self.seq.dtype,
                      "files_sha256": self.seq.files_sha256},
-                     "stats_policy": self.v.stats.value, "ema_decay": self.v.ema_decay,
+                     "stats_policy": self.v.stats_policy.value, "ema_decay": self.v.ema_decay,
                      "cut_threshold": self.v.cut_threshold, "shot_frames": self.v.shot_frames}
         if self.output.kind == "folder":  # the files this run writes: what an --overwrite removes
             self.meta["format"] = self.output.fmt
@@ -240,7 +229,7 @@ class _Run:
     def _probe(self, c: Any, style: StyleCode, resources: Any) -> tuple[list, tuple[int, str] | None]:
         """Each frame's histogram (its statistics stay in the records) and the first failed frame."""
         n = len(self.seq)
-        with_stats = self.v.stats is not StatsPolicy.SHOT
+        with_stats = self.v.stats_policy is not StatsPolicy.SHOT
         hists: list = [None] * n
         for t in range(n):
             rec = self.state.load_arrays("probe", f"{t:06d}")
@@ -259,7 +248,7 @@ class _Run:
         if todo:
             _log(self.progress, f"probe: {len(todo)} of {n} frames (histograms{', statistics' if with_stats else ''})")
         queue = iter(todo)
-        pending = as_completed([submit(t) for _, t in zip(range(2 * self.v.window), queue)])
+        pending = as_completed([submit(t) for _, t in zip(range(2 * self.v.in_flight), queue)])
         for fut in pending:
             t = fut.frame
             try:
@@ -279,7 +268,7 @@ class _Run:
     def _statistics(self, c: Any, style: StyleCode, resources: Any, found: list[int],
                     usable: int, failed: bool) -> tuple[framestore.StatsList, list[str], int]:
         """Each usable frame's statistics and statistics key."""
-        policy = self.v.stats
+        policy = self.v.stats_policy
         if policy is StatsPolicy.PER_FRAME:
             return framestore.SavedStats(self.state, usable), [f"frame-{t:06d}" for t in range(usable)], usable
         if policy is StatsPolicy.EMA:  # frame by frame, each average saved and read back when tiled
@@ -355,7 +344,7 @@ class _Run:
         todo = [t for t in range(usable) if t not in done]
         if not todo:
             return
-        _log(self.progress, f"tiles: {len(todo)} of {len(self.seq)} frames, {self.v.window} in flight")
+        _log(self.progress, f"tiles: {len(todo)} of {len(self.seq)} frames, {self.v.in_flight} in flight")
         start, count = time.perf_counter(), 0
         queue = iter(todo)
 
@@ -371,7 +360,7 @@ class _Run:
             f.frame, f.stats = t, frame_stats  # held until the frame is written
             return f
 
-        pending = as_completed([submit(t) for _, t in zip(range(self.v.window), queue)])
+        pending = as_completed([submit(t) for _, t in zip(range(self.v.in_flight), queue)])
         for fut in pending:
             fut.result()
             t = fut.frame

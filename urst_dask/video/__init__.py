@@ -3,6 +3,7 @@
 * :mod:`.policy` - ``per-frame`` / ``shot`` / ``ema`` statistics (:class:`StatsPolicy`).
 * :mod:`.cuts` - shot-cut detection from colour histograms.
 * :mod:`.sequence` - the input sequence and the output (folder, Zarr, video file).
+* :mod:`.options` - which keywords are the video's, which the run's, and which it refuses.
 
 :func:`stylize_video`, the scheduling across frames on a Dask cluster, lives in
 :mod:`urst_dask.pipeline.video` (re-exported here, imported on first use).

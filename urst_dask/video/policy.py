@@ -34,8 +34,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import ParameterError, bad_value
-from ..settings import _Choice
+from ..errors import ParameterError, ParameterTypeError, bad_value
+from ..settings import FrameFormat, _Choice
 from ..stats import NormStats
 from .cuts import DEFAULT_THRESHOLD
 
@@ -53,29 +53,35 @@ class StatsPolicy(_Choice):
 class VideoOptions:
     """The video-specific settings: statistics policy, cuts, scheduling, output encoding."""
 
-    stats: StatsPolicy = StatsPolicy.SHOT
+    stats_policy: StatsPolicy = StatsPolicy.SHOT
     ema_decay: float = 0.9
     cut_threshold: float = DEFAULT_THRESHOLD
     shot_frames: int = 4  # frames in a shot's mosaic
-    window: int = 3  # frames in flight at once
-    format: str | None = None  # output frame format (folder outputs); default: the input's, else png
+    in_flight: int = 3  # frames in flight at once
+    format: FrameFormat | None = None  # output frame format (folder outputs); default: the input's, else png
     codec: str = "libx264"
     crf: int = 16
     pix_fmt: str = "yuv420p"
     fps: float | None = None  # frame rate of a video made from frames (default 24)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "stats", StatsPolicy.parse(self.stats, "stats"))
+        object.__setattr__(self, "stats_policy", StatsPolicy.parse(self.stats_policy, "stats_policy"))
+        if self.format is not None:
+            object.__setattr__(self, "format", FrameFormat.parse(self.format, "format"))
+        for name in ("codec", "pix_fmt"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ParameterTypeError(f"{name}={getattr(self, name)!r}: must be an FFmpeg name (a string)")
         for name, lo, hi in (("ema_decay", 0.0, 0.9999), ("cut_threshold", 0.0, 1.0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
                 raise bad_value(name, v, f"must be a number in [{lo}, {hi}]")
             object.__setattr__(self, name, float(v))
-        for name, lo, hi in (("shot_frames", 1, 64), ("window", 1, 256), ("crf", 0, 51)):
+        for name, lo, hi in (("shot_frames", 1, 64), ("in_flight", 1, 256), ("crf", 0, 51)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise bad_value(name, v, f"must be an integer in [{lo}, {hi}]")
-        if self.fps is not None and (not isinstance(self.fps, (int, float)) or not 0 < self.fps <= 1000):
+        if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, (int, float))
+                                     or not 0 < self.fps <= 1000):
             raise bad_value("fps", self.fps, "must be a number of frames per second in (0, 1000]")
 
 
