@@ -78,10 +78,12 @@ def stylize(
     :class:`~urst_dask.io.remote.RemotePath`, a ``str``, for a URL).
 
     ``content``: an image path (PNG/JPEG, TIFF/BigTIFF/OME-TIFF, Zarr/OME-Zarr) or a
-    numpy/dask array; RGB, RGBA (alpha passed through) or gray (luminance transfer);
-    uint8/uint16/float32 (mapped from the dtype's range, float in [0, 1]); never loaded
-    whole.  ``style``: a style image (path or (H, W, 3) array) or, for baked-in-style methods,
-    a style name/checkpoint.
+    numpy/dask array in host memory, layout (H, W, C) (also read: (C, H, W) with C <= 4 < W,
+    and (H, W) as gray; ``axes`` says it where the shape cannot); RGB, RGBA
+    (alpha passed through) or gray (luminance transfer); uint8/uint16/float32 (mapped from the
+    dtype's range, float in [0, 1]); never loaded whole.  ``style``: a style image (path, or an
+    (H, W, 3) array: uint8/uint16 over the dtype's range or float in [0, 1]) or, for
+    baked-in-style methods, a style name/checkpoint.
 
     Settings: ``config``, a :class:`~urst_dask.pipeline.config.RunConfig`, and/or flat keyword
     ``overrides`` routed into it by :meth:`RunConfig.from_kwargs`: ``method``, ``variant``
@@ -114,7 +116,7 @@ def stylize(
     ``gs://``, ``memory://``; ``https://`` read-only) with fsspec ``storage_options`` (one dict,
     or one per scheme); see :mod:`urst_dask.io.remote`.
     """
-    cfg = RunConfig.from_kwargs(config, **overrides)
+    cfg = RunConfig.from_kwargs(config, "stylize()", **overrides)
     flags = cfg.flags
     require_path("out", out)
     check_client(client)
@@ -178,19 +180,19 @@ def stylize(
                 grid = cfg.tiles.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
                 # ---- conditioning: thumbnail, style code, statistics (or the interrupted run's, byte for byte)
                 if state == "resume":
-                    style_code, thumb_stats, window, choice = resume.stored_conditioning(out_path, cfg.style)
+                    style_code, thumb_stats, intensity_range, choice = resume.stored_conditioning(out_path, cfg.style)
                 else:
                     def build(thumb_future: Any) -> Any:
                         return conditioning(src.level_for(cfg.style.thumb_size), style_img, spec, cfg.style,
                                             with_stats=with_stats, resources=resources, probe=cfg.compute,
                                             thumb=thumb_future)
 
-                    style_code, thumb_stats, window, choice = run_conditioning(
+                    style_code, thumb_stats, intensity_range, choice = run_conditioning(
                         c, build, thumb, progress=flags.progress, label="thumbnail stage: style code and statistics")
                     if cfg.style.norm is NormMode.TIN and stats is not None:
                         thumb_stats = stats
                     store.create_output(out_path, src.shape, cfg.tiles.stride, str(src.array.dtype),
-                                        provenance.store_attrs(meta, cfg, src, grid, thumb_stats, window, choice),
+                                        provenance.store_attrs(meta, cfg, src, grid, thumb_stats, intensity_range, choice),
                                         thumb_stats, style_code, overwrite=flags.overwrite)
                 compute = cfg.compute
                 if choice is not None:  # auto, resolved by the bf16 probe of the thumbnail (or the stored one's)
@@ -198,7 +200,7 @@ def stylize(
                     if flags.progress:
                         LOGGER.info(choice.describe())
                 # ---- tile stage and write: the missing blocks, strip by strip, on one progress bar
-                job = WindowJob(cfg.style, compute, str(src.array.dtype), window)
+                job = WindowJob(cfg.style, compute, str(src.array.dtype), intensity_range)
                 stylized = tile_graph(src.array, spec, style_code, thumb_stats, grid, job, resources=resources)
                 present = resume.present_windows(out_path, state)
                 windows = block_windows(src.shape, grid, cfg.compute.whole, cfg.compute.batch)

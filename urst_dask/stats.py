@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Protocol
+from typing import Callable, Iterator, Mapping, Protocol, Self
 
 import numpy as np
 import torch
@@ -29,7 +29,13 @@ Fields = Mapping[str, np.ndarray]
 
 
 def _freeze(where: str, a: object) -> np.ndarray:
-    arr = np.array(a, copy=True)
+    """A read-only copy of ``a`` that owns its data (nothing else can change it)."""
+    if isinstance(a, np.ndarray) and not a.flags.writeable and a.base is None:
+        return a  # frozen already (by build, before dataclasses.replace)
+    try:
+        arr = np.array(a, copy=True)
+    except (TypeError, ValueError) as exc:  # ragged lists, objects numpy cannot hold
+        raise ParameterTypeError(f"{where}: statistics must be numeric arrays ({exc})") from None
     if arr.dtype.kind not in "fiu":
         raise ParameterTypeError(f"{where}: statistics must be numeric arrays, got dtype {arr.dtype}")
     arr.setflags(write=False)
@@ -41,12 +47,26 @@ class _Table:
     method: str
     entries: tuple[tuple[str, tuple[tuple[str, np.ndarray], ...]], ...]
 
+    def __post_init__(self) -> None:
+        """Made directly, as by :meth:`build`: the method a string, the entries
+        ``((point, ((field, array), ...)), ...)`` and every array a read-only copy."""
+        name = type(self).__name__
+        if not isinstance(self.method, str):
+            raise ParameterTypeError(f"{name}: method={self.method!r}: must be a method name (str)")
+        try:
+            entries = tuple((str(point), tuple((str(f), _freeze(f"{name} {point}/{f}", v)) for f, v in fields))
+                            for point, fields in self.entries)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ParameterTypeError):
+                raise
+            raise ParameterTypeError(f"{name}: entries must be ((point, ((field, array), ...)), ...); "
+                                     f"got {type(self.entries).__name__} ({exc})") from None
+        object.__setattr__(self, "entries", entries)
+
     @classmethod
-    def build(cls, method: str, mapping: Mapping[str, Fields]):
+    def build(cls, method: str, mapping: Mapping[str, Fields]) -> Self:
         """Make a table from ``{point: {field: array}}`` (arrays are copied and frozen)."""
         name = cls.__name__
-        if not isinstance(method, str):
-            raise ParameterTypeError(f"{name}: method={method!r}: must be a method name (str)")
         if not isinstance(mapping, Mapping) or not all(isinstance(f, Mapping) for f in mapping.values()):
             shown = type(mapping).__name__ if not isinstance(mapping, Mapping) else "a mapping of non-mappings"
             raise ParameterTypeError(f"{name}: expected {{point: {{field: array}}}}, got {shown}")
@@ -66,6 +86,7 @@ class _Table:
         return any(name == point for name, _ in self.entries)
 
     def points(self) -> list[str]:
+        """The normalization points' names, in the network's order."""
         return [name for name, _ in self.entries]
 
     def __iter__(self) -> Iterator[str]:
@@ -80,7 +101,10 @@ class _Table:
         return {f"{p}/{f}": v for p, fields in self.entries for f, v in fields}
 
     @classmethod
-    def from_flat(cls, method: str, flat: Mapping[str, np.ndarray]):
+    def from_flat(cls, method: str, flat: Mapping[str, np.ndarray]) -> Self:
+        """The table of :meth:`to_flat`'s ``{"point/field": array}`` (arrays copied and frozen)."""
+        if not isinstance(flat, Mapping):
+            raise ParameterTypeError(f"{cls.__name__}: expected {{'point/field': array}}, got {type(flat).__name__}")
         grouped: dict[str, dict[str, np.ndarray]] = {}
         for key, value in flat.items():
             point, _, field = key.partition("/")
@@ -109,6 +133,7 @@ class _Table:
         return hash(self.token())
 
     def nbytes(self) -> int:
+        """The arrays' bytes (what a worker holds of these statistics)."""
         return sum(v.nbytes for _, fields in self.entries for _, v in fields)
 
 

@@ -262,6 +262,51 @@ def test_dask_computes_only_in_the_pipeline():
     assert not offenders, "Dask computing outside urst_dask/pipeline/:\n" + "\n".join(offenders)
 
 
+# rule 7: I/O lives in urst_dask/io/. Storage and image libraries are imported there only
+# (bench also builds its inputs with PIL); the compute parts touch no file at all.
+IO_LIBRARIES = ("zarr", "tifffile", "fsspec", "s3fs", "av", "PIL")
+IO_ALLOWED = ("io", "testing")
+PIL_ALSO = ("bench",)
+COMPUTE_PARTS = ("kernels", "stats", "preprocess", "metrics", "models", "engine", "tiling")
+FILE_CALLS = ("open", "read_bytes", "write_bytes", "read_text", "write_text", "mkdir", "unlink", "rmtree", "touch",
+              "rename", "mkdtemp", "save_model", "torch.save", "torch.load", "os.replace", "os.remove", "np.save",
+              "np.load", "json.dump")
+
+
+def _library_imports(tree: ast.AST) -> list[tuple[str, int]]:
+    found = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Import):
+            found += [(a.name.split(".")[0], n.lineno) for a in n.names]
+        elif isinstance(n, ast.ImportFrom) and not n.level and n.module:
+            found.append((n.module.split(".")[0], n.lineno))
+    return found
+
+
+def _file_calls(tree: ast.AST) -> list[tuple[str, int]]:
+    found = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call):
+            full = ast.unparse(n.func)
+            name = n.func.attr if isinstance(n.func, ast.Attribute) else full
+            if full in FILE_CALLS or name in FILE_CALLS:
+                found.append((full, n.lineno))
+    return found
+
+
+def test_storage_libraries_are_imported_in_io_only():
+    offenders = [f"{m.rel}:{line}: import {lib}" for m in _checked() if not _in(m, IO_ALLOWED)
+                 for lib, line in _library_imports(m.tree)
+                 if lib in IO_LIBRARIES and not (lib == "PIL" and _in(m, PIL_ALSO))]
+    assert not offenders, "storage/image libraries outside urst_dask/io/:\n" + "\n".join(offenders)
+
+
+def test_compute_code_touches_no_file():
+    offenders = [f"{m.rel}:{line}: {call}(" for m in _checked() if _in(m, COMPUTE_PARTS)
+                 for call, line in _file_calls(m.tree)]
+    assert not offenders, "file I/O in compute code (move it to urst_dask/io/):\n" + "\n".join(offenders)
+
+
 def test_no_module_is_over_400_lines():
     offenders = []
     for m in MODULES.values():
@@ -313,3 +358,6 @@ def test_the_checks_see_what_they_look_for():
     fn = tree.body[0]
     assert isinstance(fn, ast.FunctionDef) and parameter_count(fn, False) == 5
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    io_tree = ast.parse("import zarr\nfrom PIL import Image\ndef f(p):\n    p.write_text('x')\n    torch.save(1, p)\n")
+    assert _library_imports(io_tree) == [("zarr", 1), ("PIL", 2)]
+    assert _file_calls(io_tree) == [("p.write_text", 4), ("torch.save", 5)]

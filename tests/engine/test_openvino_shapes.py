@@ -11,6 +11,7 @@ import torch
 
 from urst_dask import engine
 from urst_dask.engine import backends, baked
+from urst_dask.io import ovcache
 from urst_dask.preprocess import hwc_to_nchw, resize_center_crop, to_unit
 from urst_dask.settings import Precision
 from urst_dask.testing import random_image
@@ -108,7 +109,7 @@ def test_code_digest_follows_a_layer_modules_source(tmp_path, monkeypatch):
     module = importlib.import_module("plugin_layer")
     first = backends.code_digest(torch.nn.Sequential(module.Layer()))
     source.write_text(source.read_text().replace("return x", "return 2 * x"))
-    backends._files_digest.cache_clear()  # a new process would read the files afresh
+    ovcache.files_digest.cache_clear()  # a new process would read the files afresh
     assert backends.code_digest(torch.nn.Sequential(module.Layer())) != first
 
 

@@ -69,6 +69,24 @@ def _unknown_chunks() -> da.Array:
     (lambda t: urst_dask.RunConfig(method="nope"), ParameterError,  # was accepted, and refused by stylize only
      "method='nope': must be one of wct16x, johnson, microast, wct, adain, linearwct, msgnet, passthrough"),
     (lambda t: urst_dask.RunConfig.from_kwargs(method="WCT16X"), ParameterError, "method='WCT16X': must be one of"),
+    # a code-standards review's findings: each was accepted, or raised numpy's, Python's or a
+    # 1,661-character error
+    (lambda t: urst_dask.stylize_array(IMAGE, STYLE, method="passthrough", verbose=True), ParameterError,
+     "stylize_array: verbose=True would have no effect"),
+    (lambda t: urst_dask.compare(t / "frames", video=True, stride="garbage"), ParameterError,
+     "stride='garbage': video=True reports flicker, which has no stride; leave it out"),
+    (lambda t: urst_dask.stylize_array(IMAGE, np.zeros((512, 512, 3), np.uint8), method="johnson"),
+     ParameterTypeError, "style=<ndarray>: johnson bakes its style into the network; give a style name"),
+    (lambda t: urst_dask.stylize_array(IMAGE, STYLE, method="passthrough", foo=1), ParameterTypeError,
+     "stylize_array() got an unknown setting 'foo'"),
+    (lambda t: urst_dask.RunConfig().replace(foo=1), ParameterTypeError, "RunConfig.replace() got an unknown setting"),
+    (lambda t: NormStats.build("x", {"p": {"m": [[1.0], [1.0, 2.0]]}}), ParameterTypeError,
+     "NormStats p/m: statistics must be numeric arrays (setting an array element with a sequence"),
+    (lambda t: NormStats.from_flat("x", 5), ParameterTypeError, "NormStats: expected {'point/field': array}, got int"),
+    (lambda t: NormStats(method=1, entries=()), ParameterTypeError, "NormStats: method=1: must be a method name"),
+    (lambda t: NormStats(method="x", entries=5), ParameterTypeError, "NormStats: entries must be ((point, ((field"),
+    (lambda t: TilePlan().resolve("a"), ParameterTypeError, "size_multiple='a': must be an integer"),
+    (lambda t: TilePlan().resolve(0), ParameterError, "size_multiple=0: must be an integer >= 1"),
 ])
 def test_bad_arguments_are_refused_by_name(tmp_path, call, error, fragment):
     with pytest.raises(error, match=re.escape(fragment)):
@@ -163,3 +181,16 @@ def test_good_scheduler_addresses_and_intensities_are_kept() -> None:
         assert ClusterOptions(scheduler=address).scheduler == address
     assert Intensity("percentile", (np.float32(0.5), 99)).percentiles == (0.5, 99.0)
     assert Intensity.parse("percentile:1,99") == Intensity("percentile", [1, 99])
+
+
+def test_statistics_made_directly_are_frozen_copies() -> None:
+    """NormStats(...) made without build kept the caller's writable array: changing it changed
+    the statistics (and their token) after a graph was keyed on them."""
+    a = np.zeros((1, 3), np.float32)
+    stats = NormStats(method="passthrough", entries=(("p", (("mean", a),)),))
+    token = stats.token()
+    a[0, 0] = 5
+    assert stats.token() == token
+    assert not stats["p"]["mean"].flags.writeable
+    assert stats.with_network("abc")["p"]["mean"] is stats["p"]["mean"]  # frozen once, not copied again
+

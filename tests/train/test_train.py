@@ -229,6 +229,7 @@ def _bad_cases(tmp: Path, data: dict[str, Path]) -> list[tuple[dict, type, str]]
         ({"stroke_weight": -1.0}, ParameterError, "stroke_weight=-1.0"),
         ({"method": "adain"}, ParameterError, "method='adain': must be one of microast, johnson"),
         ({"resume": True, "out": str(tmp / "none")}, OutputError, "nothing to resume"),
+        ({"resume": "no"}, ParameterTypeError, "resume='no': must be a bool"),  # "no" was truthy: it resumed
         ({"loss_net": ("vgg19", "relu4_1")}, ParameterError, "reaches relu3_1 only"),
         ({"init": str(data["style"])}, WeightsError, "microast starts from a weights folder"),
         ({"method": "johnson", "init": "nonexist"}, ParameterError, "^init='nonexist': johnson bakes one style"),

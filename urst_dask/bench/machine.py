@@ -11,15 +11,11 @@ from typing import Any
 
 import psutil
 
+from ..io import host
+
 
 def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return host.cpuinfo().get("model name") or platform.processor() or "unknown"
 
 
 def _code() -> str:

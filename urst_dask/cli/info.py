@@ -66,7 +66,7 @@ def _cmd_compare(a: argparse.Namespace) -> None:
     from ..api import compare
 
     if a.video:
-        f = compare(a.image, a.reference, video=True)
+        f = compare(a.image, a.reference, stride=a.stride, video=True)  # a --stride is refused, not ignored
         print(f"flicker: {f['flicker']:.3f} (stylized change {f['stylized_change']:.5f} / content change "
               f"{f['content_change']:.5f}, {f['pairs']} frame pairs, {f['cuts_skipped']} across cuts skipped)")
         print("  motion-compensated frame-to-frame change of the stylized frames per unit of the content's; lower is steadier")

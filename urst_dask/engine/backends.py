@@ -17,10 +17,8 @@ backend is named.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import importlib.util
-import os
 import shutil
 import sys
 import threading
@@ -32,7 +30,7 @@ from torch import Tensor, nn
 
 from .._version import __version__
 from ..errors import ParameterError, UrstError
-from ..io.cachedir import cache_root
+from ..io import ovcache
 from ..settings import Backend, Precision
 from .baked import FoldedCascade
 from .precision import resolve_precision
@@ -113,24 +111,14 @@ def _inductor(net: nn.Module, example: Tensor, precision: Precision) -> Runner:
 
 
 def openvino_cache_dir() -> Path:
-    """Converted OpenVINO networks and compiled blobs: ``$URST_DASK_CACHE/openvino``, default
-    ``$XDG_CACHE_HOME/urst-dask/openvino`` (``~/.cache/urst-dask/openvino``)."""
-    return cache_root() / "openvino"
+    """Converted OpenVINO networks and compiled blobs (see :func:`urst_dask.io.ovcache.folder`)."""
+    return ovcache.folder()
 
 
 def _convert(ov, net: nn.Module, inputs: tuple[Tensor, ...]):  # noqa: ANN001 - the openvino module
     with torch.no_grad():  # traced once without the re-run check (the check doubles the time)
         traced = torch.jit.trace(net, inputs if len(inputs) > 1 else inputs[0], check_trace=False)
         return ov.convert_model(traced, example_input=inputs if len(inputs) > 1 else inputs[0])
-
-
-@functools.lru_cache(maxsize=16)
-def _files_digest(files: tuple[str, ...]) -> str:
-    h = hashlib.sha256(__version__.encode())
-    for f in files:
-        with contextlib.suppress(OSError):
-            h.update(Path(f).read_bytes())
-    return h.hexdigest()[:16]
 
 
 def code_digest(net: nn.Module) -> str:
@@ -145,7 +133,7 @@ def code_digest(net: nn.Module) -> str:
         module = sys.modules.get(type(m).__module__)
         if module is not None and getattr(module, "__file__", None):
             files.add(str(module.__file__))
-    return _files_digest(tuple(sorted(files)))
+    return ovcache.files_digest(tuple(sorted(files)), __version__)
 
 
 def _converted(ov, net: nn.Module, example: Tensor):  # noqa: ANN001
@@ -160,21 +148,11 @@ def _converted(ov, net: nn.Module, example: Tensor):  # noqa: ANN001
     extra = [t.detach().cpu() for t in net.affines()]
     key = hashlib.sha256(f"{net.identity()}|reshaped per window|{ov.__version__}{torch.__version__}|"
                          f"{code_digest(net)}".encode())
-    path = openvino_cache_dir() / f"{key.hexdigest()[:32]}.xml"
-    model = None
-    if path.exists() and path.with_suffix(".bin").exists():
-        try:
-            model = ov.Core().read_model(str(path))
-        except Exception:  # noqa: BLE001 - a damaged cache entry: convert again
-            model = None
+    name = key.hexdigest()[:32]
+    model = ovcache.read(name, ov)
     if model is None:
         model = _convert(ov, net.parametric(), (example, *extra))
-        with contextlib.suppress(OSError):  # a read-only cache only costs the next run a conversion
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.xml")
-            ov.save_model(model, str(tmp), compress_to_fp16=False)
-            os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))
-            os.replace(tmp, path)
+        ovcache.write(name, ov, model)
     def fixed(m):  # noqa: ANN001, ANN202 - static shapes: the CPU plugin convolves only with weights of a known shape
         m.reshape({inp: ov.PartialShape(list(t.shape)) for inp, t in zip(m.inputs, (example, *extra))})
         return m

@@ -12,13 +12,12 @@ are computed in float32/float64 whatever the precision (:mod:`urst_dask.kernels`
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 from typing import cast
 
 import torch
 
 from ..errors import ParameterError
+from ..io import host
 from ..settings import Precision
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -37,16 +36,9 @@ BF16_HOLDS = frozenset({"wct", "johnson"})
 BF16_PROBED = frozenset({"wct16x"})
 
 
-@functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (``/proc/cpuinfo``; empty where it cannot be read)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
+    """The CPU's feature flags (:func:`urst_dask.io.host.cpu_flags`)."""
+    return host.cpu_flags()
 
 
 def cpu_native_bf16() -> bool:

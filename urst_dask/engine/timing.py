@@ -9,10 +9,11 @@ process's own start (interpreter and imports, up to the ``stylize()`` call) is r
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from typing import Iterator
+
+from ..io import host
 
 _lock = threading.Lock()
 _stages: list[tuple[str, float]] = []
@@ -48,16 +49,8 @@ def stages() -> list[tuple[str, float]]:
 
 
 def process_age() -> float | None:
-    """Seconds since this process started (Linux ``/proc``; ``None`` elsewhere)."""
-    try:
-        with open("/proc/self/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        start_ticks = int(fields[19])  # field 22 (starttime), counted after the command name
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
-        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return None
+    """Seconds since this process started (:func:`urst_dask.io.host.process_age`)."""
+    return host.process_age()
 
 
 def summary(total: float | None = None) -> str:

@@ -1,4 +1,4 @@
-"""The sha256 of a file, read in 1 MiB blocks (weights checks and training checkpoint records)."""
+"""The sha256 of a file, read in 1 MiB blocks (weights checks, style files, training checkpoint records)."""
 
 from __future__ import annotations
 
@@ -13,3 +13,9 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_if_file(path: Path) -> str | None:
+    """:func:`sha256_file` of ``path`` when it is a regular file, else ``None`` (a URL, a Zarr
+    folder: a style read from those is identified by its pixels)."""
+    return sha256_file(path) if path.is_file() else None

@@ -24,7 +24,9 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+
+import numpy as np
 
 from ..errors import OutputError
 from .lock import pid_alive, reused_since
@@ -152,3 +154,22 @@ def removed(folder: Path) -> Iterator[Path]:
         yield folder
     finally:
         remove(folder)
+
+
+@contextlib.contextmanager
+def beside(target: Path, purpose: str) -> Iterator[Path]:
+    """A hidden scratch folder next to ``target`` (``.<name>.<purpose>-XXXX``: on the same disk,
+    so what is written there costs the space the output would), removed when the body ends."""
+    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.{purpose}-", dir=target.parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def zarr_array(folder: Path, name: str, shape: tuple[int, ...], dtype: np.dtype, chunks: tuple[int, ...]) -> Any:
+    """A new zero-filled Zarr array ``folder/name`` for intermediate results (a TIFF export's
+    reduced levels), to be filled with :func:`dask.array.store` and read back lazily."""
+    import zarr
+
+    return zarr.create_array(str(folder / name), shape=shape, dtype=dtype, fill_value=0, chunks=chunks)

@@ -33,8 +33,9 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     ``array``: (H, W, C) numpy or dask array, layout HWC (height, width, channels), C = 3 (RGB),
     4 (RGBA: alpha passed through) or 1 (gray: luminance transfer); dtype uint8 or uint16
     (the dtype's full range) or float32 with values in [0, 1] (or any range with
-    ``intensity="percentile:LO,HI"``).  ``style``: a style image (path or (H, W, 3) array) or,
-    for baked-in-style methods, a style name/checkpoint.  Settings as :func:`urst_dask.stylize`
+    ``intensity="percentile:LO,HI"``), in host memory.  ``style``: a style image (path, or an
+    (H, W, 3) array: uint8/uint16 over the dtype's range or float in [0, 1]) or, for baked-in-style
+    methods, a style name/checkpoint.  Settings as :func:`urst_dask.stylize`
     (``config`` and/or flat keywords: ``method``, ``alpha``, ``stride``, ``device``...), but
     for the cluster's and the output store's (``scheduler``, ``workers``, ``memory``,
     ``overwrite``, ``scratch``...): the array is computed where you compute it, so those are
@@ -52,7 +53,7 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
     (:mod:`urst_dask.engine.probe`) needs the thumbnail pass before the windows are built,
     which :func:`urst_dask.stylize` runs and this lazy graph does not.
     """
-    cfg = RunConfig.from_kwargs(config, **overrides)
+    cfg = RunConfig.from_kwargs(config, "stylize_array()", **overrides)
     _refuse_unused(cfg)
     array, style, stats = (remote.attach(v, cfg.flags.storage_options, arg) for v, arg in (
         (array, "content"), (style, "style"), (stats, "stats")))  # URLs carry their options, as in stylize
@@ -76,18 +77,18 @@ def stylize_array(array: np.ndarray | da.Array, style: str | os.PathLike[str] | 
                    style_size=cfg.style.style_size if style_img is not None else None)
     cond = conditioning(src.level_for(cfg.style.thumb_size), style_img, spec, cfg.style, with_stats=with_stats)
     if cfg.style.intensity.percentiles is None:  # lazy: the style code and the statistics are graph keys
-        code, thumb_stats, window = cond[0], (cond[1] if with_stats else None), None
+        code, thumb_stats, intensity_range = cond[0], (cond[1] if with_stats else None), None
     else:  # the percentile range is part of every window's frozen job: computed now
-        code, thumb_stats, window = dask.compute(cond)[0][:3]
+        code, thumb_stats, intensity_range = dask.compute(cond)[0][:3]
     if cfg.style.norm is NormMode.TIN and given is not None:
         thumb_stats = given
     grid = cfg.tiles.resolve(info.size_multiple, info.seam_margin, info.receptive_field)
-    job = WindowJob(cfg.style, cfg.compute, str(src.array.dtype), window)
+    job = WindowJob(cfg.style, cfg.compute, str(src.array.dtype), intensity_range)
     return tile_graph(src.array, spec, code, thumb_stats, grid, job)
 
 
 UNUSED = ("scheduler", "workers", "threads_per_worker", "processes", "torch_threads", "memory", "connect_timeout",
-          "overwrite", "scratch", "progress")
+          "verbose", "overwrite", "scratch", "progress")
 
 
 def _refuse_unused(cfg: RunConfig) -> None:

@@ -114,10 +114,12 @@ class RunConfig:
                                      f"drop {', '.join(unused)} (or --paper)")
 
     @classmethod
-    def from_kwargs(cls, base: RunConfig | None = None, /, **kwargs: Any) -> RunConfig:
+    def from_kwargs(cls, base: RunConfig | None = None, caller: str = "RunConfig.from_kwargs()", /,
+                    **kwargs: Any) -> RunConfig:
         """``base`` (default: the defaults) with flat settings (``alpha=0.5, stride=500``...)
         routed to their groups, or whole groups by name (``tiles=TilePlan.paper()``, applied
-        before the flat settings).  An unknown name is refused with the list of valid ones."""
+        before the flat settings).  An unknown name is refused with the list of valid ones,
+        naming ``caller`` (the public function the settings were given to)."""
         if base is not None and not isinstance(base, RunConfig):
             raise ParameterTypeError(f"config={base!r}: expected a RunConfig (or flat settings as keywords)")
         base = base if base is not None else cls()
@@ -134,7 +136,7 @@ class RunConfig:
                 routed[names[key]][key] = value
             else:
                 valid = ", ".join(sorted([*names, *TOP]))
-                raise ParameterTypeError(f"stylize() got an unknown setting {key!r}; valid: {valid}")
+                raise ParameterTypeError(f"{caller} got an unknown setting {key!r}; valid: {valid}")
         changes: dict[str, Any] = dict(top)
         for name in GROUPS:
             group = groups.get(name, getattr(base, name))
@@ -143,7 +145,7 @@ class RunConfig:
 
     def replace(self, **kwargs: Any) -> RunConfig:
         """This configuration with flat settings changed (see :meth:`from_kwargs`)."""
-        return RunConfig.from_kwargs(self, **kwargs) if kwargs else self
+        return RunConfig.from_kwargs(self, "RunConfig.replace()", **kwargs) if kwargs else self
 
 
 def setting_names() -> dict[str, str]:

@@ -8,10 +8,9 @@ output (so the full resolution is read once for all of them).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,7 +18,7 @@ import dask.array as da
 import numpy as np
 
 from ..errors import OutputError, ParameterError, UrstError, require_bool, require_path
-from ..io import chunkio, halving, ome, remote, store, writers
+from ..io import chunkio, halving, ome, remote, scratch, store, writers
 from ..io.readers import open_image
 from ..io.targets import check_export_target, check_not_input
 from ..io.writers import Raster, TiffCompression
@@ -45,17 +44,14 @@ def write_raster(path: str | os.PathLike[str], image: np.ndarray | da.Array, *, 
     writers.write_raster(path, as_raster(image), overwrite=overwrite, quality=quality)
 
 
-def _scratch_levels(array: da.Array, n: int, folder: str, chunk: int) -> list[da.Array]:
+def _scratch_levels(array: da.Array, n: int, folder: Path, chunk: int) -> list[da.Array]:
     """Levels 1..n, each the 2x area mean of the previous, stored in a scratch Zarr (so the
     full resolution is read once for all of them)."""
-    import zarr
-
     out, prev = [], array
     for i in range(1, n + 1):
         nxt = halving.half(prev, chunk)
         h, w, c = (int(s) for s in nxt.shape)
-        z = zarr.create_array(os.path.join(folder, f"{i}.zarr"), shape=(h, w, c), dtype=nxt.dtype, fill_value=0,
-                              chunks=(min(chunk, h), min(chunk, w), c))
+        z = scratch.zarr_array(folder, f"{i}.zarr", (h, w, c), nxt.dtype, (min(chunk, h), min(chunk, w), c))
         da.store(nxt.rechunk(z.chunks), z, lock=False, scheduler="threads")
         prev = da.from_zarr(z)
         out.append(prev)
@@ -83,8 +79,7 @@ def write_tiff(
     writers.check_target(p, overwrite)
     writers.check_tiff_pixels(path, c, arr.dtype)
     writers.tiff_options(compression, tile, arr.dtype, c)
-    scratch = None
-    try:
+    with contextlib.ExitStack() as stack:
         if isinstance(levels, Sequence):
             pyramid: list[Any] = list(levels)
         else:
@@ -92,14 +87,11 @@ def write_tiff(
             if n < 0:
                 raise ParameterError(f"levels={levels!r}: must be >= 0")
             dask_arr = arr if isinstance(arr, da.Array) else da.from_array(np.asarray(arr), chunks=(1024, 1024, -1))
-            scratch = tempfile.mkdtemp(prefix=f".{p.name}.levels-", dir=p.parent) if n else None
-            pyramid = _scratch_levels(dask_arr, n, scratch, 4 * tile) if scratch else []
+            folder = stack.enter_context(scratch.beside(p, "levels")) if n else None
+            pyramid = _scratch_levels(dask_arr, n, folder, 4 * tile) if folder else []
         return writers.write_pyramidal_tiff(p, as_raster(arr), tile=tile, levels=[as_raster(lev) for lev in pyramid],
                                             pixel_size=pixel_size, channel_names=channel_names, overwrite=overwrite,
                                             compression=compression)
-    finally:
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False,

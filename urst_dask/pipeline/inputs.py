@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ParameterError, ParameterTypeError, WeightsError
 from ..io import images, store
+from ..io.digest import sha256_if_file
 from ..io.weights import WeightFile, checkpoint_problem, resolve_weights_dir, verify_file
 from ..models import method_entry
 from ..models.registry import Network
@@ -39,7 +40,8 @@ def style_input(style: Any, takes_image: bool, allow_large: bool,
     """Style image (RGB array) or style name/checkpoint (variant), and its provenance."""
     if not takes_image:
         if not isinstance(style, (str, os.PathLike)):
-            raise ParameterTypeError(f"style={style!r}: this method takes a style name or checkpoint path")
+            raise ParameterTypeError(f"style=<{type(style).__name__}>: this method takes a style name or checkpoint "
+                                     "path")
         return None, str(style), {"name": str(style)}
     if isinstance(style, np.ndarray):
         arr = images.as_rgb(np.asarray(images.as_source(style, "<array>", "style").array.compute()))
@@ -50,7 +52,7 @@ def style_input(style: Any, takes_image: bool, allow_large: bool,
         raise ParameterTypeError(f"style={type(style).__name__}: expected a path or a numpy array")
     arr = images.read_style(style, "style", allow_large=allow_large, scratch_dir=scratch_dir)
     pixels = _pixels_digest(arr)
-    digest = hashlib.sha256(Path(style).read_bytes()).hexdigest() if Path(style).is_file() else pixels
+    digest = sha256_if_file(Path(style)) or pixels
     return arr, None, {"path": str(style), "sha256": digest, "pixels_sha256": pixels}
 
 
@@ -84,6 +86,9 @@ def network(config: RunConfig, style: Any) -> tuple[Network, Path, tuple[WeightF
         raise ParameterError(f"variant={config.variant!r}: {config.method} takes its variant from the style argument")
     if config.variant is not None and entry.files_for is None:  # it would be recorded, and ignored
         raise ParameterError(f"variant={config.variant!r}: {config.method} has no variants; leave it out")
+    if not entry.takes_style_image and not isinstance(style, (str, os.PathLike)):  # str() of an array: its repr
+        raise ParameterTypeError(f"style=<{type(style).__name__}>: {config.method} bakes its style into the network; "
+                                 "give a style name or a checkpoint path (see `urst-dask methods`)")
     wfiles = tuple(entry.weights(config.variant if entry.takes_style_image else str(style)))
     for wf in wfiles:
         if wf.sha256:

@@ -116,14 +116,14 @@ def provenance(src: images.ImageSource, style_meta: dict[str, Any], config: RunC
 
 
 def store_attrs(meta: dict[str, Any], config: RunConfig, src: images.ImageSource, grid: TileGrid,
-                stats: NormStats | None, window: tuple[float, float] | None,
+                stats: NormStats | None, intensity_range: tuple[float, float] | None,
                 choice: PrecisionChoice | None = None) -> dict[str, Any]:
     """The attributes a new output store starts with: the provenance, the statistics' digest,
     the intensity mapping (mode and range), the resolved tile grid and, where
     ``precision="auto"`` was settled by a bf16 probe, that choice."""
     scale = dtype_scale(src.array.dtype)
     return {**meta, "stats": None if stats is None else {"group": store.STATS, "sha256": stats.token()},
-            "intensity": {"mode": str(config.style.intensity), "range_unit": list(window) if window else None,
-                          "range_in_dtype": [v * scale for v in window] if window else [0.0, scale]},
+            "intensity": {"mode": str(config.style.intensity), "range_unit": list(intensity_range) if intensity_range else None,
+                          "range_in_dtype": [v * scale for v in intensity_range] if intensity_range else [0.0, scale]},
             "tile_grid": plain(grid), "started": now(),
             **({"precision_auto": choice.as_dict()} if choice is not None else {})}

@@ -103,7 +103,8 @@ def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
     figures are its flicker (:func:`urst_dask.video.compare.flicker_report`).
 
     Quality figures of ``image`` (a finished output store, an image file, or an (H, W, C)
-    array), read chunk by chunk: ``seam`` (the seam score at ``stride``: 1.0 means no visible
+    numpy/dask array in host memory: uint8/uint16 over the dtype's range or float in [0, 1],
+    the peak of the PSNR being the dtype's), read chunk by chunk: ``seam`` (the seam score at ``stride``: 1.0 means no visible
     tile boundary; default: the store's own stride, else 1000) and, against ``reference``
     (same shape and dtype), ``psnr`` (dB) and ``ssim`` (of the colour channels: an RGBA image's
     alpha, passed through untouched, is left out); ``stroke``: the stroke size (dominant texture
@@ -111,6 +112,9 @@ def compare(image: str | os.PathLike[str] | np.ndarray | da.Array,
     require_bool("video", video)
     if video:
         from ..video.compare import flicker_report
+
+        if stride is not None:  # it was accepted, whatever its value, and ignored
+            raise ParameterError(f"stride={stride!r}: video=True reports flicker, which has no stride; leave it out")
 
         for arg, value in (("image", image), ("reference", reference)):  # pathlib's TypeError named neither
             if not (isinstance(value, (str, os.PathLike)) or (arg == "reference" and value is None)):

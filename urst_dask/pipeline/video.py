@@ -4,12 +4,12 @@ Stages (each resumable from the records in ``<out>.video-state``, see
 :mod:`urst_dask.io.framestore`):
 
 1. **probe** - each frame's colour histogram and, for ``per-frame``/``ema``, its own
-   thumbnail statistics; up to ``2 x window`` frames read at once, results recorded per frame.
+   thumbnail statistics; up to ``2 x in_flight`` frames read at once, results recorded per frame.
 2. **statistics** - cuts from the histograms (:mod:`.cuts`), then each frame's statistics
    by the policy (:mod:`.policy`); a ``shot``'s mosaic statistics are one task per shot.
 3. **tiles** - each frame's tile graph (:func:`urst_dask.pipeline.tiles.tile_graph`) ends in one
    task that writes the frame (temporary name + rename, or its Zarr chunks); up to
-   ``window`` frames are in flight, and a new one is submitted as soon as one finishes, so
+   ``in_flight`` frames are in flight, and a new one is submitted as soon as one finishes, so
    the workers never wait at a frame boundary.  A frame's done record is written after the
    frame.
 4. **finish** - a video output is encoded from the stylized frames (kept in the records
@@ -99,7 +99,7 @@ def stylize_video(
     byte-identical to an uninterrupted run.
     """
     vopts, rest = options.split_settings(dict(overrides), video)
-    cfg = RunConfig.from_kwargs(config, **rest)
+    cfg = RunConfig.from_kwargs(config, "stylize_video()", **rest)
     options.refuse_still_only(cfg)
     method, variant, overwrite, progress = cfg.method, cfg.variant, cfg.flags.overwrite, cfg.flags.progress
     opts, plan, comp, clus = cfg.style, cfg.tiles, cfg.compute, cfg.cluster

@@ -99,7 +99,9 @@ class TilePlan:
     def resolve(self, size_multiple: int, seam_margin: int | None = None, receptive_field: int = 1) -> "TileGrid":
         """The concrete grid for a network with this size multiple (and measured seam-free
         margin / receptive field, for ``margin="auto"``)."""
-        m = max(1, int(size_multiple))
+        m = as_int("size_multiple", size_multiple)
+        if m < 1:
+            raise bad_value("size_multiple", size_multiple, "must be an integer >= 1 (the network's input multiple)")
         margin = self.margin if isinstance(self.margin, int) else auto_margin(seam_margin, receptive_field, m)
         margin = min(margin, (self.stride - 1) // 2)  # auto never breaks margin < stride/2
         depth = margin + (m - 1 if self.align else 0)

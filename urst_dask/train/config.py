@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputImageError, ParameterError, ParameterTypeError, bad_value
+from ..errors import InputImageError, ParameterError, ParameterTypeError, bad_value, require_bool
 from ..settings import DeviceKind, _Choice
 from .data import Sampling
 from .lossnet import LossNetKind, LossNetSpec
@@ -88,6 +88,7 @@ class TrainConfig:
         _count("checkpoint_every", self.checkpoint_every, 1)
         _count("log_every", self.log_every, 1)
         _count("seed", self.seed, 0)
+        require_bool("resume", self.resume)  # "no" is truthy: it would resume
         object.__setattr__(self, "stroke_weight", _number("stroke_weight", self.stroke_weight, 0.0))
         for name in ("lr",):
             if getattr(self, name) is not None:
