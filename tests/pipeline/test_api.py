@@ -166,6 +166,26 @@ def test_exports(run, tmp_path):
         urst_dask.export(out, tmp_path / "o.png")
 
 
+def test_an_export_counts_its_rows_over_every_level(run, tmp_path, capsys):
+    """A gigapixel's TIFF export took minutes without a word: progress=True draws one line
+    counting the rows written, over the levels of the pyramid too; the pixels are the same."""
+    import tifffile
+
+    image = random_image(300, 420, seed=16)
+    out = run(image, stride=128, margin=8)
+    urst_dask.export(out, tmp_path / "o.tif", tile=64, progress=True)
+    err = capsys.readouterr().err.splitlines()
+    with tifffile.TiffFile(tmp_path / "o.tif") as tf:
+        heights = [level.shape[0] for level in tf.series[0].levels]
+        np.testing.assert_array_equal(tf.asarray(), image)
+    assert len(heights) > 1 and err, err
+    assert f"{sum(heights)}/{sum(heights)} rows" in err[-1] and f"o.tif, {len(heights)} levels" in err[-1], err
+    urst_dask.export(out, tmp_path / "o.png", progress=True)
+    assert "300/300 rows" in capsys.readouterr().err.splitlines()[-1]
+    urst_dask.export(out, tmp_path / "quiet.png")
+    assert capsys.readouterr().err == ""
+
+
 def test_an_export_of_a_store_replaced_meanwhile_is_removed(run, tmp_path, monkeypatch):
     """Another run that replaces the store while it is exported (``--overwrite``) would have
     its missing chunks read as black: the export is removed and refused, not left looking done."""

@@ -197,3 +197,20 @@ def test_stylize_array_equals_the_stored_array_wct16x(tmp_path, client, weights)
     stored = store.open_output(out).compute()
     assert stored.std() > 1.0
     np.testing.assert_array_equal(lazy.compute(), stored)
+
+
+def test_a_bar_of_many_rows_writes_a_line_per_percent_to_a_file():
+    """An export counts rows: a log file gets a line when the percent or the note changes (a
+    gigapixel's 25000 rows in bands of 256 made a line per band), and the rate reads per
+    second when it is high."""
+    stream, clock = io.StringIO(), _Clock()
+    bar = WindowBar(25000, stream=stream, clock=clock, unit="rows")
+    bar.step("out.tif, 8 levels")
+    for _ in range(1000):
+        clock.t += 0.01
+        bar.advance(25)
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert 95 <= len(lines) <= 102, len(lines)
+    assert lines[-1].startswith("[########################] 25000/25000 rows") and "out.tif, 8 levels" in lines[-1]
+    assert "2,500 rows/s" in lines[-1]  # 25000 rows in 10 s

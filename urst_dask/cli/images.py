@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compression", help=".tif tiles: zlib (default) or zstd (lossless, with the predictor), jpeg "
                                          "(8-bit gray/RGB only) or none")
     p.add_argument("--tile", type=int, help=".tif tile side, a multiple of 16 in [16, 4096]; default 256")
+    p.add_argument("--no-progress", action="store_true", help="no progress line (rows written, rate, ETA)")
     add_storage_options(p)
     p.set_defaults(func=_cmd_export)
 
@@ -97,14 +98,19 @@ def _cmd_stylize(a: argparse.Namespace) -> None:
         out = stylize(a.content, style, a.out, config=config, stats=a.stats)
     print(f"wrote {out}")
     if a.export:
-        print(f"wrote {export(out, a.export, overwrite=a.overwrite)}")
+        print(f"wrote {export(out, a.export, overwrite=a.overwrite, progress=_progress(a))}")
+
+
+def _progress(a: argparse.Namespace) -> bool:
+    """The progress line, unless --no-progress or -q."""
+    return not (getattr(a, "no_progress", False) or getattr(a, "quiet", False))
 
 
 def _cmd_export(a: argparse.Namespace) -> None:
     from ..api import export
 
     out = export(a.store, a.out, overwrite=a.overwrite, compression=a.compression, tile=a.tile,
-                 storage_options=storage_options(a))
+                 storage_options=storage_options(a), progress=_progress(a))
     print(f"wrote {out}")
 
 
@@ -190,4 +196,4 @@ def _cmd_demo(a: argparse.Namespace) -> None:
     export(out, png, overwrite=True)
     print(f"wrote {out} ({w}x{h}) and {png}")
     if a.export:
-        print(f"wrote {export(out, a.export, overwrite=a.overwrite)}")
+        print(f"wrote {export(out, a.export, overwrite=a.overwrite, progress=_progress(a))}")

@@ -22,6 +22,7 @@ from ..io import chunkio, halving, ome, remote, scratch, store, writers
 from ..io.readers import open_image
 from ..io.targets import check_export_target, check_not_input
 from ..io.writers import Raster, TiffCompression
+from .progress import WindowBar
 
 
 def as_raster(image: np.ndarray | da.Array | Raster) -> Raster:
@@ -74,29 +75,78 @@ def write_tiff(
     no pyramid), a sequence gives ready levels.  Computed levels are 2x area means kept in a
     scratch Zarr beside the output (removed at the end)."""
     p = Path(path)
-    arr = array[..., None] if array.ndim == 2 else array
-    h, w, c = (int(s) for s in arr.shape)
-    writers.check_target(p, overwrite)
-    writers.check_tiff_pixels(path, c, arr.dtype)
-    writers.tiff_options(compression, tile, arr.dtype, c)
+    arr = _checked_tiff(p, array, overwrite, compression, tile)
     with contextlib.ExitStack() as stack:
-        if isinstance(levels, Sequence):
-            pyramid: list[Any] = list(levels)
-        else:
-            n = halving.level_count(h, w, tile) if levels is None else int(levels)
-            if n < 0:
-                raise ParameterError(f"levels={levels!r}: must be >= 0")
-            dask_arr = arr if isinstance(arr, da.Array) else da.from_array(np.asarray(arr), chunks=(1024, 1024, -1))
-            folder = stack.enter_context(scratch.beside(p, "levels")) if n else None
-            pyramid = _scratch_levels(dask_arr, n, folder, 4 * tile) if folder else []
+        pyramid = _pyramid(arr, levels, tile, p, stack)
         return writers.write_pyramidal_tiff(p, as_raster(arr), tile=tile, levels=[as_raster(lev) for lev in pyramid],
                                             pixel_size=pixel_size, channel_names=channel_names, overwrite=overwrite,
                                             compression=compression)
 
 
+def _checked_tiff(p: Path, array: Any, overwrite: bool, compression: Any, tile: int) -> Any:
+    """``array`` as (H, W, C), once the target, the pixels and the TIFF options are checked
+    (before any level is computed)."""
+    arr = array[..., None] if array.ndim == 2 else array
+    writers.check_target(p, overwrite)
+    writers.check_tiff_pixels(p, int(arr.shape[2]), arr.dtype)
+    writers.tiff_options(compression, tile, arr.dtype, int(arr.shape[2]))
+    return arr
+
+
+def _pyramid(arr: Any, levels: int | Sequence[Any] | None, tile: int, target: Path,
+             stack: contextlib.ExitStack) -> list[Any]:
+    """The reduced levels of (H, W, C) ``arr`` (see :func:`write_tiff`'s ``levels``); computed
+    ones live in a scratch folder beside ``target`` until ``stack`` closes."""
+    if isinstance(levels, Sequence):
+        return list(levels)
+    h, w = (int(s) for s in arr.shape[:2])
+    n = halving.level_count(h, w, tile) if levels is None else int(levels)
+    if n < 0:
+        raise ParameterError(f"levels={levels!r}: must be >= 0")
+    if not n:
+        return []
+    dask_arr = arr if isinstance(arr, da.Array) else da.from_array(np.asarray(arr), chunks=(1024, 1024, -1))
+    return _scratch_levels(dask_arr, n, stack.enter_context(scratch.beside(target, "levels")), 4 * tile)
+
+
+def _counted(image: Any, bar: WindowBar) -> Raster:
+    """:func:`as_raster` of ``image``, each band read advancing ``bar`` by its rows."""
+    raster = as_raster(image)
+
+    def read(y0: int, y1: int) -> np.ndarray:
+        rows = raster.read(y0, y1)
+        bar.advance(y1 - y0)
+        return rows
+
+    return Raster(raster.shape, raster.dtype, raster.chunk_rows, read)
+
+
+def _write(p: Path, store_path: Any, arr: da.Array, options: dict[str, Any], progress: bool) -> None:
+    """Write the export ``p`` of the store's image ``arr``, with one progress line counting the
+    rows written over every level (``options``: overwrite, compression, tile)."""
+    src = open_image(store_path, "store")
+    if p.suffix.lower() not in (".tif", ".tiff"):
+        bar = WindowBar(int(arr.shape[0]), unit="rows", enabled=progress)
+        writers.write_raster(p, _counted(arr, bar), overwrite=options["overwrite"],
+                             dpi=ome.dots_per_inch(src.pixel_size))  # an input's dpi, for printing
+        bar.close()
+        return
+    compression = "zlib" if options["compression"] is None else options["compression"]
+    tile = 256 if options["tile"] is None else options["tile"]
+    arr = _checked_tiff(p, arr, options["overwrite"], compression, tile)
+    with contextlib.ExitStack() as stack:
+        levels = _pyramid(arr, list(src.levels) or None, tile, p, stack)
+        bar = WindowBar(sum(int(x.shape[0]) for x in (arr, *levels)), unit="rows", enabled=progress)
+        bar.step(f"{p.name}, {len(levels) + 1} levels")
+        writers.write_pyramidal_tiff(p, _counted(arr, bar), tile=tile, levels=[_counted(x, bar) for x in levels],
+                                     pixel_size=src.pixel_size, channel_names=src.channel_names,
+                                     overwrite=options["overwrite"], compression=compression)
+        bar.close()
+
+
 def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, overwrite: bool = False,
            compression: str | None = None, tile: int | None = None,
-           storage_options: dict[str, Any] | None = None) -> Path:
+           storage_options: dict[str, Any] | None = None, progress: bool = False) -> Path:
     """Export a finished output store: ``.tif`` (pyramidal tiled BigTIFF with OME metadata,
     written tile by tile) or ``.png``/``.jpg`` (PNG streamed band by band, 8 or 16 bits as
     stored; JPEG uint8 RGB/gray up to 65500 px).
@@ -104,10 +154,12 @@ def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, o
     ``.tif`` only: ``compression`` ``"zlib"`` (default) or ``"zstd"`` (lossless, with the
     predictor), ``"jpeg"`` (uint8 gray/RGB only) or ``"none"``; ``tile`` the tile side, a
     multiple of 16 in [16, 4096] (default 256).  ``store_path`` may be a URL (with fsspec
-    ``storage_options``); the export itself is a local file."""
+    ``storage_options``); the export itself is a local file.  ``progress``: one line on stderr
+    counting the rows written (over every level of a TIFF), with the rate and an ETA."""
     require_path("store", store_path)
     require_path("output", out)
     require_bool("overwrite", overwrite)
+    require_bool("progress", progress)
     store_path = remote.attach(store_path, storage_options, "store")
     p = Path(out)
     suffix = p.suffix.lower()
@@ -123,14 +175,7 @@ def export(store_path: str | os.PathLike[str], out: str | os.PathLike[str], *, o
     if source is not None:  # the image the store was made from (stylize --export IMG --overwrite)
         check_not_input(out, source)
     try:
-        if tiff:
-            src = open_image(store_path, "store")
-            write_tiff(p, arr, levels=list(src.levels) or None, pixel_size=src.pixel_size,
-                       channel_names=src.channel_names, overwrite=overwrite,
-                       compression="zlib" if compression is None else compression, tile=256 if tile is None else tile)
-        else:
-            dpi = ome.dots_per_inch(open_image(store_path, "store").pixel_size)  # an input's dpi, for printing
-            writers.write_raster(p, as_raster(arr), overwrite=overwrite, dpi=dpi)
+        _write(p, store_path, arr, {"overwrite": overwrite, "compression": compression, "tile": tile}, progress)
     except OSError as exc:
         if isinstance(exc, UrstError):
             raise

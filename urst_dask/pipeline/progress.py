@@ -36,14 +36,16 @@ class WindowBar:
     width = 24
 
     def __init__(self, total: int, present: int = 0, *, enabled: bool = True, stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, unit: str = "windows") -> None:
         self.total, self.present, self.done = int(total), int(present), int(present)
+        self.unit = unit  # what is counted: windows, or an export's rows
         self.enabled = enabled
         self.stream = stream
         self.clock = clock
         self.started = clock()
         self.note = ""
         self._last = ""
+        self._mark: tuple[int, str] | None = None  # (percent done, note) of the last line written to a file
 
     def _out(self) -> TextIO:
         return self.stream if self.stream is not None else sys.stderr
@@ -55,18 +57,20 @@ class WindowBar:
         bar = "#" * int(self.width * frac)
         elapsed = self.clock() - self.started
         new = self.done - self.present
-        parts = [f"[{bar:<{self.width}}] {self.done}/{self.total} windows"
+        parts = [f"[{bar:<{self.width}}] {self.done}/{self.total} {self.unit}"
                  + (f" ({self.present} already present)" if self.present else ""), format_time(elapsed)]
         if new > 0 and elapsed > 0:
-            rate = new / elapsed * 60.0
-            parts.append(f"{rate:.3g} windows/min")
+            per_s = new / elapsed
+            parts.append(f"{per_s:,.0f} {self.unit}/s" if per_s >= 10 else f"{per_s * 60:.3g} {self.unit}/min")
             left = self.total - self.done
-            parts.append("ETA " + (format_time(left / rate * 60.0) if left else "0s"))
+            parts.append("ETA " + (format_time(left / per_s) if left else "0s"))
         if self.note:
             parts.append(self.note)
         return " | ".join(parts)
 
     def draw(self) -> None:
+        """Redraw the line on a terminal; elsewhere (a log file, a pipe) write a line when the
+        whole percent done or the note changes, so a long count stays a hundred lines or so."""
         if not self.enabled:
             return
         text = self.line()
@@ -75,6 +79,11 @@ class WindowBar:
         self._last = text
         out = self._out()
         tty = getattr(out, "isatty", lambda: False)()
+        if not tty:
+            mark = (100 * self.done // max(1, self.total), self.note)
+            if mark == self._mark:
+                return
+            self._mark = mark
         out.write("\r" + text if tty else text + "\n")
         out.flush()
 
