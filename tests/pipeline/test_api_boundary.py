@@ -13,8 +13,8 @@ import pytest
 
 import urst_dask
 from urst_dask import ClusterOptions, ComputeOptions, RunConfig, StyleOptions, TilePlan
-from urst_dask.settings import Intensity
 from urst_dask.errors import InputImageError, ParameterError, ParameterTypeError
+from urst_dask.settings import Intensity
 from urst_dask.stats import NormStats, StyleCode
 from urst_dask.testing import random_image
 
