@@ -242,6 +242,14 @@ def status_of(path: Path) -> str | None:
     return store.read_attrs(path).get("status")
 
 
+def unfinished_store(c: Ctx) -> Path:
+    """A finished store marked running again, as a run stopped midway leaves it."""
+    out = done_store(c, "part.zarr")
+    grp = zarr.open_group(str(out), mode="r+")
+    grp.attrs["urst_dask"] = {**grp.attrs["urst_dask"], "status": "running"}
+    return out
+
+
 ROWS = [
     # a. too small for the network (wct16x halves its input 4 times: at least 17 px a side)
     Row("a 16 px image, wct16x", "api",
@@ -357,6 +365,10 @@ ROWS = [
         lambda c: johnson_argv(c, half_checkpoint(c.d / "cut.pth")), WeightsError,
         "style='{d}/cut.pth': checkpoint {d}/cut.pth is a damaged zip archive, the format of torch.save",
         lambda c: not (c.d / "out.zarr").exists()),
+    Row("f an unfinished store as the content (its unwritten chunks read as black)", "cli",
+        lambda c: stylize_argv(c, unfinished_store(c)), InputImageError,
+        "content='{d}/part.zarr': an unfinished urst-dask output (status 'running'): what its run did not write "
+        "would be read as black", lambda c: not (c.d / "out.zarr").exists()),
     # g. a scheduler address with an unknown scheme
     Row("g --scheduler notascheme://x", "cli",
         lambda c: stylize_argv(c, good_input(c), "--scheduler", "notascheme://x"),

@@ -137,6 +137,22 @@ def test_outputs_refused(tmp_path, style_image):
         stylize_video(folder, style_image, other, method="identity")
 
 
+def test_an_unfinished_frame_store_is_refused_as_input(tmp_path, client, style_image):
+    """A video run stopped after its first frame left a (T, H, W, C) store whose later frames
+    were zeros; given as the input, they were stylized as black frames and marked complete."""
+    from urst_dask.io import framestore, store
+    from urst_dask.io.readers.zarrstore import OUTPUT_ATTRS
+
+    assert OUTPUT_ATTRS == (store.ATTR, framestore.ATTR)
+    out = stylize_video(_write(tmp_path / "in", _frames(2)), style_image, tmp_path / "v.zarr", method="identity",
+                        client=client, stride=32, stats_policy="per-frame")
+    arr = zarr.open_array(str(out / "0") if (out / "0").exists() else str(out), mode="r+")
+    arr.attrs[framestore.ATTR] = {**arr.attrs[framestore.ATTR], "status": "running"}
+    with pytest.raises(InputImageError, match=r"frames='.*v.zarr': an unfinished urst-dask output \(status 'running'\)"):
+        stylize_video(out, style_image, tmp_path / "again", method="identity", client=client, stride=32)
+    assert not (tmp_path / "again").exists()
+
+
 def test_video_output_resumes_from_its_records(tmp_path, client, style_image):
     """A video file appears only at the end; an interrupted run's records alone let the rerun
     write only the missing frames (counted with the toy network's window counter)."""

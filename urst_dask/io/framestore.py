@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import InputImageError, OutputError
 from ..stats import NormStats
 from . import removal
+from .readers.zarrstore import refuse_unfinished
 
 ATTR = "urst_dask_video"
 STATE_SUFFIX = ".video-state"
@@ -82,6 +83,7 @@ def open_zarr_frames(path: str | os.PathLike[str]) -> tuple[tuple[int, int, int,
                               f"{None if arr is None else tuple(arr.shape)}")
     if arr.shape[0] == 0:
         raise InputImageError(f"{where}: has no frames (T = 0)")
+    refuse_unfinished(arr, where)
     dtype = np.dtype(arr.dtype)
     if dtype not in (np.uint8, np.uint16, np.float32):
         raise InputImageError(f"{where}: dtype {dtype} not supported (uint8, uint16, float32)")

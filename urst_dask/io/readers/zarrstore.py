@@ -77,6 +77,22 @@ def checked_zarr(array: Any, where: str) -> da.Array:
                          name=f"from-zarr-{tokenize(array, 'checked')}", meta=np.empty((0,) * array.ndim, array.dtype))
 
 
+# the attributes of urst-dask's own outputs (io.store.ATTR, io.framestore.ATTR), named here
+# without importing them (the readers stay free of torch)
+OUTPUT_ATTRS = ("urst_dask", "urst_dask_video")
+
+
+def refuse_unfinished(node: Any, where: str) -> None:
+    """Refuse a urst-dask output (a store, or a video's frame store) whose run did not finish:
+    its chunks not yet written read as zeros, a black picture stylized as if it were the input."""
+    for attr in OUTPUT_ATTRS:
+        meta = node.attrs.get(attr)
+        if isinstance(meta, dict) and meta.get("status") != "complete":
+            raise InputImageError(f"{where}: an unfinished urst-dask output (status {meta.get('status')!r}): what its "
+                                  "run did not write would be read as black; finish it by rerunning the command "
+                                  "that made it")
+
+
 def read_zarr(path: Path | remote.RemotePath, where: str) -> RawImage:
     import zarr
 
@@ -88,6 +104,7 @@ def read_zarr(path: Path | remote.RemotePath, where: str) -> RawImage:
         raise InputImageError(f"{where}: no Zarr store at this URL (no zarr.json, .zarray or .zgroup found)") from exc
     except Exception as exc:  # noqa: BLE001 - zarr raises many types for broken stores
         raise InputImageError(f"{where}: not a readable Zarr store ({type(exc).__name__}: {flat(exc)})") from exc
+    refuse_unfinished(node, where)
     if isinstance(node, zarr.Array):
         return RawImage(checked_zarr(node, where), "zarr", zarr_axes(node), stored=ZarrBlocks(node, where))
     validate.check_ngff_group(node, where)
