@@ -239,3 +239,62 @@ def test_a_frame_store_replaced_by_overwrite_never_reads_complete_half_deleted(t
     monkeypatch.setattr(removal.shutil, "rmtree", real)
     framestore.create_frames_zarr(out, (2, 8, 8, 3), "uint8", {"x": 3})  # the leftover goes with the next run
     assert out.exists() and not list(tmp_path.glob(".out.zarr.removing-*"))
+
+
+def test_a_full_disk_while_a_frame_is_written_is_one_line(tmp_path, client, style_image, monkeypatch):
+    """Pillow's OSError reached the command line as a traceback with exit 1."""
+    import errno
+
+    real = frame_io._encode
+
+    def encode(tmp, frame, fmt):
+        if tmp.name.startswith(".f1.png") and "out" in str(tmp):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(tmp, frame, fmt)
+
+    monkeypatch.setattr(frame_io, "_encode", encode)
+    with pytest.raises(OutputError, match=r"output='.*out/f1.png': cannot write the frame: No space left on device "
+                                          r"\(disk full: free some space, then rerun the same command: it resumes"):
+        stylize_video(_folder(tmp_path / "in", _frames(3)), style_image, tmp_path / "out", client=client, **KW)
+    assert not list((tmp_path / "out").glob(".*partial"))
+
+
+def test_a_full_disk_while_the_frame_store_is_made_leaves_nothing(tmp_path, client, style_image, monkeypatch):
+    """The half-made store was left, and the rerun refused it as another program's."""
+    import errno
+
+    real = zarr.create_array
+
+    def create(store, **kw):
+        real(store, **kw)  # made on disk, then the disk fills
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(zarr, "create_array", create)
+    with pytest.raises(OutputError, match=r"output='.*v.zarr': cannot create the frame store: No space left on "
+                                          r"device \(disk full: free some space, then rerun the same command: nothing "
+                                          r"is left under that name\)"):
+        stylize_video(_folder(tmp_path / "in", _frames(2)), style_image, tmp_path / "v.zarr", client=client, **KW)
+    assert not (tmp_path / "v.zarr").exists()
+    monkeypatch.undo()
+    out = stylize_video(_folder(tmp_path / "in", _frames(2)), style_image, tmp_path / "v.zarr", client=client, **KW)
+    assert zarr.open_array(str(out), mode="r").attrs["urst_dask_video"]["status"] == "complete"
+
+
+@pytest.mark.parametrize("name, message", [("v.zarr", "already exists and is a file, not a Zarr store"),
+                                           ("frames-out", "exists and is not a folder")])
+def test_a_file_where_the_output_goes_is_refused_even_with_overwrite(tmp_path, style_image, name, message):
+    """--overwrite hid the file under a dot-name, then crashed (NotADirectoryError) and left it."""
+    (tmp_path / name).write_text("precious")
+    with pytest.raises(OutputError, match=f"output='.*{name}': {message}"):
+        stylize_video(_folder(tmp_path / "in", _frames(2)), style_image, tmp_path / name, overwrite=True, **KW)
+    assert (tmp_path / name).read_text() == "precious"
+    assert not list(tmp_path.glob(f".{name}*"))
+
+
+def test_a_killed_delete_of_a_file_is_cleared_by_the_next_run(tmp_path):
+    from urst_dask.io import removal
+
+    (tmp_path / f".v.zarr{removal.REMOVING}123-abcd").write_text("left by a killed delete")
+    (tmp_path / f".v.zarr{removal.REMOVING}456-ef01").mkdir()
+    removal.clear_leftovers(tmp_path / "v.zarr")
+    assert list(tmp_path.iterdir()) == []

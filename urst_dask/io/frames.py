@@ -32,6 +32,7 @@ import numpy as np
 from ..errors import InputImageError, ParameterError
 from ..settings import FrameFormat
 from . import png
+from .failed import write_failed
 from .readers import icc
 
 SUFFIXES = {".png": "png", ".tif": "tif", ".tiff": "tif", ".jpg": "jpg", ".jpeg": "jpg", ".exr": "exr"}
@@ -320,6 +321,8 @@ def write_frame(path: str | os.PathLike[str], frame: np.ndarray, fmt: str) -> Pa
     try:
         _encode(tmp, frame, fmt)
         os.replace(tmp, p)
+    except OSError as exc:  # a full disk: one line naming the frame, not Pillow's traceback
+        raise write_failed(p, exc, "the frame") from exc
     finally:
         if tmp.exists():
             tmp.unlink()

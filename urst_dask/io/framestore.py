@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import InputImageError, OutputError
 from ..stats import NormStats
 from . import removal
+from .failed import write_failed
 from .readers.zarrstore import refuse_unfinished
 
 ATTR = "urst_dask_video"
@@ -108,9 +109,13 @@ def create_frames_zarr(path: str | os.PathLike[str], shape: tuple[int, int, int,
     if p.exists():  # an interrupted delete must not leave a complete-looking store
         removal.remove_aside(p)
     t, h, w, c = shape
-    arr = zarr.create_array(str(p), shape=shape, chunks=(1, min(h, 1024), min(w, 1024), c), dtype=dtype,
-                            fill_value=0, dimension_names=("t", "y", "x", "c"))
-    arr.attrs[ATTR] = {**attrs, "status": "running"}
+    try:
+        arr = zarr.create_array(str(p), shape=shape, chunks=(1, min(h, 1024), min(w, 1024), c), dtype=dtype,
+                                fill_value=0, dimension_names=("t", "y", "x", "c"))
+        arr.attrs[ATTR] = {**attrs, "status": "running"}
+    except OSError as exc:  # a half-made store would be refused by the rerun as someone else's
+        shutil.rmtree(p, ignore_errors=True)
+        raise write_failed(p, exc, "the frame store", resumes=False) from exc
 
 
 def write_zarr_frame(path: str | os.PathLike[str], t: int, frame: np.ndarray) -> None:
@@ -128,7 +133,11 @@ def zarr_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def set_zarr_attrs(path: str | os.PathLike[str], attrs: Mapping[str, Any]) -> None:
-    _frames_array(path, "r+").attrs[ATTR] = dict(attrs)
+    """Replace the frame store's run metadata (its status: the completion marker, written last)."""
+    try:
+        _frames_array(path, "r+").attrs[ATTR] = dict(attrs)
+    except OSError as exc:
+        raise write_failed(path, exc, "the run's metadata") from exc
 
 
 # ------------------------------------------------------------------------ run records

@@ -27,11 +27,21 @@ def remove_aside(p: Path) -> None:
     except OSError:
         (p / "zarr.json").unlink(missing_ok=True)
         aside = p
-    shutil.rmtree(aside)
+    _remove(aside)
+
+
+def _remove(p: Path, ignore_errors: bool = False) -> None:
+    """Remove ``p``, a folder or a file."""
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=ignore_errors)
+    elif ignore_errors:
+        p.unlink(missing_ok=True)
+    else:
+        p.unlink()
 
 
 def clear_leftovers(p: Path) -> None:
     """Remove what killed deletes of the store at ``p`` left beside it (call holding the
     output's lock: no other run can be deleting it now)."""
     for left in p.parent.glob(f".{glob.escape(p.name)}{REMOVING}*"):
-        shutil.rmtree(left, ignore_errors=True)
+        _remove(left, ignore_errors=True)

@@ -22,7 +22,6 @@ and computes only the missing chunks (see :func:`prepare_output`; the chunks the
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ import numpy as np
 from ..errors import OutputError
 from ..stats import NormStats, StyleCode, style_conditions
 from . import remote, remote_store, removal, validate
+from .failed import write_failed
 from .remote import RemotePath, as_remote, local_or_remote, zarr_target
 from .targets import check_folder
 
@@ -276,19 +276,6 @@ def read_stats(path: str | os.PathLike[str]) -> NormStats:
 def read_style_code(path: str | os.PathLike[str]) -> StyleCode:
     """The prepared style stored with an output (a resumed run reuses it unchanged)."""
     return _read_table(path, STYLE, StyleCode)
-
-
-def write_failed(path: str | os.PathLike[str], exc: OSError, what: str = "it", *, resumes: bool = True) -> OutputError:
-    """The one-line error for a failed write into the output ``path``; ``resumes=False`` while
-    the store is created (it is removed, and the rerun starts afresh)."""
-    why = exc.strerror or str(exc) or type(exc).__name__
-    hint = " (disk full: free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else " (fix the cause"
-    where = f" at {exc.filename!r}" if exc.filename else ""
-    after = ("it resumes; the store stays marked running until then)" if resumes
-             else "nothing is left under that name)")
-    verb = "write" if resumes else "create"
-    return OutputError(f"output={str(path)!r}: cannot {verb} {what}: {why}{where}{hint}, then rerun the same "
-                       f"command: {after}")
 
 
 def mark_complete(path: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> None:

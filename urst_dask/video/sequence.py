@@ -177,6 +177,10 @@ def check_replace(output: Output, fingerprint: str, overwrite: bool, files_sha25
             return "resume"
         if (meta.get("input") or {}).get("files_sha256", "") == files_sha256:
             return "complete"
+    if output.kind in ("zarr", "folder") and output.path.is_file():
+        want = "a Zarr store" if output.kind == "zarr" else "a folder of frames"
+        raise OutputError(f"output={str(output.path)!r}: already exists and is a file, not {want}; --overwrite "
+                          f"replaces only what a video run writes: remove it yourself or choose another name")
     exists = output.path.exists() and (output.kind != "folder" or any(output.path.iterdir()))
     if exists and not overwrite:
         what = "from a different run (input, style, weights or settings differ)" if meta else "and is not a urst-dask video output"
