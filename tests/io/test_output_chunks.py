@@ -59,3 +59,24 @@ def test_a_persistent_cluster_overwrites_with_another_shape(tmp_path, client, st
     got = store.open_output(out).compute()
     assert got.shape == (200, 100, 3)
     np.testing.assert_array_equal(got, store.open_output(alone).compute())
+
+
+def test_a_full_disk_names_the_chunk_file(tmp_path, monkeypatch):
+    """zarr's error of a full disk names no file: the message names the chunk's own."""
+    import errno
+
+    import pytest
+    import zarr
+
+    from urst_dask.errors import OutputError
+
+    out = tmp_path / "o.zarr"
+    store.create_output(out, (64, 96, 3), 32, "uint8", {}, None)
+
+    def full(self, key, value):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(zarr.Array, "__setitem__", full)
+    with pytest.raises(OutputError, match=r"cannot write the chunk at rows 32:64, columns 64:96 \(file "
+                                          f"{out}/0/c/0/1/2\\): No space left on device \\(disk full"):
+        chunkio.write_region(str(out), 32, 64, np.zeros((32, 32, 3), np.uint8))

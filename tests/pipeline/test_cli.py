@@ -362,3 +362,21 @@ def test_a_video_output_named_like_a_picture_is_refused(tmp_path, capsys):
     assert rc == 2 and f"output='{out}': named like a picture (.gif), but this run writes a folder of frames" in \
         capsys.readouterr().err
     assert not out.exists()
+
+
+def test_ctrl_c_during_stylize_export_says_the_store_is_complete(files, capsys, monkeypatch):
+    """The last line said 'any output store is left marked incomplete' of a complete store."""
+    import urst_dask.api as api
+    from urst_dask.io import store
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "export", interrupted)
+    rc = main(["stylize", str(files / "c.png"), str(files / "s.png"), "-o", str(files / "o.zarr"), "--method",
+               "passthrough", "--stride", "32", "--margin", "4", "--export", str(files / "o.png"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 130
+    assert err[-1] == ("urst-dask: interrupted; the output store is complete, the export was not written (no file, "
+                       "or the one that was there, under its name)"), err
+    assert store.read_attrs(files / "o.zarr")["status"] == "complete" and not (files / "o.png").exists()

@@ -131,8 +131,11 @@ def _handle_sigterm() -> tuple[bool, Any]:
 
 def _left_behind(args: argparse.Namespace) -> str:
     """What a stopped command leaves, for its last line."""
+    not_written = "the export was not written (no file, or the one that was there, under its name)"
     if args.cmd == "export":
-        return "; the export was not written (no file, or the one that was there, under its name)"
+        return f"; {not_written}"
+    if getattr(args, "exporting", False):  # stylize/demo --export, once the store is complete
+        return f"; the output store is complete, {not_written}"
     if args.cmd in ("stylize", "demo", "video"):
         return "; any output store is left marked incomplete"
     return ""

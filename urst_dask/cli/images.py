@@ -98,6 +98,7 @@ def _cmd_stylize(a: argparse.Namespace) -> None:
         out = stylize(a.content, style, a.out, config=config, stats=a.stats)
     print(f"wrote {out}")
     if a.export:
+        a.exporting = True  # an interruption from here on leaves the store complete
         print(f"wrote {export(out, a.export, overwrite=a.overwrite, progress=_progress(a))}")
 
 
@@ -196,4 +197,5 @@ def _cmd_demo(a: argparse.Namespace) -> None:
     export(out, png, overwrite=True)
     print(f"wrote {out} ({w}x{h}) and {png}")
     if a.export:
+        a.exporting = True
         print(f"wrote {export(out, a.export, overwrite=a.overwrite, progress=_progress(a))}")

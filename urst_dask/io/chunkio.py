@@ -137,6 +137,17 @@ def _image_array(path: str, options_json: str, token: str):
     return zarr.open_array(zarr_target(target), path=IMAGE, mode="r+").with_config({"write_empty_chunks": True})
 
 
+def _chunk_file(path: str, y0: int, x0: int, token: str) -> str:
+    """`` (file <store>/0/c/0/r/c)``: the chunk file of image pixel ``(y0, x0)``, for a message
+    (zarr's own errors of a full disk name no file); ``""`` where it cannot be told."""
+    try:
+        arr = _image_array(str.__str__(str(path)), getattr(path, "options_json", ""), token)
+        key = arr.metadata.encode_chunk_key((0, y0 // arr.chunks[1], x0 // arr.chunks[2]))
+    except Exception:  # noqa: BLE001 - only a message's detail
+        return ""
+    return f" (file {str(path).rstrip('/')}/{IMAGE}/{key})"
+
+
 def write_region(path: str, y0: int, x0: int, block: np.ndarray, token: str = "") -> None:
     """Write an (h, w, C) ``block`` at ``(y0, x0)``; callers pass whole chunks, so no locking.
     ``token``: the store's :func:`image_token` (this process keeps one open handle per path and
@@ -150,7 +161,7 @@ def write_region(path: str, y0: int, x0: int, block: np.ndarray, token: str = ""
         arr = _image_array(str.__str__(str(path)), getattr(path, "options_json", ""), token)
         arr[:, y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = np.moveaxis(block, 2, 0)
     except OSError as exc:
-        raise write_failed(path, exc, what) from exc
+        raise write_failed(path, exc, what + _chunk_file(path, y0, x0, token)) from exc
     except Exception as exc:  # noqa: BLE001 - a store at a URL: credentials, network...: one line
         rp = as_remote(path)
         if rp is None:
