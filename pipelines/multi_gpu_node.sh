@@ -65,11 +65,14 @@ stop_cluster() {
 if [ "${KEEP_CLUSTER:-0}" != 1 ]; then
     trap stop_cluster EXIT
     trap 'exit 130' INT TERM
+else  # said however the script ends (a failed run too): the processes are left running
+    trap '[ ${#pids[@]} -gt 0 ] && echo "[multi_gpu_node] cluster left running; stop it with: kill ${pids[*]}" >&2' EXIT
 fi
 
 dask scheduler --host 127.0.0.1 --port "$port" --scheduler-file "$work/scheduler.json" \
     >"$work/scheduler.log" 2>&1 &
 pids+=($!)
+scheduler_pid=$!
 
 for ((i = 0; i < ngpus; i++)); do
     CUDA_VISIBLE_DEVICES=$i dask worker --scheduler-file "$work/scheduler.json" --name "gpu$i" \
@@ -79,11 +82,15 @@ for ((i = 0; i < ngpus; i++)); do
 done
 
 # Wait (bounded) for the scheduler file and every worker.
-address=$(python - "$work/scheduler.json" "$ngpus" <<'EOF'
-import json, pathlib, sys, time
-path, n = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+address=$(python - "$work/scheduler.json" "$ngpus" "$scheduler_pid" <<'EOF'
+import json, os, pathlib, sys, time
+path, n, pid = pathlib.Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 deadline = time.monotonic() + 120
 while not path.exists():
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:  # it failed to start (the port taken...): no need to wait the 120 s
+        sys.exit(f"the scheduler exited at its start (see {path.parent}/scheduler.log)")
     if time.monotonic() > deadline:
         sys.exit(f"no scheduler file {path} after 120 s")
     time.sleep(0.2)
@@ -97,6 +104,3 @@ echo "[multi_gpu_node] scheduler $address, $ngpus GPU workers; logs in $work" >&
 
 urst-dask stylize "$content" "$style" -o "$out" --scheduler "$address" "$@"
 
-if [ "${KEEP_CLUSTER:-0}" = 1 ]; then
-    echo "[multi_gpu_node] cluster left running; stop it with: kill ${pids[*]}" >&2
-fi

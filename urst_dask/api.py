@@ -119,7 +119,7 @@ def stylize(
     cfg = RunConfig.from_kwargs(config, "stylize()", **overrides)
     flags = cfg.flags
     require_path("out", out)
-    check_client(client)
+    check_client(client, cfg.cluster)
     content, style, out, stats = (remote.attach(v, flags.storage_options, arg) for v, arg in (
         (content, "content"), (style, "style"), (out, "output"), (stats, "stats")))  # URLs carry their options
     timing.start()  # the per-stage summary that verbose runs print at the end

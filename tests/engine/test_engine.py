@@ -391,3 +391,36 @@ def test_cuda_without_a_gpu_is_a_urst_error():
     with pytest.raises(engine.DeviceError, match="no CUDA device") as info:
         engine.resolve_device("cuda")
     assert isinstance(info.value, UrstError)
+
+
+def test_a_task_thread_that_ran_torch_before_takes_the_planned_count():
+    """torch keeps a thread count per thread, taken at its first use: on a cluster that outlives
+    a run, the plugin's new count reached only the event-loop thread, and task threads that had
+    run an earlier network kept 2 threads where 1 was planned."""
+    import threading
+
+    from urst_dask.engine import process
+
+    seen: list[int] = []
+    go, done = threading.Event(), threading.Event()
+
+    def task_thread() -> None:
+        torch.set_num_threads(2)  # an earlier run's count
+        torch.ones(4).sum()
+        go.wait(10)
+        process.use_task_threads()  # what get_model does before every network task
+        seen.append(torch.get_num_threads())
+        done.set()
+
+    before = torch.get_num_threads()
+    t = threading.Thread(target=task_thread)
+    t.start()
+    try:
+        process.set_torch_threads(1)  # the plugin's setup, on another thread
+        go.set()
+        done.wait(10)
+    finally:
+        t.join(10)
+        process._task_threads.clear()
+        torch.set_num_threads(before)
+    assert seen == [1]

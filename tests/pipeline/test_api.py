@@ -302,3 +302,13 @@ def test_a_store_with_one_channel_per_chunk_gives_the_same_statistics(run, tmp_p
         np.testing.assert_array_equal(store.open_output(out).compute(), image)
         tokens[chunks[0]] = store.read_stats(out).token()
     assert tokens[1] == tokens[2] == tokens[3] == store.read_stats(run(image, stride=64, margin=8)).token()
+
+
+def test_a_client_of_yours_gets_the_worker_plugins(run, client):
+    """client= skipped the plugins that --scheduler registers: each task ran torch on 1 thread
+    where its share was more, the heap was never trimmed, and the bytes differed (1 level)."""
+    from urst_dask.pipeline.plugins import HeapTrim, TorchThreads
+
+    run(random_image(40, 50, seed=3), stride=32, margin=4)
+    plugins = client.run(lambda dask_worker: sorted(dask_worker.plugins))
+    assert plugins and all({TorchThreads.name, HeapTrim.name} <= set(names) for names in plugins.values()), plugins

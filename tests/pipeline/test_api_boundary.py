@@ -22,6 +22,13 @@ IMAGE = random_image(40, 50, seed=1)
 STYLE = random_image(32, 32, seed=2)
 
 
+def _client():
+    """A distributed.Client that never connects (the settings are refused before it is used)."""
+    from distributed import Client
+
+    return Client.__new__(Client)
+
+
 def _unknown_chunks() -> da.Array:
     x = da.from_array(IMAGE, chunks=(16, 16, 3))
     return x[x[:, 0, 0] >= 0]  # a boolean mask: row count unknown until computed
@@ -87,6 +94,11 @@ def _unknown_chunks() -> da.Array:
     (lambda t: NormStats(method="x", entries=5), ParameterTypeError, "NormStats: entries must be ((point, ((field"),
     (lambda t: TilePlan().resolve("a"), ParameterTypeError, "size_multiple='a': must be an integer"),
     (lambda t: TilePlan().resolve(0), ParameterError, "size_multiple=0: must be an integer >= 1"),
+    (lambda t: urst_dask.stylize(IMAGE, STYLE, t / "o.zarr", method="passthrough", client=_client(), workers=3),
+     ParameterError, "client=<Client>: workers=3 would have no effect: the client's cluster runs the work"),
+    (lambda t: urst_dask.stylize(IMAGE, STYLE, t / "o.zarr", method="passthrough", client=_client(),
+                                 scheduler="tcp://127.0.0.1:8790"),
+     ParameterError, "client=<Client>: scheduler='tcp://127.0.0.1:8790' would have no effect"),
 ])
 def test_bad_arguments_are_refused_by_name(tmp_path, call, error, fragment):
     with pytest.raises(error, match=re.escape(fragment)):

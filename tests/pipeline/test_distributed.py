@@ -459,6 +459,39 @@ def test_worker_killed_mid_run(tmp_path, client, style_image, toy_weights):
     assert _same_bytes(result, _image(clean)) and _same_bytes(result, image)
 
 
+def test_a_video_run_survives_a_worker_killed_mid_run(tmp_path, client, style_image, toy_weights):
+    """The style code and each frame's statistics were scattered, held by one worker: killing
+    it failed the run ("already forgotten").  They are tasks' results now, computed again."""
+    from PIL import Image
+
+    from urst_dask.video import stylize_video
+
+    frames = [random_image(96, 96, seed=60 + t) for t in range(4)]
+    (tmp_path / "in").mkdir()
+    for t, f in enumerate(frames):
+        Image.fromarray(f).save(tmp_path / "in" / f"f{t}.png")
+    kw = dict(weights=toy_weights, stride=32, margin=4, stats_policy="per-frame", in_flight=2)
+    out = tmp_path / "out"
+    with proc_cluster(tmp_path / "cluster", {"a": [], "b": []}, delay=0.3) as cluster, \
+            Client(cluster.address, timeout="20s") as c:
+        addr = _names(c)
+        run = Background(stylize_video, tmp_path / "in", style_image, out, method=toy_slow.NAME,
+                         scheduler=cluster.address, **kw)
+
+        def under_way() -> bool:
+            if run.done():
+                return True
+            done = _windows(c)
+            return all(done[a] > 0 for a in addr.values())
+
+        _wait("windows finished on both workers", under_way, RUN_S, cluster.procs, cluster.logs)
+        assert not run.done(), "the run finished before the kill; make the windows slower"
+        cluster.kill("b")
+        run.result(RUN_S)
+    for t, f in enumerate(frames):
+        assert _same_bytes(np.asarray(Image.open(out / f"f{t}.png")), f)
+
+
 # ------------------------------------------------------------------- GPU resource
 
 

@@ -480,3 +480,35 @@ def test_malformed_scheduler_address_is_a_parameter_error(address, fragment):
     with pytest.raises(ParameterError, match=f"scheduler='{address}': {fragment}.*expected an address like "
                                              "tcp://host:8786"):
         check_scheduler(address, 1)
+
+
+def test_a_worker_that_cannot_set_up_urst_dask_is_one_line():
+    """A worker whose environment lacks urst-dask failed the plugin's registration with a plain
+    Exception: 60 lines of traceback and exit 1."""
+    from urst_dask.errors import SchedulerError
+    from urst_dask.pipeline.cluster import _register
+    from urst_dask.settings import ClusterOptions
+
+    class Refusing:
+        def register_plugin(self, plugin):
+            raise Exception("ImportError('No module named urst_dask')")
+
+    with pytest.raises(SchedulerError, match=r"scheduler='tcp://10.0.0.1:8786': a worker could not set up urst-dask "
+                                             r"\(ImportError\('No module named urst_dask'\)\); its Python environment"):
+        _register(Refusing(), ClusterOptions(scheduler="tcp://10.0.0.1:8786"))
+
+
+def test_the_client_logger_is_quiet_too():
+    """distributed.client has a level of its own: a scheduler lost mid-run printed its ERROR line
+    ("Failed to reconnect to scheduler") before the one-line error."""
+    import logging
+
+    from urst_dask.pipeline.cluster import QUIET_LOGGERS, quiet_logging
+
+    saved = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    try:
+        quiet_logging()
+        assert logging.getLogger("distributed.client").getEffectiveLevel() == logging.CRITICAL
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)

@@ -17,6 +17,7 @@ from ..models import load_model, method_entry
 from ..models.base import StyleModel, weights_sha256
 from ..settings import DeviceKind
 from .device import resolve_device
+from .process import use_task_threads
 
 _lock = threading.Lock()
 _models: dict[tuple["ModelSpec", str], StyleModel] = {}  # (spec, files stamp) -> network
@@ -94,7 +95,9 @@ def _files(spec: ModelSpec) -> str:
 
 def get_model(spec: ModelSpec) -> StyleModel:
     """The process's model for ``spec``, loaded on first use and again when its weight files
-    changed on disk (the network loaded from the old files is dropped)."""
+    changed on disk (the network loaded from the old files is dropped).  Every network task
+    comes here first: the calling thread takes the worker's planned torch threads."""
+    use_task_threads()
     key = (spec, _files(spec))
     model = _models.get(key)
     if model is not None:

@@ -96,11 +96,30 @@ def torch_threads_for(workers_threads: int, cpus: int | None = None) -> int:
     return max(1, cpus // max(1, workers_threads))
 
 
+_task_threads: list[int] = []  # the worker's planned torch threads per task (set_torch_threads), if any
+
+
 def set_torch_threads(n: int) -> None:
-    """torch's intra-op pool (the compiled backends read it too: OpenVINO gets as many threads)."""
+    """torch's intra-op pool (the compiled backends read it too: OpenVINO gets as many threads),
+    on the calling thread, and the count every task thread takes on its next network call
+    (:func:`use_task_threads`)."""
     import torch  # here, not at the top: the command line's cluster start imports this module without torch
 
-    torch.set_num_threads(max(1, int(n)))
+    _task_threads[:] = [max(1, int(n))]
+    torch.set_num_threads(_task_threads[0])
+
+
+def use_task_threads() -> None:
+    """Give the calling thread the planned count.  torch keeps a count per thread, taken at the
+    thread's first use: on a cluster that outlives a run, a worker's task threads that ran an
+    earlier run's networks kept that run's count (2 threads each on a 2-core host where the
+    next run planned 1, and 1-level differences in the picture)."""
+    if not _task_threads:
+        return
+    import torch
+
+    if torch.get_num_threads() != _task_threads[0]:
+        torch.set_num_threads(_task_threads[0])
 
 
 @contextlib.contextmanager

@@ -54,10 +54,17 @@ def _compact_for_the_run(client: Client, options: ClusterOptions) -> Iterator[No
 
 def _register(client: Client, options: ClusterOptions, host_threads: dict[str, int] | None = None,
               compact: bool = True) -> None:
-    client.register_plugin(TorchThreads(options.torch_threads, host_threads))
-    client.register_plugin(HeapTrim())
+    plugins = [TorchThreads(options.torch_threads, host_threads), HeapTrim()]
     if compact and options.memory is MemoryMode.COMPACT:
-        client.register_plugin(CompactMemory())
+        plugins.append(CompactMemory())
+    for plugin in plugins:
+        try:
+            client.register_plugin(plugin)
+        except Exception as exc:  # noqa: BLE001 - a worker's own error, whatever it is, as one line
+            why = " ".join(str(exc).split())[:300] or type(exc).__name__
+            where = f"scheduler={options.scheduler!r}: " if options.scheduler else ""
+            raise SchedulerError(f"{where}a worker could not set up urst-dask ({why}); its Python environment "
+                                 "must have urst-dask installed, the same version as here") from exc
 
 
 def _host_threads(client: Client) -> dict[str, int]:
@@ -139,12 +146,23 @@ def _first_worker(client: Client, address: str) -> None:
                              "distributed.scheduler.no-workers-timeout); start workers, then rerun") from None
 
 
-def check_client(client: Any) -> None:
+CLIENT_IGNORES = ("scheduler", "workers", "threads_per_worker", "processes", "connect_timeout")
+
+
+def check_client(client: Any, options: ClusterOptions | None = None) -> None:
     """Refuse a ``client=`` that is not a :class:`distributed.Client` (an address string would
-    fail only after the input was decoded)."""
+    fail only after the input was decoded), and cluster settings it would ignore: its cluster
+    is the one it has."""
     if client is not None and not isinstance(client, Client):
         raise ParameterTypeError(f"client={client!r}: expected a distributed.Client (a scheduler's address goes in "
                                  "scheduler=)")
+    if client is None or options is None:
+        return
+    default = ClusterOptions()
+    given = [f"{n}={getattr(options, n)!r}" for n in CLIENT_IGNORES if getattr(options, n) != getattr(default, n)]
+    if given:
+        raise ParameterError(f"client=<Client>: {', '.join(given)} would have no effect: the client's cluster runs "
+                             "the work with the workers it has; drop them (or the client)")
 
 
 LOST = (CancelledError, NoWorkerError, CommClosedError, KilledWorker)  # the cluster failed the run, not the run
@@ -171,7 +189,10 @@ def connect(options: ClusterOptions, client: Client | None = None,
 
 @contextlib.contextmanager
 def _connect(options: ClusterOptions, client: Client | None, early: EarlyCluster | None) -> Iterator[Client]:
-    if client is not None:
+    if client is not None:  # a cluster of the user's: as one at --scheduler
+        address = str(client.scheduler.address) if client.scheduler is not None else "the client's scheduler"
+        _first_worker(client, address)
+        _register(client, options, _host_threads(client), compact=False)
         with _compact_for_the_run(client, options):
             yield client
         return
@@ -222,7 +243,10 @@ def _workers_ignore_sigint(factory: Any, kwargs: dict[str, Any]) -> Any:
         signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
-QUIET_LOGGERS = ("distributed", "asyncio", "tornado", "bokeh")
+# distributed.client has a level of its own (a lost scheduler: "Failed to reconnect ..."), as
+# have distributed.gc and tornado.application
+QUIET_LOGGERS = ("distributed", "distributed.client", "distributed.gc", "asyncio", "tornado", "tornado.application",
+                 "bokeh")
 
 
 def quiet_logging(verbose: bool = False) -> None:

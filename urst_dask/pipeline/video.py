@@ -51,7 +51,7 @@ from ..video import encode as encoder
 from ..video import options, tasks
 from ..video.policy import StatsPolicy, VideoOptions, ema_sequence
 from ..video.sequence import Output, Sequence, check_replace, decode_video, open_sequence, plan_output, remove_previous, stale_records
-from .cluster import connect, gpu_resources
+from .cluster import check_client, connect, gpu_resources
 from .conditioning import model_info, preload_network
 from .config import RunConfig
 from .earlystart import start_early
@@ -101,6 +101,7 @@ def stylize_video(
     vopts, rest = options.split_settings(dict(overrides), video)
     cfg = RunConfig.from_kwargs(config, "stylize_video()", **rest)
     options.refuse_still_only(cfg)
+    check_client(client, cfg.cluster)
     method, variant, overwrite, progress = cfg.method, cfg.variant, cfg.flags.overwrite, cfg.flags.progress
     opts, plan, comp, clus = cfg.style, cfg.tiles, cfg.compute, cfg.cluster
     if opts.norm is not NormMode.TIN or opts.intensity.percentiles is not None:
@@ -237,7 +238,7 @@ class _Run:
                 hists[t] = rec.pop("__hist__")
         todo = [t for t in range(n) if hists[t] is None]
         failed: tuple[int, str] | None = None
-        style_f = c.scatter([style], broadcast=True)[0] if todo else None  # a list: a _Table is iterable
+        style_f = c.submit(tasks.held, style, key=f"style-{self.nonce}-probe") if todo else None
 
         def submit(t: int):
             f = c.submit(tasks.probe, self.seq.refs[t], self.spec, style_f, self.opts.alpha, self.opts.thumb_size,
@@ -349,12 +350,12 @@ class _Run:
         queue = iter(todo)
 
         # style and statistics go in by key: the client kept each graph's embedded data (0.3 MB a
-        # frame); hash=False: the probe's release of the same style's key lost it; a _Table is iterable
-        style_f = c.scatter([style], hash=False)[0]  # held to the end
+        # frame); as tasks' results, not scattered, so that a lost worker's copy is computed again
+        style_f = c.submit(tasks.held, style, key=f"style-{self.nonce}-tiles")  # held to the end
         style_key = dask.delayed(style_f)
 
         def submit(t: int):
-            frame_stats = c.scatter([stats[t]], hash=False)[0]
+            frame_stats = c.submit(tasks.held, stats[t], key=f"stats-{self.nonce}-{t}")
             f = c.compute(self._frame_graph(t, dask.delayed(frame_stats), style_key, grid, resources),
                           optimize_graph=resources is None)
             f.frame, f.stats = t, frame_stats  # held until the frame is written

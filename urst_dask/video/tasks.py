@@ -5,6 +5,7 @@ dtype; thumbnails float32 in [0, 1]."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,6 +34,13 @@ class FrameRef:
     index: int
     name: str
     shape: tuple[int, int, int] | None = None
+
+
+def held(value: Any) -> Any:
+    """A value the run holds on the cluster as a task's result (the style code, a frame's
+    statistics): unlike scattered data, the scheduler can compute it again when the worker
+    holding it is lost."""
+    return value
 
 
 def load(ref: FrameRef) -> np.ndarray:
