@@ -33,6 +33,13 @@ def _local_zarr(path: Any) -> str | None:
     return str(p) if p.is_dir() and is_zarr(p) else None
 
 
+def _is_output(folder: str) -> bool:
+    try:
+        return bool(store.read_attrs(folder))
+    except UrstError:
+        return False
+
+
 def read_layers(path: str | os.PathLike[str]) -> list[LayerData]:
     """The image of a urst-dask output store or an OME-Zarr (or plain Zarr) image as napari
     layer data: its levels largest first (an output store's full resolution refused while the
@@ -43,8 +50,9 @@ def read_layers(path: str | os.PathLike[str]) -> list[LayerData]:
     except UrstError:
         attrs = {}
     is_output = bool(attrs)
+    full = store.open_output(path) if is_output else None  # an unfinished run's store: refused here, by name
     src = open_image(path, "path")
-    base = store.open_output(path) if is_output else src.array
+    base = full if full is not None else src.array
     levels = [base, *src.levels]
     rgb = src.channels != "gray"
     if not rgb:
@@ -71,7 +79,8 @@ def napari_get_reader(path: Any) -> Callable[[Any], list[LayerData]] | None:
     try:
         open_image(folder, "path")  # lazy: the metadata and one check, no pixels read
     except UrstError:
-        return None
+        if not _is_output(folder):
+            return None  # an unfinished output of ours is read by the reader below, which says why it cannot
 
     def reader(given: Any) -> list[LayerData]:
         return read_layers(_local_zarr(given) or folder)
