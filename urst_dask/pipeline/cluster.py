@@ -190,8 +190,8 @@ def connect(options: ClusterOptions, client: Client | None = None,
 @contextlib.contextmanager
 def _connect(options: ClusterOptions, client: Client | None, early: EarlyCluster | None) -> Iterator[Client]:
     if client is not None:  # a cluster of the user's: as one at --scheduler
-        address = str(client.scheduler.address) if client.scheduler is not None else "the client's scheduler"
-        _first_worker(client, address)
+        # no wait for a first worker: an adaptive cluster (cluster.adapt(), dask-jobqueue) starts
+        # one only when tasks arrive; the plugins reach workers that join later
         _register(client, options, _host_threads(client), compact=False)
         with _compact_for_the_run(client, options):
             yield client
